@@ -1,0 +1,198 @@
+"""`ftbench runs | show | logs | stop`: list, inspect, tail and stop jobs from scripts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from ftbench.cli import print_json, subparser
+from ftbench.core.errors import FtbenchError
+from ftbench.core.events import EventTail
+from ftbench.core.jobs import ACTIVE_STATES, Job, find_job, refresh, stop_job, tail_lines
+from ftbench.core.registry import JOB_TABLES, Registry, job_record
+from ftbench.core.workspace import Workspace
+
+STATE_MARKS = {
+    "starting": "…", "running": "▶", "stopping": "■", "succeeded": "✓", "failed": "✗", "stopped": "◼",
+}
+
+
+def register(sub: Any) -> None:
+    p = subparser(sub, "runs", "list training runs (with --all: every job)")
+    p.add_argument("--all", action="store_true", help="include exports, demo and other jobs")
+    p.add_argument("--state", choices=["active", *STATE_MARKS], help="only jobs in this state")
+    p.add_argument("--json", action="store_true", help="print JSON records")
+    p.set_defaults(func=cmd_runs)
+
+    p = subparser(sub, "show", "show one job: status, result, error, recent events and log")
+    p.add_argument("id", help="job id, unique prefix, or folder")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_show)
+
+    p = subparser(sub, "logs", "print a job's log (log.txt)")
+    p.add_argument("id")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends (Ctrl-C leaves it running)")
+    p.add_argument("-n", "--lines", type=int, default=0, help="only the last N lines")
+    p.set_defaults(func=cmd_logs)
+
+    p = subparser(sub, "stop", "stop a job: it saves a checkpoint and ends `stopped`")
+    p.add_argument("id")
+    p.add_argument("--grace", type=float, default=None, help="seconds before SIGKILL (default: workspace stop_grace_s)")
+    p.add_argument("--no-wait", action="store_true", help="send the signal and return")
+    p.set_defaults(func=cmd_stop)
+
+
+def list_jobs(ws: Workspace, tables: tuple[str, ...] = JOB_TABLES) -> list[dict[str, Any]]:
+    """Registry records, with active jobs re-checked so a vanished process shows as failed."""
+    registry = Registry(ws)
+    records = registry.jobs(tables)
+    for i, record in enumerate(records):
+        if record.get("state") in ACTIVE_STATES:
+            job_dir = ws.root / record["path"]
+            try:
+                job = refresh(Job(job_dir, {}))
+            except FtbenchError:
+                continue
+            fresh = job_record(job, ws.root)
+            if fresh != record:
+                registry.sync_job(job)
+                records[i] = fresh
+    return records
+
+
+def format_age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def duration(record: dict[str, Any]) -> float | None:
+    start = record.get("started_at")
+    if not start:
+        return None
+    return (record.get("ended_at") or time.time()) - start
+
+
+def best_metric(record: dict[str, Any]) -> str:
+    result = record.get("result") or {}
+    for key in ("eval_loss", "accuracy", "f1", "exact_match", "train_loss"):
+        value = result.get(key)
+        if isinstance(value, (int, float)):
+            return f"{key}={value:.4g}"
+    return ""
+
+
+def cmd_runs(args: argparse.Namespace, ws: Workspace) -> int:
+    tables = JOB_TABLES if args.all else ("runs",)
+    records = list_jobs(ws, tables)
+    if args.state == "active":
+        records = [r for r in records if r.get("state") in ACTIVE_STATES]
+    elif args.state:
+        records = [r for r in records if r.get("state") == args.state]
+    if args.json:
+        print_json(records)
+        return 0
+    if not records:
+        what = "jobs" if args.all else "runs"
+        print(f"No {what} in {ws.root}." + ("" if args.all else " Start one with `ftbench train RECIPE` (or see `ftbench runs --all`)."))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for col in ("ID", "STATE", "KIND", "TASK", "METHOD", "MODEL", "TIME", "BEST"):
+        table.add_column(col)
+    for r in records:
+        meta = r.get("meta") or {}
+        dur = duration(r)
+        table.add_row(
+            r["id"], f"{STATE_MARKS.get(r.get('state', ''), '?')} {r.get('state')}", r.get("kind") or "",
+            meta.get("task", ""), meta.get("method", ""), str(meta.get("model", ""))[-30:],
+            format_age(dur) if dur is not None else "", best_metric(r),
+        )
+    Console().print(table)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
+    job = find_job(ws, args.id)
+    events = EventTail(job.events_path).read_new()
+    if args.json:
+        print_json({**job.status, "dir": str(job.dir), "events": len(events), "last_events": events[-5:]})
+        return 0
+    s = job.status
+    print(f"{job.id}  {STATE_MARKS.get(job.state, '?')} {job.state}  ({s.get('kind')}, attempt {s.get('attempt', 1)})")
+    print(f"  folder:  {job.dir}")
+    for key, value in (s.get("meta") or {}).items():
+        print(f"  {key + ':':8} {value}")
+    if s.get("progress"):
+        p = s["progress"]
+        print(f"  progress: {p.get('phase')} {p.get('done')}/{p.get('total')}")
+    for key, value in (s.get("result") or {}).items():
+        print(f"  {key}: {value}")
+    if s.get("error"):
+        print(f"  error:   {s['error'].get('message')}")
+        if s["error"].get("hint"):
+            print(f"  hint:    {s['error']['hint']}")
+    print(f"  events:  {len(events)}")
+    tail = tail_lines(job.log_path, 10)
+    if tail:
+        print("  log (last lines):")
+        for line in tail:
+            print(f"    {line}")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace, ws: Workspace) -> int:
+    job = find_job(ws, args.id)
+    if args.lines:
+        for line in tail_lines(job.log_path, args.lines):
+            print(line)
+        if not args.follow:
+            return 0
+        offset = job.log_path.stat().st_size if job.log_path.exists() else 0
+    else:
+        offset = 0
+    try:
+        while True:
+            offset = _print_from(job.log_path, offset)
+            if not args.follow:
+                return 0
+            job = refresh(job)
+            if not job.active:
+                _print_from(job.log_path, offset)
+                return 0 if job.state != "failed" else 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print(f"\n(left {job.id} running)", file=sys.stderr)
+        return 0
+
+
+def _print_from(path, offset: int) -> int:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read()
+    except FileNotFoundError:
+        return offset
+    sys.stdout.write(data.decode("utf-8", "replace"))
+    sys.stdout.flush()
+    return offset + len(data)
+
+
+def cmd_stop(args: argparse.Namespace, ws: Workspace) -> int:
+    job = find_job(ws, args.id)
+    if not job.active:
+        print(f"{job.id} is already {job.state}.")
+        return 0
+    grace = args.grace if args.grace is not None else ws.config.defaults.stop_grace_s
+    if not args.no_wait:
+        print(f"Stopping {job.id} (up to {grace:g} s to save a checkpoint)…", file=sys.stderr)
+    job = stop_job(job, grace_s=grace, wait=not args.no_wait)
+    Registry(ws).sync_job(job)
+    print(f"{job.id}: {job.state}")
+    return 0

@@ -1,0 +1,353 @@
+"""Detached jobs: a folder plus a process that outlives the TUI, the CLI and the SSH session.
+
+`start_job` writes `job.json` (what to run) and `status.json` (state `starting`), then starts
+`python -m ftbench.core.job_entry JOB_DIR` in a new session with stdin closed and output in `log.txt`, so a
+SIGHUP to the launching terminal never reaches it. The job process owns its status from then on; everyone
+else only reads, except `refresh` (a vanished process becomes `failed`) and `stop` after the grace period.
+Status updates go through a file lock and an atomic rename, so two writers never lose each other's fields.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from ftbench.core.atomic import atomic_write_json
+from ftbench.core.errors import FtbenchError
+from ftbench.core.workspace import Workspace
+
+ACTIVE_STATES = ("starting", "running", "stopping")
+FINAL_STATES = ("succeeded", "failed", "stopped")
+STATES = ACTIVE_STATES + FINAL_STATES
+
+# What each kind of job runs, as "module:function" taking a JobContext; imported only inside the job.
+JOB_TARGETS = {
+    "train": "ftbench.train.worker:run",
+    "export": "ftbench.export.job:run",
+    "demo": "ftbench.demo.job:run",
+}
+
+STATUS = "status.json"
+SPEC = "job.json"
+LOG = "log.txt"
+EVENTS = "events.jsonl"
+CONTROL = "control"
+STARTING_TIMEOUT_S = 120.0
+
+
+def now() -> float:
+    return round(time.time(), 3)
+
+
+def new_job_id(kind: str, name: str = "") -> str:
+    """Sortable, readable and unique: 20261122-141503-sft-sentiment-3f2a."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    slug = "-".join(part for part in "".join(c if c.isalnum() else "-" for c in name.lower()).split("-") if part)
+    middle = "-".join(p for p in (kind if kind != "train" else "", slug[:40]) if p)
+    return f"{stamp}-{middle}-{secrets.token_hex(2)}" if middle else f"{stamp}-{secrets.token_hex(2)}"
+
+
+def read_status(job_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((job_dir / STATUS).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise FtbenchError(f"{job_dir} has no {STATUS}; it is not a job folder.", "List jobs with `ftbench runs`.") from exc
+    except ValueError as exc:  # atomic writes make this near impossible; say so rather than crash
+        raise FtbenchError(f"{job_dir / STATUS} is not valid JSON.", "The job folder was edited by hand; restore or delete it.") from exc
+
+
+def update_status(job_dir: Path, **changes: Any) -> dict[str, Any]:
+    """Merge `changes` into status.json under the job's lock; dict values are merged one level deep."""
+    with FileLock(str(job_dir / ".status.lock")):
+        try:
+            status = json.loads((job_dir / STATUS).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            status = {}
+        for key, value in changes.items():
+            if isinstance(value, dict) and isinstance(status.get(key), dict):
+                status[key] = {**status[key], **value}
+            else:
+                status[key] = value
+        status["updated_at"] = now()
+        atomic_write_json(job_dir / STATUS, status)
+        return status
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Kernel start time of a process (clock ticks since boot), to tell a reused pid from the original."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def pid_alive(pid: int | None, start_time: int | None = None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True  # no /proc (macOS): kill(0) is all we have
+    if state in ("Z", "X"):
+        return False
+    return start_time is None or proc_start_time(pid) == start_time
+
+
+def tail_lines(path: Path, n: int = 20, max_bytes: int = 64 * 1024) -> list[str]:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - max_bytes))
+            data = handle.read()
+    except FileNotFoundError:
+        return []
+    return data.decode("utf-8", "replace").splitlines()[-n:]
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job folder and a snapshot of its status."""
+
+    dir: Path
+    status: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return self.status.get("id", self.dir.name)
+
+    @property
+    def state(self) -> str:
+        return self.status.get("state", "failed")
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / LOG
+
+    @property
+    def events_path(self) -> Path:
+        return self.dir / EVENTS
+
+
+def start_job(
+    ws: Workspace,
+    kind: str,
+    name: str = "",
+    params: dict[str, Any] | None = None,
+    meta: dict[str, Any] | None = None,
+    target: str | None = None,
+    env: dict[str, str] | None = None,
+    job_id: str | None = None,
+) -> Job:
+    """Create a job folder and start its detached process; returns at once."""
+    job_id = job_id or new_job_id(kind, name)
+    job_dir = ws.jobs_parent(kind) / job_id
+    try:
+        job_dir.mkdir(parents=True)
+    except FileExistsError as exc:
+        raise FtbenchError(f"Job folder {job_dir} already exists.", "Pick another name or remove the folder.") from exc
+    except OSError as exc:
+        raise FtbenchError(f"Cannot create job folder {job_dir}: {exc.strerror}.", "Check the workspace is writable.") from exc
+    spec = {
+        "id": job_id,
+        "kind": kind,
+        "name": name or job_id,
+        "target": target or JOB_TARGETS[kind],
+        "workspace": str(ws.root),
+        "params": params or {},
+        "attempt": 1,
+    }
+    atomic_write_json(job_dir / SPEC, spec)
+    update_status(
+        job_dir,
+        id=job_id,
+        kind=kind,
+        name=spec["name"],
+        state="starting",
+        attempt=1,
+        host=socket.gethostname(),
+        created_at=now(),
+        meta=meta or {},
+    )
+    _launch(job_dir, env)
+    job = Job(job_dir, read_status(job_dir))
+    _registry_sync(ws, job)
+    return job
+
+
+def restart_job(ws: Workspace, job: Job, params_update: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Job:
+    """A new attempt of a finished job in the same folder (resume): events continue, marked with the attempt."""
+    if job.active:
+        raise FtbenchError(f"Job {job.id} is still {job.state}.", f"Stop it first with `ftbench stop {job.id}`.")
+    spec = json.loads((job.dir / SPEC).read_text(encoding="utf-8"))
+    spec["attempt"] = int(spec.get("attempt", 1)) + 1
+    spec["params"] = {**spec.get("params", {}), **(params_update or {})}
+    atomic_write_json(job.dir / SPEC, spec)
+    update_status(
+        job.dir, state="starting", attempt=spec["attempt"], error=None, exit_code=None, ended_at=None,
+        pid=None, created_at=job.status.get("created_at", now()), restarted_at=now(),
+    )
+    _launch(job.dir, env)
+    job = Job(job.dir, read_status(job.dir))
+    _registry_sync(ws, job)
+    return job
+
+
+def _launch(job_dir: Path, env: dict[str, str] | None) -> None:
+    with open(job_dir / LOG, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ftbench.core.job_entry", str(job_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            cwd=str(job_dir),
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        )
+    update_status(job_dir, launcher_pid=proc.pid, pid=proc.pid, pgid=proc.pid, proc_start=proc_start_time(proc.pid))
+    # Reap the child when it ends so a long-lived TUI never collects zombies; the job does not depend on us.
+    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
+
+
+def job_dirs(ws: Workspace) -> Iterable[Path]:
+    for parent in ws.job_parents():
+        if parent.is_dir():
+            for child in parent.iterdir():
+                if (child / STATUS).is_file():
+                    yield child
+
+
+def find_job(ws: Workspace, ref: str) -> Job:
+    """A job by id, unique id prefix, or path to its folder."""
+    path = Path(ref)
+    if (path / STATUS).is_file():
+        return refresh(Job(path.resolve(), read_status(path)))
+    candidates = [d for d in job_dirs(ws) if d.name == ref] or [d for d in job_dirs(ws) if d.name.startswith(ref)]
+    if not candidates:
+        candidates = [d for d in job_dirs(ws) if ref in d.name]
+    if len(candidates) == 1:
+        return refresh(Job(candidates[0], read_status(candidates[0])))
+    if not candidates:
+        raise FtbenchError(f"No job matches '{ref}' in {ws.root}.", "List jobs with `ftbench runs` (add --all for demo and other jobs).")
+    names = ", ".join(sorted(d.name for d in candidates)[:5])
+    raise FtbenchError(f"'{ref}' matches {len(candidates)} jobs: {names}.", "Give more of the id.")
+
+
+def refresh(job: Job) -> Job:
+    """Re-read status and turn a job whose process is gone into `failed` with its log tail."""
+    status = read_status(job.dir)
+    if status.get("state") not in ACTIVE_STATES or status.get("host") not in (None, socket.gethostname()):
+        return Job(job.dir, status)
+    pid = status.get("pid")
+    if pid_alive(pid, status.get("proc_start")):
+        return Job(job.dir, status)
+    if not pid and time.time() - status.get("created_at", 0) < STARTING_TIMEOUT_S:
+        return Job(job.dir, status)
+    time.sleep(0.05)  # the job may be writing its final state right now
+    status = read_status(job.dir)
+    if status.get("state") not in ACTIVE_STATES:
+        return Job(job.dir, status)
+    tail = tail_lines(job.dir / LOG, 15)
+    last = next((line for line in reversed(tail) if line.strip()), "")
+    status = update_status(
+        job.dir,
+        state="failed",
+        ended_at=now(),
+        error={
+            "message": f"The job's process vanished (pid {pid}) without recording how it ended.",
+            "hint": f"Last log line: {last}" if last else "The log is empty; the process was killed before it started.",
+            "log_tail": tail,
+        },
+    )
+    return Job(job.dir, status)
+
+
+def request_control(job: Job, action: str) -> Path:
+    """Ask a running job to do something at its next poll (e.g. `checkpoint`); the job deletes the file."""
+    if not job.active:
+        raise FtbenchError(f"Job {job.id} is {job.state}, not running.", "Only running jobs take requests.")
+    path = job.dir / CONTROL / action
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(str(now()))
+    return path
+
+
+def stop_job(job: Job, grace_s: float = 60.0, wait: bool = True) -> Job:
+    """SIGTERM the job's process group; SIGKILL it if it is still there after `grace_s`."""
+    job = refresh(job)
+    if not job.active:
+        return job
+    pgid = job.status.get("pgid") or job.status.get("pid")
+    (job.dir / CONTROL).mkdir(exist_ok=True)
+    (job.dir / CONTROL / "stop").write_text(str(now()))
+    if not _signal_group(pgid, signal.SIGTERM):
+        return refresh(job)
+    if not wait:
+        return Job(job.dir, read_status(job.dir))
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not pid_alive(job.status.get("pid"), job.status.get("proc_start")):
+            break
+        time.sleep(0.1)
+    else:
+        _signal_group(pgid, signal.SIGKILL)
+        time.sleep(0.2)
+        status = read_status(job.dir)
+        if status.get("state") in ACTIVE_STATES:
+            update_status(
+                job.dir, state="stopped", ended_at=now(),
+                error={"message": f"Killed after not stopping within {grace_s:g} s.", "hint": "Any checkpoint saved before is kept."},
+            )
+    return refresh(Job(job.dir, read_status(job.dir)))
+
+
+def _signal_group(pgid: int | None, sig: int) -> bool:
+    if not pgid:
+        return False
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def wait_job(job: Job, timeout_s: float | None = None, poll_s: float = 0.2) -> Job:
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        job = refresh(job)
+        if not job.active:
+            return job
+        if deadline is not None and time.monotonic() > deadline:
+            return job
+        time.sleep(poll_s)
+
+
+def _registry_sync(ws: Workspace, job: Job) -> None:
+    from ftbench.core.registry import Registry
+
+    Registry(ws).sync_job(job)

@@ -1,0 +1,179 @@
+"""The workspace: one folder that holds a user's runs, exports, chats, models and datasets.
+
+Chosen by `--workspace DIR`, else `$FTBENCH_HOME`, else a per-user data folder from platformdirs, so the
+same box can hold several independent workspaces. `ftbench.toml` inside it names the extra folders to scan
+for models and datasets; it is created with commented defaults the first time the workspace is used.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ftbench.core.atomic import atomic_write_text
+from ftbench.core.errors import FtbenchError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+CONFIG_NAME = "ftbench.toml"
+ENV_HOME = "FTBENCH_HOME"
+
+# Job folders by kind: training runs and exports have their own folders (DESIGN.md "Workspace"); every other
+# job (demo setup, evaluation) lives under jobs/.
+JOB_FOLDERS = {"train": "runs", "export": "exports"}
+OTHER_JOBS_FOLDER = "jobs"
+
+DEFAULT_CONFIG = """\
+# ftbench workspace settings (https://github.com/ftbench/ftbench). Relative paths are relative to this file.
+
+# Folders scanned for models (Hugging Face folders, GGUF files, PEFT adapters) and datasets.
+model_dirs = ["models"]
+dataset_dirs = ["datasets"]
+# Also list models and datasets from the Hugging Face cache (~/.cache/huggingface).
+scan_hf_cache = true
+
+[defaults]
+# Quantizations made by one-key export.
+export_quants = ["q4_k_m", "q8_0"]
+# Seconds a stopping job gets to save a checkpoint before it is killed.
+stop_grace_s = 60
+
+# Remap TUI keys by binding id, e.g. quit = "ctrl+q".
+[keymap]
+"""
+
+
+class Defaults(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    export_quants: list[str] = Field(default_factory=lambda: ["q4_k_m", "q8_0"])
+    stop_grace_s: float = 60.0
+
+
+class WorkspaceConfig(BaseModel):
+    """The parsed ftbench.toml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_dirs: list[str] = Field(default_factory=lambda: ["models"])
+    dataset_dirs: list[str] = Field(default_factory=lambda: ["datasets"])
+    scan_hf_cache: bool = True
+    defaults: Defaults = Field(default_factory=Defaults)
+    keymap: dict[str, str] = Field(default_factory=dict)
+
+
+def default_root() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("ftbench", appauthor=False))
+
+
+def resolve_root(cli_path: str | os.PathLike[str] | None = None) -> Path:
+    """--workspace wins over $FTBENCH_HOME, which wins over the per-user default."""
+    if cli_path:
+        return Path(cli_path).expanduser().resolve()
+    env = os.environ.get(ENV_HOME)
+    if env:
+        return Path(env).expanduser().resolve()
+    return default_root()
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+    config: WorkspaceConfig = field(default_factory=WorkspaceConfig)
+    created: bool = False
+
+    @classmethod
+    def open(cls, root: str | os.PathLike[str] | None = None, create: bool = True) -> Workspace:
+        """Open (and on first use create) a workspace; `created` tells the caller to say where."""
+        path = resolve_root(root)
+        config_path = path / CONFIG_NAME
+        created = False
+        if not config_path.exists():
+            if not create:
+                raise FtbenchError(
+                    f"{path} is not an ftbench workspace (no {CONFIG_NAME}).",
+                    "Run any ftbench command with --workspace pointing there to create it.",
+                )
+            if path.exists() and not path.is_dir():
+                raise FtbenchError(f"Workspace path {path} is a file, not a folder.", "Choose a folder path.")
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(config_path, DEFAULT_CONFIG)
+            except OSError as exc:
+                raise FtbenchError(
+                    f"Cannot create the workspace at {path}: {exc.strerror}.",
+                    f"Pick a writable folder with --workspace DIR or ${ENV_HOME}.",
+                ) from exc
+            created = True
+        ws = cls(root=path, config=load_config(config_path), created=created)
+        for sub in ("runs", "exports", "jobs", "chats", "models", "datasets"):
+            (path / sub).mkdir(exist_ok=True)
+        return ws
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG_NAME
+
+    @property
+    def registry_path(self) -> Path:
+        return self.root / "registry.json"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.root / "exports"
+
+    @property
+    def chats_dir(self) -> Path:
+        return self.root / "chats"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.root / "datasets"
+
+    def jobs_parent(self, kind: str) -> Path:
+        return self.root / JOB_FOLDERS.get(kind, OTHER_JOBS_FOLDER)
+
+    def job_parents(self) -> list[Path]:
+        return [self.root / name for name in (*JOB_FOLDERS.values(), OTHER_JOBS_FOLDER)]
+
+    def model_roots(self) -> list[Path]:
+        return self._roots(self.config.model_dirs)
+
+    def dataset_roots(self) -> list[Path]:
+        return self._roots(self.config.dataset_dirs)
+
+    def _roots(self, entries: list[str]) -> list[Path]:
+        return [(self.root / Path(e).expanduser()).resolve() for e in entries]
+
+
+def load_config(path: Path) -> WorkspaceConfig:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise FtbenchError(f"{path} is not valid TOML: {exc}.", "Fix the line it names, or delete the file to get defaults.") from exc
+    try:
+        return WorkspaceConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise FtbenchError(
+            f"{path}: key '{key}' {err['msg'].lower()} (got {err.get('input')!r}).",
+            "Allowed keys: model_dirs, dataset_dirs, scan_hf_cache, [defaults] export_quants, stop_grace_s, [keymap].",
+        ) from exc

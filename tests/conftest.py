@@ -1,0 +1,88 @@
+"""Shared fixtures: isolated workspaces, the built demo workspace, tiny models; offline everywhere."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+
+# No hub at test time, no stray user config, no tokenizer thread pools fighting over 2 cores.
+for key, value in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+}.items():
+    os.environ[key] = value
+os.environ.pop("FTBENCH_HOME", None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_hf_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep tests away from the user's Hugging Face cache (scans, downloads)."""
+    os.environ["HF_HOME"] = str(tmp_path_factory.mktemp("hf_home"))
+
+
+@pytest.fixture
+def workspace(tmp_path: Path):
+    from ftbench.core.workspace import Workspace
+
+    return Workspace.open(tmp_path / "ws")
+
+
+@pytest.fixture(scope="session")
+def demo_workspace(tmp_path_factory: pytest.TempPathFactory):
+    """The offline demo workspace, built once per session (reused across local runs; read-only for tests).
+
+    Set FTBENCH_TEST_CACHE=0 to always build it afresh (CI does, on a fresh clone the cache is empty anyway).
+    """
+    from ftbench.core.workspace import Workspace
+    from ftbench.demo.build import build_demo
+
+    if os.environ.get("FTBENCH_TEST_CACHE", "1") == "0":
+        root = tmp_path_factory.mktemp("demo") / "ws"
+    else:
+        root = REPO / ".ftbench-test-cache" / "demo"
+    ws = Workspace.open(root)
+    build_demo(ws.root)
+    return ws
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tinymodels import make_tiny_causal_lm
+
+    return make_tiny_causal_lm(tmp_path_factory.mktemp("tiny") / "llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tinymodels import make_tiny_bert
+
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny") / "bert")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    if gpu_items:
+        try:
+            import torch
+
+            has_cuda = torch.cuda.is_available()
+        except Exception:  # noqa: BLE001
+            has_cuda = False
+        if not has_cuda:
+            for item in gpu_items:
+                item.add_marker(pytest.mark.skip(reason="needs an NVIDIA GPU with CUDA"))
+    if shutil.which("tmux") is None:
+        for item in items:
+            if "e2e" in item.keywords:
+                item.add_marker(pytest.mark.skip(reason="tmux is not installed"))
