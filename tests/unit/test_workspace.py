@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from ftbench.core.errors import FtbenchError
@@ -30,7 +32,7 @@ def test_bad_config_names_file_and_key(tmp_path):
     (root / CONFIG_NAME).write_text('model_dir = ["x"]\n')
     with pytest.raises(FtbenchError) as err:
         Workspace.open(root)
-    assert CONFIG_NAME in err.value.message and "model_dir" in err.value.message
+    assert CONFIG_NAME in err.value.message and "'model_dir'" in err.value.message
     assert "model_dirs" in err.value.hint
     (root / CONFIG_NAME).write_text("scan_hf_cache = maybe\n")
     with pytest.raises(FtbenchError, match="not valid TOML"):
@@ -42,3 +44,18 @@ def test_workspace_path_that_is_a_file(tmp_path):
     path.write_text("x")
     with pytest.raises(FtbenchError, match="is a file"):
         Workspace.open(path)
+
+
+def test_wrong_types_name_the_key(tmp_path):
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / CONFIG_NAME).write_text('[defaults]\nstop_grace_s = "soon"\n')
+    with pytest.raises(FtbenchError, match=r"'defaults.stop_grace_s' must be a number of seconds \(got 'soon'\)"):
+        Workspace.open(root)
+    (root / CONFIG_NAME).write_text('model_dirs = "models"\n[keymap]\nquit = "ctrl+q"\n')
+    with pytest.raises(FtbenchError, match="'model_dirs' must be a list of folder paths"):
+        Workspace.open(root)
+    (root / CONFIG_NAME).write_text('model_dirs = ["m", "/abs"]\n[keymap]\nquit = "ctrl+q"\n[defaults]\nstop_grace_s = 5\n')
+    ws = Workspace.open(root)
+    assert ws.config.keymap == {"quit": "ctrl+q"} and ws.config.defaults.stop_grace_s == 5
+    assert ws.model_roots() == [(root / "m").resolve(), Path("/abs")]
