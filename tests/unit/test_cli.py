@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_jobs import ENV, launch
+from test_jobs import launch
 
 from ftbench import __version__
 from ftbench.cli import main
