@@ -138,6 +138,7 @@ class Workspace:
             try:
                 path.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(config_path, DEFAULT_CONFIG)
+                atomic_write_text(path / "registry.json", "{}")  # an empty index, not a lost one to rebuild
             except OSError as exc:
                 raise FtbenchError(
                     f"Cannot create the workspace at {path}: {exc.strerror}.",

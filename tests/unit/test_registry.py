@@ -62,6 +62,7 @@ def test_deleted_registry_is_rebuilt_from_job_folders_with_a_warning(workspace):
     _fake_job(workspace, "train", "20261122-000001-a-0001")
     _fake_job(workspace, "export", "20261122-000002-b-0002")
     _fake_job(workspace, "demo", "20261122-000003-demo-0003")
+    workspace.registry_path.unlink()
     warnings: list[str] = []
     reg = Registry(workspace, on_warning=warnings.append)
     assert {r["id"] for r in reg.all("runs")} == {"20261122-000001-a-0001"}
@@ -86,4 +87,5 @@ def test_a_broken_job_folder_does_not_stop_the_rebuild(workspace):
     bad = workspace.runs_dir / "20261122-000002-bad"
     bad.mkdir()
     (bad / "status.json").write_text("{not json")
+    workspace.registry_path.unlink()
     assert [r["id"] for r in Registry(workspace, on_warning=lambda m: None).all("runs")] == ["20261122-000001-a-0001"]

@@ -59,3 +59,11 @@ def test_wrong_types_name_the_key(tmp_path):
     ws = Workspace.open(root)
     assert ws.config.keymap == {"quit": "ctrl+q"} and ws.config.defaults.stop_grace_s == 5
     assert ws.model_roots() == [(root / "m").resolve(), Path("/abs")]
+
+
+def test_new_workspace_has_an_empty_registry_and_readable_files(tmp_path):
+    import stat
+
+    ws = Workspace.open(tmp_path / "ws")
+    assert ws.registry_path.read_text() == "{}"
+    assert stat.S_IMODE(ws.config_path.stat().st_mode) == 0o644
