@@ -95,7 +95,7 @@ def make_tiny_bert(out_dir: str | Path, seed: int = 0, **config_overrides) -> Pa
     """A random BertModel (no task head, like all-MiniLM-L6-v2) with a WordPiece tokenizer trained here."""
     import torch
     from tokenizers import BertWordPieceTokenizer
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertModel, BertTokenizer
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -103,7 +103,8 @@ def make_tiny_bert(out_dir: str | Path, seed: int = 0, **config_overrides) -> Pa
     extra = "positive negative neutral alice bob seoul paris acme widget london berlin what who where when is".split()
     wp.train_from_iterator(corpus() + extra * 5, vocab_size=600, show_progress=False)
     wp.save_model(str(out))
-    tokenizer = BertTokenizerFast(vocab_file=str(out / "vocab.txt"), do_lower_case=True)
+    # transformers 5 ignores `vocab_file=` here (only specials survive); `vocab=` keeps the trained vocabulary.
+    tokenizer = BertTokenizer(vocab=str(out / "vocab.txt"), do_lower_case=True)
     tokenizer.save_pretrained(out)
     sizes = dict(
         vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,

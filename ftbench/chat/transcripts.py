@@ -1,0 +1,125 @@
+"""Saved chats: <workspace>/chats/<id>.jsonl, reopened later with every column's own history.
+
+The first line is a header (the columns' variant specs, the shared settings and per-column overrides);
+each later line is one message of one column. The whole file is rewritten atomically on every save, so a
+crash never leaves a torn transcript. No heavy imports: the TUI uses this directly.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ftbench.chat.protocol import GenSettings, VariantSpec
+from ftbench.core.atomic import atomic_write_text
+from ftbench.core.errors import FtbenchError
+from ftbench.core.jobs import new_job_id
+from ftbench.core.workspace import Workspace
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Transcript:
+    """A chat session: columns, settings, and one message list per column."""
+
+    id: str
+    variants: list[VariantSpec]
+    settings: GenSettings = field(default_factory=GenSettings)
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    title: str = ""
+    created: float = field(default_factory=time.time)
+
+    @classmethod
+    def new(cls, variants: list[VariantSpec], settings: GenSettings | None = None, title: str = "") -> Transcript:
+        return cls(id=new_job_id("chat", title), variants=list(variants), settings=settings or GenSettings(), title=title)
+
+    def messages(self, variant: str) -> list[dict[str, str]]:
+        """The history of one column as plain {role, content} for the model."""
+        return [{"role": m["role"], "content": m["content"]} for m in self.history.get(variant, [])]
+
+    def add(self, variant: str, role: str, content: str, **stats: Any) -> None:
+        entry: dict[str, Any] = {"role": role, "content": content, "time": round(time.time(), 3)}
+        entry.update({k: v for k, v in stats.items() if v is not None})
+        self.history.setdefault(variant, []).append(entry)
+
+    def settings_for(self, variant: str) -> GenSettings:
+        return self.settings.merged(self.overrides.get(variant))
+
+    def path(self, ws: Workspace) -> Path:
+        return ws.chats_dir / f"{self.id}.jsonl"
+
+    def to_lines(self) -> list[dict[str, Any]]:
+        header = {
+            "type": "chat",
+            "version": FORMAT_VERSION,
+            "id": self.id,
+            "title": self.title,
+            "created": self.created,
+            "variants": [v.to_dict() for v in self.variants],
+            "settings": self.settings.to_dict(),
+            "overrides": self.overrides,
+        }
+        lines = [header]
+        for variant, msgs in self.history.items():
+            lines += [{"type": "message", "variant": variant, **m} for m in msgs]
+        return lines
+
+    def save(self, ws: Workspace) -> Path:
+        path = self.path(ws)
+        atomic_write_text(path, "".join(json.dumps(obj, ensure_ascii=False) + "\n" for obj in self.to_lines()))
+        return path
+
+
+def load_transcript(ws: Workspace, ref: str) -> Transcript:
+    """A transcript by id, unique id prefix or file path."""
+    path = Path(ref)
+    if not path.is_file():
+        matches = sorted(ws.chats_dir.glob(f"{ref}*.jsonl")) if ref else []
+        if len(matches) != 1:
+            found = "no chat" if not matches else f"{len(matches)} chats"
+            raise FtbenchError(f"'{ref}' matches {found} in {ws.chats_dir}.", "List saved chats with `ftbench chat --list`.")
+        path = matches[0]
+    return parse_transcript(path)
+
+
+def parse_transcript(path: Path) -> Transcript:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        objs = [json.loads(line) for line in lines if line.strip()]
+    except ValueError as exc:
+        raise FtbenchError(f"{path} is not a JSON-lines chat transcript ({exc}).", "Restore it or delete it.") from exc
+    if not objs or objs[0].get("type") != "chat":
+        raise FtbenchError(f"{path} does not start with a chat header line.", "It is not an ftbench transcript.")
+    head = objs[0]
+    t = Transcript(
+        id=head["id"],
+        variants=[VariantSpec.from_dict(v) for v in head.get("variants", [])],
+        settings=GenSettings.from_dict(head.get("settings")),
+        overrides=head.get("overrides") or {},
+        title=head.get("title", ""),
+        created=head.get("created", 0.0),
+    )
+    for i, obj in enumerate(objs[1:], start=2):
+        if obj.get("type") != "message" or obj.get("role") not in ("user", "assistant", "system"):
+            raise FtbenchError(f"{path} line {i} is not a chat message.", "Fix or remove that line.")
+        entry = {k: v for k, v in obj.items() if k not in ("type", "variant")}
+        t.history.setdefault(obj["variant"], []).append(entry)
+    return t
+
+
+def list_transcripts(ws: Workspace) -> list[dict[str, Any]]:
+    """Saved chats, newest first: id, title, columns, number of turns."""
+    out = []
+    for path in sorted(ws.chats_dir.glob("*.jsonl"), reverse=True):
+        try:
+            t = parse_transcript(path)
+        except (FtbenchError, OSError, KeyError):
+            continue
+        turns = max((sum(1 for m in msgs if m["role"] == "user") for msgs in t.history.values()), default=0)
+        out.append({"id": t.id, "title": t.title, "columns": [v.name for v in t.variants], "turns": turns, "path": str(path)})
+    return out

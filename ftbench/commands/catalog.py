@@ -1,0 +1,167 @@
+"""`ftbench datasets`, `ftbench models`, `ftbench estimate`: the headless face of the Datasets and Models screens."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from ftbench.cli import print_json, subparser
+from ftbench.core.errors import FtbenchError
+
+
+def register(sub: Any) -> None:
+    p = subparser(sub, "datasets", "list the datasets under the workspace roots and in the Hugging Face cache")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.add_argument("--no-hf-cache", action="store_true", help="skip the Hugging Face cache")
+    p.set_defaults(func=cmd_datasets)
+
+    p = subparser(sub, "models", "list models, GGUF files and adapters under the roots and in the Hugging Face cache")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.add_argument("--no-hf-cache", action="store_true", help="skip the Hugging Face cache")
+    p.set_defaults(func=cmd_models)
+
+    p = subparser(sub, "estimate", "estimate the VRAM to fine-tune a model (weights, gradients, optimizer, activations, overhead)")
+    p.add_argument("model", help="model folder, .gguf file, or a name from `ftbench models`")
+    p.add_argument("--method", choices=["full", "lora", "qlora", "all"], default="all")
+    p.add_argument("--seq-len", type=int, default=1024)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--lora-r", type=int, default=16)
+    p.add_argument("--gradient-checkpointing", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.set_defaults(func=cmd_estimate)
+
+
+def human_size(n: int | float | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def human_count(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= div:
+            return f"{n / div:.1f}{unit}"
+    return str(n)
+
+
+def human_age(mtime: float, now: float | None = None) -> str:
+    delta = max((now or time.time()) - mtime, 0)
+    for div, unit in ((86400, "d"), (3600, "h"), (60, "m")):
+        if delta >= div:
+            return f"{int(delta // div)}{unit} ago"
+    return "just now"
+
+
+def rows_text(rows: int | None, exact: bool) -> str:
+    if rows is None:
+        return "?"
+    return f"{rows:,}" if exact else f"~{rows:,}"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def cmd_datasets(args: argparse.Namespace, ws: Any) -> int:
+    from ftbench.catalog.datasets import discover_datasets
+
+    found = discover_datasets(ws, hf_cache=False if args.no_hf_cache else None)
+    if args.json:
+        print_json([d.to_dict() for d in found])
+        return 0
+    if not found:
+        print(f"No datasets under {', '.join(map(str, ws.dataset_roots()))}. Add folders to dataset_dirs in {ws.config_path}.")
+        return 0
+    rows = [[d.name, d.kind, d.format, rows_text(d.rows, d.rows_exact), human_size(d.size_bytes), human_age(d.mtime), d.error or ""] for d in found]
+    print(_table(["NAME", "FILE", "FORMAT", "ROWS", "SIZE", "AGE", "PROBLEM"], rows))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace, ws: Any) -> int:
+    from ftbench.catalog.models import discover_models
+
+    found = discover_models(ws, hf_cache=False if args.no_hf_cache else None)
+    if args.json:
+        print_json([m.to_dict() for m in found])
+        return 0
+    if not found:
+        print(f"No models under {', '.join(map(str, ws.model_roots()))}. Add folders to model_dirs in {ws.config_path}.")
+        return 0
+    rows = [
+        [
+            m.name,
+            m.kind,
+            m.architecture or "?",
+            human_count(m.params),
+            m.dtype or "?",
+            str(m.context_length or "?"),
+            "yes" if m.chat_template else "no",
+            human_size(m.size_bytes),
+            m.base_model or m.license or "",
+        ]
+        for m in found
+    ]
+    print(_table(["NAME", "KIND", "ARCHITECTURE", "PARAMS", "DTYPE", "CONTEXT", "CHAT", "SIZE", "BASE/LICENSE"], rows))
+    return 0
+
+
+def resolve_model(ws: Any, name: str) -> Any:
+    """A ModelInfo for a path, or for a name as `ftbench models` lists it."""
+    from pathlib import Path
+
+    from ftbench.catalog.models import discover_models, inspect_model
+
+    p = Path(name).expanduser()
+    if p.exists():
+        return inspect_model(p)
+    for root in ws.model_roots():
+        if (root / name).exists():
+            return inspect_model(root / name, str(root), name)
+    for info in discover_models(ws):
+        if info.name == name:
+            return info
+    raise FtbenchError(f"No model named '{name}' (not a path, and not in `ftbench models`).", "Pass a model folder or .gguf path, or a NAME from `ftbench models`.")
+
+
+def cmd_estimate(args: argparse.Namespace, ws: Any) -> int:
+    from ftbench.core.estimate import METHODS, estimate_for_model, gpu_fits
+
+    info = resolve_model(ws, args.model)
+    methods = METHODS if args.method == "all" else (args.method,)
+    estimates = [
+        estimate_for_model(info, m, args.seq_len, args.batch, lora_r=args.lora_r, gradient_checkpointing=args.gradient_checkpointing)
+        for m in methods
+    ]
+    fits, reason = gpu_fits(estimates)
+    if args.json:
+        print_json(
+            {
+                "model": info.name,
+                "params": info.params,
+                "estimates": [e.to_dict() for e in estimates],
+                "gpus": [f.__dict__ for f in fits],
+                "gpu_note": reason,
+            }
+        )
+        return 0
+    print(f"{info.name}: {human_count(info.params)} parameters, seq_len {args.seq_len}, batch {args.batch}")
+    parts = ["weights", "gradients", "optimizer", "activations", "overhead"]
+    rows = [[e.method, human_count(e.trainable_params), *(human_size(e.parts()[p]) for p in parts), human_size(e.total)] for e in estimates]
+    print(_table(["METHOD", "TRAINABLE", *(p.upper() for p in parts), "TOTAL"], rows))
+    if fits:
+        for f in fits:
+            verdict = ", ".join(f"{m}: {'fits' if ok else 'no' if ok is False else '?'}" for m, ok in f.fits.items())
+            print(f"GPU {f.index} {f.name}: {human_size(f.free)} free -> {verdict}")
+    else:
+        print(f"GPU fit: n/a ({reason})")
+    return 0

@@ -1,0 +1,203 @@
+"""`ftbench train | validate | resume | checkpoint`: start, check, continue and checkpoint training runs.
+
+`train` validates the recipe and runs the data/model preflight here (torch-free, about a second), so a bad
+recipe or dataset fails at the prompt with one line; then it starts a detached job and prints its id. The
+job survives the terminal: `--follow` only watches (Ctrl-C leaves it running), `--wait` blocks until it ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ftbench.cli import print_json, subparser
+from ftbench.core.errors import FtbenchError
+from ftbench.core.workspace import Workspace
+
+
+def register(sub: Any) -> None:
+    p = subparser(sub, "train", "start a training run from a recipe (detached; prints the run id)")
+    p.add_argument("recipe", help="recipe YAML file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a recipe key (repeatable)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--follow", "-f", action="store_true", help="show live progress; Ctrl-C leaves the run going")
+    mode.add_argument("--wait", action="store_true", help="block until the run ends; exit 1 if it failed")
+    p.add_argument("--name", help="run name (default: the recipe's name)")
+    p.add_argument("--json", action="store_true", help="print the job record as JSON")
+    p.set_defaults(func=cmd_train)
+
+    p = subparser(sub, "validate", "check a recipe and print it with every default filled in")
+    p.add_argument("recipe")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
+    p.add_argument("--json", action="store_true", help="print JSON instead of YAML")
+    p.add_argument("--data", action="store_true", help="also read the data and check every row")
+    p.set_defaults(func=cmd_validate)
+
+    p = subparser(sub, "resume", "continue a stopped or failed run from its last checkpoint")
+    p.add_argument("id", help="run id, unique prefix, or folder")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--follow", "-f", action="store_true")
+    mode.add_argument("--wait", action="store_true")
+    p.set_defaults(func=cmd_resume)
+
+    p = subparser(sub, "checkpoint", "ask a running training run to save a checkpoint now")
+    p.add_argument("id")
+    p.set_defaults(func=cmd_checkpoint)
+
+
+def resolved_recipe(path: str, overrides: list[str], ws: Workspace) -> Any:
+    """The validated recipe with model/data paths made absolute (workspace-relative first)."""
+    from ftbench.core.recipe import load_recipe, resolve_recipe_paths
+
+    recipe = load_recipe(path, overrides)
+    return resolve_recipe_paths(recipe, ws.root, Path(path).resolve().parent)
+
+
+def cmd_validate(args: argparse.Namespace, ws: Workspace) -> int:
+    recipe = resolved_recipe(args.recipe, args.overrides, ws)
+    if args.data:
+        preflight_here(recipe)
+    if args.json:
+        print_json(recipe.to_dict())
+    else:
+        sys.stdout.write(recipe.to_yaml())
+    return 0
+
+
+def preflight_here(recipe: Any) -> Any:
+    """The fast, torch-free part of the job's preflight: model folder and every data row."""
+    from ftbench.train.data import load_rows
+    from ftbench.train.model import check_model_path
+
+    check_model_path(recipe)
+    if recipe.task in ("sft", "dpo"):
+        return load_rows(recipe.data, recipe.task).report
+    return None
+
+
+def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:
+    from ftbench.core.atomic import atomic_write_text
+    from ftbench.core.jobs import start_job
+
+    recipe = resolved_recipe(args.recipe, args.overrides, ws)
+    report = preflight_here(recipe)
+    name = args.name or recipe.name or Path(args.recipe).stem
+    meta = {
+        "task": recipe.task, "method": recipe.method.name, "model": Path(recipe.model.path).name,
+        "dataset": Path(recipe.data.train).name, "format": getattr(report, "format", None),
+    }
+    job = start_job(ws, "train", name, params={"recipe": recipe.to_dict()}, meta=meta)
+    atomic_write_text(job.dir / "recipe.yaml", recipe.to_yaml())
+    if args.json:
+        print_json({"id": job.id, "dir": str(job.dir), **meta})
+    else:
+        print(job.id)
+    return watch(job, args.follow, args.wait)
+
+
+def cmd_resume(args: argparse.Namespace, ws: Workspace) -> int:
+    from ftbench.core.jobs import find_job, restart_job
+
+    job = find_job(ws, args.id)
+    if job.status.get("kind") != "train":
+        raise FtbenchError(f"Job {job.id} is a {job.status.get('kind')} job, not a training run.", "Only training runs can be resumed.")
+    if job.state == "succeeded":
+        raise FtbenchError(f"Run {job.id} already finished successfully.", "Start a new run with `ftbench train`.")
+    job = restart_job(ws, job)
+    print(f"{job.id} (attempt {job.status.get('attempt')})")
+    return watch(job, args.follow, args.wait)
+
+
+def cmd_checkpoint(args: argparse.Namespace, ws: Workspace) -> int:
+    from ftbench.core.jobs import find_job, request_control
+
+    job = find_job(ws, args.id)
+    request_control(job, "checkpoint")
+    print(f"Checkpoint requested for {job.id}; it is saved after the current step.")
+    return 0
+
+
+def watch(job: Any, follow: bool, wait: bool) -> int:
+    from ftbench.core.jobs import wait_job
+
+    if follow:
+        return follow_job(job)
+    if wait:
+        job = wait_job(job)
+        return report_end(job)
+    return 0
+
+
+def report_end(job: Any) -> int:
+    state = job.state
+    if state == "failed":
+        err = job.status.get("error") or {}
+        print(f"error: run {job.id} failed: {err.get('message', 'unknown cause')}", file=sys.stderr)
+        if err.get("hint"):
+            print(f"hint: {err['hint']}", file=sys.stderr)
+        return 1
+    result = job.status.get("result") or {}
+    shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items() if isinstance(v, (int, float)))
+    print(f"{job.id}: {state}" + (f" ({shown})" if shown else ""))
+    return 0 if state in ("succeeded", "stopped") else 1
+
+
+def follow_job(job: Any) -> int:
+    """A rich progress bar fed from events.jsonl; Ctrl-C stops watching, never the run."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from ftbench.core.events import EventTail
+    from ftbench.core.jobs import refresh
+
+    console = Console(stderr=True)
+    tail = EventTail(job.events_path)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"), console=console, transient=False,
+    )
+    try:
+        with progress:
+            task = progress.add_task("starting", total=None, stats="")
+            while True:
+                for event in tail.read_new():
+                    _show(progress, task, event, console)
+                job = refresh(job)
+                if not job.active:
+                    for event in tail.read_new():
+                        _show(progress, task, event, console)
+                    break
+                time.sleep(0.5)
+    except KeyboardInterrupt:
+        console.print(f"Stopped watching; the run keeps going. Watch again: ftbench logs -f {job.id}")
+        return 0
+    return report_end(job)
+
+
+def _show(progress: Any, task: Any, event: dict[str, Any], console: Any) -> None:
+    kind = event.get("type")
+    if kind == "train":
+        eta = event.get("eta_s")
+        stats = (
+            f"loss {event.get('loss', float('nan')):.4f}  lr {event.get('lr') or 0:.2e}  "
+            f"{event.get('tokens_per_s') or 0:,.0f} tok/s  ETA {_fmt_eta(eta)}"
+        )
+        progress.update(task, description="training", completed=event.get("step", 0), total=event.get("max_steps") or None, stats=stats)
+    elif kind == "eval":
+        console.print(f"eval @ step {event.get('step')}: loss {event.get('eval_loss'):.4f}, perplexity {event.get('perplexity', float('nan')):.2f}")
+    elif kind == "progress" and event.get("phase") != "training":
+        progress.update(task, description=str(event.get("phase")), completed=event.get("done") or 0, total=event.get("total"))
+    elif kind == "checkpoint":
+        console.print(f"checkpoint saved at step {event.get('step')}")
+    elif kind == "log" and event.get("level") in ("warning", "error"):
+        console.print(f"{event.get('level')}: {event.get('message')}")
+
+
+def _fmt_eta(seconds: Any) -> str:
+    if not isinstance(seconds, (int, float)):
+        return "?"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

@@ -1,0 +1,365 @@
+"""Recipes: the YAML that says what to train, validated by pydantic v2 models with `extra="forbid"`.
+
+Why strict: a misspelt key that is silently ignored costs a user a whole training run, so every unknown key,
+wrong type or impossible combination is a `FtbenchError` naming the key path, the bad value and what is
+allowed (with the nearest valid key for a typo). Every field has a default, so a three-line recipe runs:
+
+    task: sft
+    model: models/smollm2-135m-instruct
+    data: datasets/demo/sentiment-alpaca.jsonl
+
+Shorthands: `model: PATH`, `data: PATH` and `method: lora` stand for `{path: PATH}`, `{train: PATH}` and
+`{name: lora}`. `--set key.path=value` overrides any key; the value is parsed as YAML, then typed by the
+schema. This module is torch-free: the TUI and the CLI validate recipes without loading a model.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ftbench.core.errors import FtbenchError
+
+TASKS = ("sft", "dpo", "classification", "ner", "qa")
+CAUSAL_TASKS = ("sft", "dpo")
+METHODS = ("full", "lora", "qlora", "prompt_tuning")
+FORMATS = ("auto", "alpaca", "messages", "sharegpt", "text", "preference", "classification", "ner", "squad")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSection(_Section):
+    """The base model: a folder (relative to the workspace, or absolute) or a Hugging Face cache id."""
+
+    path: str
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    trust_remote_code: bool = False
+    attn_implementation: Literal["auto", "eager", "sdpa", "flash_attention_2"] = "auto"
+
+
+class DataSection(_Section):
+    """Training data, its format and how it becomes token sequences."""
+
+    train: str
+    eval: str | None = None
+    eval_split: float = Field(0.0, ge=0.0, lt=1.0, description="fraction of train held out for eval (fixed seed)")
+    format: Literal[FORMATS] = "auto"  # type: ignore[valid-type]
+    columns: dict[str, str] = Field(default_factory=dict, description="format field -> column in the file")
+    max_length: int = Field(1024, ge=8)
+    packing: bool = True
+    train_on_prompt: bool = False
+    chat_template: str | None = None
+    skip_bad_rows: bool = False
+    max_rows: int | None = Field(None, ge=1)
+
+
+class MethodSection(_Section):
+    """How the weights change: all of them, a LoRA adapter (optionally on a 4/8-bit base), or soft prompts."""
+
+    name: Literal[METHODS] = "lora"  # type: ignore[valid-type]
+    r: int = Field(16, ge=1)
+    alpha: float = 32.0
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    rslora: bool = False
+    target_modules: Literal["auto"] | list[str] = "auto"
+    bits: Literal[4, 8] = 4
+    quant_type: Literal["nf4", "fp4"] = "nf4"
+    double_quant: bool = True
+    num_virtual_tokens: int = Field(20, ge=1)
+    prompt_init: Literal["random", "text"] = "random"
+    prompt_init_text: str | None = None
+
+    @model_validator(mode="after")
+    def _prompt_text(self) -> MethodSection:
+        if self.name == "prompt_tuning" and self.prompt_init == "text" and not self.prompt_init_text:
+            raise ValueError("method.prompt_init: text needs method.prompt_init_text (the words the soft prompt starts from)")
+        return self
+
+
+class TrainingSection(_Section):
+    """The optimisation loop; names follow transformers' TrainingArguments where one exists."""
+
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = -1
+    batch_size: int = Field(4, ge=1)
+    gradient_accumulation: int = Field(1, ge=1)
+    lr: float | None = Field(None, gt=0, description="None: 2e-4 for lora/qlora, 2e-5 for full, 3e-2 for prompt tuning")
+    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial"] = "cosine"
+    warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
+    warmup_steps: int = Field(0, ge=0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    max_grad_norm: float = 1.0
+    optimizer: Literal["adamw_torch", "adamw_torch_fused", "adafactor", "sgd", "paged_adamw_8bit", "paged_adamw_32bit", "adamw_bnb_8bit"] = "adamw_torch"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    gradient_checkpointing: bool = False
+    logging_steps: int = Field(10, ge=1)
+    eval_steps: int | None = Field(None, ge=1, description="None: evaluate once per epoch when there is eval data")
+    save_steps: int | None = Field(None, ge=1, description="None: save a checkpoint once per epoch")
+    save_total_limit: int = Field(2, ge=1)
+    early_stopping_patience: int | None = Field(None, ge=1)
+    seed: int = 42
+    devices: Literal["auto"] | int = "auto"
+    distributed: Literal["ddp", "fsdp", "deepspeed"] = "ddp"
+    deepspeed_stage: Literal[1, 2, 3] = 2
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, value: Any) -> Any:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("training.devices must be 'auto' or a number of processes >= 1")
+        return value
+
+
+class DpoSection(_Section):
+    """Direct preference optimisation settings (task: dpo)."""
+
+    beta: float = Field(0.1, gt=0)
+    loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"
+    max_prompt_length: int = Field(512, ge=1)
+
+
+class Recipe(_Section):
+    """A whole recipe. `name` defaults to the recipe file's stem."""
+
+    task: Literal[TASKS]  # type: ignore[valid-type]
+    name: str | None = None
+    model: ModelSection
+    data: DataSection
+    method: MethodSection = Field(default_factory=MethodSection)
+    training: TrainingSection = Field(default_factory=TrainingSection)
+    dpo: DpoSection = Field(default_factory=DpoSection)
+    export: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthands(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        raw = dict(raw)
+        for key, field_name in (("model", "path"), ("data", "train"), ("method", "name")):
+            if isinstance(raw.get(key), str):
+                raw[key] = {field_name: raw[key]}
+        return raw
+
+    @model_validator(mode="after")
+    def _combinations(self) -> Recipe:
+        fmt = self.data.format
+        if self.task == "dpo" and fmt not in ("auto", "preference"):
+            raise ValueError(f"data.format: {fmt} cannot train task dpo; dpo needs the preference format (prompt/chosen/rejected)")
+        if self.task == "sft" and fmt in ("preference", "classification", "ner", "squad"):
+            raise ValueError(f"data.format: {fmt} cannot train task sft; use alpaca, messages, sharegpt or text")
+        if self.task == "dpo" and self.method.name == "prompt_tuning":
+            raise ValueError("method.name: prompt_tuning is not supported with task dpo; use lora, qlora or full")
+        return self
+
+    # --- helpers -------------------------------------------------------------------------------------------
+
+    def learning_rate(self) -> float:
+        """The explicit lr, else the usual default for the method."""
+        if self.training.lr is not None:
+            return self.training.lr
+        return {"full": 2e-5, "prompt_tuning": 3e-2}.get(self.method.name, 2e-4)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    # --- encoder-task fields (classification, ner, qa) -----------------------------------------------------
+    # Owned by the encoder-task engineer: add task-specific sections/fields below this line.
+    classification: ClassificationSection = Field(default_factory=lambda: ClassificationSection())
+    ner: NerSection = Field(default_factory=lambda: NerSection())
+    qa: QaSection = Field(default_factory=lambda: QaSection())
+
+
+
+# --- encoder-task sections (classification, ner, qa); owned by the encoder-task engineer -------------------
+
+
+class ClassificationSection(_Section):
+    """Sequence classification (task: classification). Columns come from data.columns (text, text_pair, label)."""
+
+    labels: list[str] | None = Field(None, description="label names in id order; None: discovered from the data, sorted")
+    multi_label: bool | None = Field(None, description="None: multi-label when the label column holds lists")
+    threshold: float = Field(0.5, gt=0.0, lt=1.0, description="multi-label: a label is predicted when its probability >= this")
+
+
+class NerSection(_Section):
+    """Token classification (task: ner). Columns from data.columns (tokens, ner_tags)."""
+
+    labels: list[str] | None = Field(None, description="tag names in id order (needed when tags are ints); None: from the data")
+    label_all_tokens: bool = Field(False, description="label every sub-token of a word, not only the first")
+
+
+class QaSection(_Section):
+    """Extractive question answering (task: qa), SQuAD format (id, question, context, answers)."""
+
+    doc_stride: int = Field(128, ge=0, description="tokens shared by consecutive windows of a long context")
+    max_answer_length: int = Field(30, ge=1, description="longest answer span in tokens")
+    n_best: int = Field(20, ge=1, description="start/end candidates considered per window")
+    null_score_diff_threshold: float = Field(0.0, description="answer '' when null score - best span score > this")
+
+
+Recipe.model_rebuild()
+
+# ---------------------------------------------------------------------------------------------------------
+# loading, overrides and errors
+
+
+def load_recipe_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The raw mapping in a recipe file (yaml.safe_load), with a clear error for a missing or broken file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise FtbenchError(f"Recipe file {p} does not exist.", "Check the path; example recipes are in recipes/.") from exc
+    except OSError as exc:
+        raise FtbenchError(f"Cannot read recipe {p}: {exc.strerror}.", "Check the file's permissions.") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise FtbenchError(f"Recipe {p} is not valid YAML at{where}: {problem}.", "Fix the YAML syntax (indentation, colons, quotes).") from exc
+    if raw is None:
+        raise FtbenchError(f"Recipe {p} is empty.", "A recipe needs at least task, model and data.")
+    if not isinstance(raw, dict):
+        raise FtbenchError(f"Recipe {p} must be a mapping of keys, not a {type(raw).__name__}.", "Start with `task: sft`.")
+    raw.setdefault("name", p.stem)
+    return raw
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """`key.path=value` strings applied to a copy of `raw`; values are YAML (so `5`, `true`, `[a, b]` work)."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise FtbenchError(f"--set {item!r} is not of the form key.path=value.", "Example: --set training.lr=1e-4")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            parsed = value
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if isinstance(child, str) and part in ("model", "data", "method"):
+                child = {{"model": "path", "data": "train", "method": "name"}[part]: child}
+            if child is None:
+                child = {}
+            if not isinstance(child, dict):
+                raise FtbenchError(f"--set {key}: {part} is a value ({child!r}), not a section.", "Set the value itself, e.g. --set " + ".".join(parts[: parts.index(part) + 1]) + "=...")
+            node[part] = child
+            node = child
+        node[parts[-1]] = parsed
+    return out
+
+
+def validate_recipe(raw: dict[str, Any], source: str = "recipe") -> Recipe:
+    """A `Recipe`, or a FtbenchError for the first problem, naming the key path, value and what is allowed."""
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as exc:
+        raise _explain(exc, raw, source) from None
+
+
+def load_recipe(path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    raw = apply_overrides(load_recipe_dict(path), overrides)
+    return validate_recipe(raw, str(path))
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model class that owns the last key of `loc` (for "did you mean")."""
+    model: type[BaseModel] = Recipe
+    for part in loc[:-1]:
+        info = model.model_fields.get(str(part))
+        if info is None:
+            return None
+        ann = info.annotation
+        candidates = [ann, *getattr(ann, "__args__", ())]
+        nxt = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if nxt is None:
+            return None
+        model = nxt
+    return model
+
+
+def _explain(exc: ValidationError, raw: dict[str, Any], source: str) -> FtbenchError:
+    err = exc.errors()[0]
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+    path = ".".join(str(p) for p in loc)
+    kind = err["type"]
+    value = err.get("input")
+    more = f" ({len(exc.errors()) - 1} more problem(s) after this one)" if len(exc.errors()) > 1 else ""
+    if kind == "extra_forbidden":
+        owner = _model_at(loc)
+        allowed = sorted(owner.model_fields) if owner else []
+        near = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.5)
+        section = ".".join(str(p) for p in loc[:-1]) or "the top level"
+        hint = f"Did you mean '{'.'.join([*map(str, loc[:-1]), near[0]])}'?" if near else f"Allowed keys in {section}: {', '.join(allowed)}."
+        return FtbenchError(f"{source}: unknown key '{path}'{more}.", hint)
+    if kind == "missing":
+        return FtbenchError(f"{source}: required key '{path}' is missing{more}.", _missing_hint(path))
+    if kind in ("literal_error", "enum"):
+        expected = err.get("ctx", {}).get("expected", "")
+        return FtbenchError(f"{source}: {path} = {value!r} is not allowed; expected {expected}{more}.", "Pick one of the allowed values.")
+    if kind == "value_error":
+        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        return FtbenchError(f"{source}: {msg}{more}.", "Change the recipe so these settings fit together.")
+    msg = err.get("msg", "invalid value")
+    shown = repr(value) if not isinstance(value, dict) else "a mapping"
+    return FtbenchError(f"{source}: {path} = {shown} is invalid: {msg}{more}.", f"Fix {path}; `ftbench validate RECIPE` shows every key with its default.")
+
+
+def _missing_hint(path: str) -> str:
+    return {
+        "task": "Add `task: sft` (or dpo, classification, ner, qa).",
+        "model": "Add `model: models/<folder>` (a Hugging Face model folder).",
+        "model.path": "Add `model: models/<folder>` (a Hugging Face model folder).",
+        "data": "Add `data: datasets/<file>.jsonl`.",
+        "data.train": "Add `data: datasets/<file>.jsonl`.",
+    }.get(path, f"Add {path} to the recipe.")
+
+
+def resolve_path(value: str, workspace_root: Path | None, recipe_dir: Path | None = None) -> str:
+    """An absolute path for a recipe path: as given if absolute, else the first existing of workspace-relative,
+    recipe-relative, cwd-relative; if none exists, the workspace-relative path (so the error names it)."""
+    p = Path(value).expanduser()
+    if p.is_absolute():
+        return str(p)
+    bases = [b for b in (workspace_root, recipe_dir, Path.cwd()) if b is not None]
+    for base in bases:
+        if (base / p).exists():
+            return str((base / p).resolve())
+    return str(((workspace_root or Path.cwd()) / p).resolve())
+
+
+def resolve_recipe_paths(recipe: Recipe, workspace_root: Path | None, recipe_dir: Path | None = None) -> Recipe:
+    """A copy with model and data paths made absolute. A model value that is not an existing path and looks
+    like a hub id (`org/name`) is kept as is, for the Hugging Face cache."""
+    out = recipe.model_copy(deep=True)
+    model_path = resolve_path(recipe.model.path, workspace_root, recipe_dir)
+    if not Path(model_path).exists() and _looks_like_hub_id(recipe.model.path):
+        model_path = recipe.model.path
+    out.model.path = model_path
+    out.data.train = resolve_path(recipe.data.train, workspace_root, recipe_dir)
+    if recipe.data.eval:
+        out.data.eval = resolve_path(recipe.data.eval, workspace_root, recipe_dir)
+    return out
+
+
+def _looks_like_hub_id(value: str) -> bool:
+    parts = value.split("/")
+    return len(parts) == 2 and all(parts) and not value.startswith((".", "~")) and not Path(parts[0]).exists()

@@ -1,0 +1,1 @@
+"""ftbench.export."""

@@ -1,0 +1,230 @@
+"""Per-architecture rules: which HF architectures map to which llama.cpp arch, their metadata and transforms.
+
+Each rule is data plus two small functions (metadata, tensor transform), so adding an architecture means
+adding one entry here and one tiny test model. Anything not listed is refused before any work starts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ftbench.core.errors import FtbenchError
+from ftbench.export.gguf.hf import HFModel, rope_params, text_config
+
+
+@dataclass(frozen=True)
+class ArchRule:
+    """How one llama.cpp architecture is written."""
+
+    gguf_arch: str
+    hf_architectures: tuple[str, ...]
+    permute_qk: bool = False  # llama: undo HF's rotate-half row order for q/k
+    norm_plus_one: bool = False  # gemma: HF RMSNorm computes x*(1+w)
+    conv1d: tuple[str, ...] = ()  # gpt2: Conv1D weights stored [in, out]
+    never_output: bool = False  # gemma2: no output tensor at all
+    skip_pattern: str = r"rotary_emb\.inv_freq$"  # buffers, not weights
+    required_tokens: tuple[str, ...] = ()  # tokens llama.cpp's loader looks up for this arch
+    extra_kv: Callable[[Any, dict[str, Any]], None] | None = field(default=None, compare=False)
+
+
+def _head_dim(cfg: dict[str, Any]) -> int:
+    return int(cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"])
+
+
+def _common_kv(w: Any, cfg: dict[str, Any], rule: ArchRule) -> None:
+    w.add_context_length(int(cfg.get("max_position_embeddings", 2048)))
+    w.add_embedding_length(int(cfg["hidden_size"]))
+    w.add_block_count(int(cfg["num_hidden_layers"]))
+    w.add_feed_forward_length(int(cfg["intermediate_size"]))
+    n_head = int(cfg["num_attention_heads"])
+    w.add_head_count(n_head)
+    w.add_head_count_kv(int(cfg.get("num_key_value_heads") or n_head))
+    w.add_layer_norm_rms_eps(float(cfg.get("rms_norm_eps", 1e-6)))
+    hd = _head_dim(cfg)
+    if hd != cfg["hidden_size"] // n_head or rule.gguf_arch in ("gemma2", "gemma3", "qwen3"):
+        w.add_key_length(hd)
+        w.add_value_length(hd)
+    rp = rope_params(cfg)
+    if rule.gguf_arch != "gemma3":  # gemma3 writes its global and local bases itself
+        w.add_rope_freq_base(float(rp.get("rope_theta", 10000.0)))
+    _rope_scaling_kv(w, cfg, rp)
+
+
+def _rope_scaling_kv(w: Any, cfg: dict[str, Any], rp: dict[str, Any]) -> None:
+    import gguf
+
+    kind = rp.get("rope_type")
+    if kind == "linear" and rp.get("factor"):
+        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        w.add_rope_scaling_factor(float(rp["factor"]))
+    elif kind == "yarn" and rp.get("factor"):
+        w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
+        w.add_rope_scaling_factor(float(rp["factor"]))
+        orig = rp.get("original_max_position_embeddings") or cfg.get("original_max_position_embeddings")
+        if orig:
+            w.add_rope_scaling_orig_ctx_len(int(orig))
+
+
+def _llama_kv(w: Any, cfg: dict[str, Any]) -> None:
+    w.add_rope_dimension_count(_head_dim(cfg))
+    w.add_vocab_size(int(cfg["vocab_size"]))
+
+
+def _gemma2_kv(w: Any, cfg: dict[str, Any]) -> None:
+    if cfg.get("attn_logit_softcapping"):
+        w.add_attn_logit_softcapping(float(cfg["attn_logit_softcapping"]))
+    if cfg.get("final_logit_softcapping"):
+        w.add_final_logit_softcapping(float(cfg["final_logit_softcapping"]))
+    if cfg.get("sliding_window"):
+        w.add_sliding_window(int(cfg["sliding_window"]))
+
+
+def _gemma3_kv(w: Any, cfg: dict[str, Any]) -> None:
+    full = rope_params(cfg, "full_attention")
+    local = rope_params(cfg, "sliding_attention")
+    w.add_rope_freq_base(float(full.get("rope_theta", 1_000_000.0)))
+    local_theta = cfg.get("rope_local_base_freq") or local.get("rope_theta")
+    if local_theta:
+        w.add_rope_freq_base_swa(float(local_theta))
+    if cfg.get("sliding_window"):
+        w.add_sliding_window(int(cfg["sliding_window"]))
+    layer_types = cfg.get("layer_types")
+    if layer_types:
+        w.add_sliding_window_pattern([t == "sliding_attention" for t in layer_types])
+    if cfg.get("final_logit_softcapping"):
+        w.add_final_logit_softcapping(float(cfg["final_logit_softcapping"]))
+
+
+def _phi3_kv(w: Any, cfg: dict[str, Any]) -> None:
+    n_embd, n_head = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
+    w.add_rope_dimension_count(int(float(cfg.get("partial_rotary_factor", 1.0)) * n_embd) // n_head)
+    w.add_rope_scaling_orig_ctx_len(int(cfg.get("original_max_position_embeddings") or cfg.get("max_position_embeddings", 4096)))
+    w.add_sliding_window(int(cfg.get("sliding_window") or 0))
+    rp = rope_params(cfg)
+    if rp.get("rope_type") in ("longrope", "su"):
+        raise FtbenchError("This Phi-3 model uses longrope scaling (128k context), which the exporter does not write yet.",
+                           "Export a 4k-context Phi-3 variant, or use llama.cpp's converter for this one.")
+
+
+RULES: tuple[ArchRule, ...] = (
+    ArchRule("llama", ("LlamaForCausalLM", "MistralForCausalLM"), permute_qk=True, extra_kv=_llama_kv),
+    ArchRule("qwen2", ("Qwen2ForCausalLM",)),
+    ArchRule("qwen3", ("Qwen3ForCausalLM",)),
+    ArchRule("gemma2", ("Gemma2ForCausalLM",), norm_plus_one=True, never_output=True, extra_kv=_gemma2_kv),
+    ArchRule("gemma3", ("Gemma3ForCausalLM", "Gemma3ForConditionalGeneration"), norm_plus_one=True, extra_kv=_gemma3_kv),
+    ArchRule("phi3", ("Phi3ForCausalLM",), required_tokens=("<s>", "</s>", "<unk>"), extra_kv=_phi3_kv),
+    ArchRule("gpt2", ("GPT2LMHeadModel",), conv1d=("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"),
+             skip_pattern=r"\.attn\.(masked_)?bias$"),
+)
+
+
+def supported_architectures() -> list[str]:
+    return [a for r in RULES for a in r.hf_architectures]
+
+
+def rule_for(model: HFModel) -> ArchRule:
+    """The rule for this model, or a refusal that lists what is supported (before any work starts)."""
+    archs = model.config.get("architectures") or []
+    for rule in RULES:
+        if any(a in rule.hf_architectures for a in archs):
+            return rule
+    found = ", ".join(archs) or f"model_type={model.config.get('model_type')!r}"
+    raise FtbenchError(
+        f"{model.path}/config.json declares {found}, which the GGUF exporter does not support.",
+        "Supported: " + ", ".join(supported_architectures()) + ".",
+    )
+
+
+def write_kv(w: Any, model: HFModel, rule: ArchRule) -> None:
+    """Architecture hyper-parameters as GGUF metadata."""
+    cfg = text_config(model.config)
+    if rule.gguf_arch == "gpt2":
+        w.add_context_length(int(cfg["n_positions"]))
+        w.add_embedding_length(int(cfg["n_embd"]))
+        w.add_block_count(int(cfg["n_layer"]))
+        w.add_feed_forward_length(int(cfg.get("n_inner") or 4 * cfg["n_embd"]))
+        w.add_head_count(int(cfg["n_head"]))
+        w.add_layer_norm_eps(float(cfg.get("layer_norm_epsilon", 1e-5)))
+        return
+    _common_kv(w, cfg, rule)
+    if rule.extra_kv:
+        rule.extra_kv(w, cfg)
+
+
+def n_blocks(model: HFModel) -> int:
+    cfg = text_config(model.config)
+    return int(cfg.get("num_hidden_layers") or cfg.get("n_layer"))
+
+
+def strip_prefix(name: str) -> str | None:
+    """HF tensor name without multimodal wrappers; None for tensors that are not the language model."""
+    for pre in ("model.language_model.", "language_model.model."):
+        if name.startswith(pre):
+            return "model." + name[len(pre):]
+    if name.startswith("language_model."):
+        return name[len("language_model."):]
+    if name.startswith(("vision_tower.", "model.vision_tower.", "multi_modal_projector.", "model.multi_modal_projector.")):
+        return None
+    return name
+
+
+def permute_rows(w: np.ndarray, n_head: int) -> np.ndarray:
+    """HF rotate-half row order -> ggml adjacent-pair order, per head (works for weights, biases, LoRA B)."""
+    rows = w.shape[0]
+    rest = w.shape[1:]
+    return w.reshape(n_head, 2, rows // n_head // 2, *rest).swapaxes(1, 2).reshape(rows, *rest)
+
+
+def is_identity(rule: ArchRule, hf_name: str) -> bool:
+    """True when `transform` leaves this tensor unchanged, so it can be streamed in row slices."""
+    if rule.permute_qk and (".self_attn.q_proj." in hf_name or ".self_attn.k_proj." in hf_name):
+        return False
+    if rule.norm_plus_one and hf_name.endswith("norm.weight"):
+        return False
+    return not (rule.conv1d and hf_name.endswith(".weight") and any(f".{c}." in hf_name for c in rule.conv1d))
+
+
+def transform(rule: ArchRule, model: HFModel, hf_name: str, arr: np.ndarray) -> np.ndarray:
+    """The per-architecture change a tensor needs between HF and GGUF layouts."""
+    cfg = text_config(model.config)
+    if rule.permute_qk:
+        if ".self_attn.q_proj." in hf_name:
+            arr = permute_rows(arr, int(cfg["num_attention_heads"]))
+        elif ".self_attn.k_proj." in hf_name:
+            arr = permute_rows(arr, int(cfg.get("num_key_value_heads") or cfg["num_attention_heads"]))
+    if rule.norm_plus_one and hf_name.endswith("norm.weight"):
+        arr = arr + 1.0
+    if rule.conv1d and hf_name.endswith(".weight") and any(f".{c}." in hf_name for c in rule.conv1d):
+        arr = np.ascontiguousarray(arr.T)
+    return arr
+
+
+def llama3_rope_freqs(cfg: dict[str, Any]) -> np.ndarray | None:
+    """The per-frequency divisors llama.cpp expects for Llama-3.1-style rope scaling (None if not used)."""
+    rp = rope_params(cfg)
+    if rp.get("rope_type") != "llama3":
+        return None
+    base = float(rp.get("rope_theta", 10000.0))
+    dim = _head_dim(cfg)
+    factor = float(rp.get("factor", 8.0))
+    low = float(rp.get("low_freq_factor", 1.0))
+    high = float(rp.get("high_freq_factor", 4.0))
+    old_ctx = float(rp.get("original_max_position_embeddings", 8192))
+    low_wavelen, high_wavelen = old_ctx / low, old_ctx / high
+    out = []
+    for i in range(0, dim, 2):
+        freq = 1.0 / (base ** (i / dim))
+        wavelen = 2 * math.pi / freq
+        if wavelen < high_wavelen:
+            out.append(1.0)
+        elif wavelen > low_wavelen:
+            out.append(factor)
+        else:
+            smooth = (old_ctx / wavelen - low) / (high - low)
+            out.append(1.0 / ((1 - smooth) / factor + smooth))
+    return np.asarray(out, dtype=np.float32)

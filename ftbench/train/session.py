@@ -1,0 +1,224 @@
+"""What every task shares inside one training job: the run folder, TrainingArguments from the recipe,
+callbacks, resume from the last checkpoint, stop handling, and the outputs (weights, tokenizer, recipe,
+metrics, model card).
+
+Run folder layout (DESIGN.md "Process model"):
+    recipe.yaml        the frozen, resolved recipe
+    checkpoints/       Trainer checkpoints (optimizer, scheduler, RNG, step); `save_total_limit` kept
+    adapter/ | model/  PEFT adapter (lora, qlora, prompt_tuning) or full weights, each with the tokenizer
+    metrics.json       final metrics; README.md the model card
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ftbench.core.atomic import atomic_write_json, atomic_write_text
+from ftbench.core.errors import FtbenchError
+from ftbench.core.recipe import Recipe
+
+CHECKPOINTS = "checkpoints"
+
+
+@dataclass
+class Session:
+    recipe: Recipe
+    ctx: Any
+    run_dir: Path
+    precision: str = "fp32"
+    rank0: bool = True
+    state: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.run_dir / CHECKPOINTS
+
+    def last_checkpoint(self) -> Path | None:
+        """The newest complete checkpoint folder (one with trainer_state.json), if any."""
+        if not self.checkpoint_dir.is_dir():
+            return None
+        found = []
+        for child in self.checkpoint_dir.iterdir():
+            m = re.fullmatch(r"checkpoint-(\d+)", child.name)
+            if m and (child / "trainer_state.json").is_file():
+                found.append((int(m.group(1)), child))
+        return max(found)[1] if found else None
+
+    def training_args(self, has_eval: bool, **overrides: Any) -> Any:
+        """TrainingArguments from recipe.training; tasks pass task-specific extras in `overrides`."""
+        import torch
+        from transformers import TrainingArguments
+
+        t = self.recipe.training
+        eval_strategy = "no"
+        if has_eval:
+            eval_strategy = "steps" if t.eval_steps else "epoch"
+        save_strategy = "steps" if t.save_steps else "epoch"
+        early = t.early_stopping_patience is not None and has_eval
+        if early and (eval_strategy != save_strategy or (t.eval_steps and t.save_steps and t.save_steps % t.eval_steps)):
+            raise FtbenchError(
+                "training.early_stopping_patience needs checkpoints saved where evaluation runs (save_steps a multiple of eval_steps, or both per epoch).",
+                "Set training.save_steps equal to training.eval_steps.",
+            )
+        kwargs: dict[str, Any] = dict(
+            output_dir=str(self.checkpoint_dir),
+            num_train_epochs=t.epochs,
+            max_steps=t.max_steps,
+            per_device_train_batch_size=t.batch_size,
+            per_device_eval_batch_size=t.batch_size,
+            gradient_accumulation_steps=t.gradient_accumulation,
+            learning_rate=self.recipe.learning_rate(),
+            lr_scheduler_type=t.scheduler,
+            warmup_steps=t.warmup_steps if t.warmup_steps else t.warmup_ratio,
+            weight_decay=t.weight_decay,
+            max_grad_norm=t.max_grad_norm,
+            optim=t.optimizer,
+            logging_steps=t.logging_steps,
+            logging_first_step=True,
+            eval_strategy=eval_strategy,
+            eval_steps=t.eval_steps,
+            save_strategy=save_strategy,
+            save_steps=t.save_steps or 500,
+            save_total_limit=t.save_total_limit,
+            seed=t.seed,
+            data_seed=t.seed,
+            bf16=self.precision == "bf16",
+            fp16=self.precision == "fp16",
+            use_cpu=not torch.cuda.is_available(),
+            report_to="none",
+            remove_unused_columns=False,
+            dataloader_num_workers=0,
+            disable_tqdm=True,
+            load_best_model_at_end=early,
+            metric_for_best_model="eval_loss" if early else None,
+            greater_is_better=False if early else None,
+            gradient_checkpointing=False,  # applied at load time (works with PEFT and k-bit)
+        )
+        if t.optimizer in ("paged_adamw_8bit", "paged_adamw_32bit", "adamw_bnb_8bit") and not torch.cuda.is_available():
+            raise FtbenchError(f"training.optimizer {t.optimizer} needs a GPU.", "Use optimizer: adamw_torch on the CPU.")
+        kwargs.update(overrides)
+        return TrainingArguments(**kwargs)
+
+    def callbacks(self, token_counter: Any = None) -> list[Any]:
+        from transformers import EarlyStoppingCallback
+
+        from ftbench.train.callbacks import ControlCallback, EventsCallback
+
+        cbs: list[Any] = [EventsCallback(self.ctx.emit, token_counter, rank0=self.rank0), ControlCallback(self.ctx)]
+        if self.recipe.training.early_stopping_patience is not None:
+            cbs.append(EarlyStoppingCallback(early_stopping_patience=self.recipe.training.early_stopping_patience))
+        return cbs
+
+    def run_trainer(self, trainer: Any) -> Any:
+        """trainer.train(), resuming from the last checkpoint on a later attempt; samples GPUs meanwhile."""
+        from ftbench.train.callbacks import GpuSampler
+
+        resume = self.last_checkpoint() if self.ctx.attempt > 1 else None
+        if resume is not None:
+            self.ctx.log(f"Resuming from {resume.name} (attempt {self.ctx.attempt}).")
+        elif self.ctx.attempt > 1:
+            self.ctx.log("No checkpoint to resume from; starting again from step 0.")
+        sampler = GpuSampler(self.ctx.emit)
+        if self.rank0:
+            sampler.start()
+        self.ctx.progress("training", 0, None)
+        try:
+            return trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        except Exception as exc:
+            raise explain_training_error(exc, self.recipe) from exc
+        finally:
+            sampler.stop()
+
+    def save_outputs(self, model: Any, tokenizer: Any, metrics: dict[str, Any]) -> dict[str, Any]:
+        """Weights (adapter/ or model/), tokenizer with chat template, metrics.json and README.md."""
+        if not self.rank0:
+            return {}
+        is_peft = hasattr(model, "peft_config")
+        out = self.run_dir / ("adapter" if is_peft else "model")
+        self.ctx.progress("saving", 0, 1)
+        model.save_pretrained(str(out))
+        tokenizer.save_pretrained(str(out))
+        self.ctx.progress("saving", 1, 1)
+        outputs = {"adapter" if is_peft else "model": str(out)}
+        clean = {k: _clean(v) for k, v in metrics.items()}
+        atomic_write_json(self.run_dir / "metrics.json", {**clean, "info": self.info})
+        atomic_write_text(self.run_dir / "README.md", model_card(self.recipe, clean, self.info, out.name))
+        if not (self.run_dir / "recipe.yaml").exists():
+            atomic_write_text(self.run_dir / "recipe.yaml", self.recipe.to_yaml())
+        return outputs
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 6) if math.isfinite(value) else None
+    return value
+
+
+def explain_training_error(exc: BaseException, recipe: Recipe) -> BaseException:
+    """Out of memory becomes a FtbenchError with what to try; anything else passes through unchanged."""
+    text = f"{type(exc).__name__}: {exc}"
+    if "out of memory" in text.lower() or type(exc).__name__ == "OutOfMemoryError":
+        t = recipe.training
+        tips = [f"lower training.batch_size (now {t.batch_size}) and raise gradient_accumulation"]
+        if not t.gradient_checkpointing:
+            tips.append("set training.gradient_checkpointing: true")
+        if recipe.method.name in ("full", "lora"):
+            tips.append("use method: qlora")
+        tips.append(f"lower data.max_length (now {recipe.data.max_length})")
+        return FtbenchError(f"Training ran out of memory: {str(exc).splitlines()[0][:200]}", "; ".join(tips) + ".")
+    return exc
+
+
+def model_card(recipe: Recipe, metrics: dict[str, Any], info: dict[str, Any], weights: str) -> str:
+    """A Hugging Face style README.md: what was trained from what, how, and how well."""
+    t, m = recipe.training, recipe.method
+    hyper = {
+        "method": m.name, "epochs": t.epochs, "max_steps": t.max_steps, "batch_size": t.batch_size,
+        "gradient_accumulation": t.gradient_accumulation, "learning_rate": recipe.learning_rate(),
+        "scheduler": t.scheduler, "warmup": t.warmup_steps or t.warmup_ratio, "optimizer": t.optimizer,
+        "max_length": recipe.data.max_length, "packing": recipe.data.packing, "seed": t.seed,
+    }
+    if m.name in ("lora", "qlora"):
+        hyper.update(r=m.r, alpha=m.alpha, dropout=m.dropout, rslora=m.rslora, target_modules=info.get("target_modules"))
+    if m.name == "qlora":
+        hyper.update(bits=m.bits, quant_type=m.quant_type, double_quant=m.double_quant)
+    if m.name == "prompt_tuning":
+        hyper.update(num_virtual_tokens=m.num_virtual_tokens, prompt_init=m.prompt_init)
+    rows = "\n".join(f"| {k} | {v} |" for k, v in hyper.items())
+    mrows = "\n".join(f"| {k} | {v} |" for k, v in metrics.items() if not isinstance(v, (dict, list))) or "| (none) | |"
+    base = recipe.model.path
+    tags = ["ftbench", recipe.task, m.name] + (["peft"] if weights == "adapter" else [])
+    return f"""---
+base_model: {json.dumps(base)}
+library_name: {"peft" if weights == "adapter" else "transformers"}
+tags: {json.dumps(tags)}
+---
+
+# {recipe.name or "ftbench run"}
+
+Fine-tuned with ftbench ({recipe.task}, {m.name}) on {time.strftime("%Y-%m-%d")}.
+
+- Base model: `{base}`
+- Training data: `{recipe.data.train}` (format: {info.get("data_format", recipe.data.format)}, {info.get("train_rows", "?")} rows)
+- Eval data: {f"`{recipe.data.eval}`" if recipe.data.eval else (f"{recipe.data.eval_split:.0%} of the training rows" if recipe.data.eval_split else "none")}
+- Weights: `{weights}/`{" (a PEFT adapter; load it on top of the base model)" if weights == "adapter" else ""}
+
+## Hyperparameters
+
+| setting | value |
+|---|---|
+{rows}
+
+## Final metrics
+
+| metric | value |
+|---|---|
+{mrows}
+"""

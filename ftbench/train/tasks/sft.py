@@ -1,0 +1,80 @@
+"""Task `sft`: causal-LM instruction tuning on alpaca, messages, sharegpt or text rows.
+
+We drive transformers' Trainer with our own tokenization and collator rather than TRL's SFTTrainer: the
+prompt masking has to follow each row's format (every assistant turn trainable, see ftbench.train.data) and
+the collator counts real tokens for the live tokens/s, and both stay stable across TRL releases.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ftbench.core.recipe import Recipe
+from ftbench.train.data import SftCollator, ensure_chat_template, load_rows, mark_eval, pack, tokenize_sft
+from ftbench.train.session import Session
+
+
+def preflight(recipe: Recipe, session: Session) -> None:
+    session.state["rows"] = load_rows(recipe.data, "sft")
+
+
+def train(recipe: Recipe, ctx: Any, session: Session) -> dict[str, Any]:
+    from transformers import Trainer
+
+    from ftbench.train.model import load_model
+
+    rows = session.state.get("rows") or load_rows(recipe.data, "sft")
+    report = rows.report
+    ctx.progress("loading model", 0, 1)
+    lm = load_model(recipe, session.precision)
+    ctx.progress("loading model", 1, 1)
+    model, tokenizer = lm.model, lm.tokenizer
+    session.info.update(lm.info, data_format=report.format, train_rows=report.train_rows, eval_rows=report.eval_rows)
+    if lm.info.get("target_modules"):
+        ctx.log(f"LoRA on: {', '.join(lm.info['target_modules'])}")
+    note = ensure_chat_template(tokenizer, recipe.data)
+    if note:
+        ctx.log(note)
+
+    def progress(phase: str, done: int, total: int) -> None:
+        ctx.progress(phase, done, total)
+
+    train_ex = tokenize_sft(rows.train, report.format, tokenizer, recipe.data, report, progress)
+    eval_ex = tokenize_sft(rows.eval, report.format, tokenizer, recipe.data, report) if rows.eval else []
+    ctx.log(
+        f"Data: {report.format}, {len(train_ex)} train / {len(eval_ex)} eval examples; "
+        f"{report.truncated} truncated to {recipe.data.max_length} tokens; {report.dropped_empty} dropped (nothing to learn after truncation); "
+        f"{report.bad_lines} bad lines and {report.bad_rows} bad rows skipped."
+    )
+    if not train_ex:
+        from ftbench.core.errors import FtbenchError
+
+        raise FtbenchError("No training example is left after tokenization.", "Raise data.max_length or check the data's responses.")
+    packing = recipe.data.packing and recipe.method.name != "prompt_tuning"
+    if recipe.data.packing and not packing:
+        ctx.log("Packing is off for prompt tuning (the soft prompt is prepended to every row).")
+    if packing:
+        n_before = len(train_ex)
+        train_ex = pack(train_ex, recipe.data.max_length)
+        eval_ex = pack(eval_ex, recipe.data.max_length) if eval_ex else []
+        ctx.log(f"Packed {n_before} examples into {len(train_ex)} rows of at most {recipe.data.max_length} tokens.")
+    eval_ex = mark_eval(eval_ex)
+    collator = SftCollator(tokenizer.pad_token_id, packed=packing)
+    args = session.training_args(has_eval=bool(eval_ex))
+    trainer = Trainer(
+        model=model, args=args, train_dataset=train_ex, eval_dataset=eval_ex or None,
+        data_collator=collator, callbacks=session.callbacks(collator),
+    )
+    result = session.run_trainer(trainer)
+    metrics: dict[str, Any] = {"train_loss": result.training_loss, "steps": trainer.state.global_step, "tokens": collator.tokens}
+    if ctx.stop_requested:
+        return metrics
+    if eval_ex:
+        ctx.progress("evaluating", 0, 1)
+        ev = trainer.evaluate()
+        metrics["eval_loss"] = ev["eval_loss"]
+        metrics["perplexity"] = math.exp(min(ev["eval_loss"], 50.0))
+    metrics.update(truncated_rows=report.truncated, skipped_rows=report.bad_rows + report.bad_lines)
+    metrics.update(session.save_outputs(trainer.model, tokenizer, metrics))
+    return metrics

@@ -1,0 +1,1 @@
+"""ftbench.tui.screens."""

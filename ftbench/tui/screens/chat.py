@@ -1,0 +1,459 @@
+"""The chat screen: one column per variant (base, adapters, merged model, GGUF) and one prompt box.
+
+Models live in a chat server subprocess (ftbench.chat.server) reached through ChatClient, so this screen never
+imports torch and survives the server crashing: columns show the error and ctrl+r restarts the server and
+reloads them. The client's reader thread posts `ServerEvent`s; handlers here own every state change.
+
+The prompt box takes text (sent to every enabled column; each column keeps its own history) or commands:
+/set key=value [@column], /system TEXT, /add MODEL_OR_ADAPTER [as NAME], /remove NAME, /toggle NAME,
+/clear, /save, /help. The transcript is saved to <workspace>/chats/<id>.jsonl after every reply.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+
+from ftbench.chat.protocol import GenSettings, VariantSpec
+from ftbench.chat.transcripts import Transcript
+from ftbench.core.errors import FtbenchError
+from ftbench.core.workspace import Workspace
+from ftbench.tui.widgets.chat_column import ChatColumn
+
+HELP = (
+    "Type a message for every enabled column. Commands: /set key=value [@column] · /system TEXT · "
+    "/add MODEL_OR_ADAPTER [as NAME] · /remove NAME · /toggle NAME · /clear · /save. "
+    "esc stops replies, ctrl+r restarts the server, ctrl+o closes chat and frees the models."
+)
+
+
+class ServerEvent(Message):
+    """An event line from the chat server (or the client's `exit` event when it died)."""
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        super().__init__()
+        self.event = event
+
+
+class ServerStarted(Message):
+    def __init__(self, error: str | None = None) -> None:
+        super().__init__()
+        self.error = error
+
+
+ClientFactory = Callable[[Callable[[dict[str, Any]], None]], Any]
+
+
+class ChatScreen(Screen):
+    """Chat with several variants side by side; `client_factory(on_event)` returns a started-later ChatClient."""
+
+    TITLE = "Chat"
+    DEFAULT_CSS = """
+    ChatScreen { layout: vertical; }
+    ChatScreen #chat-bar { height: 1; padding: 0 1; background: $panel; }
+    ChatScreen #chat-columns { height: 1fr; }
+    ChatScreen #chat-empty { width: 1fr; height: 1fr; content-align: center middle; color: $text-muted; }
+    ChatScreen #chat-prompt { dock: bottom; margin: 0 0 1 0; }
+    """
+    BINDINGS = [
+        Binding("escape", "stop", "Stop replies", id="chat_stop"),
+        Binding("ctrl+r", "restart", "Restart server", id="chat_restart"),
+        Binding("ctrl+s", "save", "Save chat", id="chat_save"),
+        Binding("ctrl+o", "close_chat", "Close chat", id="chat_close"),
+    ]
+
+    def __init__(
+        self,
+        ws: Workspace,
+        variants: list[VariantSpec] | None = None,
+        transcript: Transcript | None = None,
+        client_factory: ClientFactory | None = None,
+        server_args: list[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.ws = ws
+        self.transcript = transcript or Transcript.new(list(variants or []))
+        self.client_factory = client_factory or self._default_client
+        self.server_args = list(server_args or [])
+        self.client: Any = None
+        self.pending: dict[int, tuple[str, str]] = {}  # request id -> (op, column)
+        self.server_state = "stopped"
+        self.saved_path: Path | None = None
+
+    # -- layout --------------------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._bar_text(), id="chat-bar")
+        with Horizontal(id="chat-columns"):
+            for spec in self.transcript.variants:
+                yield self._column(spec)
+            if not self.transcript.variants:
+                yield Static("No model yet: /add MODEL (a folder, a .gguf, a run id) or open chat from a run.", id="chat-empty")
+        yield Input(placeholder="Message every column, or /help", id="chat-prompt")
+        yield Footer()
+
+    def _column(self, spec: VariantSpec) -> ChatColumn:
+        col = ChatColumn(spec.name, spec.kind, f"{spec.kind}: {spec.describe()}", id=self._col_id(spec.name))
+        col.overrides = dict(self.transcript.overrides.get(spec.name, {}))
+        return col
+
+    @staticmethod
+    def _col_id(name: str) -> str:
+        return "col-" + "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+    def column(self, name: str) -> ChatColumn:
+        return self.query_one("#" + self._col_id(name), ChatColumn)
+
+    def columns(self) -> list[ChatColumn]:
+        return list(self.query(ChatColumn))
+
+    def _bar_text(self) -> str:
+        s = self.transcript.settings
+        mode = "greedy" if s.greedy else f"temp {s.temperature} top_p {s.top_p} top_k {s.top_k}"
+        system = f" · system: {s.system[:30]!r}" if s.system else ""
+        return f"server {self.server_state} · {mode} · max {s.max_new_tokens} · rep {s.repetition_penalty} · seed {s.seed}{system}"
+
+    def _update_bar(self) -> None:
+        self.query_one("#chat-bar", Static).update(self._bar_text())
+
+    def on_mount(self) -> None:
+        for col in self.columns():
+            history = self.transcript.history.get(col.variant)
+            if history:
+                col.load_history(history)
+        self.query_one("#chat-prompt", Input).focus()
+        if self.transcript.variants:
+            self.start_server()
+
+    def on_unmount(self) -> None:
+        self.stop_server()
+
+    # -- server --------------------------------------------------------------------------------------------
+
+    def _default_client(self, on_event: Callable[[dict[str, Any]], None]) -> Any:
+        from ftbench.chat.client import ChatClient
+
+        return ChatClient(on_event=on_event, log_path=self.ws.chats_dir / "server.log", server_args=self.server_args)
+
+    def start_server(self) -> None:
+        if self.server_state in ("starting", "running"):
+            return
+        self.server_state = "starting"
+        self._update_bar()
+        self.client = self.client_factory(self.post_message_event)
+        self._start_worker(self.client)
+
+    def post_message_event(self, event: dict[str, Any]) -> None:
+        """Called on the client's reader thread: hand the event to the event loop."""
+        self.post_message(ServerEvent(event))
+
+    @work(thread=True, exclusive=True, group="chat-server", exit_on_error=False)
+    def _start_worker(self, client: Any) -> None:
+        try:
+            client.start()
+        except FtbenchError as exc:
+            self.post_message(ServerStarted(exc.message))
+            return
+        self.post_message(ServerStarted())
+
+    def stop_server(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            client.close()
+        self.server_state = "stopped"
+        self.pending.clear()
+
+    def on_server_started(self, message: ServerStarted) -> None:
+        if message.error:
+            self.server_state = "failed"
+            self._update_bar()
+            for col in self.columns():
+                col.fail(f"chat server failed to start: {message.error}")
+            return
+        self.server_state = "running"
+        self._update_bar()
+        for spec in self.transcript.variants:
+            self._load(spec)
+
+    def _load(self, spec: VariantSpec) -> None:
+        self.column(spec.name).set_status("loading")
+        rid = self.client.send("load", variant=spec.to_dict())
+        self.pending[rid] = ("load", spec.name)
+
+    def on_server_event(self, message: ServerEvent) -> None:
+        event = message.event
+        kind = event.get("type")
+        if kind == "exit":
+            self._server_exited(event)
+            return
+        rid = event.get("id")
+        op, name = self.pending.get(rid, ("", event.get("variant", "")))
+        if kind == "log":
+            self.notify(str(event.get("message")), severity="warning")
+            return
+        if name not in {c.variant for c in self.columns()}:
+            if kind in ("done", "error", "ok", "loaded"):
+                self.pending.pop(rid, None)
+            return
+        col = self.column(name)
+        if kind == "loaded":
+            self.pending.pop(rid, None)
+            shared = " · shares base" if event.get("base_reused") else ""
+            col.set_status("ready", f"loaded in {event.get('load_s', 0):.2f} s{shared}")
+            for warning in event.get("warnings", []):
+                col.add_message("error", f"warning: {warning}")
+                self.notify(f"{name}: {warning}", severity="warning")
+        elif kind == "token":
+            col.append(event.get("text", ""))
+        elif kind == "done":
+            self.pending.pop(rid, None)
+            col.finish(event)
+            self.transcript.add(name, "assistant", event.get("text", ""), ttft_s=event.get("ttft_s"), tok_s=event.get("tok_s"), tokens=event.get("tokens"))
+            if not any(op == "generate" for op, _ in self.pending.values()):
+                self.save()
+        elif kind == "error":
+            self.pending.pop(rid, None)
+            err = event.get("error") or {}
+            text = err.get("message", "failed") + (f" ({err['hint']})" if err.get("hint") else "")
+            if op == "generate" and self.transcript.history.get(name):
+                self.transcript.history[name].pop()  # the unanswered prompt: keep the history consistent
+            col.fail(text)
+
+    def _server_exited(self, event: dict[str, Any]) -> None:
+        if event.get("expected"):
+            return
+        self.server_state = "crashed"
+        self.client = None
+        self._update_bar()
+        reason = f"chat server exited (code {event.get('returncode')})" + (f": {event['stderr_tail']}" if event.get("stderr_tail") else "")
+        for op, name in list(self.pending.values()):
+            if op == "generate" and self.transcript.history.get(name):
+                self.transcript.history[name].pop()
+        self.pending.clear()
+        for col in self.columns():
+            if col.status in ("busy", "loading"):
+                col.fail(reason)
+            col.set_status("error", "server down: ctrl+r restarts")
+        self.notify(reason + " — ctrl+r restarts it", severity="error", timeout=10)
+
+    # -- prompt and commands -------------------------------------------------------------------------------
+
+    @on(Input.Submitted, "#chat-prompt")
+    def on_prompt(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        event.input.value = ""
+        if not text:
+            return
+        try:
+            if text.startswith("/"):
+                self.run_command(text)
+            else:
+                self.send_prompt(text)
+        except FtbenchError as exc:
+            self.notify(exc.message + (f"\n{exc.hint}" if exc.hint else ""), severity="error", timeout=8)
+
+    def send_prompt(self, text: str) -> list[str]:
+        """Send `text` to every enabled, ready column; returns the names it went to."""
+        if self.client is None or self.server_state != "running":
+            raise FtbenchError(f"The chat server is {self.server_state}.", "Press ctrl+r to (re)start it.")
+        targets = [c for c in self.columns() if c.enabled and c.status == "ready"]
+        if not targets:
+            raise FtbenchError("No column is ready to answer.", "Wait for loading to finish, or /toggle a column back on.")
+        for col in targets:
+            self.transcript.add(col.variant, "user", text)
+            col.start_reply(text)
+            settings = self.transcript.settings_for(col.variant)
+            rid = self.client.send("generate", variant=col.variant, messages=self.transcript.messages(col.variant), settings=settings.to_dict())
+            self.pending[rid] = ("generate", col.variant)
+        return [c.variant for c in targets]
+
+    def run_command(self, line: str) -> None:
+        parts = shlex.split(line[1:])
+        if not parts:
+            return
+        cmd, args = parts[0].lower(), parts[1:]
+        if cmd == "help":
+            self.notify(HELP, timeout=15)
+        elif cmd == "set":
+            self.cmd_set(args)
+        elif cmd == "system":
+            self.transcript.settings = self.transcript.settings.merged({"system": " ".join(args)})
+            self._update_bar()
+        elif cmd == "add":
+            name = args[2] if len(args) == 3 and args[1] == "as" else None
+            if not args or (len(args) > 1 and name is None):
+                raise FtbenchError("Usage: /add MODEL_OR_ADAPTER [as NAME].", "Example: /add 20261122-141503-sft-demo-3f2a")
+            self.add_variant_ref(args[0], name)
+        elif cmd == "remove":
+            self.remove_variant(self._need_column(args))
+        elif cmd == "toggle":
+            col = self.column(self._need_column(args))
+            col.set_enabled(not col.enabled)
+        elif cmd == "clear":
+            self.transcript.history.clear()
+            for col in self.columns():
+                col.clear()
+        elif cmd == "save":
+            self.action_save()
+        else:
+            raise FtbenchError(f"Unknown command /{cmd}.", "Commands: /set /system /add /remove /toggle /clear /save /help.")
+
+    def _need_column(self, args: list[str]) -> str:
+        names = [c.variant for c in self.columns()]
+        if len(args) != 1 or args[0] not in names:
+            raise FtbenchError(f"Name one column: {', '.join(names) or 'none open'}.", "Example: /toggle base")
+        return args[0]
+
+    def cmd_set(self, args: list[str]) -> None:
+        """/set key=value ... [@column]: shared settings, or one column's overrides."""
+        target = next((a[1:] for a in args if a.startswith("@")), None)
+        pairs = [a for a in args if not a.startswith("@")]
+        if not pairs or any("=" not in p for p in pairs):
+            raise FtbenchError("Usage: /set key=value [key=value ...] [@column].", "Keys: " + ", ".join(GenSettings().to_dict()) + ".")
+        changes = dict(p.split("=", 1) for p in pairs)
+        if target is None:
+            self.transcript.settings = self.transcript.settings.merged(changes)
+            self._update_bar()
+            return
+        self._need_column([target])
+        merged = {**self.transcript.overrides.get(target, {}), **changes}
+        self.transcript.settings.merged(merged)  # validates before storing
+        typed = {k: getattr(GenSettings.from_dict(merged), k) for k in merged}
+        self.transcript.overrides[target] = typed
+        self.column(target).set_overrides(typed)
+
+    def add_variant(self, spec: VariantSpec) -> None:
+        """A new column without touching the others; an adapter on a loaded base reuses its weights."""
+        from ftbench.chat.variants import unique_name
+
+        spec.name = unique_name(spec.name, {c.variant for c in self.columns()})
+        self.transcript.variants.append(spec)
+        for empty in self.query("#chat-empty"):
+            empty.remove()
+        self.query_one("#chat-columns", Horizontal).mount(self._column(spec))
+        if self.server_state == "running":
+            self.call_after_refresh(self._load, spec)
+        else:
+            self.start_server()
+
+    def add_variant_ref(self, ref: str, name: str | None = None) -> VariantSpec:
+        """/add: an adapter (run id or folder) on the first HF or GGUF column, else a model of its own."""
+        from ftbench.chat.variants import resolve_adapter, resolve_model
+
+        base = next((v for v in self.transcript.variants if v.kind in ("hf", "gguf")), None)
+        try:
+            spec = resolve_model(self.ws, ref, name)
+        except FtbenchError:
+            if base is None:
+                return self._add_adapter(Path(ref), name)
+            spec = resolve_adapter(self.ws, ref, base, name)
+        self.add_variant(spec)
+        return spec
+
+    def add_adapter(self, adapter: Path, name: str | None = None) -> VariantSpec | None:
+        """Open chat on a run's adapter (or full model) from another screen; problems become a notification."""
+        try:
+            return self._add_adapter(Path(adapter), name)
+        except FtbenchError as exc:
+            self.notify(exc.message + (f"\n{exc.hint}" if exc.hint else ""), severity="error", timeout=10)
+            return None
+
+    def _add_adapter(self, adapter: Path, name: str | None = None) -> VariantSpec:
+        """An adapter column on the open HF base; with none open, its recorded base gets a column first.
+        A full model folder (a run's model/) becomes a model column of its own."""
+        import json
+
+        from ftbench.chat.variants import resolve_adapter, resolve_model, short_run_name
+
+        in_run = adapter.name in ("adapter", "model") and (adapter.parent / "status.json").is_file()
+        if (adapter / "config.json").is_file() and not (adapter / "adapter_config.json").is_file():
+            spec = resolve_model(self.ws, str(adapter), name or (short_run_name(adapter.parent.name) if in_run else None))
+            self.add_variant(spec)
+            return spec
+        base = next((v for v in self.transcript.variants if v.kind == "hf"), None)
+        if base is None:
+            cfg_path = adapter / "adapter_config.json"
+            if not cfg_path.is_file():
+                cfg_path = adapter / "adapter" / "adapter_config.json"
+            if not cfg_path.is_file():
+                raise FtbenchError(f"{adapter} is not a PEFT adapter (no adapter_config.json).", "Pick a run with an adapter/ folder.")
+            recorded = json.loads(cfg_path.read_text(encoding="utf-8")).get("base_model_name_or_path") or ""
+            try:
+                base = resolve_model(self.ws, recorded)
+            except FtbenchError:
+                base = resolve_model(self.ws, Path(recorded).name)
+            self.add_variant(base)
+        spec = resolve_adapter(self.ws, str(adapter), base, name)
+        self.add_variant(spec)
+        return spec
+
+    def remove_variant(self, name: str) -> None:
+        self.transcript.variants = [v for v in self.transcript.variants if v.name != name]
+        self.column(name).remove()
+        if self.client is not None and self.server_state == "running":
+            rid = self.client.send("unload", variant=name)
+            self.pending[rid] = ("unload", name)
+
+    # -- actions -------------------------------------------------------------------------------------------
+
+    def action_stop(self) -> None:
+        if self.client is not None and any(op == "generate" for op, _ in self.pending.values()):
+            self.client.cancel()
+
+    def action_restart(self) -> None:
+        self.stop_server()
+        for col in self.columns():
+            col.set_status("loading")
+        self.start_server()
+
+    def action_save(self) -> None:
+        path = self.save()
+        self.notify(f"Saved chat {self.transcript.id} ({path})")
+
+    def save(self) -> Path:
+        self.saved_path = self.transcript.save(self.ws)
+        return self.saved_path
+
+    def action_close_chat(self) -> None:
+        """Stop the server (frees the GPU) and leave the screen."""
+        if any(self.transcript.history.values()):
+            self.save()
+        self.stop_server()
+        if getattr(self.app, "STANDALONE_CHAT", False):
+            self.app.exit(0)
+        elif len(self.app.screen_stack) > 1:
+            self.app.pop_screen()
+        else:
+            for col in self.columns():
+                col.set_status("error", "closed: ctrl+r starts the server again")
+            self._update_bar()
+
+
+class ChatApp(App[int]):
+    """`ftbench chat MODEL` without --prompt: just the chat screen."""
+
+    TITLE = "ftbench chat"
+    STANDALONE_CHAT = True
+
+    def __init__(self, ws: Workspace, transcript: Transcript, server_args: list[str] | None = None) -> None:
+        super().__init__()
+        self.ws = ws
+        self.transcript = transcript
+        self.server_args = server_args
+
+    def on_mount(self) -> None:
+        self.push_screen(ChatScreen(self.ws, transcript=self.transcript, server_args=self.server_args))
+
+
+def run_chat_app(ws: Workspace, transcript: Transcript, server_args: list[str] | None = None) -> int:
+    return int(ChatApp(ws, transcript, server_args).run() or 0)

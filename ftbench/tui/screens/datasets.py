@@ -1,0 +1,530 @@
+"""Screen 3, Datasets: every dataset on the box; a lazy table + rendered record preview; stats on request.
+
+Discovery, opening a file, indexing, searching and stats all run in thread workers that post messages; the
+event loop only draws. A 1 GB JSONL shows its first page at once (read straight from the memory map) while
+its line index is built in the background; the row count reads "~1,525,000" until the index is exact.
+Nothing here imports torch, transformers or `datasets`; token lengths use the `tokenizers` library only.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Select, Static
+
+from ftbench.catalog.datasets import DatasetInfo, DatasetReader, DatasetStats, Row
+from ftbench.core.workspace import Workspace
+from ftbench.tui.widgets.dataset_view import DatasetTable
+from ftbench.tui.widgets.record_view import RecordView
+
+HEAD_ROWS = 100
+PROGRESS_EVERY_S = 0.1
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def human_age(mtime: float, now: float) -> str:
+    delta = max(now - mtime, 0)
+    for div, unit in ((86400, "d"), (3600, "h"), (60, "m")):
+        if delta >= div:
+            return f"{int(delta // div)}{unit}"
+    return "now"
+
+
+def rows_label(rows: int | None, exact: bool) -> str:
+    if rows is None:
+        return "?"
+    return f"{rows:,}" if exact else f"~{rows:,}"
+
+
+def histogram_text(lengths: dict[str, Any], width: int = 30) -> Text:
+    """Token-length histogram as horizontal bars, bins over max_length in red."""
+    counts, edges = lengths["counts"], lengths["edges"]
+    top = max(counts) or 1
+    limit = lengths.get("max_length")
+    text = Text()
+    for i, count in enumerate(counts):
+        lo, hi = edges[i], edges[i + 1]
+        over = bool(limit) and lo >= limit
+        bar = "█" * max(1 if count else 0, round(width * count / top))
+        text.append(f"{lo:>7.0f}–{hi:<7.0f} ", style="dim")
+        text.append(bar.ljust(width), style="red" if over else "cyan")
+        text.append(f" {count:,}\n")
+    return text
+
+
+def stats_renderable(stats: DatasetStats) -> Table:
+    """The Stats panel: totals, bad rows with line numbers, label/tag counts and the length histogram."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    grid.add_row("rows", f"{stats.rows:,}" + ("" if stats.complete else " (stopped early)"))
+    grid.add_row("format", stats.format)
+    grid.add_row("duplicates", f"{stats.duplicates:,}")
+    bad = Text(f"{stats.bad_count:,}", style="red" if stats.bad_count else "")
+    for line, why in stats.bad_rows[:8]:
+        bad.append(f"\nline {line}: {why}", style="red")
+    if stats.bad_count > 8:
+        bad.append(f"\n… {stats.bad_count - 8:,} more", style="dim")
+    grid.add_row("bad rows", bad)
+    for title, counts in (("labels", stats.labels), ("tags", stats.tags)):
+        if counts:
+            total = sum(counts.values())
+            shown = ", ".join(f"{k}: {v:,} ({v / total:.0%})" for k, v in list(counts.items())[:12])
+            grid.add_row(title, shown + (" …" if len(counts) > 12 else ""))
+    tl = stats.token_lengths
+    if tl:
+        summary = f"mean {tl['mean']:.0f} · p50 {tl['p50']:.0f} · p95 {tl['p95']:.0f} · max {tl['max']:,}"
+        if tl.get("max_length"):
+            summary += f" · over {tl['max_length']}: {tl['over']:,} ({tl['over_share']:.1%})"
+        grid.add_row("tokens", summary)
+        grid.add_row("", histogram_text(tl))
+    else:
+        grid.add_row("tokens", Text("pick a tokenizer for a length histogram", style="dim"))
+    grid.add_row("time", f"{stats.seconds:.2f} s")
+    return grid
+
+
+class DatasetsFound(Message):
+    def __init__(self, datasets: list[DatasetInfo]) -> None:
+        super().__init__()
+        self.datasets = datasets
+
+
+class TokenizersFound(Message):
+    """(model name, folder) of every model with a tokenizer.json, for the stats histogram."""
+
+    def __init__(self, tokenizers: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.tokenizers = tokenizers
+
+
+class DatasetOpened(Message):
+    def __init__(self, info: DatasetInfo, reader: DatasetReader | None, head: list[Row], columns: list[str], error: str | None) -> None:
+        super().__init__()
+        self.info = info
+        self.reader = reader
+        self.head = head
+        self.columns = columns
+        self.error = error
+
+
+class IndexProgress(Message):
+    def __init__(self, path: str, done: int, total: int, rows: int, exact: bool) -> None:
+        super().__init__()
+        self.path = path
+        self.done = done
+        self.total = total
+        self.rows = rows
+        self.exact = exact
+
+
+class SearchDone(Message):
+    def __init__(self, text: str, index: int | None) -> None:
+        super().__init__()
+        self.text = text
+        self.index = index
+
+
+class StatsProgress(Message):
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__()
+        self.done = done
+        self.total = total
+
+
+class StatsDone(Message):
+    def __init__(self, stats: DatasetStats | None, error: str | None = None) -> None:
+        super().__init__()
+        self.stats = stats
+        self.error = error
+
+
+class DatasetsScreen(Screen[None]):
+    """Datasets list on the left; the chosen dataset's table, record view and stats on the right."""
+
+    TITLE = "Datasets"
+    DEFAULT_CSS = """
+    DatasetsScreen #ds-list { width: 60; height: 1fr; border: round $panel; }
+    DatasetsScreen #ds-list:focus { border: round $accent; }
+    DatasetsScreen #ds-right { width: 1fr; }
+    DatasetsScreen #ds-info { height: 1; padding: 0 1; }
+    DatasetsScreen #ds-progress { height: 1; padding: 0 1; }
+    DatasetsScreen #ds-table { height: 1fr; }
+    DatasetsScreen #ds-record { height: 1fr; }
+    DatasetsScreen #ds-stats-panel { height: 1fr; border: round $panel; display: none; }
+    DatasetsScreen #ds-stats-bar { height: 3; }
+    DatasetsScreen #ds-tokenizer { width: 1fr; }
+    DatasetsScreen #ds-maxlen { width: 18; }
+    DatasetsScreen #ds-prompt { dock: bottom; display: none; }
+    DatasetsScreen.-stats #ds-stats-panel { display: block; }
+    DatasetsScreen.-stats #ds-record { display: none; }
+    DatasetsScreen.-records #ds-table { display: none; }
+    DatasetsScreen.-prompt #ds-prompt { display: block; }
+    """
+    BINDINGS = [
+        Binding("g", "prompt('goto')", "Go to row", id="datasets_goto"),
+        Binding("slash", "prompt('search')", "Search", key_display="/", id="datasets_search"),
+        Binding("n", "search_next", "Next match", id="datasets_next"),
+        Binding("s", "stats", "Stats", id="datasets_stats"),
+        Binding("t", "toggle_view", "Table/records", id="datasets_toggle"),
+        Binding("r", "rescan", "Rescan", id="datasets_rescan"),
+        Binding("escape", "close_prompt", "Close", show=False, id="datasets_escape"),
+    ]
+
+    def __init__(self, ws: Workspace, *, hf_cache: bool | None = None) -> None:
+        super().__init__()
+        self.ws = ws
+        self.hf_cache = hf_cache
+        self.datasets: list[DatasetInfo] = []
+        self.tokenizers: list[tuple[str, str]] = []
+        self.current: DatasetInfo | None = None
+        self.reader: DatasetReader | None = None
+        self.prompt_mode = ""
+        self.last_search = ""
+        self.stats: DatasetStats | None = None
+        self._index_stop = threading.Event()
+        self._stats_stop = threading.Event()
+        self._first_page_shown = threading.Event()
+
+    # ----------------------------------------------------------------- layout
+    def compose(self) -> ComposeResult:
+        yield Header(icon="≡")
+        with Horizontal():
+            table: DataTable[str | Text] = DataTable(id="ds-list", cursor_type="row", zebra_stripes=True)
+            table.border_title = "datasets"
+            for key, label, width in (("name", "name", 16), ("format", "format", 14), ("rows", "rows", 8), ("size", "size", 7), ("age", "age", 3)):
+                table.add_column(label, key=key, width=width)
+            yield table
+            with Vertical(id="ds-right"):
+                yield Static(Text("Scanning dataset folders…", style="dim"), id="ds-info")
+                yield ProgressBar(id="ds-progress", show_eta=False)
+                view = DatasetTable(id="ds-table")
+                view.border_title = "rows"
+                yield view
+                record = RecordView(id="ds-record")
+                record.border_title = "record"
+                yield record
+                with Vertical(id="ds-stats-panel") as panel:
+                    panel.border_title = "stats"
+                    with Horizontal(id="ds-stats-bar"):
+                        yield Select[str]([], prompt="tokenizer: none", id="ds-tokenizer", allow_blank=True)
+                        yield Input(value="1024", placeholder="max_length", id="ds-maxlen", type="integer")
+                    yield Static("", id="ds-stats")
+        yield Input(id="ds-prompt")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#ds-list", DataTable).focus()
+        self.query_one("#ds-progress", ProgressBar).display = False
+        self.discover()
+
+    def on_unmount(self) -> None:
+        self._index_stop.set()
+        self._stats_stop.set()
+        if self.reader is not None:
+            self.reader.close()
+
+    @property
+    def now(self) -> float:
+        clock = getattr(self.app, "clock", None)
+        return clock() if callable(clock) else time.time()
+
+    # ----------------------------------------------------------------- discovery
+    @work(thread=True, exclusive=True, group="ds-discover", exit_on_error=False)
+    def discover(self) -> None:
+        from ftbench.catalog.datasets import discover_datasets
+        from ftbench.catalog.models import discover_models
+
+        self.post_message(DatasetsFound(discover_datasets(self.ws, hf_cache=self.hf_cache)))
+        try:  # after the datasets are on screen: a model scan can take seconds (GGUF files, the HF cache)
+            models = discover_models(self.ws, hf_cache=self.hf_cache)
+        except Exception:  # noqa: BLE001 - no tokenizers just means no histogram
+            models = []
+        usable = [m for m in models if m.kind == "hf" and (Path(m.path) / "tokenizer.json").is_file()]
+        usable.sort(key=lambda m: not (m.architecture or "").endswith("ForCausalLM"))  # a causal LM's tokenizer first
+        self.post_message(TokenizersFound([(m.name, m.path) for m in usable]))
+
+    def on_datasets_found(self, message: DatasetsFound) -> None:
+        self.datasets = message.datasets
+        table = self.query_one("#ds-list", DataTable)
+        table.clear()
+        now = self.now
+        for d in self.datasets:
+            name = Text(d.name, no_wrap=True, overflow="ellipsis", style="red" if d.error else "")
+            table.add_row(name, d.format, rows_label(d.rows, d.rows_exact), human_size(d.size_bytes), human_age(d.mtime, now), key=d.path + "|" + d.name)
+        table.border_subtitle = f"{len(self.datasets)} found"
+        if not self.datasets:
+            roots = ", ".join(str(r) for r in self.ws.dataset_roots())
+            self._info(Text(f"No datasets under {roots}. Add folders to dataset_dirs in ftbench.toml.", style="yellow"))
+        else:
+            self.open_dataset(self.datasets[0])
+
+    def on_tokenizers_found(self, message: TokenizersFound) -> None:
+        self.tokenizers = message.tokenizers
+        select = self.query_one("#ds-tokenizer", Select)
+        select.set_options([(name, path) for name, path in self.tokenizers])
+        if self.tokenizers:
+            select.value = self.tokenizers[0][1]
+
+    @on(DataTable.RowHighlighted, "#ds-list")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        idx = event.cursor_row
+        if 0 <= idx < len(self.datasets) and self.datasets[idx] is not self.current:
+            self.open_dataset(self.datasets[idx])
+
+    # ----------------------------------------------------------------- open + index
+    def open_dataset(self, info: DatasetInfo) -> None:
+        self.current = info
+        self._index_stop.set()
+        self._index_stop = threading.Event()
+        self._stats_stop.set()
+        self.remove_class("-stats")
+        self._info(Text(f"Opening {info.name}…", style="dim"))
+        self._open(info, self._index_stop)
+
+    @work(thread=True, exclusive=True, group="ds-open", exit_on_error=False)
+    def _open(self, info: DatasetInfo, stop: threading.Event) -> None:
+        from ftbench.catalog.datasets import open_dataset
+        from ftbench.core.errors import FtbenchError
+
+        try:
+            reader = open_dataset(info.path)
+            head = reader.head(HEAD_ROWS)
+            columns = reader.columns()
+        except FtbenchError as exc:
+            self.post_message(DatasetOpened(info, None, [], [], exc.message))
+            return
+        except Exception as exc:  # noqa: BLE001 - show any reader failure in the panel, never crash
+            self.post_message(DatasetOpened(info, None, [], [], f"{type(exc).__name__}: {exc}"))
+            return
+        self._first_page_shown.clear()
+        self.post_message(DatasetOpened(info, reader, head, columns, None))
+        # Let the loop draw the first page before the index scan competes with it for the GIL and the disk.
+        self._first_page_shown.wait(1.0)
+        last = 0.0
+
+        def progress(done: int, total: int) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last >= PROGRESS_EVERY_S:
+                last = now
+                rows, exact = reader.row_count()
+                self.post_message(IndexProgress(info.path, done, total, rows, exact))
+
+        reader.scan(progress=progress, stop=stop)
+        if not stop.is_set():
+            rows, exact = reader.row_count()
+            done, total = reader.progress_bytes()
+            self.post_message(IndexProgress(info.path, done, total, rows, exact))
+
+    def on_dataset_opened(self, message: DatasetOpened) -> None:
+        if message.info is not self.current:
+            if message.reader is not None:
+                message.reader.close()
+            return
+        if self.reader is not None and self.reader is not message.reader:
+            old = self.reader
+            self.reader = None
+            old.close()
+        self.reader = message.reader
+        view = self.query_one("#ds-table", DatasetTable)
+        view.load(message.reader, message.head, message.columns)
+        if message.error:
+            self._info(Text(f"{message.info.name}: {message.error}", style="red"))
+            self.query_one("#ds-record", RecordView).show_row(None, "unknown")
+            return
+        self._show_info()
+        view.go_to(0)
+        self.call_after_refresh(self._first_page_shown.set)
+
+    def on_index_progress(self, message: IndexProgress) -> None:
+        if self.current is None or message.path != self.current.path:
+            return
+        self.current.rows, self.current.rows_exact = message.rows, message.exact
+        bar = self.query_one("#ds-progress", ProgressBar)
+        bar.display = not message.exact
+        bar.update(total=max(message.total, 1), progress=message.done)
+        self.query_one("#ds-table", DatasetTable).set_row_count(message.rows)
+        if message.exact:
+            table = self.query_one("#ds-list", DataTable)
+            try:
+                table.update_cell(self.current.path + "|" + self.current.name, "rows", rows_label(message.rows, True))
+            except Exception:  # noqa: BLE001 - the list was rebuilt meanwhile
+                pass
+        self._show_info()
+
+    def _show_info(self) -> None:
+        info = self.current
+        if info is None:
+            return
+        text = Text.assemble((info.name, "bold"), "  ", (info.format, "cyan"), "  ", f"{rows_label(info.rows, info.rows_exact)} rows", "  ", human_size(info.size_bytes), "  ", (info.kind, "dim"))
+        note = getattr(self.reader, "note", "")
+        if note:
+            text.append(f"  ({note})", style="dim")
+        self._info(text)
+
+    def _info(self, text: Text) -> None:
+        self.query_one("#ds-info", Static).update(text)
+
+    @on(DatasetTable.RowHighlighted)
+    def _row(self, event: DatasetTable.RowHighlighted) -> None:
+        fmt = self.current.format if self.current else "unknown"
+        self.query_one("#ds-record", RecordView).show_row(event.row, fmt)
+        self.query_one("#ds-table", DatasetTable).border_subtitle = f"row {event.index + 1:,}"
+
+    # ----------------------------------------------------------------- goto / search
+    def action_prompt(self, mode: str) -> None:
+        if self.reader is None:
+            return
+        self.prompt_mode = mode
+        prompt = self.query_one("#ds-prompt", Input)
+        prompt.value = self.last_search if mode == "search" else ""
+        prompt.placeholder = "row number (1-based), Enter to jump" if mode == "goto" else "text to find, Enter to search"
+        self.add_class("-prompt")
+        prompt.focus()
+
+    def action_close_prompt(self) -> None:
+        self.remove_class("-prompt")
+        self.query_one("#ds-table", DatasetTable).focus()
+
+    @on(Input.Submitted, "#ds-prompt")
+    def _prompt_submitted(self, event: Input.Submitted) -> None:
+        value = event.value.strip()
+        self.action_close_prompt()
+        view = self.query_one("#ds-table", DatasetTable)
+        if self.prompt_mode == "goto":
+            if not value.replace(",", "").isdigit():
+                self.notify(f"'{value}' is not a row number.", severity="warning")
+                return
+            self.goto_row(int(value.replace(",", "")) - 1)
+        elif value:
+            self.last_search = value
+            self._search(value, view.cursor)
+
+    def goto_row(self, index: int) -> None:
+        """Jump to a row; a row the index has not reached yet is read (and indexed up to) off the loop."""
+        view = self.query_one("#ds-table", DatasetTable)
+        if self.reader is not None and not self.reader.ready(index):
+            self._read_to(index)
+            return
+        view.go_to(index)
+
+    @work(thread=True, exclusive=True, group="ds-read", exit_on_error=False)
+    def _read_to(self, index: int) -> None:
+        assert self.reader is not None
+        self.reader.rows(index, 1)
+        rows, exact = self.reader.row_count()
+        done, total = self.reader.progress_bytes()
+        self.post_message(IndexProgress(str(self.reader.path) if self.current is None else self.current.path, done, total, rows, exact))
+        self.post_message(SearchDone("", index))
+
+    def action_search_next(self) -> None:
+        if self.last_search and self.reader is not None:
+            self._search(self.last_search, self.query_one("#ds-table", DatasetTable).cursor + 1)
+
+    @work(thread=True, exclusive=True, group="ds-search", exit_on_error=False)
+    def _search(self, text: str, start: int) -> None:
+        assert self.reader is not None
+        hit = self.reader.search(text, start)
+        if hit is None and start > 0:
+            hit = self.reader.search(text, 0)  # wrap around to the top, like less and vim
+        self.post_message(SearchDone(text, hit))
+
+    def on_search_done(self, message: SearchDone) -> None:
+        if message.index is None:
+            self.notify(f"'{message.text}' not found.", severity="warning")
+            return
+        view = self.query_one("#ds-table", DatasetTable)
+        if self.reader is not None:
+            view.set_row_count(max(view.row_count, self.reader.row_count()[0]))
+        view.go_to(message.index)
+
+    # ----------------------------------------------------------------- view + stats
+    def action_toggle_view(self) -> None:
+        self.toggle_class("-records")
+
+    def action_rescan(self) -> None:
+        self.discover()
+
+    def action_stats(self) -> None:
+        if self.reader is None or self.current is None:
+            return
+        self.add_class("-stats")
+        self.start_stats()
+
+    @on(Select.Changed, "#ds-tokenizer")
+    @on(Input.Submitted, "#ds-maxlen")
+    def _stats_inputs(self, event: Message) -> None:
+        if self.has_class("-stats"):
+            self.start_stats()
+
+    def start_stats(self) -> None:
+        assert self.current is not None
+        self._stats_stop.set()
+        self._stats_stop = threading.Event()
+        select = self.query_one("#ds-tokenizer", Select)
+        tokenizer = select.value if isinstance(select.value, str) else None
+        raw = self.query_one("#ds-maxlen", Input).value.strip()
+        max_length = int(raw) if raw.isdigit() and int(raw) > 0 else None
+        self.query_one("#ds-stats", Static).update(Text("Computing…", style="dim"))
+        bar = self.query_one("#ds-progress", ProgressBar)
+        bar.display = True
+        bar.update(total=max(self.current.rows or 1, 1), progress=0)
+        self._stats(self.current.path, tokenizer, max_length, self._stats_stop)
+
+    @work(thread=True, exclusive=True, group="ds-stats", exit_on_error=False)
+    def _stats(self, path: str, tokenizer_path: str | None, max_length: int | None, stop: threading.Event) -> None:
+        from ftbench.catalog.datasets import compute_stats, load_tokenizer, open_dataset
+        from ftbench.core.errors import FtbenchError
+
+        last = 0.0
+
+        def progress(done: int, total: int) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last >= PROGRESS_EVERY_S:
+                last = now
+                self.post_message(StatsProgress(done, total))
+
+        try:
+            tokenizer = load_tokenizer(tokenizer_path) if tokenizer_path else None
+            with open_dataset(path) as reader:  # its own reader: stats stream the file, the view keeps paging
+                stats = compute_stats(reader, tokenizer, max_length, progress=progress, stop=stop)
+        except FtbenchError as exc:
+            self.post_message(StatsDone(None, exc.message))
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure shows in the panel
+            self.post_message(StatsDone(None, f"{type(exc).__name__}: {exc}"))
+            return
+        if not stop.is_set():
+            self.post_message(StatsDone(stats))
+
+    def on_stats_progress(self, message: StatsProgress) -> None:
+        self.query_one("#ds-progress", ProgressBar).update(total=max(message.total, 1), progress=message.done)
+
+    def on_stats_done(self, message: StatsDone) -> None:
+        self.query_one("#ds-progress", ProgressBar).display = False
+        panel = self.query_one("#ds-stats", Static)
+        if message.stats is None:
+            panel.update(Text(f"Stats failed: {message.error}", style="red"))
+            return
+        self.stats = message.stats
+        panel.update(stats_renderable(message.stats))

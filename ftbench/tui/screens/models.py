@@ -1,0 +1,242 @@
+"""Screen 4, Models: model folders, the Hugging Face cache, GGUF files and adapters, with a VRAM estimate.
+
+The detail panel shows what the catalog read from metadata (architecture, parameters from safetensors
+headers, dtype, context, chat template, vocab, license, size) and, for a trainable model, the VRAM estimate
+for full / LoRA / QLoRA at the sequence length and batch size typed above it, split into its parts and
+checked against each GPU's free memory (from the app's latest NVML sample). Discovery runs in a thread
+worker; nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Label, Static
+
+from ftbench.catalog.models import ModelInfo
+from ftbench.core.errors import FtbenchError
+from ftbench.core.estimate import METHODS, VramEstimate, estimate_all, gpu_fits
+from ftbench.core.workspace import Workspace
+
+GIB = 1024**3
+
+
+def human_size(n: float | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def human_count(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= div:
+            return f"{n / div:.1f}{unit}"
+    return str(n)
+
+
+def info_table(m: ModelInfo) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    rows = [
+        ("kind", m.kind + (f" ({m.peft_type})" if m.peft_type else "")),
+        ("architecture", m.architecture or "?"),
+        ("parameters", f"{human_count(m.params)} ({m.params:,})" if m.params else "?"),
+        ("dtype", m.dtype or "?"),
+        ("context", f"{m.context_length:,}" if m.context_length else "?"),
+        ("chat template", "yes" if m.chat_template else "no"),
+        ("vocab", f"{m.vocab_size:,}" if m.vocab_size else "?"),
+        ("license", m.license or "?"),
+        ("size on disk", human_size(m.size_bytes)),
+    ]
+    if m.base_model:
+        rows.insert(1, ("base model", m.base_model))
+    if m.quantization and m.kind != "gguf":
+        rows.append(("quantization", m.quantization))
+    for key, value in rows:
+        grid.add_row(key, value)
+    if m.error:
+        grid.add_row("problem", Text(m.error, style="red"))
+    return grid
+
+
+def estimate_table(estimates: list[VramEstimate], gpu_report: Any) -> Group:
+    """Parts by method in GiB, the total, and for each GPU whether it fits in the free memory."""
+    table = Table(box=None, padding=(0, 1), header_style="bold")
+    table.add_column("part")
+    for e in estimates:
+        table.add_column(e.method, justify="right")
+    for part in ("weights", "gradients", "optimizer", "activations", "overhead"):
+        table.add_row(part, *(f"{e.parts()[part] / GIB:.2f}" for e in estimates))
+    table.add_row(Text("total GiB", style="bold"), *(Text(f"{e.total / GIB:.2f}", style="bold") for e in estimates))
+    table.add_row("trainable", *(human_count(e.trainable_params) for e in estimates))
+    fits, reason = gpu_fits(estimates, gpu_report)
+    lines: list[Any] = [table]
+    if not fits:
+        lines.append(Text(f"GPU fit: n/a ({reason})", style="dim"))
+    for f in fits:
+        line = Text(f"GPU {f.index} {f.name}: {human_size(f.free)} free  ")
+        for method in METHODS:
+            ok = f.fits.get(method)
+            line.append(f"{method} ", style="bold")
+            line.append("✔ " if ok else "✘ " if ok is False else "? ", style="green" if ok else "red" if ok is False else "dim")
+        lines.append(line)
+    return Group(*lines)
+
+
+class ModelsFound(Message):
+    def __init__(self, models: list[ModelInfo]) -> None:
+        super().__init__()
+        self.models = models
+
+
+class ModelsScreen(Screen[None]):
+    """Models list on the left; details and the VRAM estimate of the highlighted one on the right."""
+
+    TITLE = "Models"
+    DEFAULT_CSS = """
+    ModelsScreen #md-list { width: 68; height: 1fr; border: round $panel; }
+    ModelsScreen #md-list:focus { border: round $accent; }
+    ModelsScreen #md-right { width: 1fr; }
+    ModelsScreen #md-detail { height: auto; border: round $panel; padding: 0 1; }
+    ModelsScreen #md-params { height: 3; }
+    ModelsScreen #md-params Label { padding: 1 1 0 1; }
+    ModelsScreen #md-params Input { width: 14; }
+    ModelsScreen #md-estimate-box { height: 1fr; border: round $panel; padding: 0 1; }
+    """
+    BINDINGS = [
+        Binding("r", "rescan", "Rescan", id="models_rescan"),
+        Binding("e", "focus_estimate", "Seq len / batch", id="models_estimate"),
+        Binding("escape", "focus_list", "List", show=False, id="models_list"),
+    ]
+
+    def __init__(self, ws: Workspace, *, hf_cache: bool | None = None) -> None:
+        super().__init__()
+        self.ws = ws
+        self.hf_cache = hf_cache
+        self.models: list[ModelInfo] = []
+        self.current: ModelInfo | None = None
+        self.estimates: list[VramEstimate] = []
+        self._gpu_fallback: Any = None
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="≡")
+        with Horizontal():
+            table: DataTable[str | Text] = DataTable(id="md-list", cursor_type="row", zebra_stripes=True)
+            table.border_title = "models"
+            for key, label, width in (("name", "name", 20), ("kind", "kind", 7), ("arch", "architecture", 14), ("params", "params", 7), ("size", "size", 8)):
+                table.add_column(label, key=key, width=width)
+            yield table
+            with Vertical(id="md-right"):
+                detail = Static(Text("Scanning model folders…", style="dim"), id="md-detail")
+                detail.border_title = "model"
+                yield detail
+                with Horizontal(id="md-params"):
+                    yield Label("seq len")
+                    yield Input(value="1024", id="md-seq", type="integer")
+                    yield Label("batch")
+                    yield Input(value="4", id="md-batch", type="integer")
+                with VerticalScroll(id="md-estimate-box") as box:
+                    box.border_title = "VRAM estimate (GiB)"
+                    yield Static("", id="md-estimate")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#md-list", DataTable).focus()
+        self.discover()
+
+    @work(thread=True, exclusive=True, group="md-discover", exit_on_error=False)
+    def discover(self) -> None:
+        from ftbench.catalog.models import discover_models
+
+        self.post_message(ModelsFound(discover_models(self.ws, hf_cache=self.hf_cache)))
+
+    def on_models_found(self, message: ModelsFound) -> None:
+        self.models = message.models
+        table = self.query_one("#md-list", DataTable)
+        table.clear()
+        for m in self.models:
+            name = Text(m.name, no_wrap=True, overflow="ellipsis", style="red" if m.error else "")
+            table.add_row(name, m.kind, Text(m.architecture or "?", no_wrap=True, overflow="ellipsis"), human_count(m.params), human_size(m.size_bytes), key=m.path)
+        table.border_subtitle = f"{len(self.models)} found"
+        if not self.models:
+            roots = ", ".join(str(r) for r in self.ws.model_roots())
+            self.query_one("#md-detail", Static).update(Text(f"No models under {roots}. Add folders to model_dirs in ftbench.toml.", style="yellow"))
+        else:
+            self.show_model(self.models[0])
+
+    @on(DataTable.RowHighlighted, "#md-list")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if 0 <= event.cursor_row < len(self.models):
+            self.show_model(self.models[event.cursor_row])
+
+    def show_model(self, model: ModelInfo) -> None:
+        self.current = model
+        detail = self.query_one("#md-detail", Static)
+        detail.border_title = model.name
+        detail.update(info_table(model))
+        self.refresh_estimate()
+
+    def _int(self, selector: str, default: int) -> int:
+        raw = self.query_one(selector, Input).value.strip()
+        return int(raw) if raw.isdigit() and int(raw) > 0 else default
+
+    def refresh_estimate(self) -> None:
+        out = self.query_one("#md-estimate", Static)
+        model = self.current
+        if model is None:
+            return
+        if model.kind == "adapter":
+            out.update(Text(f"An adapter: the estimate is its base model's ({model.base_model or 'unknown'}).", style="dim"))
+            return
+        seq_len, batch = self._int("#md-seq", 1024), self._int("#md-batch", 4)
+        try:
+            self.estimates = estimate_all(model, seq_len, batch)
+        except FtbenchError as exc:
+            self.estimates = []
+            out.update(Text(exc.message, style="yellow"))
+            return
+        report = getattr(self.app, "gpu_report", None)
+        if report is None:
+            if self._gpu_fallback is None:
+                self._gpu_fallback = _sample_once()
+            report = self._gpu_fallback
+        out.update(estimate_table(self.estimates, report))
+
+    @on(Input.Changed, "#md-seq")
+    @on(Input.Changed, "#md-batch")
+    def _params_changed(self, event: Input.Changed) -> None:
+        self.refresh_estimate()
+
+    def action_rescan(self) -> None:
+        self.discover()
+
+    def action_focus_estimate(self) -> None:
+        self.query_one("#md-seq", Input).focus()
+
+    def action_focus_list(self) -> None:
+        self.query_one("#md-list", DataTable).focus()
+
+
+def _sample_once() -> Any:
+    """The app has not sampled NVML yet (or runs without the sampler): sample once, tolerating absence."""
+    try:
+        from ftbench.core.gpu import sample_gpus
+    except ImportError:  # pragma: no cover - gpu.py is part of core
+        return None
+    return sample_gpus()

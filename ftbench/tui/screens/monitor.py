@@ -1,0 +1,285 @@
+"""The run monitor: loss chart (train/eval, raw/smoothed, log toggle), sparklines, GPU history, log, checkpoints.
+
+A thread worker reads the run's events.jsonl from byte 0 (the whole history after reopening the app),
+then only new bytes, at most twice a second; the screen redraws only when a read brought something.
+Actions go through the same core functions the CLI uses: stop, checkpoint now, resume (a new attempt of
+the job in the same folder), chat with the adapter, and export (an `export` job).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Log, Static
+
+from ftbench.core.errors import FtbenchError
+from ftbench.core.events import EventTail
+from ftbench.core.jobs import ACTIVE_STATES, Job, find_job, read_status
+from ftbench.core.workspace import Workspace
+from ftbench.tui.messages import RunData
+from ftbench.tui.widgets.gpu_pane import GpuPane
+from ftbench.tui.widgets.job_list import FileTail, human_duration, state_label
+from ftbench.tui.widgets.loss_chart import LossChart, Series
+from ftbench.tui.widgets.run_data import RunView
+from ftbench.tui.widgets.sparkline import sparkline
+
+REDRAW_S = 0.5  # at most 2 Hz
+STYLES = {"loss": "grey50", "loss (ema)": "bold cyan", "eval_loss": "bold magenta"}
+
+
+class MonitorScreen(Screen[None]):
+    TITLE = "Run monitor"
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="monitor_back"),
+        Binding("s", "stop_job", "Stop", id="monitor_stop"),
+        Binding("c", "checkpoint", "Checkpoint now", id="monitor_checkpoint"),
+        Binding("r", "resume", "Resume", id="monitor_resume"),
+        Binding("l", "toggle_log", "Log scale", id="monitor_log_scale"),
+        Binding("m", "toggle_smooth", "Smoothing", id="monitor_smoothing"),
+        Binding("t", "chat", "Chat with adapter", id="monitor_chat"),
+        Binding("g", "export", "Export GGUF", id="monitor_export"),
+    ]
+
+    def __init__(self, ws: Workspace, job_dir: Path) -> None:
+        super().__init__()
+        self.ws = ws
+        self.job_dir = Path(job_dir)
+        self.view = RunView()
+        self.status: dict[str, Any] = {}
+        self.smooth_only = False
+        self.updates = 0  # how many redraws happened (tests assert it stays bounded)
+        self._halt = threading.Event()
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="≡")
+        with Horizontal(id="monitor-main"):
+            with Vertical(id="monitor-left"):
+                yield Static("", id="monitor-stats")
+                chart = LossChart(id="loss-chart")
+                chart.border_title = "loss"
+                yield chart
+                yield Static("", id="monitor-sparks")
+            with Vertical(id="monitor-right"):
+                yield GpuPane(live=False, id="monitor-gpu")
+                checkpoints = Static("no checkpoints yet", id="monitor-checkpoints")
+                checkpoints.border_title = "checkpoints"
+                yield checkpoints
+                log = Log(id="monitor-log", max_lines=5000, highlight=False)
+                log.border_title = "log"
+                yield log
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = self.job_dir.name
+        self._follow()
+
+    def on_unmount(self) -> None:
+        self._halt.set()
+
+    @work(thread=True, exclusive=True, group="monitor", name="monitor-follow")
+    def _follow(self) -> None:
+        events = EventTail(self.job_dir / "events.jsonl")  # offset 0: the whole history first
+        log = FileTail(self.job_dir / "log.txt", initial_bytes=64 * 1024)
+        last_mtime: float | None = None
+        last_status: dict[str, Any] = {}
+        last_check = 0.0
+        first = True
+        while not self._halt.is_set() and not getattr(self.app, "stopping", False):
+            new_events = events.read_new()
+            lines = log.read_new()
+            status: dict[str, Any] = {}
+            try:
+                mtime = (self.job_dir / "status.json").stat().st_mtime
+                # an active job is re-checked every few seconds even when its status file is quiet: its
+                # process may have vanished, which only `refresh` notices
+                stale = last_status.get("state") in ACTIVE_STATES and time.monotonic() - last_check > 3.0
+                if mtime != last_mtime or stale:
+                    last_mtime, last_check = mtime, time.monotonic()
+                    job = Job(self.job_dir, read_status(self.job_dir))
+                    if job.active:
+                        from ftbench.core.jobs import refresh
+
+                        job = refresh(job)
+                    if job.status != last_status:
+                        status = last_status = job.status
+            except (OSError, FtbenchError):
+                pass
+            if new_events or lines or status or first:
+                self.post_message(RunData(new_events, status, lines, first))
+                first = False
+            self._halt.wait(REDRAW_S)
+
+    def on_run_data(self, message: RunData) -> None:
+        self.view.add_all(message.events)
+        if message.status:
+            self.status = message.status
+        if message.lines:
+            self.query_one("#monitor-log", Log).write_lines(message.lines)
+        self.redraw()
+
+    # ------------------------------------------------------------------ drawing
+    def redraw(self) -> None:
+        self.updates += 1
+        chart = self.query_one("#loss-chart", LossChart)
+        width = max(20, chart.content_size.width * 2)
+        series = [
+            Series(name, points, STYLES[name])
+            for name, points in self.view.chart_series(width, raw=not self.smooth_only)
+            if points
+        ]
+        chart.set_series(series)
+        self.query_one("#monitor-stats", Static).update(self._stats_text())
+        self.query_one("#monitor-sparks", Static).update(self._sparks_text())
+        self.query_one("#monitor-gpu", GpuPane).show_report(self.view.gpu_report(), self.view.gpu_history)
+        self.query_one("#monitor-checkpoints", Static).update(self._checkpoints_text())
+
+    def _stats_text(self) -> Text:
+        s, v = self.status, self.view
+        label, style = state_label(s.get("state", "?"))
+        text = Text.assemble((s.get("name") or self.job_dir.name, "bold"), "  ", (label, style))
+        if s.get("attempt", 1) != 1:
+            text.append(f"  attempt {s.get('attempt')}")
+        tr = v.last_train
+        progress = v.last_progress or s.get("progress") or {}
+        parts = []
+        if tr.get("step") is not None:
+            total = progress.get("total") if progress.get("phase") in (None, "train") else None
+            parts.append(f"step {tr['step']}" + (f"/{total:g}" if isinstance(total, (int, float)) else ""))
+        if isinstance(tr.get("epoch"), (int, float)):
+            parts.append(f"epoch {tr['epoch']:.2f}")
+        if isinstance(tr.get("loss"), (int, float)):
+            parts.append(f"loss {tr['loss']:.4f}")
+        if isinstance(tr.get("tokens_per_s"), (int, float)):
+            parts.append(f"{tr['tokens_per_s']:,.0f} tok/s")
+        eta = tr.get("eta_s", progress.get("eta_s"))
+        if isinstance(eta, (int, float)) and s.get("state") in ACTIVE_STATES:
+            parts.append(f"ETA {human_duration(eta)}")
+        best = v.best_eval()
+        if best:
+            parts.append(f"best eval_loss {best[1]:.4f} @ {best[0]:g}")
+        if parts:
+            text.append("\n" + " · ".join(parts))
+        error = s.get("error") or {}
+        if error.get("message"):
+            text.append(f"\n{error['message']}", style="red")
+            if error.get("hint"):
+                text.append(f"  hint: {error['hint']}", style="dim")
+        return text
+
+    def _sparks_text(self) -> Text:
+        v = self.view
+        text = Text()
+        for label, values, fmt in (("lr", v.lr, ".2e"), ("grad norm", v.grad_norm, ".3g"), ("tokens/s", v.tokens_per_s, ",.0f")):
+            text.append(f"{label:>9} ", style="dim")
+            text.append(sparkline(values, width=40) or "-")
+            text.append(f" {values[-1]:{fmt}}\n" if values else "\n")
+        if v.torch_peak_alloc:
+            text.append(f"{'peak':>9} {v.torch_peak_alloc / 1024**3:.2f} GiB allocated by torch")
+        return text
+
+    def _checkpoints_text(self) -> Text:
+        if not self.view.checkpoints:
+            return Text("no checkpoints yet", style="dim")
+        text = Text()
+        for cp in self.view.checkpoints[-6:]:
+            path = str(cp.get("path", ""))
+            text.append(f"step {cp.get('step', '?')}  {Path(path).name if path else ''}\n")
+        return text
+
+    # ------------------------------------------------------------------ actions
+    def _job(self) -> Job:
+        return find_job(self.ws, str(self.job_dir))
+
+    def _guard(self, fn, *args) -> Any:
+        try:
+            return fn(*args)
+        except FtbenchError as exc:
+            self.notify(f"{exc.message} {exc.hint or ''}".strip(), severity="error", timeout=8)
+            return None
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_toggle_log(self) -> None:
+        chart = self.query_one("#loss-chart", LossChart)
+        chart.log_y = not chart.log_y
+        chart.border_title = "loss (log)" if chart.log_y else "loss"
+
+    def action_toggle_smooth(self) -> None:
+        self.smooth_only = not self.smooth_only
+        self.redraw()
+
+    def action_stop_job(self) -> None:
+        job = self._guard(self._job)
+        if job is None:
+            return
+        if not job.active:
+            self.notify(f"{job.id} is already {job.state}.", severity="warning")
+            return
+        self._stop(job)
+
+    @work(thread=True, group="monitor-control")
+    def _stop(self, job: Job) -> None:
+        from ftbench.core.jobs import stop_job
+
+        self.app.call_from_thread(self.notify, f"Stopping {job.id}; it saves a checkpoint first…")
+        job = stop_job(job, grace_s=self.ws.config.defaults.stop_grace_s)
+        self.app.call_from_thread(self.notify, f"{job.id} is {job.state}.")
+
+    def action_checkpoint(self) -> None:
+        from ftbench.core.jobs import request_control
+
+        job = self._guard(self._job)
+        if job is not None and self._guard(request_control, job, "checkpoint") is not None:
+            self.notify("Checkpoint requested; it is saved at the next step.")
+
+    def action_resume(self) -> None:
+        from ftbench.core.jobs import restart_job
+
+        job = self._guard(self._job)
+        if job is None:
+            return
+        new = self._guard(restart_job, self.ws, job)
+        if new is not None:
+            self.notify(f"Resumed {new.id} as attempt {new.status.get('attempt')}.")
+
+    def action_chat(self) -> None:
+        adapter = self.adapter_path()
+        if adapter is None:
+            self.notify("This run has no adapter or model yet.", severity="warning")
+            return
+        opener = getattr(self.app, "open_chat", None)
+        if opener is None or not opener(adapter):
+            self.notify(f"Chat with it: ftbench chat --adapter {adapter}", timeout=10)
+
+    def adapter_path(self) -> Path | None:
+        result = self.status.get("result") or {}
+        for key in ("adapter", "adapter_dir", "model", "model_dir", "output"):
+            value = result.get(key)
+            if value and Path(value).exists():
+                return Path(value)
+        for name in ("adapter", "model"):
+            if (self.job_dir / name).is_dir():
+                return self.job_dir / name
+        return None
+
+    def action_export(self) -> None:
+        from ftbench.core.jobs import start_job
+
+        if self.status.get("state") in ACTIVE_STATES:
+            self.notify("The run is still going; export it when it has finished (or stop it first).", severity="warning")
+            return
+        name = f"{self.status.get('name') or self.job_dir.name}"
+        params = {"source": str(self.job_dir), "quants": list(self.ws.config.defaults.export_quants)}
+        job = self._guard(start_job, self.ws, "export", name, params, {"source_run": self.job_dir.name})
+        if job is not None:
+            self.notify(f"Export started: {job.id} ({', '.join(params['quants'])}). Follow it on the Jobs screen.")

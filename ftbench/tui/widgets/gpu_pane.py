@@ -1,0 +1,87 @@
+"""The GPU pane: per device VRAM bar (threshold colours), utilisation, temperature and power.
+
+It only renders; the app samples NVML in a thread worker and pushes reports here, so a slow or missing
+driver never blocks the UI. Without NVML it says "no NVIDIA GPU" and why, never raises. The run monitor
+uses the same pane with a history sparkline per device from the run's `gpu` events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.widgets import Static
+
+from ftbench.core.gpu import GpuInfo, GpuReport, format_bytes
+from ftbench.tui.widgets.sparkline import bar, sparkline
+
+WARN, CRIT = 0.70, 0.90
+
+
+def level_style(fraction: float | None) -> str:
+    """Green under 70 %, yellow under 90 %, red above: VRAM near full is the usual reason a run dies."""
+    if fraction is None:
+        return "dim"
+    if fraction >= CRIT:
+        return "bold red"
+    if fraction >= WARN:
+        return "yellow"
+    return "green"
+
+
+def _num(value: float | None, fmt: str, unit: str) -> str:
+    return "n/a" if value is None else f"{value:{fmt}}{unit}"
+
+
+def render_gpu_line(gpu: GpuInfo, bar_width: int = 16, history: Sequence[float] | None = None) -> Text:
+    frac = gpu.mem_fraction
+    line = Text()
+    line.append(f"GPU{gpu.index} ", style="bold")
+    line.append(f"{gpu.name[:22]:<22} ")
+    line.append(bar(frac, bar_width), style=level_style(frac))
+    used = format_bytes(gpu.mem_used).replace(" GiB", "")
+    line.append(f" {used}/{format_bytes(gpu.mem_total)}")
+    line.append(f" {_num(frac * 100 if frac is not None else None, '3.0f', '%')}", style=level_style(frac))
+    line.append(f"  util {_num(gpu.util, '3.0f', '%')}")
+    line.append(f"  {_num(gpu.temp, '.0f', '°C')}")
+    power = _num(gpu.power, '.0f', '')
+    limit = _num(gpu.power_limit, '.0f', ' W') if gpu.power_limit is not None else "W"
+    line.append(f"  {power}/{limit}" if gpu.power_limit is not None else f"  {power} W")
+    if history:
+        line.append("\n     VRAM history ")
+        line.append(sparkline(history, width=30, lo=0.0, hi=1.0), style=level_style(history[-1]))
+    return line
+
+
+def render_report(report: GpuReport | None, bar_width: int = 16, history: dict[int, list[float]] | None = None) -> Text:
+    if report is None:
+        return Text("GPU: sampling…", style="dim")
+    if not report.available:
+        return Text.assemble(("GPU: ", "bold"), (report.summary, "dim"))
+    lines = [render_gpu_line(g, bar_width, (history or {}).get(g.index)) for g in report.gpus]
+    return Text("\n").join(lines)
+
+
+class GpuPane(Static):
+    """Shows the latest GpuReport; `show_report` is called by the app (live) or the monitor (run events)."""
+
+    DEFAULT_CSS = """
+    GpuPane { height: auto; padding: 0 1; border-top: solid $panel-lighten-2; }
+    """
+
+    def __init__(self, *, live: bool = True, id: str | None = None) -> None:
+        super().__init__("", id=id)
+        self.live = live
+        self.report: GpuReport | None = None
+        self.history: dict[int, list[float]] = {}
+
+    def on_mount(self) -> None:
+        if self.live:
+            self.show_report(getattr(self.app, "gpu_report", None))
+
+    def show_report(self, report: GpuReport | None, history: dict[int, list[float]] | None = None) -> None:
+        if report == self.report and history == (self.history or None):
+            return
+        self.report = report
+        self.history = history or {}
+        self.update(render_report(report, history=self.history))

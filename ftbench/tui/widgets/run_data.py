@@ -1,0 +1,102 @@
+"""Everything the run monitor shows, folded incrementally from a run's events.
+
+The monitor reads events.jsonl from byte 0 when it opens (so a reopened app shows the whole history) and
+then only the new bytes; `RunView.add` folds each event in O(1), keeping the smoothed loss as a running
+EMA with the same bias correction as `events.ema`, so a 100k-step run costs no more per update than a
+short one. Charts take `downsample`d copies of the series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ftbench.core.events import downsample
+from ftbench.core.gpu import GpuInfo, GpuReport, gpu_from_event
+
+GPU_HISTORY = 120
+
+
+@dataclass
+class RunView:
+    alpha: float = 0.1
+    loss: list[tuple[float, float]] = field(default_factory=list)
+    loss_ema: list[tuple[float, float]] = field(default_factory=list)
+    eval_loss: list[tuple[float, float]] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    grad_norm: list[float] = field(default_factory=list)
+    tokens_per_s: list[float] = field(default_factory=list)
+    last_train: dict[str, Any] = field(default_factory=dict)
+    last_eval: dict[str, Any] = field(default_factory=dict)
+    last_progress: dict[str, Any] = field(default_factory=dict)
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    gpu_history: dict[int, list[float]] = field(default_factory=dict)
+    gpu_latest: list[GpuInfo] = field(default_factory=list)
+    torch_peak_alloc: int | None = None
+    attempts: set[int] = field(default_factory=set)
+    _acc: float = 0.0
+    _n: int = 0
+
+    def add_all(self, events: Iterable[dict[str, Any]]) -> int:
+        count = 0
+        for event in events:
+            self.add(event)
+            count += 1
+        return count
+
+    def add(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if isinstance(event.get("attempt"), int):
+            self.attempts.add(event["attempt"])
+        step = event.get("step")
+        if kind == "train":
+            self.last_train = event
+            loss = event.get("loss")
+            if _num(loss) and _num(step):
+                self._n += 1
+                self._acc = (1 - self.alpha) * self._acc + self.alpha * loss
+                self.loss.append((float(step), float(loss)))
+                self.loss_ema.append((float(step), self._acc / (1 - (1 - self.alpha) ** self._n)))
+            for key, series in (("lr", self.lr), ("grad_norm", self.grad_norm), ("tokens_per_s", self.tokens_per_s)):
+                if _num(event.get(key)):
+                    series.append(float(event[key]))
+        elif kind == "eval":
+            self.last_eval = event
+            if _num(event.get("eval_loss")) and _num(step):
+                self.eval_loss.append((float(step), float(event["eval_loss"])))
+        elif kind == "progress":
+            self.last_progress = event
+        elif kind == "checkpoint":
+            self.checkpoints.append(event)
+        elif kind == "gpu":
+            devices = [gpu_from_event(d) for d in event.get("devices") or [] if isinstance(d, dict)]
+            self.gpu_latest = devices
+            for dev in devices:
+                hist = self.gpu_history.setdefault(dev.index, [])
+                if dev.mem_fraction is not None:
+                    hist.append(dev.mem_fraction)
+                    del hist[:-GPU_HISTORY]
+            if _num(event.get("torch_peak_alloc")):
+                self.torch_peak_alloc = int(event["torch_peak_alloc"])
+
+    def gpu_report(self) -> GpuReport | None:
+        if not self.gpu_latest:
+            return None
+        return GpuReport(True, list(self.gpu_latest))
+
+    def chart_series(self, max_points: int, smoothed: bool = True, raw: bool = True) -> list[tuple[str, list[tuple[float, float]]]]:
+        out = []
+        if raw:
+            out.append(("loss", downsample(self.loss, max_points)))
+        if smoothed:
+            out.append(("loss (ema)", downsample(self.loss_ema, max_points)))
+        out.append(("eval_loss", downsample(self.eval_loss, max_points)))
+        return out
+
+    def best_eval(self) -> tuple[float, float] | None:
+        return min(self.eval_loss, key=lambda p: p[1]) if self.eval_loss else None
+
+
+def _num(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value

@@ -1,0 +1,84 @@
+"""`ftbench` in a real terminal (tmux), driven as a user over SSH would: start, see, switch, quit.
+
+A private tmux server (-L, -f /dev/null) never touches the user's tmux. We poll capture-pane for text
+instead of sleeping. The workspace holds a frozen fake job whose pid is this test process (alive).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tui"))
+
+from fakes import make_workspace  # noqa: E402
+
+pytestmark = pytest.mark.e2e
+
+
+class Tmux:
+    def __init__(self) -> None:
+        self.base = ["tmux", "-L", f"ftbench-test-{os.getpid()}", "-f", "/dev/null"]
+
+    def __call__(self, *args: str) -> str:
+        return subprocess.run([*self.base, *args], capture_output=True, text=True, timeout=20).stdout
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-t", "e2e")
+
+    def wait_for(self, *texts: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if all(t in screen for t in texts):
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{texts} not on screen after {timeout}s:\n{screen}")
+            time.sleep(0.1)
+
+    def alive(self) -> bool:
+        return subprocess.run([*self.base, "has-session", "-t", "e2e"], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def tmux():
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    t = Tmux()
+    yield t
+    t("kill-server")
+
+
+def test_ftbench_in_tmux(tmux, tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+    ftbench = Path(sys.executable).with_name("ftbench")
+    cmd = f"{ftbench if ftbench.exists() else sys.executable + ' -m ftbench.cli'} --workspace {ws.root}"
+    env = "env -u COLUMNS -u LINES TERM=xterm-256color COLORTERM=truecolor LANG=C.UTF-8 FTBENCH_HOME= "
+    start = time.monotonic()
+    tmux("new-session", "-d", "-s", "e2e", "-x", "120", "-y", "36", env + cmd)
+    tmux("set", "-s", "escape-time", "0")
+    screen = tmux.wait_for("Jobs", "sft-alpaca-lora", "no NVIDIA GPU")
+    first_frame = time.monotonic() - start
+    assert "▶ running" in screen and "✗ failed" in screen and "■ stopped" in screen
+    assert str(ws.root) in screen  # header names the workspace
+    print(f"first full frame in tmux after {first_frame:.2f}s")
+
+    tmux("send-keys", "-t", "e2e", "2")
+    tmux.wait_for("best eval", "sft-alpaca-lora-r8")
+    tmux("send-keys", "-t", "e2e", "1")
+    tmux.wait_for("Checkpoint now")
+    tmux("send-keys", "-t", "e2e", "Enter")
+    tmux.wait_for("Run monitor", "step 120/500", "checkpoint-100")
+    tmux("send-keys", "-t", "e2e", "Escape")
+    tmux.wait_for("Checkpoint now")
+    tmux("send-keys", "-t", "e2e", "q")
+    deadline = time.monotonic() + 10
+    while tmux.alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not tmux.alive(), "q did not quit ftbench"

@@ -1,0 +1,131 @@
+"""Bad input fails at `ftbench train` with one clear line (exit 2, no traceback) before any model loads, and
+no run folder is left behind; checks that need the job's machine (devices, disk, writable folder,
+bitsandbytes) are tested on the preflight functions directly."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ftbench.cli import main
+from ftbench.core.errors import FtbenchError
+from ftbench.core.recipe import validate_recipe
+
+
+@pytest.fixture
+def fake_model(tmp_path: Path) -> Path:
+    """A folder that passes the model preflight (config.json only; nothing here loads weights)."""
+    path = tmp_path / "model"
+    path.mkdir()
+    (path / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    return path
+
+
+def train(workspace, tmp_path: Path, recipe: dict, capsys) -> tuple[int, str]:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    code = main(["-w", str(workspace.root), "train", str(path)])
+    err = capsys.readouterr().err
+    return code, err
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "words"),
+    [
+        ("", {}, ["has no rows"]),
+        ('{"instruction": "a", "output": "b"}\nnot json\n{"instruction": "c", "output": "d"}\n{broken\n', {}, ["2 line(s)", "line 2, 4", "skip_bad_rows"]),
+        ('{"instruction": "a", "output": "b"}\n{"instruction": "c"}\n', {"format": "alpaca"}, ["row 2", "'output'", "columns present: instruction"]),
+        ('{"question": "a", "reply": "b"}\n', {}, ["Cannot tell the format", "question, reply"]),
+        ('{"prompt": "a", "chosen": "b", "rejected": "c"}\n', {}, ["preference format", "task sft cannot"]),
+    ],
+)
+def test_bad_data_fails_before_launch(workspace, tmp_path, fake_model, capsys, content, extra, words):
+    data = write(tmp_path / "d.jsonl", content)
+    code, err = train(workspace, tmp_path, {"task": "sft", "model": str(fake_model), "data": {"train": str(data), **extra}}, capsys)
+    assert code == 2
+    first = err.splitlines()[0]
+    assert first.startswith("error: ") and "Traceback" not in err
+    for word in words:
+        assert word in err, err
+    assert not any((workspace.root / "runs").iterdir())  # nothing launched, nothing to clean up
+
+
+def test_skip_bad_rows_counts_instead_of_failing(tmp_path):
+    from ftbench.train.data import load_rows
+
+    data = write(tmp_path / "d.jsonl", '{"instruction": "a", "output": "b"}\nnot json\n{"instruction": "c"}\n{"instruction": "e", "output": "f"}\n')
+    recipe = validate_recipe({"task": "sft", "model": "m", "data": {"train": str(data), "format": "alpaca", "skip_bad_rows": True}})
+    rows = load_rows(recipe.data, "sft")
+    assert len(rows.train) == 2 and rows.report.bad_lines == 1 and rows.report.bad_rows == 1
+
+
+@pytest.mark.parametrize(
+    ("model", "words"),
+    [("missing-folder/x/y", ["does not exist"]), ("EMPTY", ["has no config.json"]), ("REMOTE", ["trust_remote_code", "auto_map"])],
+)
+def test_bad_model_paths(workspace, tmp_path, capsys, model, words):
+    data = write(tmp_path / "d.jsonl", '{"text": "hello"}\n')
+    if model == "EMPTY":
+        (tmp_path / "empty").mkdir()
+        model = str(tmp_path / "empty")
+    elif model == "REMOTE":
+        remote = tmp_path / "remote"
+        remote.mkdir()
+        (remote / "config.json").write_text(json.dumps({"model_type": "mystery_lm", "auto_map": {"AutoModelForCausalLM": "modeling.Mystery"}}))
+        model = str(remote)
+    code, err = train(workspace, tmp_path, {"task": "sft", "model": model, "data": str(data)}, capsys)
+    assert code == 2
+    for word in words:
+        assert word in err, err
+
+
+def test_unknown_key_and_wrong_type_at_the_prompt(workspace, tmp_path, fake_model, capsys):
+    data = write(tmp_path / "d.jsonl", '{"text": "hello"}\n')
+    code, err = train(workspace, tmp_path, {"task": "sft", "model": str(fake_model), "data": str(data), "training": {"epoch": 2}}, capsys)
+    assert code == 2 and "unknown key 'training.epoch'" in err and "Did you mean 'training.epochs'?" in err
+    code, err = train(workspace, tmp_path, {"task": "sft", "model": str(fake_model), "data": str(data), "training": {"lr": "fast"}}, capsys)
+    assert code == 2 and "training.lr = 'fast'" in err
+
+
+def test_validate_prints_resolved_recipe(workspace, tmp_path, fake_model, capsys):
+    data = write(tmp_path / "d.jsonl", '{"text": "hello"}\n')
+    path = write(tmp_path / "r.yaml", f"task: sft\nmodel: {fake_model}\ndata: {data}\n")
+    assert main(["-w", str(workspace.root), "validate", str(path), "--data", "--set", "training.seed=7"]) == 0
+    resolved = yaml.safe_load(capsys.readouterr().out)
+    assert resolved["training"]["seed"] == 7 and resolved["data"]["packing"] is True and resolved["method"]["target_modules"] == "auto"
+
+
+def test_job_side_preflight(tmp_path, fake_model, monkeypatch):
+    from ftbench.train import worker
+    from ftbench.train.model import check_bitsandbytes
+
+    recipe = validate_recipe({"task": "sft", "model": str(fake_model), "data": "d.jsonl", "training": {"devices": 4}})
+    with pytest.raises(FtbenchError, match="training.devices is 4 but this machine has 0 GPUs"):
+        worker.check_devices(recipe)
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)
+    with pytest.raises(FtbenchError, match="qlora needs bitsandbytes"):
+        check_bitsandbytes(validate_recipe({"task": "sft", "model": "m", "data": "d", "method": "qlora"}))
+    (fake_model / "model.safetensors").write_bytes(b"\0" * 4096)
+    full = validate_recipe({"task": "sft", "model": str(fake_model), "data": "d", "method": "full"})
+    assert worker.needed_disk(full) == 4096 * 3 * 3 + 4096
+    monkeypatch.setattr(worker.shutil, "disk_usage", lambda p: type("U", (), {"free": 1000})())
+    with pytest.raises(FtbenchError, match="Not enough free disk"):
+        worker.check_disk(full, tmp_path)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not __import__("os").access(locked, __import__("os").W_OK):
+            with pytest.raises(FtbenchError, match="not writable"):
+                worker.check_writable(locked)
+    finally:
+        locked.chmod(0o700)

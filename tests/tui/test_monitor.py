@@ -1,0 +1,204 @@
+"""The run monitor: whole history on open, live appends, bounded redraws, actions through real jobs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fakes import NOW
+from helpers import wait_until
+from textual.widgets import Log, Static
+
+from ftbench.core.events import ema
+from ftbench.core.jobs import read_status, start_job, wait_job
+from ftbench.tui.screens.jobs import JobsScreen
+from ftbench.tui.screens.monitor import MonitorScreen
+from ftbench.tui.widgets.gpu_pane import GpuPane
+from ftbench.tui.widgets.loss_chart import LossChart, Series, render_chart
+
+SIZE = (120, 40)
+RUNNING = "20251122-081000-sft-alpaca-lora-a1b2"
+
+
+async def open_monitor(app, pilot) -> MonitorScreen:
+    await wait_until(pilot, lambda: isinstance(app.screen, JobsScreen) and app.screen.rows, what="jobs")
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.view.loss, what="monitor data")
+    return app.screen
+
+
+async def test_monitor_shows_whole_history_and_follows(fake_ws, make_app):
+    app = make_app(fake_ws)
+    async with app.run_test(size=SIZE) as pilot:
+        mon = await open_monitor(app, pilot)
+        view = mon.view
+        assert len(view.loss) == 120 and len(view.eval_loss) == 3  # every event from byte 0
+        assert [round(v, 9) for _, v in view.loss_ema] == [round(v, 9) for v in ema([v for _, v in view.loss])]
+        stats = str(mon.query_one("#monitor-stats", Static).render())
+        assert "▶ running" in stats and "step 120/500" in stats and "1,800 tok/s" in stats
+        assert "ETA 7:36" in stats  # (500-120) * 1.2 s
+        assert "checkpoint-100" in str(mon.query_one("#monitor-checkpoints", Static).render())
+        gpu = mon.query_one("#monitor-gpu", GpuPane)
+        assert gpu.report is not None and gpu.report.gpus[0].name == "NVIDIA H100 80GB HBM3"
+        assert len(gpu.history[0]) == 6  # one gpu event every 20 steps
+        assert mon.query_one("#monitor-log", Log).line_count == 12
+        chart = mon.query_one("#loss-chart", LossChart)
+        assert [s.name for s in chart.series] == ["loss", "loss (ema)", "eval_loss"]
+
+        # idle: no new data, no redraw
+        updates = mon.updates
+        await pilot.pause(1.2)
+        assert mon.updates == updates
+
+        events = Path(fake_ws.runs_dir / RUNNING / "events.jsonl")
+        with open(events, "a") as f:
+            for step in range(121, 126):
+                f.write(json.dumps({"t": NOW, "type": "train", "attempt": 1, "step": step, "loss": 0.5}) + "\n")
+        await wait_until(pilot, lambda: len(mon.view.loss) == 125, what="appended steps")
+        assert mon.updates <= updates + 2  # 5 events, one or two redraws
+
+        await pilot.press("l")
+        assert chart.log_y and chart.border_title == "loss (log)"
+        await pilot.press("m")
+        assert [s.name for s in chart.series] == ["loss (ema)", "eval_loss"]
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, JobsScreen))
+
+
+async def test_export_starts_an_export_job(fake_ws, make_app, monkeypatch):
+    # the export itself is another engineer's job target; here only the launch matters, so run the fake job
+    monkeypatch.setitem(__import__("ftbench.core.jobs").core.jobs.JOB_TARGETS, "export", "fakejob:run")
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    app = make_app(fake_ws)
+    notes: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        app.notify = lambda message, **kw: notes.append(message)  # type: ignore[method-assign]
+        await wait_until(pilot, lambda: isinstance(app.screen, JobsScreen) and app.screen.rows)
+        await pilot.press("g")  # not a Jobs key: nothing happens
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.status)
+        await pilot.press("g")
+        await wait_until(pilot, lambda: notes)
+        assert "still going" in notes[-1]  # a running run is not exported
+        await pilot.press("escape", "down", "down", "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.status.get("state") == "succeeded")
+        await pilot.press("g")
+        await wait_until(pilot, lambda: len(notes) == 2)
+        assert notes[-1].startswith("Export started")
+    exports = [d for d in fake_ws.exports_dir.iterdir() if not d.name.startswith("2025")]
+    assert len(exports) == 1
+    spec = json.loads((exports[0] / "job.json").read_text())
+    assert spec["kind"] == "export"
+    assert spec["params"] == {"source": str(fake_ws.runs_dir / "20251122-070000-sft-alpaca-lora-r8-c3d4"), "quants": ["q4_k_m", "q8_0"]}
+    from ftbench.core.jobs import Job, stop_job
+
+    stop_job(Job(exports[0], read_status(exports[0])), grace_s=10)
+
+
+async def test_live_job_checkpoint_and_stop_from_the_monitor(workspace, make_app):
+    """A real detached job process: the monitor follows it, checkpoint-now and stop reach it."""
+    here = str(Path(__file__).parent)
+    job = start_job(workspace, "train", "fake-live", params={"steps": 600}, target="fakejob:run", env={"PYTHONPATH": here})
+    try:
+        app = make_app(workspace)
+        async with app.run_test(size=SIZE) as pilot:
+            mon = await open_monitor(app, pilot)
+            await wait_until(pilot, lambda: mon.status.get("state") == "running", what="job running")
+            await pilot.press("c")
+            await wait_until(pilot, lambda: mon.view.checkpoints, timeout=15, what="checkpoint event")
+            assert "checkpoint saved" in " ".join(mon.query_one("#monitor-log", Log).lines)
+            await pilot.press("s")
+            await wait_until(pilot, lambda: mon.status.get("state") == "stopped", timeout=20, what="stopped")
+            steps = len(mon.view.loss)
+            assert 0 < steps < 600
+            stats = str(mon.query_one("#monitor-stats", Static).render())
+            assert "■ stopped" in stats
+    finally:
+        wait_job(job, timeout_s=1)
+        from ftbench.core.jobs import stop_job
+
+        stop_job(job, grace_s=5)
+
+
+def test_render_chart_log_scale_and_shape():
+    pts = [(float(i), 10.0 ** (-i / 10)) for i in range(1, 41)]
+    text = render_chart([Series("loss", pts)], 40, 10).plain.splitlines()
+    assert len(text) == 10 and all(len(line) <= 40 for line in text)
+    assert text[0].strip().startswith("0.794")  # top label: the largest value
+    assert "step 1 … 40" in text[-1]
+    log_text = render_chart([Series("loss", pts)], 40, 10, log_y=True).plain.splitlines()
+    assert "log" in log_text[-1]
+    # on a log axis a power law is a straight line: every column holds dots, one run of cells per row
+    assert render_chart([], 40, 10).plain.startswith("waiting")
+
+
+async def test_resume_continues_the_same_run(fake_ws, make_app, monkeypatch):
+    """Resume (r) on the failed run: a new attempt in the same folder; the curve keeps its history."""
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # the job runs tests/tui/fakejob.py
+    failed = fake_ws.runs_dir / "20251122-060000-cls-imdb-lora-e5f6"
+    app = make_app(fake_ws)
+    notes: list[str] = []
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            app.notify = lambda message, **kw: notes.append(message)  # type: ignore[method-assign]
+            app.open_monitor(failed)
+            await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen) and len(app.screen.view.loss) == 30)
+            mon = app.screen
+            await pilot.press("t")  # no adapter in this run: says so instead of opening chat
+            await wait_until(pilot, lambda: notes)
+            assert notes[-1] == "This run has no adapter or model yet."
+            await pilot.press("r")
+            await wait_until(pilot, lambda: notes[-1].startswith("Resumed"), what="resume notification")
+            assert notes[-1].endswith("as attempt 2.")
+            await wait_until(pilot, lambda: 2 in mon.view.attempts and len(mon.view.loss) > 31, timeout=20, what="attempt 2 events")
+            assert mon.view.loss[0] == (1.0, mon.view.loss[0][1]) and len(mon.view.loss) > 30  # history kept
+            assert "attempt 2" in str(mon.query_one("#monitor-stats", Static).render())
+    finally:
+        from ftbench.core.jobs import find_job, stop_job
+
+        stop_job(find_job(fake_ws, str(failed)), grace_s=10)
+
+
+async def test_vanished_process_shows_as_failed(fake_ws, make_app):
+    """A running job whose process dies without a word turns `failed` in the monitor, with the log's last line."""
+    import subprocess
+
+    from fakes import write_job
+
+    from ftbench.core.jobs import proc_start_time
+
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        job_dir = write_job(fake_ws, "20251122-091000-sft-vanish-7777", "train", "vanish", "running", 60,
+                            events=[], log="[09:10:00] loading model\n")
+        status = json.loads((job_dir / "status.json").read_text())
+        status.update(pid=proc.pid, pgid=proc.pid, proc_start=proc_start_time(proc.pid))
+        (job_dir / "status.json").write_text(json.dumps(status))
+        app = make_app(fake_ws)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_monitor(job_dir)
+            await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.status.get("state") == "running")
+            mon = app.screen
+            proc.kill()
+            proc.wait()
+            await wait_until(pilot, lambda: mon.status.get("state") == "failed", timeout=15, what="failed after the process died")
+            stats = str(mon.query_one("#monitor-stats", Static).render())
+            assert "process vanished" in stats and "loading model" in stats
+    finally:
+        proc.kill()
+
+
+async def test_chat_with_adapter_opens_chat_screen(fake_ws, make_app):
+    """`t` hands the run's adapter folder to the Chat screen; its own check speaks (no server starts here)."""
+    run = fake_ws.runs_dir / "20251122-070000-sft-alpaca-lora-r8-c3d4"
+    (run / "adapter").mkdir()  # an adapter folder without adapter_config.json: chat refuses it, in words
+    app = make_app(fake_ws)
+    notes: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        app.notify = lambda message, **kw: notes.append(message)  # type: ignore[method-assign]
+        app.open_monitor(run)
+        await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.status)
+        assert app.screen.adapter_path() == run / "adapter"
+        await pilot.press("t")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ChatScreen" and notes, what="chat screen")
+        assert "adapter_config.json" in notes[-1]
