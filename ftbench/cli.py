@@ -30,13 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"ftbench.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"ftbench.commands.{name}":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"ftbench.commands.{name}").register(sub)
     return parser
 
 

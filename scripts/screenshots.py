@@ -1,8 +1,10 @@
 """Regenerate screenshots/*.svg of every TUI screen, deterministically, for README.md.
 
-Uses the frozen fake workspace of the TUI tests (tests/tui/fakes.py: fixed clock, fake GPUs, job folders
-written by hand), so the README images show exactly what the snapshot tests check and never drift.
-Usage: python scripts/screenshots.py [--out screenshots] [--size 120x36]
+The workspace is the demo workspace's models and datasets (linked, not copied) plus the frozen job folders of
+the TUI tests (tests/tui/fakes.py: fixed clock, fake GPUs, jobs written by hand), so the pictures show real
+demo data and the same job states the snapshot tests check. The chat picture uses the scripted chat backend
+through the real chat server, so it needs no model and never changes.
+Usage: python scripts/screenshots.py [--demo DIR] [--out screenshots] [--size 120x36]
 """
 
 from __future__ import annotations
@@ -74,13 +76,66 @@ async def new_run(pilot, app) -> None:
     await wait_until(pilot, lambda: type(app.screen).__name__ == "NewRunScreen")
 
 
-SHOTS = {"jobs": jobs, "monitor": monitor, "runs": runs, "help": help_screen, "new_run": new_run}
+async def datasets(pilot, app) -> None:
+    await pilot.press("3")
+    screen = lambda: app.screen  # noqa: E731
+    await wait_until(pilot, lambda: type(screen()).__name__ == "DatasetsScreen" and screen().datasets, timeout=30)
+    names = [d.name for d in screen().datasets]
+    table = screen().query_one("#ds-list")
+    table.move_cursor(row=names.index("demo/support-chat.jsonl"))
+    await wait_until(pilot, lambda: screen().current.name == "demo/support-chat.jsonl" and screen().current.rows_exact, timeout=30)
+    await pilot.press("t")  # rendered records: a messages row reads like a chat
 
 
-async def main_async(out: Path, size: tuple[int, int]) -> list[Path]:
+async def models(pilot, app) -> None:
+    await pilot.press("4")
+    screen = lambda: app.screen  # noqa: E731
+    await wait_until(pilot, lambda: type(screen()).__name__ == "ModelsScreen" and screen().models and screen().estimates, timeout=30)
+    names = [m.name for m in screen().models]
+    screen().query_one("#md-list").move_cursor(row=names.index("smollm2-135m-instruct"))
+    await wait_until(pilot, lambda: screen().current.name == "smollm2-135m-instruct" and screen().estimates, timeout=30)
+
+
+async def chat(pilot, app) -> None:
+    from ftbench.chat.protocol import VariantSpec
+    from ftbench.tui.screens.chat import ChatScreen
+
+    variants = [
+        VariantSpec(name="smollm2-135m-instruct", kind="scripted", options={"reply": "I think this review is mostly positive, because the reviewer likes the battery."}),
+        VariantSpec(name="sft-lora-sentiment", kind="scripted", options={"reply": "Sentiment: positive"}),
+    ]
+    screen = ChatScreen(app.ws, variants)
+    await app.push_screen(screen)
+    await wait_until(pilot, lambda: all(c.status == "ready" for c in screen.columns()), timeout=60)
+    prompt = screen.query_one("#chat-prompt")
+    prompt.value = "Classify the sentiment: The battery lasts all day and the screen is bright."
+    await prompt.action_submit()
+    await wait_until(pilot, lambda: all(c.last_stats for c in screen.columns()), timeout=60)
+
+
+SHOTS = {
+    "jobs": jobs, "monitor": monitor, "runs": runs, "datasets": datasets, "models": models,
+    "new_run": new_run, "chat": chat, "help": help_screen,
+}
+
+
+def demo_root(arg: str | None) -> Path:
+    """The demo workspace to show; built (idempotently) when missing."""
+    from ftbench.demo.build import build_demo
+
+    root = Path(arg) if arg else REPO / ".ftbench-test-cache" / "demo"
+    build_demo(root)
+    return root
+
+
+async def main_async(out: Path, size: tuple[int, int], demo: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        ws = make_workspace(Path(tmp) / "ws")
+        root = Path(tmp) / "ws"
+        root.mkdir()
+        for sub in ("models", "datasets"):
+            (root / sub).symlink_to(demo / sub)
+        ws = make_workspace(root)
         return [await shoot(ws, out, name, size, setup) for name, setup in SHOTS.items()]
 
 
@@ -88,9 +143,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(REPO / "screenshots"))
     parser.add_argument("--size", default="120x36")
+    parser.add_argument("--demo", help="demo workspace to show (default: the test cache's, built if missing)")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
-    for path in asyncio.run(main_async(Path(args.out), (width, height))):
+    for path in asyncio.run(main_async(Path(args.out), (width, height), demo_root(args.demo))):
         print(path)
     return 0
 

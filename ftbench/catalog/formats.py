@@ -41,14 +41,21 @@ ROLES = ("system", "user", "assistant", "tool")
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "tool": "tool", "function_call": "assistant", "observation": "tool"}
 
 
+# Column names that mean a format field without a mapping (multi-label files usually say `labels`).
+FIELD_ALIASES: dict[str, tuple[str, ...]] = {"label": ("labels",)}
+
+
 def mapped(row: Mapping[str, Any], columns: Mapping[str, str] | None) -> dict[str, Any]:
     """The row with columns renamed to format field names (`columns` is field -> file column)."""
-    if not columns:
-        return dict(row)
     out = dict(row)
-    for field, column in columns.items():
+    for field, column in (columns or {}).items():
         if column in row:
             out[field] = row[column]
+    for field, aliases in FIELD_ALIASES.items():
+        if field not in out:
+            alias = next((a for a in aliases if a in row), None)
+            if alias is not None:
+                out[field] = row[alias]
     return out
 
 

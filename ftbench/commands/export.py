@@ -13,6 +13,7 @@ from typing import Any
 
 from ftbench.cli import print_json, subparser
 from ftbench.core.errors import FtbenchError
+from ftbench.export.card import render_card
 
 
 def register(sub: Any) -> None:
@@ -71,23 +72,6 @@ def cmd_export(args: argparse.Namespace, ws: Any) -> int:
             print(f"hint: {err['hint']}", file=sys.stderr)
         return 1
     return 0
-
-
-def render_card(result: dict[str, Any]) -> str:
-    """The plain-text result card: files and sizes, verification numbers, how to run them."""
-    lines = [f"Export of {result.get('source', '?')}"]
-    for f in result.get("files", []):
-        lines.append(f"  {f['type']:<9} {f['bytes'] / 1e6:9.1f} MB  {f['path']}")
-    for c in result.get("verify", []):
-        nmse = "n/a" if c.get("nmse") is None else f"{c['nmse']:.2e}"
-        kl = "n/a" if c.get("kl") is None else f"{c['kl']:.2e}"
-        top1 = "n/a" if c.get("top1") is None else f"{c['top1']:.1%}"
-        lines.append(f"  verify {c['type'].upper():<7} {'PASS' if c['passed'] else 'FAIL'}  tokens {'=' if c['tokens_match'] else '!='}  NMSE {nmse}  top-1 {top1}  KL {kl}")
-    if result.get("note"):
-        lines.append(f"  note: {result['note']}")
-    for name, cmd in (result.get("commands") or {}).items():
-        lines.append(f"  {name}: {cmd}")
-    return "\n".join(lines)
 
 
 def gguf_type_of(path: Path) -> str:

@@ -75,7 +75,14 @@ def preflight_here(recipe: Any) -> Any:
     check_model_path(recipe)
     if recipe.task in ("sft", "dpo"):
         return load_rows(recipe.data, recipe.task).report
-    return None
+    # Encoder tasks check every label, tag and answer span (and that the model is an encoder) before launch,
+    # with the same preflight the job runs; what it stashes is thrown away here.
+    from types import SimpleNamespace
+
+    from ftbench.train.tasks import task_module
+
+    task_module(recipe.task).preflight(recipe, SimpleNamespace(state={}))
+    return SimpleNamespace(format={"qa": "squad"}.get(recipe.task, recipe.task))
 
 
 def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:

@@ -57,8 +57,8 @@ class JobContext:
 
     def _announce_stop(self) -> None:
         self._stop.wait()
-        update_status(self.job_dir, state="stopping")
-        self.log("Stop requested; finishing at the next safe point.")
+        update_status(self.job_dir, only_if_state=("starting", "running"), state="stopping")
+        print("Stop requested; finishing at the next safe point.", flush=True)
 
     def control_requested(self, action: str) -> bool:
         """True once per request file (e.g. `checkpoint`) that `jobs.request_control` dropped."""

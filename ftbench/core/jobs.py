@@ -69,13 +69,19 @@ def read_status(job_dir: Path) -> dict[str, Any]:
         raise FtbenchError(f"{job_dir / STATUS} is not valid JSON.", "The job folder was edited by hand; restore or delete it.") from exc
 
 
-def update_status(job_dir: Path, **changes: Any) -> dict[str, Any]:
-    """Merge `changes` into status.json under the job's lock; dict values are merged one level deep."""
+def update_status(job_dir: Path, only_if_state: tuple[str, ...] | None = None, **changes: Any) -> dict[str, Any]:
+    """Merge `changes` into status.json under the job's lock; dict values are merged one level deep.
+
+    With `only_if_state`, nothing changes unless the current state is one of those: a late `stopping` must
+    never overwrite the final state the job wrote a moment before.
+    """
     with FileLock(str(job_dir / ".status.lock")):
         try:
             status = json.loads((job_dir / STATUS).read_text(encoding="utf-8"))
         except FileNotFoundError:
             status = {}
+        if only_if_state is not None and status.get("state") not in only_if_state:
+            return status
         for key, value in changes.items():
             if isinstance(value, dict) and isinstance(status.get(key), dict):
                 status[key] = {**status[key], **value}
@@ -276,6 +282,7 @@ def refresh(job: Job) -> Job:
     last = next((line for line in reversed(tail) if line.strip()), "")
     status = update_status(
         job.dir,
+        only_if_state=ACTIVE_STATES,
         state="failed",
         ended_at=now(),
         error={
@@ -320,7 +327,7 @@ def stop_job(job: Job, grace_s: float = 60.0, wait: bool = True) -> Job:
         status = read_status(job.dir)
         if status.get("state") in ACTIVE_STATES:
             update_status(
-                job.dir, state="stopped", ended_at=now(),
+                job.dir, only_if_state=ACTIVE_STATES, state="stopped", ended_at=now(),
                 error={"message": f"Killed after not stopping within {grace_s:g} s.", "hint": "Any checkpoint saved before is kept."},
             )
     return refresh(Job(job.dir, read_status(job.dir)))

@@ -429,3 +429,20 @@ def test_causal_lm_refused_for_ner_and_qa(workspace: Any, tiny_llama: Path, tmp_
 def test_prompt_tuning_refused_for_ner(workspace: Any, bert: Path, tmp_path: Path) -> None:
     data = write_jsonl(tmp_path / "ner.jsonl", ner_rows(12))
     assert "prompt_tuning" in _error(workspace, recipe_for("ner", bert, data, method="prompt_tuning"))
+
+
+def test_cli_train_refuses_bad_encoder_data_before_any_job(workspace: Any, bert: Path, tmp_path: Path, capsys: Any) -> None:
+    import yaml
+
+    from ftbench.cli import main
+
+    data = tmp_path / "squad.jsonl"
+    rows = [{"id": str(i), "question": "Who?", "context": "Alice met Bob in Paris.", "answers": {"text": ["Bob"], "answer_start": [10]}} for i in range(6)]
+    rows[2]["answers"]["answer_start"] = [3]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recipe = tmp_path / "qa.yaml"
+    recipe.write_text(yaml.safe_dump(recipe_for("qa", bert, data)))
+    assert main(["--workspace", str(workspace.root), "train", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "row 3" in err and "answer_start" in err and "hint: " in err
+    assert not any(workspace.runs_dir.iterdir())  # nothing launched, nothing half made

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from fakes import FAKE_GPUS, NOW, write_job
 from helpers import wait_until
@@ -172,3 +173,21 @@ async def test_hidden_jobs_screen_reads_nothing(fake_ws, make_app, monkeypatch):
         assert len(scans) == count
         await pilot.press("1")
         await wait_until(pilot, lambda: len(scans) > count, what="scanning again once visible")
+
+
+async def test_finished_export_shows_its_result_card(tmp_path, make_app):
+    ws = Workspace.open(tmp_path / "ws")
+    result = {
+        "source": "sft-sentiment",
+        "files": [{"path": "exports/x/sft-sentiment-Q4_K_M.gguf", "type": "Q4_K_M", "bytes": 105_000_000, "role": "model"}],
+        "verify": [{"type": "q4_k_m", "passed": True, "tokens_match": True, "nmse": 0.038, "top1": 0.9, "kl": 0.091}],
+        "commands": {"llama.cpp": "llama-cli -m exports/x/sft-sentiment-Q4_K_M.gguf -cnv", "ollama": "ollama create x -f Modelfile"},
+    }
+    write_job(ws, "20251122-090000-export-sft-1111", "export", "sft-sentiment", "succeeded", 60, result=result)
+    app = make_app(ws)
+    async with app.run_test(size=SIZE) as pilot:
+        info = app.screen.query_one("#job-info", Static)
+        await wait_until(pilot, lambda: "Q4_K_M" in str(info.render()), what="the export card")
+        card = str(info.render())
+        assert "105.0 MB" in card and re.search(r"verify Q4_K_M +PASS", card) and "KL 9.10e-02" in card
+        assert "ollama: ollama create x -f Modelfile" in card

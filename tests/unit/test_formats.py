@@ -57,3 +57,11 @@ def test_formats_module_is_torch_free():
     code = "import sys, ftbench.catalog.formats, ftbench.core.recipe; print(any(m in sys.modules for m in ('torch', 'transformers', 'datasets')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_multi_label_files_with_a_labels_column_are_classification():
+    from ftbench.catalog.formats import detect_format, row_problem
+
+    rows = [{"text": "late parcel and a refund", "labels": ["shipping", "billing"]}, {"text": "login fails", "labels": ["account"]}]
+    assert detect_format(rows) == "classification"
+    assert row_problem("classification", rows[0]) is None

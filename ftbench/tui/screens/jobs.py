@@ -175,6 +175,10 @@ class JobsScreen(Screen[None]):
             text.append(f"\n{row['error']}", style="red")
             if row["hint"]:
                 text.append(f"\nhint: {row['hint']}", style="dim")
+        if row["kind"] == "export" and row["result"].get("files"):
+            from ftbench.export.card import render_card
+
+            text.append("\n" + render_card(row["result"]))
         info.update(text)
 
     def on_job_tail(self, message: JobTail) -> None:

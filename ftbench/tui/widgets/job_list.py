@@ -82,6 +82,7 @@ def job_row(job: Job, clock: Callable[[], float]) -> dict[str, Any]:
         "error": (s.get("error") or {}).get("message") or "",
         "hint": (s.get("error") or {}).get("hint") or "",
         "attempt": s.get("attempt", 1),
+        "result": s.get("result") or {},
     }
 
 
