@@ -17,6 +17,7 @@ import os
 import re
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -85,7 +86,7 @@ def detect_format(rows: list[dict[str, Any]]) -> str:
 # ----------------------------------------------------------------------------------------------
 # readers
 # ----------------------------------------------------------------------------------------------
-class DatasetReader:
+class DatasetReader(ABC):
     """A lazily read table of rows. Subclasses implement `row_count`, `rows` and `iter_rows`."""
 
     kind = "?"
@@ -94,19 +95,21 @@ class DatasetReader:
     def __init__(self, path: Path) -> None:
         self.path = path
 
+    @abstractmethod
     def row_count(self) -> tuple[int, bool]:
-        raise NotImplementedError
+        """Rows, and whether that number is exact (an estimate until the index is complete)."""
 
+    @abstractmethod
     def rows(self, start: int, count: int) -> list[Row]:
-        raise NotImplementedError
+        """`count` rows from `start`, reading only what they need."""
 
     def head(self, count: int) -> list[Row]:
         """The first page; readers with a lazy index serve it without indexing."""
         return self.rows(0, count)
 
+    @abstractmethod
     def iter_rows(self, stop: threading.Event | None = None) -> Iterator[Row]:
         """Every row in order, streamed (for stats); cheap in memory."""
-        raise NotImplementedError
 
     def scan(self, progress: Progress | None = None, stop: threading.Event | None = None) -> bool:
         """Finish whatever index makes the row count exact; True when it is."""
@@ -392,8 +395,9 @@ class _TableReader(DatasetReader):
             self._starts.append(self._starts[-1] + n)
         self._cache: OrderedDict[int, list[dict[str, Any]]] = OrderedDict()
 
+    @abstractmethod
     def _load_chunk(self, i: int) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        """Rows of chunk `i` (a row group or record batch) as dicts."""
 
     def _chunk(self, i: int) -> list[dict[str, Any]]:
         if i in self._cache:

@@ -8,6 +8,7 @@ from typing import Any
 
 from ftbench.cli import print_json, subparser
 from ftbench.core.errors import FtbenchError
+from ftbench.core.humanize import human_age, human_count, human_size, rows_text
 
 
 def register(sub: Any) -> None:
@@ -32,37 +33,15 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_estimate)
 
 
-def human_size(n: int | float | None) -> str:
-    if n is None:
-        return "?"
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
-def human_count(n: int | None) -> str:
-    if n is None:
-        return "?"
-    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if n >= div:
-            return f"{n / div:.1f}{unit}"
-    return str(n)
 
 
-def human_age(mtime: float, now: float | None = None) -> str:
-    delta = max((now or time.time()) - mtime, 0)
-    for div, unit in ((86400, "d"), (3600, "h"), (60, "m")):
-        if delta >= div:
-            return f"{int(delta // div)}{unit} ago"
-    return "just now"
+def file_age(mtime: float, now: float | None = None) -> str:
+    delta = (now or time.time()) - mtime
+    return "just now" if delta < 60 else f"{human_age(delta)} ago"
 
 
-def rows_text(rows: int | None, exact: bool) -> str:
-    if rows is None:
-        return "?"
-    return f"{rows:,}" if exact else f"~{rows:,}"
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -82,7 +61,7 @@ def cmd_datasets(args: argparse.Namespace, ws: Any) -> int:
     if not found:
         print(f"No datasets under {', '.join(map(str, ws.dataset_roots()))}. Add folders to dataset_dirs in {ws.config_path}.")
         return 0
-    rows = [[d.name, d.kind, d.format, rows_text(d.rows, d.rows_exact), human_size(d.size_bytes), human_age(d.mtime), d.error or ""] for d in found]
+    rows = [[d.name, d.kind, d.format, rows_text(d.rows, d.rows_exact), human_size(d.size_bytes), file_age(d.mtime), d.error or ""] for d in found]
     print(_table(["NAME", "FILE", "FORMAT", "ROWS", "SIZE", "AGE", "PROBLEM"], rows))
     return 0
 

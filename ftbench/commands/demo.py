@@ -14,6 +14,7 @@ from typing import Any
 
 from ftbench.cli import print_json, subparser
 from ftbench.core.errors import FtbenchError
+from ftbench.core.humanize import human_size
 from ftbench.core.workspace import Workspace
 
 # The demo never needs a model hub: keep transformers and huggingface_hub from trying one.
@@ -97,12 +98,6 @@ def show_event(bar: Any, task: Any, event: dict[str, Any], console: Any) -> None
         console.print(f"[{style}]{event.get('message')}[/]", highlight=False)
 
 
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
 
 
 def print_summary(ws: Workspace, result: dict[str, Any]) -> None:
@@ -111,7 +106,7 @@ def print_summary(ws: Workspace, result: dict[str, Any]) -> None:
     built = result.get("built") or []
     print(f"Demo workspace ready at {ws.root} ({result.get('seconds', 0):.1f} s; "
           f"{'built ' + ', '.join(built) if built else 'everything was already there'}).")
-    print(f"  datasets  {datasets.get('path')}  {len(rows)} files, {sum(rows.values())} rows, {_size(datasets.get('bytes', 0))}")
+    print(f"  datasets  {datasets.get('path')}  {len(rows)} files, {sum(rows.values())} rows, {human_size(datasets.get('bytes', 0))}")
     for info in (result.get("models") or {}).values():
-        print(f"  model     {info.get('path')}  {_size(info.get('bytes', 0))}")
+        print(f"  model     {info.get('path')}  {human_size(info.get('bytes', 0))}")
     print("Next: `ftbench` opens the workbench; recipes in recipes/ train on these files.")

@@ -10,6 +10,7 @@ from typing import Any
 from ftbench.cli import print_json, subparser
 from ftbench.core.errors import FtbenchError
 from ftbench.core.events import EventTail
+from ftbench.core.humanize import human_age
 from ftbench.core.jobs import ACTIVE_STATES, Job, find_job, refresh, stop_job, tail_lines
 from ftbench.core.registry import JOB_TABLES, Registry, job_record
 from ftbench.core.workspace import Workspace
@@ -62,12 +63,6 @@ def list_jobs(ws: Workspace, tables: tuple[str, ...] = JOB_TABLES) -> list[dict[
     return records
 
 
-def format_age(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def duration(record: dict[str, Any]) -> float | None:
@@ -112,7 +107,7 @@ def cmd_runs(args: argparse.Namespace, ws: Workspace) -> int:
         table.add_row(
             r["id"], f"{STATE_MARKS.get(r.get('state', ''), '?')} {r.get('state')}", r.get("kind") or "",
             meta.get("task", ""), meta.get("method", ""), str(meta.get("model", ""))[-30:],
-            format_age(dur) if dur is not None else "", best_metric(r),
+            human_age(dur) if dur is not None else "", best_metric(r),
         )
     Console().print(table)
     return 0

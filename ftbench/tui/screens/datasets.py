@@ -24,6 +24,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Select, Static
 
 from ftbench.catalog.datasets import DatasetInfo, DatasetReader, DatasetStats, Row
+from ftbench.core.humanize import human_age, human_size, rows_text
 from ftbench.core.workspace import Workspace
 from ftbench.tui.widgets.dataset_view import DatasetTable
 from ftbench.tui.widgets.record_view import RecordView
@@ -32,26 +33,13 @@ HEAD_ROWS = 100
 PROGRESS_EVERY_S = 0.1
 
 
-def human_size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
 
 
-def human_age(mtime: float, now: float) -> str:
-    delta = max(now - mtime, 0)
-    for div, unit in ((86400, "d"), (3600, "h"), (60, "m")):
-        if delta >= div:
-            return f"{int(delta // div)}{unit}"
-    return "now"
+def file_age(mtime: float, now: float) -> str:
+    delta = now - mtime
+    return "now" if delta < 60 else human_age(delta)
 
 
-def rows_label(rows: int | None, exact: bool) -> str:
-    if rows is None:
-        return "?"
-    return f"{rows:,}" if exact else f"~{rows:,}"
 
 
 def histogram_text(lengths: dict[str, Any], width: int = 30) -> Text:
@@ -269,7 +257,7 @@ class DatasetsScreen(Screen[None]):
         now = self.now
         for d in self.datasets:
             name = Text(d.name, no_wrap=True, overflow="ellipsis", style="red" if d.error else "")
-            table.add_row(name, d.format, rows_label(d.rows, d.rows_exact), human_size(d.size_bytes), human_age(d.mtime, now), key=d.path + "|" + d.name)
+            table.add_row(name, d.format, rows_text(d.rows, d.rows_exact), human_size(d.size_bytes), file_age(d.mtime, now), key=d.path + "|" + d.name)
         table.border_subtitle = f"{len(self.datasets)} found"
         if not self.datasets:
             roots = ", ".join(str(r) for r in self.ws.dataset_roots())
@@ -366,7 +354,7 @@ class DatasetsScreen(Screen[None]):
         if message.exact:
             table = self.query_one("#ds-list", DataTable)
             try:
-                table.update_cell(self.current.path + "|" + self.current.name, "rows", rows_label(message.rows, True))
+                table.update_cell(self.current.path + "|" + self.current.name, "rows", rows_text(message.rows, True))
             except Exception:  # noqa: BLE001 - the list was rebuilt meanwhile
                 pass
         self._show_info()
@@ -375,7 +363,7 @@ class DatasetsScreen(Screen[None]):
         info = self.current
         if info is None:
             return
-        text = Text.assemble((info.name, "bold"), "  ", (info.format, "cyan"), "  ", f"{rows_label(info.rows, info.rows_exact)} rows", "  ", human_size(info.size_bytes), "  ", (info.kind, "dim"))
+        text = Text.assemble((info.name, "bold"), "  ", (info.format, "cyan"), "  ", f"{rows_text(info.rows, info.rows_exact)} rows", "  ", human_size(info.size_bytes), "  ", (info.kind, "dim"))
         note = getattr(self.reader, "note", "")
         if note:
             text.append(f"  ({note})", style="dim")

@@ -25,28 +25,14 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 from ftbench.catalog.models import ModelInfo
 from ftbench.core.errors import FtbenchError
 from ftbench.core.estimate import METHODS, VramEstimate, estimate_all, gpu_fits
+from ftbench.core.humanize import human_count, human_size
 from ftbench.core.workspace import Workspace
 
 GIB = 1024**3
 
 
-def human_size(n: float | None) -> str:
-    if n is None:
-        return "?"
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
 
 
-def human_count(n: int | None) -> str:
-    if n is None:
-        return "?"
-    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if n >= div:
-            return f"{n / div:.1f}{unit}"
-    return str(n)
 
 
 def info_table(m: ModelInfo) -> Table:

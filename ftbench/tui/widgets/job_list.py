@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ftbench.core.events import EventTail
+from ftbench.core.humanize import human_age
 from ftbench.core.jobs import ACTIVE_STATES, Job, job_dirs, refresh
 from ftbench.core.workspace import Workspace
 
@@ -35,14 +36,6 @@ def state_label(state: str) -> tuple[str, str]:
     return f"{symbol} {word}", style
 
 
-def human_age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = max(0.0, seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"
 
 
 def human_duration(seconds: float | None) -> str:
