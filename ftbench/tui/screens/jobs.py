@@ -7,7 +7,6 @@ app reattaches to running jobs simply because their folders are still there.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +15,18 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Log, Static
 
 from ftbench.core.errors import FtbenchError
 from ftbench.core.workspace import Workspace
 from ftbench.tui.messages import JobsChanged, JobTail
+from ftbench.tui.screens.polling import PollingScreen
 from ftbench.tui.widgets.gpu_pane import GpuPane
 
 COLUMNS = (("state", "state", 12), ("kind", "kind", 7), ("name", "name", 22), ("progress", "progress", 18), ("age", "age", 5))
 
 
-class JobsScreen(Screen[None]):
+class JobsScreen(PollingScreen):
     TITLE = "Jobs"
     BINDINGS = [
         Binding("enter", "open_monitor", "Monitor", id="jobs_monitor"),
@@ -41,10 +40,6 @@ class JobsScreen(Screen[None]):
         self.ws = ws
         self.rows: list[dict[str, Any]] = []
         self.selected: str | None = None  # job dir of the highlighted row; read by the worker thread
-        self._wake = threading.Event()
-        self._halt = threading.Event()
-        self._visible = threading.Event()  # a screen out of sight reads no files
-        self._visible.set()
 
     def compose(self) -> ComposeResult:
         yield Header(icon="≡")
@@ -68,18 +63,6 @@ class JobsScreen(Screen[None]):
         self.query_one("#jobs-table", DataTable).focus()
         self.call_after_refresh(self._watch)  # the first frame comes before any file is read
 
-    def on_unmount(self) -> None:
-        self._halt.set()
-        self._wake.set()
-        self._visible.set()
-
-    def on_screen_suspend(self) -> None:
-        self._visible.clear()
-
-    def on_screen_resume(self) -> None:
-        self._visible.set()
-        self._wake.set()
-
     @work(thread=True, exclusive=True, group="jobs-watch", name="jobs-watch")
     def _watch(self) -> None:
         from ftbench.tui.widgets.job_list import JobFollower, JobScanner
@@ -88,9 +71,7 @@ class JobsScreen(Screen[None]):
         poll_s = getattr(self.app, "poll_s", 1.0)
         last_rows: list[dict[str, Any]] | None = None
         follower: JobFollower | None = None
-        while not self._halt.is_set() and not getattr(self.app, "stopping", False):
-            if not self._visible.wait(poll_s):
-                continue  # out of sight: re-check halt, read nothing
+        for _ in self.poll_ticks(poll_s):
             rows = scanner.scan()
             if rows != last_rows:
                 last_rows = rows
@@ -105,8 +86,6 @@ class JobsScreen(Screen[None]):
                 lines, events = follower.read_new()
                 if lines or events or reset:
                     self.post_message(JobTail(follower.job_dir.name, lines, events, reset))
-            self._wake.wait(poll_s)
-            self._wake.clear()
 
     # ------------------------------------------------------------------ updates
     def on_jobs_changed(self, message: JobsChanged) -> None:
@@ -156,7 +135,7 @@ class JobsScreen(Screen[None]):
         row = self.current_row()
         if row and row["dir"] != self.selected:
             self.selected = row["dir"]
-            self._wake.set()
+            self.wake()
         self._show_info()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -225,7 +204,7 @@ class JobsScreen(Screen[None]):
         self.app.call_from_thread(self.notify, f"Stopping {job.id}…")
         job = stop_job(job, grace_s=self.ws.config.defaults.stop_grace_s)
         self.app.call_from_thread(self.notify, f"{job.id} is {job.state}.")
-        self._wake.set()
+        self.wake()
 
     def action_checkpoint(self) -> None:
         from ftbench.core.jobs import request_control
@@ -241,4 +220,4 @@ class JobsScreen(Screen[None]):
         self.notify(f"Asked {job.id} to save a checkpoint at its next step.")
 
     def action_rescan(self) -> None:
-        self._wake.set()
+        self.wake()

@@ -7,7 +7,6 @@ only when a row changed.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from ftbench.core.workspace import Workspace
 from ftbench.tui.messages import RunsChanged
+from ftbench.tui.screens.polling import PollingScreen
 from ftbench.tui.widgets.loss_chart import LossChart, Series
 from ftbench.tui.widgets.run_summary import SORT_KEYS, matches, recipe_diff, sort_rows
 from ftbench.tui.widgets.sparkline import sparkline
@@ -34,7 +33,7 @@ COLUMNS = (
 OVERLAY_STYLES = ("bold cyan", "bold magenta", "bold yellow", "bold green", "bold red", "bold blue")
 
 
-class RunsScreen(Screen[None]):
+class RunsScreen(PollingScreen):
     TITLE = "Runs"
     BINDINGS = [
         Binding("space", "pick", "Pick to compare", id="runs_pick"),
@@ -53,10 +52,6 @@ class RunsScreen(Screen[None]):
         self.diff_rows: list[tuple[str, list[Any]]] = []
         self.sort_key = "created"
         self.query_text = ""
-        self._halt = threading.Event()
-        self._wake = threading.Event()
-        self._visible = threading.Event()  # a screen out of sight reads no files
-        self._visible.set()
 
     def compose(self) -> ComposeResult:
         yield Header(icon="≡")
@@ -78,18 +73,6 @@ class RunsScreen(Screen[None]):
         self.query_one("#runs-table", DataTable).focus()
         self._watch()
 
-    def on_unmount(self) -> None:
-        self._halt.set()
-        self._wake.set()
-        self._visible.set()
-
-    def on_screen_suspend(self) -> None:
-        self._visible.clear()
-
-    def on_screen_resume(self) -> None:
-        self._visible.set()
-        self._wake.set()
-
     @work(thread=True, exclusive=True, group="runs-watch", name="runs-watch")
     def _watch(self) -> None:
         from ftbench.tui.widgets.run_summary import RunScanner
@@ -97,16 +80,12 @@ class RunsScreen(Screen[None]):
         scanner = RunScanner(self.ws, self.app.clock)  # type: ignore[attr-defined]
         poll_s = getattr(self.app, "poll_s", 1.0)
         last = None
-        while not self._halt.is_set() and not getattr(self.app, "stopping", False):
-            if not self._visible.wait(poll_s):
-                continue  # out of sight: re-check halt, read nothing
+        for _ in self.poll_ticks(poll_s):
             rows = scanner.scan()
             key = [(r["id"], r["state_label"], r["best_eval"], r["duration"], len(r["loss_ema"]), r["progress"]) for r in rows]
             if key != last:
                 last = key
                 self.post_message(RunsChanged(rows))
-            self._wake.wait(poll_s)
-            self._wake.clear()
 
     def on_runs_changed(self, message: RunsChanged) -> None:
         self.all_rows = message.rows
