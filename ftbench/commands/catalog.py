@@ -103,13 +103,15 @@ def resolve_model(ws: Any, name: str) -> Any:
     p = Path(name).expanduser()
     if p.exists():
         return inspect_model(p)
+    if (ws.root / p).exists():  # workspace-relative, as recipes write it: models/smollm2-135m-instruct
+        return inspect_model(ws.root / p)
     for root in ws.model_roots():
         if (root / name).exists():
             return inspect_model(root / name, str(root), name)
     for info in discover_models(ws):
         if info.name == name:
             return info
-    raise FtbenchError(f"No model named '{name}' (not a path, and not in `ftbench models`).", "Pass a model folder or .gguf path, or a NAME from `ftbench models`.")
+    raise FtbenchError(f"No model named '{name}' (not a path, and not in `ftbench models`).", "Pass a model folder or .gguf path (absolute or relative to the workspace), or a NAME from `ftbench models`.")
 
 
 def cmd_estimate(args: argparse.Namespace, ws: Any) -> int:

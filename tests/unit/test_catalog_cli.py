@@ -48,6 +48,12 @@ def test_estimate_by_name_json(filled, capsys: pytest.CaptureFixture[str]) -> No
     assert [line.split()[0] for line in out.splitlines()[2:5]] == ["full", "lora", "qlora"]
 
 
+def test_estimate_takes_a_workspace_relative_path_like_recipes(filled, tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)  # not the workspace: the path is resolved against the workspace
+    assert main(["-w", str(filled.root), "estimate", "models/tiny", "--method", "full", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["estimates"][0]["params"] == 100
+
+
 def test_estimate_unknown_model_is_one_sentence(filled, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["-w", str(filled.root), "estimate", "nope"]) == 2
     err = capsys.readouterr().err
