@@ -226,7 +226,7 @@ class _TextStreamer(BaseStreamer):
             self.on_token(piece)
 
     def end(self) -> None:
-        pass
+        """generate() calls this at the end; every piece was already sent as it was decoded."""
 
 
 class _Stop(StoppingCriteria):

@@ -36,7 +36,7 @@ def table_for(kind: str) -> str:
 
 
 class CorruptRegistry(Exception):
-    pass
+    """registry.json exists but is not a JSON object: it is moved aside and rebuilt."""
 
 
 class AtomicJSONStorage(Storage):
@@ -64,7 +64,7 @@ class AtomicJSONStorage(Storage):
         atomic_write_text(self.path, json.dumps(data, ensure_ascii=False, default=str))
 
     def close(self) -> None:
-        pass
+        """Nothing stays open between operations: each read and write opens the file itself."""
 
 
 def _stderr_warning(message: str) -> None:
