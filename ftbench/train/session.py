@@ -36,6 +36,19 @@ class Session:
     state: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
 
+    def rows_and_model(self, task: str) -> tuple[Any, Any]:
+        """The checked rows (kept by preflight when it ran) and the loaded model, both noted in the run's info."""
+        from ftbench.train.data import load_rows
+        from ftbench.train.model import load_model
+
+        rows = self.state.get("rows") or load_rows(self.recipe.data, task)
+        self.ctx.progress("loading model", 0, 1)
+        lm = load_model(self.recipe, self.precision)
+        self.ctx.progress("loading model", 1, 1)
+        report = rows.report
+        self.info.update(lm.info, data_format=report.format, train_rows=report.train_rows, eval_rows=report.eval_rows)
+        return rows, lm
+
     @property
     def checkpoint_dir(self) -> Path:
         return self.run_dir / CHECKPOINTS

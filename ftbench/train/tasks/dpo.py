@@ -92,15 +92,9 @@ def _trainer_class() -> type:
 
 
 def train(recipe: Recipe, ctx: Any, session: Session) -> dict[str, Any]:
-    from ftbench.train.model import load_model
-
-    rows = session.state.get("rows") or load_rows(recipe.data, "dpo")
+    rows, lm = session.rows_and_model("dpo")
     report = rows.report
-    ctx.progress("loading model", 0, 1)
-    lm = load_model(recipe, session.precision)
-    ctx.progress("loading model", 1, 1)
     model, tokenizer = lm.model, lm.tokenizer
-    session.info.update(lm.info, data_format=report.format, train_rows=report.train_rows, eval_rows=report.eval_rows)
     ensure_chat_template(tokenizer, recipe.data)
     cfg = recipe.dpo
     train_ex = tokenize_preference(rows.train, tokenizer, recipe.data.max_length, cfg.max_prompt_length, report)

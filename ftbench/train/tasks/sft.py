@@ -22,15 +22,9 @@ def preflight(recipe: Recipe, session: Session) -> None:
 def train(recipe: Recipe, ctx: Any, session: Session) -> dict[str, Any]:
     from transformers import Trainer
 
-    from ftbench.train.model import load_model
-
-    rows = session.state.get("rows") or load_rows(recipe.data, "sft")
+    rows, lm = session.rows_and_model("sft")
     report = rows.report
-    ctx.progress("loading model", 0, 1)
-    lm = load_model(recipe, session.precision)
-    ctx.progress("loading model", 1, 1)
     model, tokenizer = lm.model, lm.tokenizer
-    session.info.update(lm.info, data_format=report.format, train_rows=report.train_rows, eval_rows=report.eval_rows)
     if lm.info.get("target_modules"):
         ctx.log(f"LoRA on: {', '.join(lm.info['target_modules'])}")
     note = ensure_chat_template(tokenizer, recipe.data)
