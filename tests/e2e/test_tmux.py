@@ -42,6 +42,13 @@ class Tmux:
                 raise AssertionError(f"{texts} not on screen after {timeout}s:\n{screen}")
             time.sleep(0.1)
 
+    def wait_gone(self, text: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text in self.screen():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} still on screen after {timeout}s:\n{self.screen()}")
+            time.sleep(0.1)
+
     def alive(self) -> bool:
         return subprocess.run([*self.base, "has-session", "-t", "e2e"], capture_output=True).returncode == 0
 
@@ -76,7 +83,10 @@ def test_ftbench_in_tmux(tmux, tmp_path):
     tmux("send-keys", "-t", "e2e", "Enter")
     tmux.wait_for("Run monitor", "step 120/500", "checkpoint-100")
     tmux("send-keys", "-t", "e2e", "Escape")
-    tmux.wait_for("Checkpoint now")
+    # back on Jobs: wait until the monitor is gone (its footer also says "Checkpoint now"), else the `q`
+    # would follow the Escape so closely that the terminal reports the pair as alt+q
+    tmux.wait_gone("Run monitor")
+    tmux.wait_for("Checkpoint now", "progress")
     tmux("send-keys", "-t", "e2e", "q")
     deadline = time.monotonic() + 10
     while tmux.alive() and time.monotonic() < deadline:
