@@ -9,7 +9,6 @@ alpha = 0, which makes llama.cpp use the user's scale (1.0) unchanged. What LoRA
 from __future__ import annotations
 
 import math
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 from ftbench.core.errors import FtbenchError
 from ftbench.export.gguf import archs
 from ftbench.export.gguf.hf import load_hf_model, read_safetensors_header, text_config
+from ftbench.export.gguf.writer import partial_gguf
 from ftbench.export.merge import AdapterInfo
 
 
@@ -82,9 +82,7 @@ def write_lora_gguf(info: AdapterInfo, out_path: str | Path, name: str | None = 
         module, which = m.group(1), m.group(2)
         pairs.setdefault(module, {})[which] = t
     out = Path(out_path)
-    partial = out.with_name(out.name + ".partial")
-    w = gguf.GGUFWriter(partial, rule.gguf_arch)
-    try:
+    with partial_gguf(out, rule.gguf_arch) as w:
         w.add_type(gguf.GGUFType.ADAPTER)
         w.add_string(gguf.Keys.Adapter.TYPE, "lora")
         w.add_float32(gguf.Keys.Adapter.LORA_ALPHA, 0.0)  # scales are folded into B below
@@ -101,7 +99,7 @@ def write_lora_gguf(info: AdapterInfo, out_path: str | Path, name: str | None = 
             plan.append((module, hf_name, gname, ab["A"], ab["B"]))
             w.add_tensor_info(gname + ".lora_a", ab["A"].shape, np.dtype(np.float32), 4 * int(np.prod(ab["A"].shape)))
             w.add_tensor_info(gname + ".lora_b", ab["B"].shape, np.dtype(np.float32), 4 * int(np.prod(ab["B"].shape)))
-        w.write_header_to_file(partial)
+        w.write_header_to_file()
         w.write_kv_data_to_file()
         w.write_ti_data_to_file()
         for module, hf_name, _gname, a, b in plan:
@@ -112,12 +110,4 @@ def write_lora_gguf(info: AdapterInfo, out_path: str | Path, name: str | None = 
                 b_arr = archs.permute_rows(b_arr, int(cfg.get("num_key_value_heads") or cfg["num_attention_heads"]))
             w.write_tensor_data(np.ascontiguousarray(a.numpy(), dtype=np.float32))
             w.write_tensor_data(np.ascontiguousarray(b_arr, dtype=np.float32))
-        w.close()
-        os.replace(partial, out)
-    except BaseException:
-        try:
-            w.close()
-        finally:
-            partial.unlink(missing_ok=True)
-        raise
     return {"path": str(out), "modules": len(plan), "bytes": out.stat().st_size, "arch": rule.gguf_arch}

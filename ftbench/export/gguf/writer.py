@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,26 @@ def _card_license(model_dir: Path) -> str | None:
     return str(lic) if lic else None
 
 
+@contextmanager
+def partial_gguf(out: Path, arch: str) -> Iterator[Any]:
+    """A GGUFWriter on `<out>.partial`, renamed to `out` only when the block completes and removed on any
+    failure, so an interrupted export never leaves a file that looks finished."""
+    import gguf
+
+    partial = out.with_name(out.name + ".partial")
+    w = gguf.GGUFWriter(partial, arch)
+    try:
+        yield w
+        w.close()
+        os.replace(partial, out)
+    except BaseException:
+        try:
+            w.close()
+        finally:
+            partial.unlink(missing_ok=True)
+        raise
+
+
 def convert(
     model_dir: str | Path,
     out_path: str | Path,
@@ -199,10 +220,8 @@ def convert(
 
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
     _, ftype = _qtypes()[outtype]
-    w = gguf.GGUFWriter(partial, rule.gguf_arch)
-    try:
+    with partial_gguf(out, rule.gguf_arch) as w:
         general_metadata(w, model, meta or {})
         archs.write_kv(w, model, rule)
         w.add_file_type(int(ftype))
@@ -213,7 +232,7 @@ def convert(
             np_dtype = {gguf.GGMLQuantizationType.F32: np.float32, gguf.GGMLQuantizationType.F16: np.float16}.get(p.qtype, np.uint8)
             nbytes = int(np.prod(byte_shape)) * np.dtype(np_dtype).itemsize
             w.add_tensor_info(p.gguf_name, byte_shape, np.dtype(np_dtype), nbytes, raw_dtype=p.qtype)
-        w.write_header_to_file(partial)
+        w.write_header_to_file()
         w.write_kv_data_to_file()
         w.write_ti_data_to_file()
         total = sum(int(np.prod(p.shape)) for p in plans)
@@ -234,13 +253,5 @@ def convert(
             done += int(np.prod(p.shape))
             if progress:
                 progress(done, total)
-        w.close()
-        os.replace(partial, out)
-    except BaseException:
-        try:
-            w.close()
-        finally:
-            partial.unlink(missing_ok=True)
-        raise
     return {"path": str(out), "arch": rule.gguf_arch, "type": outtype, "tensors": len(plans),
             "params": total, "bytes": out.stat().st_size, "n_vocab": len(vocab.tokens), "pre": vocab.pre}
