@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ftbench.core import artifacts
 from ftbench.core.errors import FtbenchError
+from ftbench.core.layout import JobLayout
 
-TASK_FILE = "ftbench_task.json"
+TASK_FILE = JobLayout.TASK_FILE
 QA_SEPARATOR = "|||"
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -37,9 +39,10 @@ class Predictor:
 
 def weights_folder(run_dir: Path) -> Path:
     """The run's `model/` or `adapter/` folder with ftbench_task.json, or a FtbenchError saying why not."""
-    for name in ("model", "adapter"):
-        if (run_dir / name / TASK_FILE).is_file():
-            return run_dir / name
+    layout = JobLayout(run_dir)
+    for folder in (layout.model, layout.adapter):
+        if (folder / TASK_FILE).is_file():
+            return folder
     if (run_dir / TASK_FILE).is_file():  # a weights folder given directly
         return run_dir
     task = _recipe_task(run_dir)
@@ -55,7 +58,7 @@ def weights_folder(run_dir: Path) -> Path:
 
 
 def _recipe_task(run_dir: Path) -> str | None:
-    recipe = run_dir / "recipe.yaml"
+    recipe = JobLayout(run_dir).recipe
     if not recipe.is_file():
         return None
     import yaml
@@ -86,7 +89,7 @@ def load_predictor(run_dir: str | Path, device: str | None = None) -> Predictor:
     auto = {"classification": AutoModelForSequenceClassification, "ner": AutoModelForTokenClassification, "qa": AutoModelForQuestionAnswering}[task]
     remote = bool(info.get("trust_remote_code", False))
     tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=remote)
-    if folder.name == "adapter" or (folder / "adapter_config.json").is_file():
+    if artifacts.classify(folder) == "adapter":
         base = info.get("base_model")
         if not base or not (Path(base).exists() or base.count("/") == 1):
             raise FtbenchError(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ftbench.catalog.datasets import hf_cache_repos
+from ftbench.core.artifacts import classify
 from ftbench.core.errors import FtbenchError
 
 MAX_DEPTH = 3
@@ -348,11 +349,12 @@ def inspect_gguf(path: Path, source: str, name: str | None = None) -> ModelInfo:
 def inspect_model(path: str | os.PathLike[str], source: str = "path", name: str | None = None) -> ModelInfo:
     """A ModelInfo for a model folder, adapter folder or .gguf file; `FtbenchError` when it is none of them."""
     p = Path(path).expanduser()
-    if p.is_file() and p.suffix.lower() == ".gguf":
+    kind = classify(p)
+    if kind == "gguf":
         return inspect_gguf(p, source, name)
-    if p.is_dir() and (p / "adapter_config.json").is_file():
+    if kind == "adapter":
         return inspect_adapter(p, source, name)
-    if p.is_dir() and (p / "config.json").is_file():
+    if kind == "model":
         return inspect_hf_folder(p, source, name)
     raise FtbenchError(
         f"{p} is not a model: no config.json, no adapter_config.json, and not a .gguf file.",
@@ -369,7 +371,7 @@ def _walk(root: Path, source: str, max_depth: int = MAX_DEPTH) -> list[ModelInfo
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         rel = str(here.relative_to(root))
-        if (here / "adapter_config.json").is_file() or (here / "config.json").is_file():
+        if classify(here) in ("adapter", "model"):
             out.append(inspect_model(here, source, name=rel if rel != "." else here.name))
             # checkpoints inside a run or model folder are not separate models
             dirnames[:] = [d for d in dirnames if d in ("adapter", "model")]

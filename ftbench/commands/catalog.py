@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
@@ -95,23 +96,25 @@ def cmd_models(args: argparse.Namespace, ws: Any) -> int:
 
 
 def resolve_model(ws: Any, name: str) -> Any:
-    """A ModelInfo for a path, or for a name as `ftbench models` lists it."""
-    from pathlib import Path
-
+    """A ModelInfo for a reference (the artifacts lookup order), else for a NAME as `ftbench models` lists it
+    (the Hugging Face cache included)."""
     from ftbench.catalog.models import discover_models, inspect_model
+    from ftbench.core.artifacts import NotFound, resolve
 
-    p = Path(name).expanduser()
-    if p.exists():
-        return inspect_model(p)
-    if (ws.root / p).exists():  # workspace-relative, as recipes write it: models/smollm2-135m-instruct
-        return inspect_model(ws.root / p)
-    for root in ws.model_roots():
-        if (root / name).exists():
-            return inspect_model(root / name, str(root), name)
-    for info in discover_models(ws):
-        if info.name == name:
-            return info
-    raise FtbenchError(f"No model named '{name}' (not a path, and not in `ftbench models`).", "Pass a model folder or .gguf path (absolute or relative to the workspace), or a NAME from `ftbench models`.")
+    try:
+        found = resolve(ws, name, want=("model", "adapter", "gguf"))
+    except NotFound as exc:
+        for info in discover_models(ws):
+            if info.name == name:
+                return info
+        raise FtbenchError(
+            f"No model named '{name}' (not a path, not a run, and not in `ftbench models`).",
+            "Pass a model folder or .gguf path (absolute, or relative to here or the workspace), "
+            "or a NAME from `ftbench models`.",
+        ) from exc
+    if found.note:
+        print(f"note: {found.note}", file=sys.stderr)
+    return inspect_model(found.path, name=found.path.name)
 
 
 def cmd_estimate(args: argparse.Namespace, ws: Any) -> int:

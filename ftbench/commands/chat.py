@@ -87,7 +87,8 @@ def handle(args: argparse.Namespace, ws: Any) -> int:
         transcript = load_transcript(ws, args.resume)
         transcript.settings = settings_from_args(args, transcript.settings)
     elif args.model:
-        variants = build_variants(ws, args.model, args.adapter, include_base=not args.no_base, extra_models=args.also)
+        variants = build_variants(ws, args.model, args.adapter, include_base=not args.no_base, extra_models=args.also,
+                                  on_note=lambda note: print(f"note: {note}", file=sys.stderr))
         transcript = Transcript.new(variants, settings_from_args(args, greedy=bool(args.prompts)), title=Path(args.model).name)
     else:
         raise FtbenchError("`ftbench chat` needs a MODEL (or --resume CHAT, or --list).", "Example: ftbench chat smollm2-135m-instruct --prompt 'Hello'.")

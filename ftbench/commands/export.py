@@ -49,8 +49,11 @@ def cmd_export(args: argparse.Namespace, ws: Any) -> int:
     from ftbench.export.quantize import normalize_types
 
     quants = normalize_types(args.quant) if args.quant else normalize_types(ws.config.defaults.export_quants)
-    source = resolve_source(ws, args.source, args.base)  # refuse bad sources before starting a job
-    params = {"source": args.source, "quants": quants, "adapter_only": args.adapter_only, "base": args.base,
+    # Resolved here, from the user's folder, and pinned: the job runs in its own folder, and `last` may move.
+    source = resolve_source(ws, args.source, args.base, on_note=lambda note: print(f"note: {note}", file=sys.stderr))
+    pinned = str(source.adapter.path if source.adapter else source.model_dir)
+    base = str(Path(args.base).resolve()) if args.base else None
+    params = {"source": pinned, "quants": quants, "adapter_only": args.adapter_only, "base": base,
               "keep": args.keep, "verify": not args.no_verify}
     job = start_job(ws, "export", name=source.name, params=params, meta={"source": args.source, "quants": quants})
     if not args.wait:

@@ -50,13 +50,10 @@ def read_inputs(path: str) -> list[str | dict[str, Any]]:
 
 
 def run_dir_of(ref: str, ws: Workspace) -> Path:
-    """A run folder given directly (also a bare weights folder), else a job id or prefix in the workspace."""
-    path = Path(ref)
-    if path.is_dir() and ((path / "status.json").is_file() or (path / "ftbench_task.json").is_file()):
-        return path.resolve()
-    from ftbench.core.jobs import find_job
+    """A run (id, unique prefix, `last`, folder) or a bare weights folder, in the artifacts lookup order."""
+    from ftbench.core.artifacts import resolve
 
-    return find_job(ws, ref).dir
+    return resolve(ws, ref, want=("run", "adapter", "model")).path
 
 
 def cmd_predict(args: argparse.Namespace, ws: Workspace) -> int:

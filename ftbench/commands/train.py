@@ -53,7 +53,7 @@ def resolved_recipe(path: str, overrides: list[str], ws: Workspace) -> Any:
     from ftbench.core.recipe import load_recipe, resolve_recipe_paths
 
     recipe = load_recipe(path, overrides)
-    return resolve_recipe_paths(recipe, ws.root, Path(path).resolve().parent)
+    return resolve_recipe_paths(recipe, ws, Path(path).resolve().parent)
 
 
 def cmd_validate(args: argparse.Namespace, ws: Workspace) -> int:
@@ -97,7 +97,7 @@ def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:
         "dataset": Path(recipe.data.train).name, "format": getattr(report, "format", None),
     }
     job = start_job(ws, "train", name, params={"recipe": recipe.to_dict()}, meta=meta)
-    atomic_write_text(job.dir / "recipe.yaml", recipe.to_yaml())
+    atomic_write_text(job.layout.recipe, recipe.to_yaml())
     if args.json:
         print_json({"id": job.id, "dir": str(job.dir), **meta})
     else:

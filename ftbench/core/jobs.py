@@ -18,15 +18,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
+from ftbench.core.artifacts import AmbiguousReference, job_dirs, resolve
 from ftbench.core.atomic import atomic_write_json
 from ftbench.core.errors import FtbenchError
+from ftbench.core.layout import JobLayout
 from ftbench.core.workspace import Workspace
 
 ACTIVE_STATES = ("starting", "running", "stopping")
@@ -40,11 +41,13 @@ JOB_TARGETS = {
     "demo": "ftbench.demo.job:run",
 }
 
-STATUS = "status.json"
-SPEC = "job.json"
-LOG = "log.txt"
-EVENTS = "events.jsonl"
-CONTROL = "control"
+# File names inside a job folder; JobLayout owns them, these short aliases keep this module readable.
+STATUS = JobLayout.STATUS
+SPEC = JobLayout.SPEC
+LOG = JobLayout.LOG
+EVENTS = JobLayout.EVENTS
+CONTROL = JobLayout.CONTROL
+JOB_KINDS = ("run", "export", "job")
 STARTING_TIMEOUT_S = 120.0
 
 
@@ -75,7 +78,7 @@ def update_status(job_dir: Path, only_if_state: tuple[str, ...] | None = None, *
     With `only_if_state`, nothing changes unless the current state is one of those: a late `stopping` must
     never overwrite the final state the job wrote a moment before.
     """
-    with FileLock(str(job_dir / ".status.lock")):
+    with FileLock(str(JobLayout(job_dir).lock)):
         try:
             status = json.loads((job_dir / STATUS).read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -149,6 +152,10 @@ class Job:
     @property
     def active(self) -> bool:
         return self.state in ACTIVE_STATES
+
+    @property
+    def layout(self) -> JobLayout:
+        return JobLayout(self.dir)
 
     @property
     def log_path(self) -> Path:
@@ -240,28 +247,23 @@ def _launch(job_dir: Path, env: dict[str, str] | None) -> None:
     threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
 
 
-def job_dirs(ws: Workspace) -> Iterable[Path]:
-    for parent in ws.job_parents():
-        if parent.is_dir():
-            for child in parent.iterdir():
-                if (child / STATUS).is_file():
-                    yield child
-
-
 def find_job(ws: Workspace, ref: str) -> Job:
-    """A job by id, unique id prefix, or path to its folder."""
-    path = Path(ref)
-    if (path / STATUS).is_file():
-        return refresh(Job(path.resolve(), read_status(path)))
-    candidates = [d for d in job_dirs(ws) if d.name == ref] or [d for d in job_dirs(ws) if d.name.startswith(ref)]
-    if not candidates:
-        candidates = [d for d in job_dirs(ws) if ref in d.name]
-    if len(candidates) == 1:
-        return refresh(Job(candidates[0], read_status(candidates[0])))
-    if not candidates:
-        raise FtbenchError(f"No job matches '{ref}' in {ws.root}.", "List jobs with `ftbench runs` (add --all for demo and other jobs).")
-    names = ", ".join(sorted(d.name for d in candidates)[:5])
-    raise FtbenchError(f"'{ref}' matches {len(candidates)} jobs: {names}.", "Give more of the id.")
+    """A job by id, unique id prefix, `last`/`last~N`, or path to its folder (the artifacts lookup order); as a
+    last resort, the one job whose id contains `ref`."""
+    try:
+        path = resolve(ws, ref, want=JOB_KINDS).path
+    except AmbiguousReference:
+        raise
+    except FtbenchError as exc:
+        contained = [d for d in job_dirs(ws) if ref and ref in d.name] if "/" not in ref else []
+        if len(contained) != 1:
+            if len(contained) > 1:
+                names = ", ".join(sorted(d.name for d in contained)[:5])
+                raise FtbenchError(f"'{ref}' matches {len(contained)} jobs: {names}.", "Give more of the id.") from exc
+            raise FtbenchError(f"No job matches '{ref}' in {ws.root}.",
+                               "List jobs with `ftbench runs` (add --all for demo and other jobs).") from exc
+        path = contained[0]
+    return refresh(Job(path, read_status(path)))
 
 
 def refresh(job: Job) -> Job:

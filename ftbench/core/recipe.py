@@ -19,12 +19,15 @@ import copy
 import difflib
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ftbench.core.errors import FtbenchError
+
+if TYPE_CHECKING:
+    from ftbench.core.workspace import Workspace
 
 TASKS = ("sft", "dpo", "classification", "ner", "qa")
 CAUSAL_TASKS = ("sft", "dpo")
@@ -333,30 +336,51 @@ def _missing_hint(path: str) -> str:
     }.get(path, f"Add {path} to the recipe.")
 
 
-def resolve_path(value: str, workspace_root: Path | None, recipe_dir: Path | None = None) -> str:
-    """An absolute path for a recipe path: as given if absolute, else the first existing of workspace-relative,
-    recipe-relative, cwd-relative; if none exists, the workspace-relative path (so the error names it)."""
+def resolve_path(value: str, workspace: Workspace | Path | None, recipe_dir: Path | None = None,
+                 want: tuple[str, ...] = ("model",)) -> str:
+    """An absolute path for a recipe path, in the artifacts lookup order with the recipe's folder as the
+    "current folder" (a run id, absolute, recipe-relative, workspace-relative, the model/dataset folders).
+
+    When the resolver finds nothing of the wanted kind, the first existing of workspace-, recipe- and
+    cwd-relative, else the workspace-relative path: the reader that opens it then says what is wrong with it."""
+    from ftbench.core.artifacts import AmbiguousReference, resolve
+
     p = Path(value).expanduser()
     if p.is_absolute():
         return str(p)
-    bases = [b for b in (workspace_root, recipe_dir, Path.cwd()) if b is not None]
-    for base in bases:
-        if (base / p).exists():
-            return str((base / p).resolve())
-    return str(((workspace_root or Path.cwd()) / p).resolve())
+    ws = _as_workspace(workspace)
+    try:
+        return str(resolve(ws, value, want=want, cwd=recipe_dir).path)
+    except AmbiguousReference:
+        raise
+    except FtbenchError:
+        bases = [b for b in (ws.root if ws else None, recipe_dir, Path.cwd()) if b is not None]
+        existing = next((base / p for base in bases if (base / p).exists()), (bases[0] / p))
+        return str(existing.resolve())
 
 
-def resolve_recipe_paths(recipe: Recipe, workspace_root: Path | None, recipe_dir: Path | None = None) -> Recipe:
+def _as_workspace(workspace: Workspace | Path | None) -> Workspace | None:
+    """Callers pass the Workspace; a bare folder (older callers, tests) is read with its ftbench.toml if any."""
+    from ftbench.core.workspace import CONFIG_NAME
+    from ftbench.core.workspace import Workspace as _Workspace
+
+    if workspace is None or isinstance(workspace, _Workspace):
+        return workspace
+    root = Path(workspace)
+    return _Workspace.open(root, create=False) if (root / CONFIG_NAME).is_file() else _Workspace(root=root.resolve())
+
+
+def resolve_recipe_paths(recipe: Recipe, workspace: Workspace | Path | None, recipe_dir: Path | None = None) -> Recipe:
     """A copy with model and data paths made absolute. A model value that is not an existing path and looks
     like a hub id (`org/name`) is kept as is, for the Hugging Face cache."""
     out = recipe.model_copy(deep=True)
-    model_path = resolve_path(recipe.model.path, workspace_root, recipe_dir)
+    model_path = resolve_path(recipe.model.path, workspace, recipe_dir, want=("model",))
     if not Path(model_path).exists() and _looks_like_hub_id(recipe.model.path):
         model_path = recipe.model.path
     out.model.path = model_path
-    out.data.train = resolve_path(recipe.data.train, workspace_root, recipe_dir)
+    out.data.train = resolve_path(recipe.data.train, workspace, recipe_dir, want=("dataset",))
     if recipe.data.eval:
-        out.data.eval = resolve_path(recipe.data.eval, workspace_root, recipe_dir)
+        out.data.eval = resolve_path(recipe.data.eval, workspace, recipe_dir, want=("dataset",))
     return out
 
 

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftbench.core.artifacts import Weights, resolve
 from ftbench.core.atomic import atomic_write_json
 from ftbench.core.errors import FtbenchError
+from ftbench.core.workspace import Workspace
 from ftbench.export import merge as merge_mod
 from ftbench.export.gguf.hf import load_hf_model, text_config
 from ftbench.export.quantize import BITS_PER_WEIGHT, LLAMA_FTYPES, normalize_types
@@ -48,38 +50,24 @@ class Source:
         return self.adapter.base_dir if self.adapter else self.model_dir  # type: ignore[return-value]
 
 
-def resolve_source(ws: Any, ref: str, base: str | None = None) -> Source:
-    """RUN id/prefix, run folder, adapter folder, model folder or a model name in the workspace."""
-    path = Path(ref).expanduser()
-    if not path.exists() and ws is not None:
-        try:
-            from ftbench.core.jobs import find_job
-
-            path = find_job(ws, ref).dir
-        except FtbenchError:
-            for root in ws.model_roots():
-                if (root / ref / "config.json").is_file():
-                    path = root / ref
-                    break
-    if not path.exists():
-        raise FtbenchError(f"'{ref}' is neither a run id, an adapter folder nor a model folder.",
-                           "Give a run id from `ftbench runs`, or a path to a folder with config.json or adapter_config.json.")
-    path = path.resolve()
-    name = path.name
-    if (path / "status.json").is_file():  # a run folder: its adapter/ or full model/, named after the run
-        name = str(json.loads((path / "status.json").read_text(encoding="utf-8")).get("name") or name)
-        for sub in ("adapter", "model", "final"):
-            if (path / sub).is_dir():
-                path = path / sub
-                break
-    if merge_mod.is_adapter_dir(path):
-        roots = [Path(ws.root), *ws.model_roots()] if ws is not None else []
-        info = merge_mod.read_adapter(path, base, search_roots=roots)
+def resolve_source(
+    ws: Workspace | None, ref: str, base: str | None = None, on_note: Callable[[str], None] | None = None
+) -> Source:
+    """What to export, through the artifacts resolver: a run (its final weights, or RUN@checkpoint-N / @last /
+    @best), an adapter folder or a model folder, by id, path or name in the workspace."""
+    found = resolve(ws, ref, want=("adapter", "model"))
+    assert isinstance(found, Weights)
+    if found.note and on_note is not None:
+        on_note(found.note)
+    name = found.path.name
+    if found.run is not None:
+        name = found.run.name + (f"-{found.checkpoint}" if found.checkpoint else "")
+    if found.kind == "adapter":
+        roots = [ws.root, *ws.model_roots()] if ws is not None else []
+        info = merge_mod.read_adapter(found.path, base, search_roots=roots)
         return Source(name=name, adapter=info, base_name=info.base_dir.name,
                       meta={"name": name, "basename": info.base_dir.name, "finetune": name, "base_model": info.base_dir.name})
-    if (path / "config.json").is_file():
-        return Source(name=name, model_dir=path, meta={"name": name, "basename": name})
-    raise FtbenchError(f"{path} holds neither config.json nor adapter_config.json.", "Point at a model folder or a run's adapter/ folder.")
+    return Source(name=name, model_dir=found.path, meta={"name": name, "basename": name})
 
 
 def preflight(src: Source, types: list[str], out_dir: Path, adapter_only: bool) -> dict[str, Any]:

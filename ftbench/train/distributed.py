@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ftbench.core.errors import FtbenchError
+from ftbench.core.layout import JobLayout
 from ftbench.core.recipe import Recipe
 
 RESULT_FILE = "result-rank0.json"
@@ -95,13 +96,13 @@ class RankContext:
     def __init__(self, job_dir: Path) -> None:
         from ftbench.core.events import EventWriter
 
-        spec = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
+        spec = json.loads(JobLayout(job_dir).spec.read_text(encoding="utf-8"))
         self.job_dir = job_dir
         self.id = spec["id"]
         self.params = spec.get("params", {})
         self.attempt = int(spec.get("attempt", 1))
         self.rank = int(os.environ.get("RANK", "0"))
-        self.events = EventWriter(job_dir / "events.jsonl", attempt=self.attempt) if self.rank == 0 else None
+        self.events = EventWriter(JobLayout(job_dir).events, attempt=self.attempt) if self.rank == 0 else None
         self.cooperative_stop = True
         self._signalled = False
         signal.signal(signal.SIGTERM, self._on_term)
@@ -112,13 +113,13 @@ class RankContext:
 
     @property
     def stop_requested(self) -> bool:
-        return self._signalled or (self.job_dir / "control" / "stop").exists()
+        return self._signalled or JobLayout(self.job_dir).control_file("stop").exists()
 
     def control_requested(self, action: str) -> bool:
         if self.rank != 0:
             return False
         try:
-            (self.job_dir / "control" / action).unlink()
+            JobLayout(self.job_dir).control_file(action).unlink()
             return True
         except FileNotFoundError:
             return False

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from ftbench.core.atomic import atomic_write_json
 from ftbench.core.errors import FtbenchError
+from ftbench.core.layout import JobLayout
 
 # LoRA target modules per encoder architecture (the attention query/value projections, as in the LoRA
 # paper). ModernBERT fuses q/k/v into one `Wqkv` linear; DeBERTa(v1) fuses them into `in_proj`.
@@ -32,7 +33,7 @@ LORA_TARGETS: dict[str, list[str]] = {
     "mpnet": ["q", "v"],
 }
 
-TASK_FILE = "ftbench_task.json"
+TASK_FILE = JobLayout.TASK_FILE  # read back by ftbench/predict.py
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +20,8 @@ from typing import Any
 
 from ftbench.core.atomic import atomic_write_json, atomic_write_text
 from ftbench.core.errors import FtbenchError
+from ftbench.core.layout import JobLayout
 from ftbench.core.recipe import Recipe
-
-CHECKPOINTS = "checkpoints"
 
 
 @dataclass
@@ -50,19 +48,17 @@ class Session:
         return rows, lm
 
     @property
+    def layout(self) -> JobLayout:
+        return JobLayout(self.run_dir)
+
+    @property
     def checkpoint_dir(self) -> Path:
-        return self.run_dir / CHECKPOINTS
+        return self.layout.checkpoints_dir
 
     def last_checkpoint(self) -> Path | None:
         """The newest complete checkpoint folder (one with trainer_state.json), if any."""
-        if not self.checkpoint_dir.is_dir():
-            return None
-        found = []
-        for child in self.checkpoint_dir.iterdir():
-            m = re.fullmatch(r"checkpoint-(\d+)", child.name)
-            if m and (child / "trainer_state.json").is_file():
-                found.append((int(m.group(1)), child))
-        return max(found)[1] if found else None
+        newest = self.layout.last_checkpoint()
+        return newest.path if newest else None
 
     def training_args(self, has_eval: bool, **overrides: Any) -> Any:
         """TrainingArguments from recipe.training; tasks pass task-specific extras in `overrides`."""
@@ -154,17 +150,17 @@ class Session:
         if not self.rank0:
             return {}
         is_peft = hasattr(model, "peft_config")
-        out = self.run_dir / ("adapter" if is_peft else "model")
+        out = self.layout.adapter if is_peft else self.layout.model
         self.ctx.progress("saving", 0, 1)
         model.save_pretrained(str(out))
         tokenizer.save_pretrained(str(out))
         self.ctx.progress("saving", 1, 1)
-        outputs = {"adapter" if is_peft else "model": str(out)}
+        outputs = {out.name: str(out)}
         clean = {k: _clean(v) for k, v in metrics.items()}
-        atomic_write_json(self.run_dir / "metrics.json", {**clean, "info": self.info})
-        atomic_write_text(self.run_dir / "README.md", model_card(self.recipe, clean, self.info, out.name))
-        if not (self.run_dir / "recipe.yaml").exists():
-            atomic_write_text(self.run_dir / "recipe.yaml", self.recipe.to_yaml())
+        atomic_write_json(self.layout.metrics, {**clean, "info": self.info})
+        atomic_write_text(self.layout.readme, model_card(self.recipe, clean, self.info, out.name))
+        if not self.layout.recipe.exists():
+            atomic_write_text(self.layout.recipe, self.recipe.to_yaml())
         return outputs
 
 
@@ -207,10 +203,10 @@ def model_card(recipe: Recipe, metrics: dict[str, Any], info: dict[str, Any], we
     rows = "\n".join(f"| {k} | {v} |" for k, v in hyper.items())
     mrows = "\n".join(f"| {k} | {v} |" for k, v in metrics.items() if not isinstance(v, (dict, list))) or "| (none) | |"
     base = recipe.model.path
-    tags = ["ftbench", recipe.task, m.name] + (["peft"] if weights == "adapter" else [])
+    tags = ["ftbench", recipe.task, m.name] + (["peft"] if weights == JobLayout.ADAPTER else [])
     return f"""---
 base_model: {json.dumps(base)}
-library_name: {"peft" if weights == "adapter" else "transformers"}
+library_name: {"peft" if weights == JobLayout.ADAPTER else "transformers"}
 tags: {json.dumps(tags)}
 ---
 
@@ -221,7 +217,7 @@ Fine-tuned with ftbench ({recipe.task}, {m.name}) on {time.strftime("%Y-%m-%d")}
 - Base model: `{base}`
 - Training data: `{recipe.data.train}` (format: {info.get("data_format", recipe.data.format)}, {info.get("train_rows", "?")} rows)
 - Eval data: {f"`{recipe.data.eval}`" if recipe.data.eval else (f"{recipe.data.eval_split:.0%} of the training rows" if recipe.data.eval_split else "none")}
-- Weights: `{weights}/`{" (a PEFT adapter; load it on top of the base model)" if weights == "adapter" else ""}
+- Weights: `{weights}/`{" (a PEFT adapter; load it on top of the base model)" if weights == JobLayout.ADAPTER else ""}
 
 ## Hyperparameters
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from ftbench.core.atomic import atomic_write_text
 from ftbench.core.errors import FtbenchError
+from ftbench.core.layout import JobLayout
 from ftbench.core.recipe import Recipe, validate_recipe
 from ftbench.train.session import Session
 
@@ -24,8 +25,9 @@ def run(ctx: Any) -> None:
     recipe = validate_recipe(ctx.params["recipe"], source=f"{ctx.job_dir}/recipe.yaml")
     ctx.cooperative_stop = True
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if not (ctx.job_dir / "recipe.yaml").exists():
-        atomic_write_text(ctx.job_dir / "recipe.yaml", recipe.to_yaml())
+    recipe_path = JobLayout(ctx.job_dir).recipe
+    if not recipe_path.exists():
+        atomic_write_text(recipe_path, recipe.to_yaml())
     from ftbench.train.distributed import process_count
 
     n = process_count(recipe)

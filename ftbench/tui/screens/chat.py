@@ -355,45 +355,43 @@ class ChatScreen(Screen):
             spec = resolve_model(self.ws, ref, name)
         except FtbenchError:
             if base is None:
-                return self._add_adapter(Path(ref), name)
+                return self._add_adapter(ref, name)
             spec = resolve_adapter(self.ws, ref, base, name)
         self.add_variant(spec)
         return spec
 
-    def add_adapter(self, adapter: Path, name: str | None = None) -> VariantSpec | None:
-        """Open chat on a run's adapter (or full model) from another screen; problems become a notification."""
+    def add_adapter(self, adapter: Path | str, name: str | None = None) -> VariantSpec | None:
+        """Open chat on a run's adapter, full model or checkpoint from another screen; problems become a
+        notification."""
         try:
-            return self._add_adapter(Path(adapter), name)
+            return self._add_adapter(adapter, name)
         except FtbenchError as exc:
             self.notify(exc.message + (f"\n{exc.hint}" if exc.hint else ""), severity="error", timeout=10)
             return None
 
-    def _add_adapter(self, adapter: Path, name: str | None = None) -> VariantSpec:
+    def _add_adapter(self, adapter: Path | str, name: str | None = None) -> VariantSpec:
         """An adapter column on the open HF base; with none open, its recorded base gets a column first.
-        A full model folder (a run's model/) becomes a model column of its own."""
-        import json
+        Full weights (a run's model/, a full fine-tune's checkpoint) become a model column of their own."""
+        from ftbench.chat.variants import resolve_adapter, resolve_model
+        from ftbench.core.artifacts import Weights, resolve
 
-        from ftbench.chat.variants import resolve_adapter, resolve_model, short_run_name
-
-        in_run = adapter.name in ("adapter", "model") and (adapter.parent / "status.json").is_file()
-        if (adapter / "config.json").is_file() and not (adapter / "adapter_config.json").is_file():
-            spec = resolve_model(self.ws, str(adapter), name or (short_run_name(adapter.parent.name) if in_run else None))
+        found = resolve(self.ws, str(adapter), want=("adapter", "model"))
+        assert isinstance(found, Weights)
+        if found.note:
+            self.notify(found.note, timeout=8)
+        if found.kind == "model":
+            spec = resolve_model(self.ws, str(found.path), name or found.label)
             self.add_variant(spec)
             return spec
         base = next((v for v in self.transcript.variants if v.kind == "hf"), None)
         if base is None:
-            cfg_path = adapter / "adapter_config.json"
-            if not cfg_path.is_file():
-                cfg_path = adapter / "adapter" / "adapter_config.json"
-            if not cfg_path.is_file():
-                raise FtbenchError(f"{adapter} is not a PEFT adapter (no adapter_config.json).", "Pick a run with an adapter/ folder.")
-            recorded = json.loads(cfg_path.read_text(encoding="utf-8")).get("base_model_name_or_path") or ""
+            recorded = found.base or ""
             try:
                 base = resolve_model(self.ws, recorded)
             except FtbenchError:
                 base = resolve_model(self.ws, Path(recorded).name)
             self.add_variant(base)
-        spec = resolve_adapter(self.ws, str(adapter), base, name)
+        spec = resolve_adapter(self.ws, str(found.path), base, name or found.label)
         self.add_variant(spec)
         return spec
 

@@ -24,6 +24,7 @@ from textual.widgets import Footer, Header, Log, Static
 from ftbench.core.errors import FtbenchError
 from ftbench.core.events import EventTail
 from ftbench.core.jobs import ACTIVE_STATES, Job, find_job, read_status
+from ftbench.core.layout import JobLayout
 from ftbench.core.workspace import Workspace
 from ftbench.tui.messages import RunData
 from ftbench.tui.widgets.gpu_pane import GpuPane
@@ -87,8 +88,8 @@ class MonitorScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="monitor", name="monitor-follow")
     def _follow(self) -> None:
-        events = EventTail(self.job_dir / "events.jsonl")  # offset 0: the whole history first
-        log = FileTail(self.job_dir / "log.txt", initial_bytes=64 * 1024)
+        events = EventTail(JobLayout(self.job_dir).events)  # offset 0: the whole history first
+        log = FileTail(JobLayout(self.job_dir).log, initial_bytes=64 * 1024)
         last_mtime: float | None = None
         last_status: dict[str, Any] = {}
         last_check = 0.0
@@ -98,7 +99,7 @@ class MonitorScreen(Screen[None]):
             lines = log.read_new()
             status: dict[str, Any] = {}
             try:
-                mtime = (self.job_dir / "status.json").stat().st_mtime
+                mtime = JobLayout(self.job_dir).status.stat().st_mtime
                 # an active job is re-checked every few seconds even when its status file is quiet: its
                 # process may have vanished, which only `refresh` notices
                 stale = last_status.get("state") in ACTIVE_STATES and time.monotonic() - last_check > 3.0

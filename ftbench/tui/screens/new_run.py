@@ -26,6 +26,7 @@ from textual.widgets import Footer, Header, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from ftbench.core.errors import FtbenchError
+from ftbench.core.layout import JobLayout
 from ftbench.core.workspace import Workspace
 
 VALIDATE_DELAY_S = 0.3
@@ -43,8 +44,8 @@ def recipe_sources(ws: Workspace) -> list[tuple[str, Path]]:
         if folder.is_dir():
             out.extend((f"recipe {p.stem}", p) for p in sorted(folder.glob("*.y*ml")))
     if ws.runs_dir.is_dir():
-        runs = sorted((d for d in ws.runs_dir.iterdir() if (d / "recipe.yaml").is_file()), reverse=True)
-        out.extend((f"run {d.name}", d / "recipe.yaml") for d in runs[:50])
+        runs = sorted((d for d in ws.runs_dir.iterdir() if JobLayout(d).recipe.is_file()), reverse=True)
+        out.extend((f"run {d.name}", JobLayout(d).recipe) for d in runs[:50])
     return out
 
 
@@ -106,7 +107,7 @@ class NewRunScreen(Screen[None]):
                     editor = TextArea.code_editor(STARTER, language="yaml", id="newrun-yaml")
                 except Exception:  # noqa: BLE001 - no YAML grammar installed: plain editor
                     editor = TextArea.code_editor(STARTER, id="newrun-yaml")
-                editor.border_title = "recipe.yaml"
+                editor.border_title = JobLayout.RECIPE
                 yield editor
             with Vertical(id="newrun-side"):
                 yield Static("", id="newrun-status")
@@ -203,7 +204,7 @@ def launch_recipe(ws: Workspace, recipe: Any, source: Path | None = None) -> Any
     from ftbench.core.jobs import start_job
     from ftbench.core.recipe import resolve_recipe_paths
 
-    recipe = resolve_recipe_paths(recipe, ws.root, source.parent if source else None)
+    recipe = resolve_recipe_paths(recipe, ws, source.parent if source else None)
     if Path(recipe.model.path).is_absolute() and not Path(recipe.model.path).exists():  # else a hub id
         raise FtbenchError(f"model.path {recipe.model.path} does not exist.", "Pick a model on the Models screen (4) or fix the path.")
     if not Path(recipe.data.train).exists():
@@ -211,5 +212,5 @@ def launch_recipe(ws: Workspace, recipe: Any, source: Path | None = None) -> Any
     name = recipe.name or (source.stem if source else "run")
     meta = {"task": recipe.task, "method": recipe.method.name, "model": Path(recipe.model.path).name, "dataset": Path(recipe.data.train).name}
     job = start_job(ws, "train", name, params={"recipe": recipe.to_dict()}, meta=meta)
-    atomic_write_text(job.dir / "recipe.yaml", recipe.to_yaml())
+    atomic_write_text(job.layout.recipe, recipe.to_yaml())
     return job

@@ -18,6 +18,7 @@ from typing import Any
 from ftbench.core.events import EventTail
 from ftbench.core.humanize import human_age
 from ftbench.core.jobs import ACTIVE_STATES, Job, job_dirs, refresh
+from ftbench.core.layout import JobLayout
 from ftbench.core.workspace import Workspace
 
 # Each state has a symbol and a word, so states read the same without colour (and in tmux captures).
@@ -90,7 +91,7 @@ class JobScanner:
     def scan(self) -> list[dict[str, Any]]:
         jobs: list[Job] = []
         for job_dir in job_dirs(self.ws):
-            status_path = job_dir / "status.json"
+            status_path = JobLayout(job_dir).status
             try:
                 mtime = status_path.stat().st_mtime
             except OSError:
@@ -183,8 +184,8 @@ class JobFollower:
     started: bool = False
 
     def __post_init__(self) -> None:
-        self.log = FileTail(self.job_dir / "log.txt")
-        self.events = EventTail(self.job_dir / "events.jsonl")
+        self.log = FileTail(JobLayout(self.job_dir).log)
+        self.events = EventTail(JobLayout(self.job_dir).events)
 
     def read_new(self) -> tuple[list[str], list[dict[str, Any]]]:
         lines = self.log.read_new()

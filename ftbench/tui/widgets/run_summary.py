@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from ftbench.core.events import EventTail, downsample
+from ftbench.core.layout import JobLayout
 from ftbench.core.workspace import Workspace
 from ftbench.tui.widgets.job_list import JobScanner, human_duration
 from ftbench.tui.widgets.run_data import RunView
@@ -65,14 +66,14 @@ class RunScanner:
             if job["kind"] != "train":
                 continue
             job_dir = Path(job["dir"])
-            cache = self._runs.setdefault(job["id"], _RunCache(EventTail(job_dir / "events.jsonl")))
+            cache = self._runs.setdefault(job["id"], _RunCache(EventTail(JobLayout(job_dir).events)))
             cache.view.add_all(cache.tail.read_new())
             self._load_recipe(job_dir, cache)
             rows.append(self._row(job, cache))
         return rows
 
     def _load_recipe(self, job_dir: Path, cache: _RunCache) -> None:
-        path = job_dir / "recipe.yaml"
+        path = JobLayout(job_dir).recipe
         try:
             mtime = path.stat().st_mtime
         except OSError:
