@@ -13,7 +13,8 @@ from typing import Any
 
 from ftbench.cli import print_json, subparser
 from ftbench.core.errors import FtbenchError
-from ftbench.export.card import render_card
+from ftbench.core.export_card import render_card
+from ftbench.core.workspace import Workspace
 
 
 def register(sub: Any) -> None:
@@ -43,8 +44,9 @@ def register(sub: Any) -> None:
     i.set_defaults(func=cmd_import)
 
 
-def cmd_export(args: argparse.Namespace, ws: Any) -> int:
+def cmd_export(args: argparse.Namespace, ws: Workspace) -> int:
     from ftbench.core.jobs import start_job, wait_job
+    from ftbench.core.registry import Registry
     from ftbench.export.pipeline import resolve_source
     from ftbench.export.quantize import normalize_types
 
@@ -52,7 +54,8 @@ def cmd_export(args: argparse.Namespace, ws: Any) -> int:
     source = resolve_source(ws, args.source, args.base)  # refuse bad sources before starting a job
     params = {"source": args.source, "quants": quants, "adapter_only": args.adapter_only, "base": args.base,
               "keep": args.keep, "verify": not args.no_verify}
-    job = start_job(ws, "export", name=source.name, params=params, meta={"source": args.source, "quants": quants})
+    job = start_job(ws, "export", name=source.name, params=params, meta={"source": args.source, "quants": quants},
+                    on_launch=Registry(ws).sync_job)
     if not args.wait:
         if args.json:
             print_json({"id": job.id, "dir": str(job.dir), "state": job.state})
@@ -86,7 +89,7 @@ def gguf_type_of(path: Path) -> str:
     return names.get(ftype, "unknown")
 
 
-def cmd_verify(args: argparse.Namespace, ws: Any) -> int:
+def cmd_verify(args: argparse.Namespace, ws: Workspace) -> int:
     from ftbench.export.verify import HFReference, check_gguf
 
     path = Path(args.gguf)
@@ -106,7 +109,7 @@ def cmd_verify(args: argparse.Namespace, ws: Any) -> int:
     return 0 if res.passed else 1
 
 
-def cmd_import(args: argparse.Namespace, ws: Any) -> int:
+def cmd_import(args: argparse.Namespace, ws: Workspace) -> int:
     from ftbench.export.importer import import_gguf
 
     src = Path(args.gguf)
