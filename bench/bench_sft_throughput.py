@@ -93,7 +93,7 @@ def run(model_path: str, dataset, collator, steps: int, batch_size: int, seed: i
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 
-    from ftbench.train.model import linear_module_names
+    from ftbench.train.methods import linear_module_names
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)

@@ -1,7 +1,9 @@
 """Dataset formats: which one a file is in, and whether a row fits it. Torch-free, so the TUI's dataset browser
 and the trainer's preflight use the same rules.
 
-Formats and their fields (a `columns` mapping renames file columns to these names):
+The formats themselves (fields, detection order, how a row is shown) are the FormatSpec table in
+core/specs.py; this module applies it to rows. Formats and their fields (a `columns` mapping renames file
+columns to these names):
 
 | format         | fields                                   |
 |----------------|------------------------------------------|
@@ -23,20 +25,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-FORMAT_FIELDS: dict[str, tuple[str, ...]] = {
-    "alpaca": ("instruction", "output"),
-    "messages": ("messages",),
-    "sharegpt": ("conversations",),
-    "preference": ("prompt", "chosen", "rejected"),
-    "squad": ("question", "context", "answers"),
-    "ner": ("tokens", "ner_tags"),
-    "classification": ("text", "label"),
-    "text": ("text",),
-}
-OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {"alpaca": ("input", "system")}
-# Order matters: the first format whose required fields are all present wins.
-DETECTION_ORDER = ("preference", "squad", "ner", "messages", "sharegpt", "alpaca", "classification", "text")
-CAUSAL_FORMATS = ("alpaca", "messages", "sharegpt", "text")
+from ftbench.core.specs import FORMAT_SPECS
+
+FORMAT_FIELDS: dict[str, tuple[str, ...]] = {name: spec.fields for name, spec in FORMAT_SPECS.items()}
+# Order matters: the first format whose required fields are all present wins (the table's order).
+DETECTION_ORDER: tuple[str, ...] = tuple(FORMAT_SPECS)
 ROLES = ("system", "user", "assistant", "tool")
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "tool": "tool", "function_call": "assistant", "observation": "tool"}
 

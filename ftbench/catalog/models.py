@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ftbench.catalog.datasets import hf_cache_repos
+from ftbench.catalog.hf_files import read_safetensors_header, text_config
 from ftbench.core.artifacts import classify
 from ftbench.core.errors import FtbenchError
 
 MAX_DEPTH = 3
-MAX_HEADER = 100 * 1024 * 1024  # a safetensors header larger than this is a corrupt file, not a model
 DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
 
 
@@ -55,23 +54,6 @@ class ModelInfo:
 # ----------------------------------------------------------------------------------------------
 # safetensors headers
 # ----------------------------------------------------------------------------------------------
-def read_safetensors_header(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The JSON header of a safetensors file: {tensor name: {dtype, shape, data_offsets}, "__metadata__"}."""
-    p = Path(path)
-    with open(p, "rb") as handle:
-        head = handle.read(8)
-        if len(head) != 8:
-            raise FtbenchError(f"{p} is too short to be a safetensors file.", "Re-download or re-save the model.")
-        (length,) = struct.unpack("<Q", head)
-        if length > MAX_HEADER:
-            raise FtbenchError(f"{p} claims a {length}-byte header; it is not a valid safetensors file.", "Re-download or re-save the model.")
-        raw = handle.read(length)
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FtbenchError(f"{p} has a corrupt safetensors header ({exc}).", "Re-download or re-save the model.") from exc
-
-
 def safetensors_stats(files: list[Path]) -> tuple[int, Counter[str]]:
     """(total parameters, parameters per dtype) over safetensors files, from their headers alone."""
     total = 0
@@ -141,7 +123,7 @@ def read_license(folder: Path) -> str | None:
 
 def _get(config: dict[str, Any], *keys: str) -> Any:
     """The first of `keys` present in config or in its text_config (multimodal configs nest the LM)."""
-    for source in (config, config.get("text_config") or {}):
+    for source in (config, text_config(config)):
         for k in keys:
             if source.get(k) is not None:
                 return source[k]

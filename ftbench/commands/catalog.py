@@ -9,7 +9,9 @@ from typing import Any
 
 from ftbench.cli import print_json, subparser
 from ftbench.core.errors import FtbenchError
-from ftbench.core.humanize import human_age, human_count, human_size, rows_text
+from ftbench.core.humanize import file_age, human_count, human_size, rows_text
+from ftbench.core.specs import ESTIMATED_METHODS
+from ftbench.core.workspace import Workspace
 
 
 def register(sub: Any) -> None:
@@ -25,7 +27,7 @@ def register(sub: Any) -> None:
 
     p = subparser(sub, "estimate", "estimate the VRAM to fine-tune a model (weights, gradients, optimizer, activations, overhead)")
     p.add_argument("model", help="model folder, .gguf file, or a name from `ftbench models`")
-    p.add_argument("--method", choices=["full", "lora", "qlora", "all"], default="all")
+    p.add_argument("--method", choices=[*ESTIMATED_METHODS, "all"], default="all")
     p.add_argument("--seq-len", type=int, default=1024)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--lora-r", type=int, default=16)
@@ -38,11 +40,6 @@ def register(sub: Any) -> None:
 
 
 
-def file_age(mtime: float, now: float | None = None) -> str:
-    delta = (now or time.time()) - mtime
-    return "just now" if delta < 60 else f"{human_age(delta)} ago"
-
-
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -52,7 +49,7 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def cmd_datasets(args: argparse.Namespace, ws: Any) -> int:
+def cmd_datasets(args: argparse.Namespace, ws: Workspace) -> int:
     from ftbench.catalog.datasets import discover_datasets
 
     found = discover_datasets(ws, hf_cache=False if args.no_hf_cache else None)
@@ -62,12 +59,12 @@ def cmd_datasets(args: argparse.Namespace, ws: Any) -> int:
     if not found:
         print(f"No datasets under {', '.join(map(str, ws.dataset_roots()))}. Add folders to dataset_dirs in {ws.config_path}.")
         return 0
-    rows = [[d.name, d.kind, d.format, rows_text(d.rows, d.rows_exact), human_size(d.size_bytes), file_age(d.mtime), d.error or ""] for d in found]
+    rows = [[d.name, d.kind, d.format, rows_text(d.rows, d.rows_exact), human_size(d.size_bytes), file_age(d.mtime, time.time()), d.error or ""] for d in found]
     print(_table(["NAME", "FILE", "FORMAT", "ROWS", "SIZE", "AGE", "PROBLEM"], rows))
     return 0
 
 
-def cmd_models(args: argparse.Namespace, ws: Any) -> int:
+def cmd_models(args: argparse.Namespace, ws: Workspace) -> int:
     from ftbench.catalog.models import discover_models
 
     found = discover_models(ws, hf_cache=False if args.no_hf_cache else None)
@@ -117,7 +114,7 @@ def resolve_model(ws: Any, name: str) -> Any:
     return inspect_model(found.path, name=found.path.name)
 
 
-def cmd_estimate(args: argparse.Namespace, ws: Any) -> int:
+def cmd_estimate(args: argparse.Namespace, ws: Workspace) -> int:
     from ftbench.core.estimate import METHODS, estimate_for_model, gpu_fits
 
     info = resolve_model(ws, args.model)

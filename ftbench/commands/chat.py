@@ -19,6 +19,7 @@ from typing import Any
 
 from ftbench.cli import print_json, subparser
 from ftbench.core.errors import FtbenchError
+from ftbench.core.workspace import Workspace
 
 SETTING_FLAGS = ("system", "temperature", "top_p", "top_k", "max_new_tokens", "repetition_penalty", "seed")
 
@@ -71,7 +72,7 @@ def server_args(args: argparse.Namespace) -> list[str]:
     return out
 
 
-def handle(args: argparse.Namespace, ws: Any) -> int:
+def handle(args: argparse.Namespace, ws: Workspace) -> int:
     from ftbench.chat.transcripts import Transcript, list_transcripts, load_transcript
     from ftbench.chat.variants import build_variants
 
@@ -96,7 +97,7 @@ def handle(args: argparse.Namespace, ws: Any) -> int:
         for v in transcript.variants:
             v.options["allow_base_mismatch"] = True
     if args.prompt is None and args.prompts is None:
-        from ftbench.tui.screens.chat import run_chat_app
+        from ftbench.tui.chat_app import run_chat_app
 
         return run_chat_app(ws, transcript, server_args=server_args(args))
     if args.prompt is not None and args.prompts is not None:
@@ -164,7 +165,7 @@ def stats_line(done: dict[str, Any]) -> str:
     return f"{done.get('tokens', 0)} tokens, first token {ttft}, {tps}"
 
 
-def run_one_shot(ws: Any, client: Any, transcript: Any, loaded: list[str], args: argparse.Namespace) -> int:
+def run_one_shot(ws: Workspace, client: Any, transcript: Any, loaded: list[str], args: argparse.Namespace) -> int:
     results = []
     for name in loaded:
         transcript.add(name, "user", args.prompt)
@@ -185,7 +186,7 @@ def run_one_shot(ws: Any, client: Any, transcript: Any, loaded: list[str], args:
     return 0
 
 
-def run_prompt_set(ws: Any, client: Any, transcript: Any, loaded: list[str], prompts: list[dict[str, Any]], args: argparse.Namespace) -> int:
+def run_prompt_set(ws: Workspace, client: Any, transcript: Any, loaded: list[str], prompts: list[dict[str, Any]], args: argparse.Namespace) -> int:
     rows = []
     t0 = time.perf_counter()
     for i, item in enumerate(prompts, start=1):

@@ -33,8 +33,9 @@ def register(sub: Any) -> None:
 
 def cmd_demo(args: argparse.Namespace, ws: Workspace) -> int:
     from ftbench.core.jobs import start_job
+    from ftbench.core.registry import Registry
 
-    job = start_job(ws, "demo", "setup", env=OFFLINE_ENV, meta={"what": "demo workspace"})
+    job = start_job(ws, "demo", "setup", env=OFFLINE_ENV, meta={"what": "demo workspace"}, on_launch=Registry(ws).sync_job)
     try:
         job = follow(job)
     except KeyboardInterrupt:

@@ -71,14 +71,15 @@ def llama_cpp_info() -> dict[str, Any]:
 
 
 def gpu_info() -> dict[str, Any]:
-    from ftbench.core.gpu import format_bytes, sample_gpus
+    from ftbench.core.gpu import sample_gpus
+    from ftbench.core.humanize import human_gib
 
     report = sample_gpus()
     return {
         "available": report.available,
         "reason": report.reason,
         "driver": report.driver,
-        "gpus": [{**g.as_event(), "memory": f"{format_bytes(g.mem_used)} / {format_bytes(g.mem_total)}"} for g in report.gpus],
+        "gpus": [{**g.as_event(), "memory": f"{human_gib(g.mem_used)} / {human_gib(g.mem_total)}"} for g in report.gpus],
     }
 
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from ftbench.cli import print_json, subparser
 from ftbench.core.errors import FtbenchError
-from ftbench.export.card import render_card
+from ftbench.core.export_card import render_card
+from ftbench.core.workspace import Workspace
 
 
 def register(sub: Any) -> None:
@@ -43,8 +44,9 @@ def register(sub: Any) -> None:
     i.set_defaults(func=cmd_import)
 
 
-def cmd_export(args: argparse.Namespace, ws: Any) -> int:
+def cmd_export(args: argparse.Namespace, ws: Workspace) -> int:
     from ftbench.core.jobs import start_job, wait_job
+    from ftbench.core.registry import Registry
     from ftbench.export.pipeline import resolve_source
     from ftbench.export.quantize import normalize_types
 
@@ -55,7 +57,8 @@ def cmd_export(args: argparse.Namespace, ws: Any) -> int:
     base = str(Path(args.base).resolve()) if args.base else None
     params = {"source": pinned, "quants": quants, "adapter_only": args.adapter_only, "base": base,
               "keep": args.keep, "verify": not args.no_verify}
-    job = start_job(ws, "export", name=source.name, params=params, meta={"source": args.source, "quants": quants})
+    job = start_job(ws, "export", name=source.name, params=params, meta={"source": args.source, "quants": quants},
+                    on_launch=Registry(ws).sync_job)
     if not args.wait:
         if args.json:
             print_json({"id": job.id, "dir": str(job.dir), "state": job.state})
@@ -89,7 +92,7 @@ def gguf_type_of(path: Path) -> str:
     return names.get(ftype, "unknown")
 
 
-def cmd_verify(args: argparse.Namespace, ws: Any) -> int:
+def cmd_verify(args: argparse.Namespace, ws: Workspace) -> int:
     from ftbench.export.verify import HFReference, check_gguf
 
     path = Path(args.gguf)
@@ -109,7 +112,7 @@ def cmd_verify(args: argparse.Namespace, ws: Any) -> int:
     return 0 if res.passed else 1
 
 
-def cmd_import(args: argparse.Namespace, ws: Any) -> int:
+def cmd_import(args: argparse.Namespace, ws: Workspace) -> int:
     from ftbench.export.importer import import_gguf
 
     src = Path(args.gguf)

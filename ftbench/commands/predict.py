@@ -64,7 +64,7 @@ def cmd_predict(args: argparse.Namespace, ws: Workspace) -> int:
         raise FtbenchError("Nothing to predict: give TEXT arguments or --file rows.jsonl.", 'Example: ftbench predict RUN "great battery life"')
     if args.batch_size < 1:
         raise FtbenchError(f"--batch-size {args.batch_size} must be at least 1.", "Use the default 16.")
-    from ftbench.predict import finite, format_result, load_predictor, predict
+    from ftbench.train.predict import finite, format_result, load_predictor, predict
 
     predictor = load_predictor(run_dir_of(args.run, ws))
     results = predict(predictor, inputs, batch_size=args.batch_size)

@@ -11,11 +11,15 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftbench.cli import print_json, subparser
 from ftbench.core.errors import FtbenchError
+from ftbench.core.humanize import human_duration
 from ftbench.core.workspace import Workspace
+
+if TYPE_CHECKING:
+    from ftbench.core.recipe import Recipe
 
 
 def register(sub: Any) -> None:
@@ -67,13 +71,15 @@ def cmd_validate(args: argparse.Namespace, ws: Workspace) -> int:
     return 0
 
 
-def preflight_here(recipe: Any) -> Any:
+def preflight_here(recipe: Recipe) -> Any:
     """The fast, torch-free part of the job's preflight: model folder and every data row."""
+    from ftbench.core.specs import task_spec
     from ftbench.train.data import load_rows
     from ftbench.train.model import check_model_path
 
     check_model_path(recipe)
-    if recipe.task in ("sft", "dpo"):
+    spec = task_spec(recipe.task)
+    if spec.causal:
         return load_rows(recipe.data, recipe.task).report
     # Encoder tasks check every label, tag and answer span (and that the model is an encoder) before launch,
     # with the same preflight the job runs; what it stashes is thrown away here.
@@ -82,12 +88,13 @@ def preflight_here(recipe: Any) -> Any:
     from ftbench.train.tasks import task_module
 
     task_module(recipe.task).preflight(recipe, SimpleNamespace(state={}))
-    return SimpleNamespace(format={"qa": "squad"}.get(recipe.task, recipe.task))
+    return SimpleNamespace(format=spec.formats[0])
 
 
 def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:
     from ftbench.core.atomic import atomic_write_text
     from ftbench.core.jobs import start_job
+    from ftbench.core.registry import Registry
 
     recipe = resolved_recipe(args.recipe, args.overrides, ws)
     report = preflight_here(recipe)
@@ -96,7 +103,7 @@ def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:
         "task": recipe.task, "method": recipe.method.name, "model": Path(recipe.model.path).name,
         "dataset": Path(recipe.data.train).name, "format": getattr(report, "format", None),
     }
-    job = start_job(ws, "train", name, params={"recipe": recipe.to_dict()}, meta=meta)
+    job = start_job(ws, "train", name, params={"recipe": recipe.to_dict()}, meta=meta, on_launch=Registry(ws).sync_job)
     atomic_write_text(job.layout.recipe, recipe.to_yaml())
     if args.json:
         print_json({"id": job.id, "dir": str(job.dir), **meta})
@@ -107,13 +114,14 @@ def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:
 
 def cmd_resume(args: argparse.Namespace, ws: Workspace) -> int:
     from ftbench.core.jobs import find_job, restart_job
+    from ftbench.core.registry import Registry
 
     job = find_job(ws, args.id)
     if job.status.get("kind") != "train":
         raise FtbenchError(f"Job {job.id} is a {job.status.get('kind')} job, not a training run.", "Only training runs can be resumed.")
     if job.state == "succeeded":
         raise FtbenchError(f"Run {job.id} already finished successfully.", "Start a new run with `ftbench train`.")
-    job = restart_job(ws, job)
+    job = restart_job(job, on_launch=Registry(ws).sync_job)
     print(f"{job.id} (attempt {job.status.get('attempt')})")
     return watch(job, args.follow, args.wait)
 
@@ -190,7 +198,7 @@ def _show(progress: Any, task: Any, event: dict[str, Any], console: Any) -> None
         eta = event.get("eta_s")
         stats = (
             f"loss {event.get('loss', float('nan')):.4f}  lr {event.get('lr') or 0:.2e}  "
-            f"{event.get('tokens_per_s') or 0:,.0f} tok/s  ETA {_fmt_eta(eta)}"
+            f"{event.get('tokens_per_s') or 0:,.0f} tok/s  ETA {human_duration(eta) if isinstance(eta, (int, float)) else '?'}"
         )
         progress.update(task, description="training", completed=event.get("step", 0), total=event.get("max_steps") or None, stats=stats)
     elif kind == "eval":
@@ -201,10 +209,3 @@ def _show(progress: Any, task: Any, event: dict[str, Any], console: Any) -> None
         console.print(f"checkpoint saved at step {event.get('step')}")
     elif kind == "log" and event.get("level") in ("warning", "error"):
         console.print(f"{event.get('level')}: {event.get('message')}")
-
-
-def _fmt_eta(seconds: Any) -> str:
-    if not isinstance(seconds, (int, float)):
-        return "?"
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

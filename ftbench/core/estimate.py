@@ -25,9 +25,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ftbench.core.errors import FtbenchError
+from ftbench.core.specs import ESTIMATED_METHODS, METHOD_SPECS
 
 GIB = 1024**3
-METHODS = ("full", "lora", "qlora")
+METHODS = ESTIMATED_METHODS  # the methods whose MethodSpec names an estimator rule (full, lora or qlora)
 CUDA_CONTEXT = 512 * 1024**2
 FRAGMENTATION = 0.10
 NF4_BYTES = 4.127 / 8  # NF4 with double-quantised absmax, blocksize 64
@@ -118,6 +119,7 @@ def estimate_vram(
     """The VRAM needed to train a model of `shape` with `params` parameters by `method`."""
     if method not in METHODS:
         raise FtbenchError(f"Unknown method '{method}' for the estimate.", f"Use one of: {', '.join(METHODS)}.")
+    rule = METHOD_SPECS[method].estimate
     if seq_len < 1 or batch < 1:
         raise FtbenchError(f"Sequence length and batch size must be at least 1 (got {seq_len} and {batch}).", "Pass --seq-len N --batch N with N >= 1.")
     h = _shape_value(shape, "hidden_size")
@@ -134,14 +136,14 @@ def estimate_vram(
 
     embeddings = vocab * h * (1 if shape.get("tied_embeddings") else 2)
     embeddings = min(embeddings, params)
-    if method == "full":
+    if rule == "full":
         trainable = params
         weights = params * wbytes
         gradients = params * wbytes
         optimizer_bytes = params * state_bytes
     else:
         trainable = lora_params(shape, lora_r, gated)
-        if method == "lora":
+        if rule == "lora":
             base = params * wbytes
         else:
             base = int((params - embeddings) * NF4_BYTES) + embeddings * 2
@@ -150,7 +152,7 @@ def estimate_vram(
         gradients = trainable * 4
         optimizer_bytes = trainable * (2 if state_bytes == 2 else 8)
 
-    act_dtype = 2 if method != "full" or wbytes == 2 else 4
+    act_dtype = 2 if rule != "full" or wbytes == 2 else 4
     per_layer = (28 * h + (8 if gated else 4) * inter + 6 * kv_dim) * act_dtype // 2
     tokens = seq_len * batch
     if gradient_checkpointing:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftbench.core.tail import LineTail
+
 EVENT_TYPES = ("train", "eval", "gpu", "progress", "checkpoint", "log", "metrics")
 
 
@@ -75,30 +77,19 @@ def _finite(value: Any) -> Any:
 
 @dataclass
 class EventTail:
-    """Incremental reader of an events file by byte offset."""
+    """Incremental reader of an events file: the complete lines of a LineTail (core/tail.py), parsed."""
 
     path: Path
-    offset: int = 0
     skipped: int = 0
-    _partial: bytes = field(default=b"", repr=False)
+    _lines: LineTail = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._lines = LineTail(self.path)
 
     def read_new(self, max_bytes: int | None = None) -> list[dict[str, Any]]:
         """Events appended since the last call; a line without its newline yet is kept for next time."""
-        try:
-            with open(self.path, "rb") as handle:
-                size = os.fstat(handle.fileno()).st_size
-                if size < self.offset:  # file was replaced or truncated: start over
-                    self.offset, self._partial = 0, b""
-                handle.seek(self.offset)
-                chunk = handle.read(max_bytes) if max_bytes else handle.read()
-        except FileNotFoundError:
-            return []
-        self.offset += len(chunk)
-        data = self._partial + chunk
-        lines = data.split(b"\n")
-        self._partial = lines.pop()  # b"" when the chunk ended on a newline
         events = []
-        for raw in lines:
+        for raw in self._lines.read_new(max_bytes):
             if not raw.strip():
                 continue
             try:

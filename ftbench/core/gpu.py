@@ -170,10 +170,3 @@ def gpu_from_event(device: dict[str, Any]) -> GpuInfo:
     known.setdefault("index", 0)
     known.setdefault("name", "n/a")
     return GpuInfo(**known)
-
-
-def format_bytes(n: int | float | None) -> str:
-    if n is None:
-        return "n/a"
-    gib = n / 1024**3
-    return f"{gib:.1f} GiB" if gib >= 1 else f"{n / 1024**2:.0f} MiB"

@@ -1,4 +1,7 @@
-"""Numbers for people: sizes, counts, ages and row counts, the same in the CLI and every screen."""
+"""Numbers for people: sizes, counts, ages, durations and row counts, the same in the CLI and every screen.
+
+Every such formatter lives here (grep before writing another), so a size or an age reads the same everywhere.
+"""
 
 from __future__ import annotations
 
@@ -40,3 +43,41 @@ def rows_text(rows: int | None, exact: bool) -> str:
     if rows is None:
         return "?"
     return f"{rows:,}" if exact else f"~{rows:,}"
+
+
+def human_duration(seconds: float | None) -> str:
+    """A clock-style duration for elapsed times and ETAs: 0:42, 12:05, 1:02:03."""
+    if seconds is None:
+        return "-"
+    seconds = int(max(0, seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def file_age(mtime: float, now: float) -> str:
+    """How long ago a file changed, as a listing column: now, 5m, 2h, 3d."""
+    delta = now - mtime
+    return "now" if delta < 60 else human_age(delta)
+
+
+def human_gib(n: float | None) -> str:
+    """Memory in GiB (MiB below one GiB), as nvidia-smi users read it: 40.0 GiB, 300 MiB."""
+    if n is None:
+        return "n/a"
+    gib = n / 1024**3
+    return f"{gib:.1f} GiB" if gib >= 1 else f"{n / 1024**2:.0f} MiB"
+
+
+def decimal_size(n: float) -> str:
+    """Bytes in powers of ten, as disk space and file cards state them: 1.23 GB, 45.6 MB."""
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def short_number(v: float) -> str:
+    """A number in at most about six characters, for chart axes: 0, 0.5, 123, 1.2e+04, 3.0e-03."""
+    if v == 0:
+        return "0"
+    if abs(v) >= 1e4 or abs(v) < 1e-2:
+        return f"{v:.1e}"
+    return f"{v:.3g}"

@@ -1,6 +1,7 @@
 """The process every job runs in: `python -m ftbench.core.job_entry JOB_DIR`.
 
-It records its own pid and process group, runs the job's target with a `JobContext`, and always ends by
+It records its own pid and process group, runs the job's target with a `ProcessJobContext` (the
+`JobContext` protocol of core/job_context.py), and always ends by
 writing a final state: `succeeded`, `stopped` (SIGTERM, after the target saved what it could) or `failed`
 with a one-line cause and a hint. Only a SIGKILL can prevent that, and `jobs.refresh` covers that case.
 """
@@ -24,12 +25,14 @@ from ftbench.core.jobs import CONTROL, EVENTS, SPEC, Job, now, proc_start_time, 
 from ftbench.core.workspace import Workspace
 
 
-class JobContext:
-    """What a job target gets: its folder, parameters, the event stream and the stop/control signals.
+class ProcessJobContext:
+    """The JobContext of a job process: its folder, parameters, the event stream and the stop/control signals.
 
     A target that cannot stop at a safe point leaves `cooperative_stop` False and is interrupted by
     `JobStopped`; a training loop sets it True and polls `stop_requested` to save a checkpoint first.
     """
+
+    rank = 0
 
     def __init__(self, job_dir: Path, spec: dict[str, Any]) -> None:
         self.job_dir = job_dir
@@ -93,7 +96,7 @@ def main(argv: list[str]) -> int:
     job_dir = Path(argv[1]).resolve()
     spec = json.loads((job_dir / SPEC).read_text(encoding="utf-8"))
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    ctx = JobContext(job_dir, spec)
+    ctx = ProcessJobContext(job_dir, spec)
     signal.signal(signal.SIGTERM, lambda *_: ctx.request_stop())
     update_status(
         job_dir, state="running", pid=os.getpid(), pgid=os.getpgid(0), proc_start=proc_start_time(os.getpid()),
@@ -124,7 +127,7 @@ def main(argv: list[str]) -> int:
     return code
 
 
-def _sync(ctx: JobContext) -> None:
+def _sync(ctx: ProcessJobContext) -> None:
     """Keep the registry index in step; the job folder stays the truth if this fails."""
     try:
         from ftbench.core.jobs import read_status

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,8 +176,13 @@ def start_job(
     target: str | None = None,
     env: dict[str, str] | None = None,
     job_id: str | None = None,
+    on_launch: Callable[[Job], None] | None = None,
 ) -> Job:
-    """Create a job folder and start its detached process; returns at once."""
+    """Create a job folder and start its detached process; returns at once.
+
+    `on_launch` sees the new job first (callers pass `Registry(ws).sync_job` so listings show it while it is
+    still starting); it is a parameter so this module does not import the registry that indexes it.
+    """
     job_id = job_id or new_job_id(kind, name)
     job_dir = ws.jobs_parent(kind) / job_id
     try:
@@ -208,11 +214,17 @@ def start_job(
     )
     _launch(job_dir, env)
     job = Job(job_dir, read_status(job_dir))
-    _registry_sync(ws, job)
+    if on_launch:
+        on_launch(job)
     return job
 
 
-def restart_job(ws: Workspace, job: Job, params_update: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Job:
+def restart_job(
+    job: Job,
+    params_update: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    on_launch: Callable[[Job], None] | None = None,
+) -> Job:
     """A new attempt of a finished job in the same folder (resume): events continue, marked with the attempt."""
     if job.active:
         raise FtbenchError(f"Job {job.id} is still {job.state}.", f"Stop it first with `ftbench stop {job.id}`.")
@@ -226,7 +238,8 @@ def restart_job(ws: Workspace, job: Job, params_update: dict[str, Any] | None = 
     )
     _launch(job.dir, env)
     job = Job(job.dir, read_status(job.dir))
-    _registry_sync(ws, job)
+    if on_launch:
+        on_launch(job)
     return job
 
 
@@ -354,9 +367,3 @@ def wait_job(job: Job, timeout_s: float | None = None, poll_s: float = 0.2) -> J
         if deadline is not None and time.monotonic() > deadline:
             return job
         time.sleep(poll_s)
-
-
-def _registry_sync(ws: Workspace, job: Job) -> None:
-    from ftbench.core.registry import Registry
-
-    Registry(ws).sync_job(job)

@@ -25,14 +25,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ftbench.core.errors import FtbenchError
+from ftbench.core.specs import FORMATS as DATA_FORMATS
+from ftbench.core.specs import METHOD_SPECS, METHODS, TASKS, combination_problem
 
 if TYPE_CHECKING:
     from ftbench.core.workspace import Workspace
 
-TASKS = ("sft", "dpo", "classification", "ner", "qa")
-CAUSAL_TASKS = ("sft", "dpo")
-METHODS = ("full", "lora", "qlora", "prompt_tuning")
-FORMATS = ("auto", "alpaca", "messages", "sharegpt", "text", "preference", "classification", "ner", "squad")
+FORMATS = ("auto", *DATA_FORMATS)  # the table of tasks, methods and formats is core/specs.py
 
 
 class _Section(BaseModel):
@@ -94,7 +93,7 @@ class TrainingSection(_Section):
     max_steps: int = -1
     batch_size: int = Field(4, ge=1)
     gradient_accumulation: int = Field(1, ge=1)
-    lr: float | None = Field(None, gt=0, description="None: 2e-4 for lora/qlora, 2e-5 for full, 3e-2 for prompt tuning")
+    lr: float | None = Field(None, gt=0, description="None: the method's default (core/specs.py: 2e-4 lora/qlora, 2e-5 full, 3e-2 prompt tuning)")
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial"] = "cosine"
     warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
     warmup_steps: int = Field(0, ge=0)
@@ -154,13 +153,9 @@ class Recipe(_Section):
 
     @model_validator(mode="after")
     def _combinations(self) -> Recipe:
-        fmt = self.data.format
-        if self.task == "dpo" and fmt not in ("auto", "preference"):
-            raise ValueError(f"data.format: {fmt} cannot train task dpo; dpo needs the preference format (prompt/chosen/rejected)")
-        if self.task == "sft" and fmt in ("preference", "classification", "ner", "squad"):
-            raise ValueError(f"data.format: {fmt} cannot train task sft; use alpaca, messages, sharegpt or text")
-        if self.task == "dpo" and self.method.name == "prompt_tuning":
-            raise ValueError("method.name: prompt_tuning is not supported with task dpo; use lora, qlora or full")
+        problem = combination_problem(self.task, self.method.name, self.data.format)
+        if problem:
+            raise ValueError(problem)
         return self
 
     # --- helpers -------------------------------------------------------------------------------------------
@@ -169,7 +164,7 @@ class Recipe(_Section):
         """The explicit lr, else the usual default for the method."""
         if self.training.lr is not None:
             return self.training.lr
-        return {"full": 2e-5, "prompt_tuning": 3e-2}.get(self.method.name, 2e-4)
+        return METHOD_SPECS[self.method.name].default_lr
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -6,12 +6,15 @@ terminal, and its progress reaches every viewer through events.jsonl like any ot
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ftbench.demo.build import build_demo
 
+if TYPE_CHECKING:
+    from ftbench.core.job_context import JobContext
 
-def run(ctx: Any) -> None:
+
+def run(ctx: JobContext) -> None:
     """Build (or verify) the demo in the job's workspace and record what is there as the job's result."""
     summary = build_demo(
         ctx.workspace.root,

@@ -6,10 +6,13 @@ result card (files, sizes, verification numbers, run commands) lands in status.j
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ftbench.core.job_context import JobContext
 
 
-def run(ctx: Any) -> None:
+def run(ctx: JobContext) -> None:
     """params: source (run id / folder), quants (list or "q4_k_m,q8_0"), adapter_only, keep, verify, base."""
     from ftbench.export.pipeline import VerificationFailed, resolve_source, run_export
 

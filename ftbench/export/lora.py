@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from ftbench.catalog.hf_files import text_config
 from ftbench.core.errors import FtbenchError
 from ftbench.export.gguf import archs
-from ftbench.export.gguf.hf import load_hf_model, read_safetensors_header, text_config
+from ftbench.export.gguf.hf import load_hf_model, read_tensors
 from ftbench.export.gguf.writer import partial_gguf
 from ftbench.export.merge import AdapterInfo
 
@@ -64,7 +65,7 @@ def write_lora_gguf(info: AdapterInfo, out_path: str | Path, name: str | None = 
     """Write the adapter GGUF (F32 tensors); raises NotExpressible when it must be merged instead."""
     import gguf
 
-    tensors = read_safetensors_header(_adapter_file(info.path))
+    tensors = read_tensors(_adapter_file(info.path))
     reason = why_not_expressible(info, list(tensors))
     if reason:
         raise NotExpressible(f"The adapter in {info.path} cannot be exported without merging: {reason}.",

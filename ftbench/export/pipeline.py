@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftbench.catalog.hf_files import text_config
 from ftbench.core.artifacts import Weights, resolve
 from ftbench.core.atomic import atomic_write_json
 from ftbench.core.errors import FtbenchError
 from ftbench.core.workspace import Workspace
 from ftbench.export import merge as merge_mod
-from ftbench.export.gguf.hf import load_hf_model, text_config
+from ftbench.export.gguf.hf import load_hf_model
 from ftbench.export.quantize import BITS_PER_WEIGHT, LLAMA_FTYPES, normalize_types
 
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transformers import TrainerCallback
+
+if TYPE_CHECKING:
+    from ftbench.core.job_context import JobContext
 
 
 class EventsCallback(TrainerCallback):
@@ -72,7 +75,7 @@ class EventsCallback(TrainerCallback):
 class ControlCallback(TrainerCallback):
     """Stop (save a checkpoint, then end) and checkpoint-now requests, polled between steps."""
 
-    def __init__(self, ctx: Any, poll_s: float = 0.5) -> None:
+    def __init__(self, ctx: JobContext, poll_s: float = 0.5) -> None:
         self.ctx = ctx
         self.poll_s = poll_s
         self._next_poll = 0.0

@@ -28,7 +28,8 @@ from typing import Any
 from ftbench.catalog.formats import describe_formats, detect_format, mapped, row_problem, sharegpt_to_messages
 from ftbench.core.errors import FtbenchError
 from ftbench.core.recipe import DataSection
-from ftbench.train.io import read_rows
+from ftbench.core.specs import task_spec
+from ftbench.train.io import Rows, read_rows
 
 IGNORE = -100
 CHATML_TEMPLATE = (
@@ -71,18 +72,18 @@ def load_rows(data: DataSection, task: str) -> LoadedRows:
             f"Cannot tell the format of {data.train} from its columns ({cols}).",
             f"Set data.format and map columns with data.columns (e.g. {{instruction: question}}). Known formats: {describe_formats()}.",
         )
-    allowed = ("preference",) if task == "dpo" else ("alpaca", "messages", "sharegpt", "text")
+    allowed = task_spec(task).formats
     if fmt not in allowed:
         raise FtbenchError(
             f"{data.train} is in the {fmt} format, which task {task} cannot train on.",
             f"Task {task} needs one of: {', '.join(allowed)} (set data.format / data.columns if detection was wrong).",
         )
     report = DataReport(format=fmt, bad_lines=len(train.bad_lines))
-    rows = _checked(train.rows, fmt, data, report, str(data.train))
+    rows = _checked(train, fmt, data, report, str(data.train))
     if data.eval:
         ev = read_rows(data.eval, data.skip_bad_rows)
         report.bad_lines += len(ev.bad_lines)
-        eval_rows = _checked(ev.rows, fmt, data, report, str(data.eval))
+        eval_rows = _checked(ev, fmt, data, report, str(data.eval))
     elif data.eval_split > 0:
         order = list(range(len(rows)))
         random.Random(1234).shuffle(order)
@@ -98,15 +99,15 @@ def load_rows(data: DataSection, task: str) -> LoadedRows:
     return LoadedRows(rows, eval_rows, report)
 
 
-def _checked(rows: list[dict[str, Any]], fmt: str, data: DataSection, report: DataReport, source: str) -> list[dict[str, Any]]:
+def _checked(loaded: Rows, fmt: str, data: DataSection, report: DataReport, source: str) -> list[dict[str, Any]]:
     good = []
-    for i, row in enumerate(rows):
+    for number, row in zip(loaded.numbers, loaded.rows, strict=True):  # numbered as the Datasets screen shows them
         problem = row_problem(fmt, row, data.columns)
         if problem is None:
             good.append(mapped(row, data.columns))
             continue
         if not data.skip_bad_rows:
-            raise FtbenchError(f"{source}: row {i + 1}: {problem}.", "Fix the row, map columns with data.columns, or set data.skip_bad_rows: true.")
+            raise FtbenchError(f"{source}: row {number}: {problem}.", "Fix the row, map columns with data.columns, or set data.skip_bad_rows: true.")
         report.bad_rows += 1
     if not good:
         raise FtbenchError(f"{source}: no row fits the {fmt} format.", "Check data.format and data.columns.")

@@ -1,9 +1,9 @@
 """Several processes (DDP; FSDP or DeepSpeed from the recipe) through `accelerate launch`.
 
 The job process stays the one the job system knows (its pid, status and final state); it starts
-`accelerate launch --num_processes N -m ftbench.train.distributed JOB_DIR` in its own process group, so a
+`accelerate launch --num_processes N -m ftbench.train.rank JOB_DIR` in its own process group, so a
 stop reaches the ranks as SIGTERM and through the `control/stop` file that `ftbench stop` writes. Every rank
-runs the same task code with a `RankContext`: rank 0 writes events and outputs, the others stay silent;
+runs the same task code (ftbench/train/rank.py) with a `RankContext`: rank 0 writes events and outputs, the others stay silent;
 stop and checkpoint-now decisions are all-reduced between ranks every step (see ControlCallback), so all
 ranks save the same checkpoint at the same step. On a machine without GPUs, `FTBENCH_DDP_CPU=1` allows N
 CPU processes with the gloo backend (how the tests exercise this path).
@@ -19,11 +19,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftbench.core.errors import FtbenchError
-from ftbench.core.layout import JobLayout
 from ftbench.core.recipe import Recipe
+
+if TYPE_CHECKING:
+    from ftbench.core.job_context import JobContext
 
 RESULT_FILE = "result-rank0.json"
 CPU_ENV = "FTBENCH_DDP_CPU"
@@ -67,10 +69,10 @@ def launch_command(recipe: Recipe, job_dir: Path, n: int, precision: str) -> lis
         cmd += ["--use_deepspeed", "--zero_stage", str(recipe.training.deepspeed_stage)]
     else:
         cmd.append("--multi_gpu")
-    return [*cmd, "-m", "ftbench.train.distributed", str(job_dir)]
+    return [*cmd, "-m", "ftbench.train.rank", str(job_dir)]
 
 
-def launch(recipe: Recipe, ctx: Any, n: int, precision: str) -> dict[str, Any]:
+def launch(recipe: Recipe, ctx: JobContext, n: int, precision: str) -> dict[str, Any]:
     """Run the ranks and wait; returns rank 0's result. Raises on a failed rank."""
     result_path = Path(ctx.job_dir) / RESULT_FILE
     result_path.unlink(missing_ok=True)
@@ -88,67 +90,3 @@ def launch(recipe: Recipe, ctx: Any, n: int, precision: str) -> dict[str, Any]:
     if ctx.stop_requested:
         return {}
     raise FtbenchError(f"The distributed training processes failed (exit code {proc.returncode}).", f"The ranks' output is in {Path(ctx.job_dir) / 'log.txt'}.")
-
-
-class RankContext:
-    """JobContext's interface for one rank: rank 0 writes events, every rank sees stop requests."""
-
-    def __init__(self, job_dir: Path) -> None:
-        from ftbench.core.events import EventWriter
-
-        spec = json.loads(JobLayout(job_dir).spec.read_text(encoding="utf-8"))
-        self.job_dir = job_dir
-        self.id = spec["id"]
-        self.params = spec.get("params", {})
-        self.attempt = int(spec.get("attempt", 1))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.events = EventWriter(JobLayout(job_dir).events, attempt=self.attempt) if self.rank == 0 else None
-        self.cooperative_stop = True
-        self._signalled = False
-        signal.signal(signal.SIGTERM, self._on_term)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-
-    def _on_term(self, *_: Any) -> None:
-        self._signalled = True
-
-    @property
-    def stop_requested(self) -> bool:
-        return self._signalled or JobLayout(self.job_dir).control_file("stop").exists()
-
-    def control_requested(self, action: str) -> bool:
-        if self.rank != 0:
-            return False
-        try:
-            JobLayout(self.job_dir).control_file(action).unlink()
-            return True
-        except FileNotFoundError:
-            return False
-
-    def emit(self, type: str, **fields: Any) -> dict[str, Any]:
-        return self.events.emit(type, **fields) if self.events else {}
-
-    def log(self, message: str, level: str = "info") -> None:
-        if self.rank == 0:
-            print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-            self.emit("log", level=level, message=message)
-
-    def progress(self, phase: str, done: float | None = None, total: float | None = None, **extra: Any) -> None:
-        self.emit("progress", phase=phase, done=done, total=total, **extra)
-
-
-def rank_main(job_dir: str) -> int:
-    """One rank: the same task code as a single process, with a RankContext."""
-    from ftbench.core.atomic import atomic_write_json
-    from ftbench.core.recipe import validate_recipe
-    from ftbench.train.worker import train_in_process
-
-    ctx = RankContext(Path(job_dir))
-    recipe = validate_recipe(ctx.params["recipe"])
-    result = train_in_process(recipe, ctx, distributed=True)
-    if ctx.rank == 0:
-        atomic_write_json(Path(job_dir) / RESULT_FILE, {**result, "processes": int(os.environ.get("WORLD_SIZE", "1"))})
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(rank_main(sys.argv[1]))

@@ -1,5 +1,6 @@
-"""Shared plumbing for the encoder tasks (classification, ner, qa): which models qualify, where LoRA goes,
-how rows are read with their row numbers, and how a run's model and task facts are saved for `predict`.
+"""Shared plumbing for the encoder tasks (classification, ner, qa): which models qualify, how rows are read
+with their row numbers, and how a run's model and task facts are saved for `predict` (where LoRA goes on an
+encoder is train/methods.py).
 
 Why one module: the three tasks differ in preprocessing and metrics only; model checks, PEFT wrapping, the
 training loop (through the shared `Session`: events, stop/resume, checkpoints) and the saved layout must be
@@ -11,27 +12,17 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ftbench.core.atomic import atomic_write_json
 from ftbench.core.errors import FtbenchError
 from ftbench.core.layout import JobLayout
+from ftbench.train.methods import LORA_TARGETS
 
-# LoRA target modules per encoder architecture (the attention query/value projections, as in the LoRA
-# paper). ModernBERT fuses q/k/v into one `Wqkv` linear; DeBERTa(v1) fuses them into `in_proj`.
-LORA_TARGETS: dict[str, list[str]] = {
-    "bert": ["query", "value"],
-    "roberta": ["query", "value"],
-    "xlm-roberta": ["query", "value"],
-    "camembert": ["query", "value"],
-    "electra": ["query", "value"],
-    "albert": ["query", "value"],
-    "distilbert": ["q_lin", "v_lin"],
-    "deberta-v2": ["query_proj", "value_proj"],
-    "deberta": ["in_proj"],
-    "modernbert": ["Wqkv"],
-    "mpnet": ["q", "v"],
-}
+if TYPE_CHECKING:
+    from ftbench.core.job_context import JobContext
+    from ftbench.core.recipe import Recipe
+    from ftbench.train.session import Session
 
 TASK_FILE = JobLayout.TASK_FILE  # read back by ftbench/predict.py
 
@@ -91,72 +82,6 @@ def require_encoder(config: Any, task: str, model_path: str) -> None:
         )
 
 
-def lora_target_modules(model_type: str, model: Any = None) -> list[str]:
-    """The LoRA targets for `model_type`; for an unknown encoder, the linear layers named like q/v projections."""
-    if model_type in LORA_TARGETS:
-        return list(LORA_TARGETS[model_type])
-    if model is not None:
-        import torch
-
-        found: set[str] = set()
-        for name, module in model.named_modules():
-            leaf = name.rsplit(".", 1)[-1]
-            if isinstance(module, torch.nn.Linear) and leaf in {"query", "value", "q_proj", "v_proj", "q_lin", "v_lin", "query_proj", "value_proj", "Wqkv"}:
-                found.add(leaf)
-        if found:
-            return sorted(found)
-    raise FtbenchError(
-        f"No LoRA target modules are known for model type {model_type}.",
-        "Set method.target_modules to the names of the attention linear layers (e.g. [query, value]).",
-    )
-
-
-def check_method(recipe: Any) -> None:
-    """Fail before any data or model work when the method cannot train this task."""
-    name = recipe.method.name
-    if name == "prompt_tuning" and recipe.task != "classification":
-        raise FtbenchError(
-            f"method.name: prompt_tuning is not supported for task {recipe.task} (soft prompts shift the token positions that {recipe.task} labels point at).",
-            "Use method: lora or method: full for ner and qa.",
-        )
-    if name not in ("full", "lora", "prompt_tuning"):
-        raise FtbenchError(
-            f"method.name: {name} is not supported for encoder task {recipe.task}.",
-            "Use method: lora, full, or prompt_tuning (classification); 4-bit qlora is for causal LMs.",
-        )
-
-
-def head_modules(model: Any) -> list[str]:
-    """The task head: every top-level child with weights except the encoder itself (BERT: classifier;
-    DistilBERT: pre_classifier + classifier; DeBERTa-v2: pooler + classifier; ModernBERT: head + classifier;
-    QA: qa_outputs). These start untrained, so LoRA trains them in full and saves them with the adapter."""
-    prefix = getattr(model, "base_model_prefix", "")
-    return sorted(name for name, child in model.named_children() if name != prefix and any(True for _ in child.parameters()))
-
-
-def apply_method(model: Any, recipe: Any, task_type: str, model_type: str, info: dict[str, Any] | None = None) -> Any:
-    """Wrap `model` for the recipe's method: full (as is), lora, or prompt_tuning (classification only).
-
-    The LoRA targets chosen are recorded in `info` (the run's model card and metrics.json)."""
-    check_method(recipe)
-    method = recipe.method
-    if method.name == "full":
-        return model
-    from peft import LoraConfig, PromptTuningConfig, TaskType, get_peft_model
-
-    heads = head_modules(model)
-    if method.name == "lora":
-        targets = lora_target_modules(model_type, model) if method.target_modules == "auto" else list(method.target_modules)
-        if info is not None:
-            info["target_modules"] = targets
-        config = LoraConfig(
-            task_type=getattr(TaskType, task_type), r=method.r, lora_alpha=method.alpha, lora_dropout=method.dropout,
-            use_rslora=method.rslora, target_modules=targets, modules_to_save=heads,
-        )
-        return get_peft_model(model, config)
-    config = PromptTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=method.num_virtual_tokens)
-    return get_peft_model(model, config)
-
 # ---------------------------------------------------------------------------------------------------------
 # data
 
@@ -165,11 +90,11 @@ class Numbered(NamedTuple):
     """A row with where it came from, so every data error can name the file and the row."""
 
     source: str
-    number: int  # 1-based data row (the JSONL line when the file has no blank lines)
+    number: int  # 1-based row number, as the Datasets screen shows it (for JSON Lines, the line number)
     row: dict[str, Any]
 
 
-def load_task_rows(recipe: Any, fmt: str, aliases: dict[str, tuple[str, ...]] | None = None) -> tuple[list[Numbered], list[Numbered]]:
+def load_task_rows(recipe: Recipe, fmt: str, aliases: dict[str, tuple[str, ...]] | None = None) -> tuple[list[Numbered], list[Numbered]]:
     """Train and eval rows in format `fmt` (columns mapped), each checked against the format with its row number.
 
     `aliases` names common alternative columns for a field (e.g. `labels` for `label`), used when the recipe
@@ -181,12 +106,7 @@ def load_task_rows(recipe: Any, fmt: str, aliases: dict[str, tuple[str, ...]] | 
     from ftbench.catalog.formats import row_problem
     from ftbench.train.io import read_rows
 
-    data = recipe.data
-    if data.format not in ("auto", fmt):
-        raise FtbenchError(
-            f"data.format: {data.format} cannot train task {recipe.task}; it needs the {fmt} format.",
-            f"Remove data.format (auto) or set it to {fmt}, and map columns with data.columns.",
-        )
+    data = recipe.data  # validated: data.format is auto or the task's format (core/specs.py)
     columns = dict(data.columns)
 
     def checked(path: str) -> list[Numbered]:
@@ -200,7 +120,7 @@ def load_task_rows(recipe: Any, fmt: str, aliases: dict[str, tuple[str, ...]] | 
                 if found:
                     columns[field] = found
         out = []
-        for i, row in enumerate(loaded.rows, start=1):
+        for i, row in zip(loaded.numbers, loaded.rows, strict=True):  # row numbers as the Datasets screen shows them
             problem = row_problem(fmt, row, columns)
             if problem is None:
                 out.append(Numbered(str(path), i, mapped(row, columns)))
@@ -258,7 +178,7 @@ def final_evaluation(trainer: Any, keep: dict[str, Any]) -> dict[str, Any]:
 
 
 def fit(
-    recipe: Any, ctx: Any, session: Any, *, model: Any, tokenizer: Any, train_ds: Any, eval_ds: Any,
+    recipe: Recipe, ctx: JobContext, session: Session, *, model: Any, tokenizer: Any, train_ds: Any, eval_ds: Any,
     collator: Any, compute_metrics: Any, keep: dict[str, Any], info: dict[str, Any], report: dict[str, Any],
 ) -> dict[str, Any]:
     """Train through the shared Session (events, stop/resume, checkpoints), evaluate, and save the weights,
@@ -305,7 +225,7 @@ def load_tokenizer(model_path: str, trust_remote_code: bool = False, need_fast: 
     return tokenizer
 
 
-def effective_max_length(recipe: Any, config: Any, tokenizer: Any) -> int:
+def effective_max_length(recipe: Recipe, config: Any, tokenizer: Any) -> int:
     """data.max_length capped by the model's position limit (BERT-family models stop at 512)."""
     limits = [recipe.data.max_length]
     positions = getattr(config, "max_position_embeddings", None)

@@ -1,9 +1,7 @@
-"""Loading the base model and tokenizer, and wrapping it for the method: full, lora, qlora or prompt_tuning.
+"""Loading the base causal LM and tokenizer, then wrapping it for the method (train/methods.py).
 
 Preflight (`check_model_path`) runs before anything heavy: a missing folder, a folder without config.json, or
-a model that needs remote code while trust_remote_code is off each fail with one line. `target_modules: auto`
-resolves to every linear layer inside the transformer blocks (attention and MLP projections, whatever the
-architecture calls them), never the embeddings or the LM head; the resolved list is recorded in the run.
+a model that needs remote code while trust_remote_code is off each fail with one line.
 """
 
 from __future__ import annotations
@@ -15,6 +13,8 @@ from typing import Any
 
 from ftbench.core.errors import FtbenchError
 from ftbench.core.recipe import Recipe
+from ftbench.core.specs import method_spec
+from ftbench.train.methods import apply_method
 
 
 @dataclass
@@ -65,7 +65,7 @@ def resolve_precision(requested: str) -> str:
 
 def check_bitsandbytes(recipe: Recipe) -> None:
     """qlora needs an importable bitsandbytes with a backend for this machine."""
-    if recipe.method.name != "qlora":
+    if "bitsandbytes" not in method_spec(recipe.method.name).needs:
         return
     try:
         import bitsandbytes  # noqa: F401
@@ -124,72 +124,6 @@ def load_model(recipe: Recipe, precision: str) -> LoadedModel:
     model = apply_method(model, recipe, info)
     info["trainable_params"], info["total_params"] = count_params(model)
     return LoadedModel(model, tokenizer, precision, info)
-
-
-def linear_module_names(model: Any) -> list[str]:
-    """Leaf names of the linear layers inside the transformer blocks (q_proj, up_proj, c_attn, ...)."""
-    import torch
-
-    kinds: tuple[type, ...] = (torch.nn.Linear,)
-    try:
-        from transformers.pytorch_utils import Conv1D
-
-        kinds += (Conv1D,)
-    except ImportError:
-        pass
-    try:
-        import bitsandbytes as bnb
-
-        kinds += (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt)
-    except Exception:  # noqa: BLE001
-        pass
-    names: set[str] = set()
-    output = model.get_output_embeddings()
-    for full_name, module in model.named_modules():
-        if not isinstance(module, kinds) or module is output:
-            continue
-        parts = full_name.split(".")
-        if any(p.isdigit() for p in parts):  # inside a numbered block: layers.3.self_attn.q_proj
-            names.add(parts[-1])
-    return sorted(names)
-
-
-def apply_method(model: Any, recipe: Recipe, info: dict[str, Any]) -> Any:
-    method = recipe.method
-    if method.name == "full":
-        return model
-    from peft import LoraConfig, PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
-
-    if method.name == "prompt_tuning":
-        config = PromptTuningConfig(
-            task_type=TaskType.CAUSAL_LM,
-            num_virtual_tokens=method.num_virtual_tokens,
-            prompt_tuning_init=PromptTuningInit.TEXT if method.prompt_init == "text" else PromptTuningInit.RANDOM,
-            prompt_tuning_init_text=method.prompt_init_text if method.prompt_init == "text" else None,
-            tokenizer_name_or_path=recipe.model.path if method.prompt_init == "text" else None,
-        )
-        info["num_virtual_tokens"] = method.num_virtual_tokens
-        return get_peft_model(model, config)
-    if method.name == "qlora":
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=recipe.training.gradient_checkpointing)
-    targets = linear_module_names(model) if method.target_modules == "auto" else list(method.target_modules)
-    if not targets:
-        raise FtbenchError(f"No linear layers found to put LoRA on in {recipe.model.path}.", "Name them with method.target_modules: [q_proj, v_proj, ...].")
-    info["target_modules"] = targets
-    config = LoraConfig(
-        task_type=TaskType.CAUSAL_LM if recipe.task in ("sft", "dpo") else None,
-        r=method.r,
-        lora_alpha=method.alpha,
-        lora_dropout=method.dropout,
-        use_rslora=method.rslora,
-        target_modules=targets,
-    )
-    try:
-        return get_peft_model(model, config)
-    except ValueError as exc:
-        raise FtbenchError(f"method.target_modules {targets} do not fit {recipe.model.path}: {exc}.", "Use target_modules: auto or names from the model.") from exc
 
 
 def count_params(model: Any) -> tuple[int, int]:

@@ -16,18 +16,22 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftbench.core.atomic import atomic_write_json, atomic_write_text
 from ftbench.core.errors import FtbenchError
 from ftbench.core.layout import JobLayout
 from ftbench.core.recipe import Recipe
+from ftbench.core.specs import method_spec
+
+if TYPE_CHECKING:
+    from ftbench.core.job_context import JobContext
 
 
 @dataclass
 class Session:
     recipe: Recipe
-    ctx: Any
+    ctx: JobContext
     run_dir: Path
     precision: str = "fp32"
     rank0: bool = True
@@ -194,12 +198,8 @@ def model_card(recipe: Recipe, metrics: dict[str, Any], info: dict[str, Any], we
         "scheduler": t.scheduler, "warmup": t.warmup_steps or t.warmup_ratio, "optimizer": t.optimizer,
         "max_length": recipe.data.max_length, "packing": recipe.data.packing, "seed": t.seed,
     }
-    if m.name in ("lora", "qlora"):
-        hyper.update(r=m.r, alpha=m.alpha, dropout=m.dropout, rslora=m.rslora, target_modules=info.get("target_modules"))
-    if m.name == "qlora":
-        hyper.update(bits=m.bits, quant_type=m.quant_type, double_quant=m.double_quant)
-    if m.name == "prompt_tuning":
-        hyper.update(num_virtual_tokens=m.num_virtual_tokens, prompt_init=m.prompt_init)
+    for key in method_spec(m.name).fields:  # the method's own settings; target_modules as resolved
+        hyper[key] = info.get(key) if key == "target_modules" else getattr(m, key)
     rows = "\n".join(f"| {k} | {v} |" for k, v in hyper.items())
     mrows = "\n".join(f"| {k} | {v} |" for k, v in metrics.items() if not isinstance(v, (dict, list))) or "| (none) | |"
     base = recipe.model.path

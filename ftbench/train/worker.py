@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftbench.core.atomic import atomic_write_text
 from ftbench.core.errors import FtbenchError
@@ -19,8 +19,11 @@ from ftbench.core.layout import JobLayout
 from ftbench.core.recipe import Recipe, validate_recipe
 from ftbench.train.session import Session
 
+if TYPE_CHECKING:
+    from ftbench.core.job_context import JobContext
 
-def run(ctx: Any) -> None:
+
+def run(ctx: JobContext) -> None:
     """Entry point inside the job process."""
     recipe = validate_recipe(ctx.params["recipe"], source=f"{ctx.job_dir}/recipe.yaml")
     ctx.cooperative_stop = True
@@ -44,7 +47,7 @@ def run(ctx: Any) -> None:
     ctx.set_result(**result)
 
 
-def train_in_process(recipe: Recipe, ctx: Any, distributed: bool = False) -> dict[str, Any]:
+def train_in_process(recipe: Recipe, ctx: JobContext, distributed: bool = False) -> dict[str, Any]:
     """Preflight and the task's training in this process (one rank of several when `distributed`)."""
     from ftbench.train.tasks import task_module
 
@@ -53,7 +56,7 @@ def train_in_process(recipe: Recipe, ctx: Any, distributed: bool = False) -> dic
     config = preflight(recipe, ctx.job_dir)
     from ftbench.train.model import resolve_precision
 
-    rank0 = getattr(ctx, "rank", 0) == 0
+    rank0 = ctx.rank == 0
     session = Session(recipe=recipe, ctx=ctx, run_dir=Path(ctx.job_dir), precision=resolve_precision(recipe.training.precision), rank0=rank0)
     session.info["model_type"] = config.get("model_type")
     if hasattr(module, "preflight"):

@@ -23,6 +23,7 @@ from textual.screen import Screen
 from ftbench.core.gpu import GpuReport, sample_gpus
 from ftbench.core.workspace import Workspace
 from ftbench.tui.messages import GpuSampled
+from ftbench.tui.services import Services
 
 
 @dataclass(frozen=True)
@@ -90,12 +91,14 @@ class FtbenchApp(App[int]):
     ) -> None:
         super().__init__()
         self.ws = ws
-        self.clock = clock
         self.gpu_sampler = gpu_sampler
         self.gpu_interval = gpu_interval
-        self.poll_s = poll_s
         self.gpu_report: GpuReport | None = None
         self._stop = threading.Event()
+        self.services = Services(
+            clock=clock, poll_s=poll_s, gpu_report=lambda: self.gpu_report, stopping=self._stop.is_set,
+            open_monitor=self.open_monitor, open_chat=self.open_chat,
+        )
         self.sub_title = str(ws.root)
         self._present = {e.mode for e in SCREEN_TABLE if e.exists()}
         for entry in SCREEN_TABLE:
@@ -144,10 +147,6 @@ class FtbenchApp(App[int]):
             if pane.live:
                 pane.show_report(message.report)
 
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
     # ----------------------------------------------------------------- screens
     def available_screens(self) -> list[ScreenEntry]:
         return [e for e in SCREEN_TABLE if e.mode in self._present]
@@ -172,7 +171,7 @@ class FtbenchApp(App[int]):
 
         if isinstance(self.screen, HelpScreen):
             return
-        from ftbench.tui.commands import described_bindings
+        from ftbench.tui.palette import described_bindings
 
         rows = [(display, b.description, b.id or "") for display, b, _ in described_bindings(self, self.screen)]
         rows.append((self.get_key_display(Binding("ctrl+p", "command_palette", "")), "Command palette", ""))
@@ -183,9 +182,10 @@ class FtbenchApp(App[int]):
         self.notify(f"Saved {Path(path).name}")
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        from ftbench.tui.commands import palette_commands
+        from ftbench.tui.palette import palette_commands
 
-        yield from palette_commands(self, screen)
+        screens = [(e.mode, e.title, e.key) for e in self.available_screens()]
+        yield from palette_commands(self, screen, screens, self.open_screen)
         yield from super().get_system_commands(screen)
 
     # ----------------------------------------------------------------- helpers for screens

@@ -199,7 +199,7 @@ def test_best_answers_picks_span_across_windows_and_abstains() -> None:
 
 
 def test_lora_targets_per_architecture() -> None:
-    from ftbench.train.encoders import LORA_TARGETS, lora_target_modules
+    from ftbench.train.methods import LORA_TARGETS, lora_target_modules
 
     assert lora_target_modules("bert") == ["query", "value"]
     assert lora_target_modules("distilbert") == ["q_lin", "v_lin"]
@@ -256,9 +256,8 @@ def test_rows_checked_with_format_columns_and_aliases(tmp_path: Path) -> None:
     assert (len(train), len(held)) == (18, 2)  # 10% held out by default
     assert train[0].row["label"] == ["billing"] and train[0].row["text"].startswith("ticket")
     assert sorted(r.number for r in train + held) == list(range(1, 21))
-    wrong = validate_recipe({"task": "ner", "model": "m", "data": {"train": str(data), "format": "alpaca"}})
-    with pytest.raises(FtbenchError, match="data.format: alpaca cannot train task ner"):
-        load_task_rows(wrong, "ner")
+    with pytest.raises(FtbenchError, match="data.format: alpaca cannot train task ner; use ner"):
+        validate_recipe({"task": "ner", "model": "m", "data": {"train": str(data), "format": "alpaca"}})
     missing = validate_recipe({"task": "ner", "model": "m", "data": str(data)})
     with pytest.raises(FtbenchError, match="row 1: missing field"):
         load_task_rows(missing, "ner")
@@ -274,7 +273,7 @@ def test_untrained_heads_are_trained_in_full_with_lora() -> None:
         DistilBertForSequenceClassification,
     )
 
-    from ftbench.train.encoders import head_modules
+    from ftbench.train.methods import head_modules
 
     small = dict(num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=32)
     assert head_modules(DistilBertForSequenceClassification(DistilBertConfig(n_layers=1, dim=32, hidden_dim=32, n_heads=2))) == ["classifier", "pre_classifier"]

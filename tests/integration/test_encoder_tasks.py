@@ -95,7 +95,7 @@ def squad_rows(n: int = 40, seed: int = 0) -> list[dict[str, Any]]:
 
 def run_inline(ws: Any, recipe: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
     """Run the training job target in this process with a real JobContext; returns (run dir, status)."""
-    from ftbench.core.job_entry import JobContext
+    from ftbench.core.job_entry import ProcessJobContext
     from ftbench.core.recipe import validate_recipe
     from ftbench.train.worker import run
 
@@ -105,7 +105,7 @@ def run_inline(ws: Any, recipe: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
     spec = {"id": job_dir.name, "kind": "train", "target": "ftbench.train.worker:run", "workspace": str(ws.root), "params": {"recipe": resolved}}
     atomic_write_json(job_dir / SPEC, spec)
     update_status(job_dir, id=job_dir.name, kind="train", state="running", attempt=1)
-    ctx = JobContext(job_dir, spec)
+    ctx = ProcessJobContext(job_dir, spec)
     try:
         run(ctx)
     finally:

@@ -42,7 +42,7 @@ def write(path: Path, text: str) -> Path:
     ("content", "extra", "words"),
     [
         ("", {}, ["has no rows"]),
-        ('{"instruction": "a", "output": "b"}\nnot json\n{"instruction": "c", "output": "d"}\n{broken\n', {}, ["2 line(s)", "line 2, 4", "skip_bad_rows"]),
+        ('{"instruction": "a", "output": "b"}\nnot json\n{"instruction": "c", "output": "d"}\n{broken\n', {}, ["2 row(s)", "row 2, 4", "skip_bad_rows"]),
         ('{"instruction": "a", "output": "b"}\n{"instruction": "c"}\n', {"format": "alpaca"}, ["row 2", "'output'", "columns present: instruction"]),
         ('{"question": "a", "reply": "b"}\n', {}, ["Cannot tell the format", "question, reply"]),
         ('{"prompt": "a", "chosen": "b", "rejected": "c"}\n', {}, ["preference format", "task sft cannot"]),

@@ -49,7 +49,7 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 def run_inline(ws: Any, recipe: dict[str, Any], attempt: int = 1, job_dir: Path | None = None) -> tuple[Path, dict[str, Any]]:
     """Run the training job target in this process with a real JobContext; returns (run dir, result)."""
-    from ftbench.core.job_entry import JobContext
+    from ftbench.core.job_entry import ProcessJobContext
     from ftbench.core.recipe import validate_recipe
     from ftbench.train.worker import run
 
@@ -60,7 +60,7 @@ def run_inline(ws: Any, recipe: dict[str, Any], attempt: int = 1, job_dir: Path 
     spec = {"id": job_dir.name, "kind": "train", "target": "ftbench.train.worker:run", "workspace": str(ws.root), "params": {"recipe": resolved}, "attempt": attempt}
     atomic_write_json(job_dir / SPEC, spec)
     update_status(job_dir, id=job_dir.name, kind="train", state="running", attempt=attempt)
-    ctx = JobContext(job_dir, spec)
+    ctx = ProcessJobContext(job_dir, spec)
     try:
         run(ctx)
     finally:

@@ -270,7 +270,7 @@ def test_chat_column_stats_format() -> None:
 
 async def test_standalone_chat_app_closes_with_its_server(workspace) -> None:
     from ftbench.chat.transcripts import Transcript
-    from ftbench.tui.screens.chat import ChatApp
+    from ftbench.tui.chat_app import ChatApp
 
     app = ChatApp(workspace, Transcript.new([VariantSpec(name="s", kind="scripted")]))
     async with app.run_test(size=SIZE) as pilot:

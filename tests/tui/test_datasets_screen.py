@@ -18,6 +18,7 @@ from textual.widgets import DataTable
 
 from ftbench.core.workspace import Workspace
 from ftbench.tui.screens.datasets import DatasetsScreen, stats_renderable
+from ftbench.tui.services import Services
 from ftbench.tui.widgets.dataset_view import DatasetTable
 from ftbench.tui.widgets.record_view import RecordView, render_record
 
@@ -31,7 +32,7 @@ class Host(App[None]):
     def __init__(self, ws: Workspace) -> None:
         super().__init__()
         self.ws = ws
-        self.clock = lambda: NOW
+        self.services = Services(clock=lambda: NOW)
 
     def on_mount(self) -> None:
         self.push_screen(DatasetsScreen(self.ws, hf_cache=False))

@@ -19,6 +19,7 @@ from ftbench.core.estimate import GIB
 from ftbench.core.gpu import GpuInfo, GpuReport
 from ftbench.core.workspace import Workspace
 from ftbench.tui.screens.models import ModelsScreen, estimate_table, info_table
+from ftbench.tui.services import Services
 
 SIZE = (130, 34)
 FAKE_GPUS = GpuReport(True, [GpuInfo(0, "NVIDIA H100 80GB HBM3", 10 * GIB, 80 * GIB), GpuInfo(1, "NVIDIA L4", 23 * GIB, 24 * GIB)])
@@ -42,7 +43,7 @@ class Host(App[None]):
     def __init__(self, ws: Workspace) -> None:
         super().__init__()
         self.ws = ws
-        self.gpu_report = FAKE_GPUS
+        self.services = Services(gpu_report=lambda: FAKE_GPUS)
 
     def on_mount(self) -> None:
         self.push_screen(ModelsScreen(self.ws, hf_cache=False))

@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from ftbench.core import gpu
-from ftbench.core.gpu import GpuSampler, format_bytes, gpu_from_event
+from ftbench.core.gpu import GpuSampler, gpu_from_event
+from ftbench.core.humanize import human_gib
 
 GIB = 1024**3
 
@@ -153,10 +154,10 @@ def test_event_round_trip_and_module_api(use_nvml, monkeypatch):
     assert gpu_from_event({"index": 3, "mem_used": 5}).name == "n/a"
 
 
-def test_format_bytes():
-    assert format_bytes(None) == "n/a"
-    assert format_bytes(40 * GIB) == "40.0 GiB"
-    assert format_bytes(300 * 1024**2) == "300 MiB"
+def test_human_gib():
+    assert human_gib(None) == "n/a"
+    assert human_gib(40 * GIB) == "40.0 GiB"
+    assert human_gib(300 * 1024**2) == "300 MiB"
 
 
 @pytest.mark.gpu

@@ -32,7 +32,9 @@ ENV = {"PYTHONPATH": os.pathsep.join([TESTS, str(Path(TESTS).parent)])}
 
 
 def launch(ws, target: str, **params):
-    return start_job(ws, "test", name=target, params=params, target=f"jobtargets:{target}", env=ENV)
+    return start_job(
+        ws, "test", name=target, params=params, target=f"jobtargets:{target}", env=ENV, on_launch=Registry(ws).sync_job
+    )
 
 
 def wait_for(predicate, timeout=20.0):
@@ -48,6 +50,17 @@ def test_job_ids_are_sortable_and_readable():
     a = new_job_id("train", "SFT Sentiment!")
     assert a[:8].isdigit() and "sft-sentiment" in a and "train" not in a
     assert "demo" in new_job_id("demo")
+
+
+def test_on_launch_sees_the_started_job_once_and_restart_again(workspace):
+    seen = []
+    job = start_job(workspace, "test", name="quick", target="jobtargets:quick", env=ENV, on_launch=seen.append)
+    assert [j.id for j in seen] == [job.id] and seen[0].dir == job.dir
+    assert seen[0].status["kind"] == "test" and seen[0].status["attempt"] == 1
+    job = wait_job(job, timeout_s=30)
+    restart_job(job, env=ENV, on_launch=seen.append)
+    assert [j.status["attempt"] for j in seen] == [1, 2]
+    wait_job(seen[-1], timeout_s=30)
 
 
 def test_lifecycle_succeeds_with_events_result_and_registry(workspace):
@@ -121,7 +134,7 @@ def test_kill_9_becomes_failed_with_log_tail(workspace):
 
 def test_restart_is_a_new_attempt_in_the_same_folder(workspace):
     job = wait_job(launch(workspace, "quick"), timeout_s=30)
-    again = wait_job(restart_job(workspace, job, env=ENV), timeout_s=30)
+    again = wait_job(restart_job(job, env=ENV), timeout_s=30)
     assert again.dir == job.dir and again.status["attempt"] == 2 and again.state == "succeeded"
     attempts = {e["attempt"] for e in read_events(job.events_path)}
     assert attempts == {1, 2}

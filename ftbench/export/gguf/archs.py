@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from ftbench.catalog.hf_files import text_config
 from ftbench.core.errors import FtbenchError
-from ftbench.export.gguf.hf import HFModel, rope_params, text_config
+from ftbench.export.gguf.hf import HFModel, rope_params
 
 
 @dataclass(frozen=True)

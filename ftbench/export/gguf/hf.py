@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ftbench.catalog.hf_files import read_safetensors_header
 from ftbench.core.errors import FtbenchError
 
 _DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32,
@@ -58,11 +59,10 @@ class HFTensor:
         return np.array(arr)
 
 
-def read_safetensors_header(path: Path) -> dict[str, HFTensor]:
-    with open(path, "rb") as fh:
-        (n,) = struct.unpack("<Q", fh.read(8))
-        meta = json.loads(fh.read(n))
-    start = 8 + n
+def read_tensors(path: Path) -> dict[str, HFTensor]:
+    """Lazy handles for every tensor of one safetensors file (the header is read by catalog/hf_files.py)."""
+    meta = read_safetensors_header(path)
+    start = 8 + _header_length(path)
     out: dict[str, HFTensor] = {}
     for name, info in meta.items():
         if name == "__metadata__":
@@ -108,21 +108,8 @@ def load_hf_model(path: str | Path) -> HFModel:
         raise FtbenchError(f"{root} has no *.safetensors weights.", hint)
     tensors: dict[str, HFTensor] = {}
     for f in files:
-        tensors.update(read_safetensors_header(f))
+        tensors.update(read_tensors(f))
     return HFModel(root, config, tensors)
-
-
-def text_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The language-model part of a config (multimodal wrappers keep it under text_config)."""
-    inner = config.get("text_config")
-    if isinstance(inner, dict) and inner.get("hidden_size"):
-        merged = dict(inner)
-        merged.setdefault("architectures", config.get("architectures"))
-        for key in ("tie_word_embeddings", "torch_dtype", "dtype"):
-            if key in config and key not in merged:
-                merged[key] = config[key]
-        return merged
-    return config
 
 
 def rope_params(config: dict[str, Any], layer_type: str = "full_attention") -> dict[str, Any]:
@@ -142,3 +129,10 @@ def rope_params(config: dict[str, Any], layer_type: str = "full_attention") -> d
     if "rope_type" not in out and "type" in out:
         out["rope_type"] = out["type"]
     return out
+
+
+def _header_length(path: Path) -> int:
+    """The byte length of a safetensors file's JSON header (tensor data starts after it and its 8-byte length)."""
+    with open(path, "rb") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+    return n

@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from ftbench.catalog.hf_files import text_config
 from ftbench.core.errors import FtbenchError
 from ftbench.export.gguf import archs
-from ftbench.export.gguf.hf import HFModel, HFTensor, load_hf_model, text_config
+from ftbench.export.gguf.hf import HFModel, HFTensor, load_hf_model
 from ftbench.export.gguf.tokenizer import build_vocab
 
 DIRECT_TYPES = ("f32", "f16", "bf16", "q8_0")

@@ -1,4 +1,4 @@
-"""Task dispatch: the worker validates the recipe, then hands the run to the task's module.
+"""Task dispatch: the worker validates the recipe, then hands the run to the task's module (TaskSpec.trainer).
 
 The interface every task module implements (sft, dpo here; classification, ner, qa by the encoder tasks):
 
@@ -21,21 +21,12 @@ import importlib
 from types import ModuleType
 
 from ftbench.core.errors import FtbenchError
-
-TASK_MODULES = {
-    "sft": "ftbench.train.tasks.sft",
-    "dpo": "ftbench.train.tasks.dpo",
-    "classification": "ftbench.train.tasks.classification",
-    "ner": "ftbench.train.tasks.ner",
-    "qa": "ftbench.train.tasks.qa",
-}
+from ftbench.core.specs import task_spec
 
 
 def task_module(task: str) -> ModuleType:
-    """The module that trains `task`, with a clear error when it is not available in this install."""
-    name = TASK_MODULES.get(task)
-    if name is None:
-        raise FtbenchError(f"Unknown task '{task}'.", f"Use one of: {', '.join(TASK_MODULES)}.")
+    """The module that trains `task` (its TaskSpec's `trainer`), with a clear error when it is missing."""
+    name = task_spec(task).trainer
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:

@@ -10,10 +10,16 @@ problem (missing, mixed kinds, an eval label never seen in training) fails befor
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftbench.core.errors import FtbenchError
 from ftbench.train.encoders import Numbered
+from ftbench.train.methods import apply_method
+
+if TYPE_CHECKING:
+    from ftbench.core.job_context import JobContext
+    from ftbench.core.recipe import Recipe
+    from ftbench.train.session import Session
 
 # Column names used for the label / text when the recipe maps none (multi-label sets often say `labels`).
 LABEL_ALIASES = ("labels", "target", "category", "class")
@@ -209,11 +215,10 @@ def compute_metrics_fn(labels: list[str], multi: bool, threshold: float, keep: d
 # training
 
 
-def preflight(recipe: Any, session: Any) -> None:
+def preflight(recipe: Recipe, session: Session) -> None:
     """Everything checkable before the model loads: method, model kind, every row's label."""
     from ftbench.train import encoders
 
-    encoders.check_method(recipe)
     config = encoders.load_config(recipe.model.path, recipe.model.trust_remote_code)
     encoders.require_encoder(config, "classification", recipe.model.path)
     train_rows, eval_rows = encoders.load_task_rows(recipe, "classification", {"label": LABEL_ALIASES, "text": TEXT_ALIASES})
@@ -236,7 +241,7 @@ def preflight(recipe: Any, session: Any) -> None:
     session.state.update(config=config, train_rows=train_rows, eval_rows=eval_rows, labels=labels, multi=multi, train_y=train_y, eval_y=eval_y)
 
 
-def train(recipe: Any, ctx: Any, session: Any) -> dict[str, Any]:
+def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
     """Fine-tune the recipe's model for classification; returns the final metrics (also in metrics.json)."""
     from ftbench.train import encoders
 
@@ -277,7 +282,7 @@ def train(recipe: Any, ctx: Any, session: Any) -> dict[str, Any]:
     )
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    model = encoders.apply_method(model, recipe, "SEQ_CLS", config.model_type, session.info)
+    model = apply_method(model, recipe, session.info)
     ctx.progress("loading model", 1, 1)
     opts = recipe.classification
     info = {

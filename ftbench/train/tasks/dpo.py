@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftbench.core.recipe import Recipe
 from ftbench.train.data import PreferenceCollator, ensure_chat_template, load_rows, mark_eval, tokenize_preference
 from ftbench.train.session import Session
+
+if TYPE_CHECKING:
+    from ftbench.core.job_context import JobContext
 
 
 def preflight(recipe: Recipe, session: Session) -> None:
@@ -91,7 +94,7 @@ def _trainer_class() -> type:
     return DpoTrainer
 
 
-def train(recipe: Recipe, ctx: Any, session: Session) -> dict[str, Any]:
+def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
     rows, lm = session.rows_and_model("dpo")
     report = rows.report
     model, tokenizer = lm.model, lm.tokenizer

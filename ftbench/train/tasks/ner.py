@@ -8,10 +8,16 @@ not depend on the tokenizer. A causal-LM-only model is refused before anything i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftbench.core.errors import FtbenchError
 from ftbench.train.encoders import Numbered
+from ftbench.train.methods import apply_method
+
+if TYPE_CHECKING:
+    from ftbench.core.job_context import JobContext
+    from ftbench.core.recipe import Recipe
+    from ftbench.train.session import Session
 
 IGNORE = -100
 _PREFIX_ORDER = {"B": 0, "I": 1, "E": 2, "S": 3}
@@ -153,11 +159,10 @@ def compute_metrics_fn(labels: list[str], keep: dict[str, Any]) -> Any:
 # training
 
 
-def preflight(recipe: Any, session: Any) -> None:
+def preflight(recipe: Recipe, session: Session) -> None:
     """Method, model kind (an encoder), every row's tokens/tags and the tag set, before the model loads."""
     from ftbench.train import encoders
 
-    encoders.check_method(recipe)
     config = encoders.load_config(recipe.model.path, recipe.model.trust_remote_code)
     encoders.require_encoder(config, "ner", recipe.model.path)
     train_rows, eval_rows = encoders.load_task_rows(recipe, "ner")
@@ -167,7 +172,7 @@ def preflight(recipe: Any, session: Any) -> None:
     session.state.update(config=config, train_rows=train_rows, eval_rows=eval_rows, labels=labels)
 
 
-def train(recipe: Any, ctx: Any, session: Any) -> dict[str, Any]:
+def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
     """Fine-tune the recipe's encoder for NER; returns the final metrics (also in metrics.json)."""
     from ftbench.train import encoders
 
@@ -211,7 +216,7 @@ def train(recipe: Any, ctx: Any, session: Any) -> dict[str, Any]:
         recipe.model.path, num_labels=len(labels), id2label=dict(enumerate(labels)),
         label2id={name: i for i, name in enumerate(labels)}, trust_remote_code=recipe.model.trust_remote_code,
     )
-    model = encoders.apply_method(model, recipe, "TOKEN_CLS", config.model_type, session.info)
+    model = apply_method(model, recipe, session.info)
     ctx.progress("loading model", 1, 1)
     info = {
         "task": "ner", "labels": labels, "max_length": max_length, "label_all_tokens": opts.label_all_tokens,

@@ -11,10 +11,16 @@ the best span by more than `qa.null_score_diff_threshold` and the training data 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftbench.core.errors import FtbenchError
 from ftbench.train.encoders import Numbered
+from ftbench.train.methods import apply_method
+
+if TYPE_CHECKING:
+    from ftbench.core.job_context import JobContext
+    from ftbench.core.recipe import Recipe
+    from ftbench.train.session import Session
 
 # ---------------------------------------------------------------------------------------------------------
 # validation (pure python)
@@ -208,11 +214,10 @@ def compute_metrics_fn(eval_rows: list[Numbered], enc: Any, opts: Any, allow_nul
 # training
 
 
-def preflight(recipe: Any, session: Any) -> None:
+def preflight(recipe: Recipe, session: Session) -> None:
     """Method, model kind (an encoder) and every answer against its context, before the model loads."""
     from ftbench.train import encoders
 
-    encoders.check_method(recipe)
     config = encoders.load_config(recipe.model.path, recipe.model.trust_remote_code)
     encoders.require_encoder(config, "qa", recipe.model.path)
     train_rows, eval_rows = encoders.load_task_rows(recipe, "squad")
@@ -221,7 +226,7 @@ def preflight(recipe: Any, session: Any) -> None:
     session.state.update(config=config, train_rows=train_rows, eval_rows=eval_rows, counts=counts, eval_counts=eval_counts)
 
 
-def train(recipe: Any, ctx: Any, session: Any) -> dict[str, Any]:
+def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
     """Fine-tune the recipe's encoder for extractive QA; returns the final metrics (also in metrics.json)."""
     from ftbench.core.atomic import atomic_write_json
     from ftbench.train import encoders
@@ -260,7 +265,7 @@ def train(recipe: Any, ctx: Any, session: Any) -> dict[str, Any]:
     ctx.progress("loading model", 0, 1)
     torch.manual_seed(recipe.training.seed)
     model = AutoModelForQuestionAnswering.from_pretrained(recipe.model.path, trust_remote_code=recipe.model.trust_remote_code)
-    model = encoders.apply_method(model, recipe, "QUESTION_ANS", config.model_type, session.info)
+    model = apply_method(model, recipe, session.info)
     ctx.progress("loading model", 1, 1)
     info = {
         "task": "qa", "max_length": max_length, "doc_stride": stride, "n_best": opts.n_best,

@@ -8,18 +8,21 @@ the collator counts real tokens for the live tokens/s, and both stay stable acro
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftbench.core.recipe import Recipe
 from ftbench.train.data import SftCollator, ensure_chat_template, load_rows, mark_eval, pack, tokenize_sft
 from ftbench.train.session import Session
+
+if TYPE_CHECKING:
+    from ftbench.core.job_context import JobContext
 
 
 def preflight(recipe: Recipe, session: Session) -> None:
     session.state["rows"] = load_rows(recipe.data, "sft")
 
 
-def train(recipe: Recipe, ctx: Any, session: Session) -> dict[str, Any]:
+def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
     from transformers import Trainer
 
     rows, lm = session.rows_and_model("sft")

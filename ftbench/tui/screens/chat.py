@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
@@ -28,6 +28,7 @@ from ftbench.chat.protocol import GenSettings, VariantSpec
 from ftbench.chat.transcripts import Transcript
 from ftbench.core.errors import FtbenchError
 from ftbench.core.workspace import Workspace
+from ftbench.tui.services import services
 from ftbench.tui.widgets.chat_column import ChatColumn
 
 HELP = (
@@ -427,7 +428,7 @@ class ChatScreen(Screen):
         if any(self.transcript.history.values()):
             self.save()
         self.stop_server()
-        if getattr(self.app, "STANDALONE_CHAT", False):
+        if services(self.app).standalone_chat:
             self.app.exit(0)
         elif len(self.app.screen_stack) > 1:
             self.app.pop_screen()
@@ -435,23 +436,3 @@ class ChatScreen(Screen):
             for col in self.columns():
                 col.set_status("error", "closed: ctrl+r starts the server again")
             self._update_bar()
-
-
-class ChatApp(App[int]):
-    """`ftbench chat MODEL` without --prompt: just the chat screen."""
-
-    TITLE = "ftbench chat"
-    STANDALONE_CHAT = True
-
-    def __init__(self, ws: Workspace, transcript: Transcript, server_args: list[str] | None = None) -> None:
-        super().__init__()
-        self.ws = ws
-        self.transcript = transcript
-        self.server_args = server_args
-
-    def on_mount(self) -> None:
-        self.push_screen(ChatScreen(self.ws, transcript=self.transcript, server_args=self.server_args))
-
-
-def run_chat_app(ws: Workspace, transcript: Transcript, server_args: list[str] | None = None) -> int:
-    return int(ChatApp(ws, transcript, server_args).run() or 0)

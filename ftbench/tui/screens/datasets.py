@@ -24,8 +24,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Select, Static
 
 from ftbench.catalog.datasets import DatasetInfo, DatasetReader, DatasetStats, Row
-from ftbench.core.humanize import human_age, human_size, rows_text
+from ftbench.core.humanize import file_age, human_size, rows_text
 from ftbench.core.workspace import Workspace
+from ftbench.tui.services import services
 from ftbench.tui.widgets.dataset_view import DatasetTable
 from ftbench.tui.widgets.record_view import RecordView
 
@@ -33,11 +34,6 @@ HEAD_ROWS = 100
 PROGRESS_EVERY_S = 0.1
 
 
-
-
-def file_age(mtime: float, now: float) -> str:
-    delta = now - mtime
-    return "now" if delta < 60 else human_age(delta)
 
 
 
@@ -232,8 +228,7 @@ class DatasetsScreen(Screen[None]):
 
     @property
     def now(self) -> float:
-        clock = getattr(self.app, "clock", None)
-        return clock() if callable(clock) else time.time()
+        return services(self.app).clock()
 
     # ----------------------------------------------------------------- discovery
     @work(thread=True, exclusive=True, group="ds-discover", exit_on_error=False)

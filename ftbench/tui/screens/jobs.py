@@ -21,6 +21,7 @@ from ftbench.core.errors import FtbenchError
 from ftbench.core.workspace import Workspace
 from ftbench.tui.messages import JobsChanged, JobTail
 from ftbench.tui.screens.polling import PollingScreen
+from ftbench.tui.services import services
 from ftbench.tui.widgets.gpu_pane import GpuPane
 
 COLUMNS = (("state", "state", 12), ("kind", "kind", 7), ("name", "name", 22), ("progress", "progress", 18), ("age", "age", 5))
@@ -67,8 +68,9 @@ class JobsScreen(PollingScreen):
     def _watch(self) -> None:
         from ftbench.tui.widgets.job_list import JobFollower, JobScanner
 
-        scanner = JobScanner(self.ws, self.app.clock)  # type: ignore[attr-defined]
-        poll_s = getattr(self.app, "poll_s", 1.0)
+        app_services = services(self.app)
+        scanner = JobScanner(self.ws, app_services.clock)
+        poll_s = app_services.poll_s
         last_rows: list[dict[str, Any]] | None = None
         follower: JobFollower | None = None
         for _ in self.poll_ticks(poll_s):
@@ -155,7 +157,7 @@ class JobsScreen(PollingScreen):
             if row["hint"]:
                 text.append(f"\nhint: {row['hint']}", style="dim")
         if row["kind"] == "export" and row["result"].get("files"):
-            from ftbench.export.card import render_card
+            from ftbench.core.export_card import render_card
 
             text.append("\n" + render_card(row["result"]))
         info.update(text)
@@ -186,7 +188,7 @@ class JobsScreen(PollingScreen):
     def action_open_monitor(self) -> None:
         row = self.current_row()
         if row is not None:
-            self.app.open_monitor(Path(row["dir"]))  # type: ignore[attr-defined]
+            self._open_monitor(Path(row["dir"]))
 
     def action_stop_job(self) -> None:
         job = self._job()

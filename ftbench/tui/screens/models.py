@@ -27,6 +27,7 @@ from ftbench.core.errors import FtbenchError
 from ftbench.core.estimate import METHODS, VramEstimate, estimate_all, gpu_fits
 from ftbench.core.humanize import human_count, human_size
 from ftbench.core.workspace import Workspace
+from ftbench.tui.services import services
 
 GIB = 1024**3
 
@@ -197,7 +198,7 @@ class ModelsScreen(Screen[None]):
             self.estimates = []
             out.update(Text(exc.message, style="yellow"))
             return
-        report = getattr(self.app, "gpu_report", None)
+        report = services(self.app).gpu_report()
         if report is None:
             if self._gpu_fallback is None:
                 self._gpu_fallback = _sample_once()

@@ -23,12 +23,15 @@ from textual.widgets import Footer, Header, Log, Static
 
 from ftbench.core.errors import FtbenchError
 from ftbench.core.events import EventTail
+from ftbench.core.humanize import human_duration
 from ftbench.core.jobs import ACTIVE_STATES, Job, find_job, read_status
 from ftbench.core.layout import JobLayout
+from ftbench.core.tail import LineTail
 from ftbench.core.workspace import Workspace
 from ftbench.tui.messages import RunData
+from ftbench.tui.services import services
 from ftbench.tui.widgets.gpu_pane import GpuPane
-from ftbench.tui.widgets.job_list import FileTail, human_duration, state_label
+from ftbench.tui.widgets.job_list import state_label
 from ftbench.tui.widgets.loss_chart import LossChart, Series
 from ftbench.tui.widgets.run_data import RunView
 from ftbench.tui.widgets.sparkline import sparkline
@@ -89,14 +92,14 @@ class MonitorScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="monitor", name="monitor-follow")
     def _follow(self) -> None:
         events = EventTail(JobLayout(self.job_dir).events)  # offset 0: the whole history first
-        log = FileTail(JobLayout(self.job_dir).log, initial_bytes=64 * 1024)
+        log = LineTail(JobLayout(self.job_dir).log, start_from_end=64 * 1024)
         last_mtime: float | None = None
         last_status: dict[str, Any] = {}
         last_check = 0.0
         first = True
-        while not self._halt.is_set() and not getattr(self.app, "stopping", False):
+        while not self._halt.is_set() and not services(self.app).stopping():
             new_events = events.read_new()
-            lines = log.read_new()
+            lines = log.read_new_text()
             status: dict[str, Any] = {}
             try:
                 mtime = JobLayout(self.job_dir).status.stat().st_mtime
@@ -200,9 +203,9 @@ class MonitorScreen(Screen[None]):
     def _job(self) -> Job:
         return find_job(self.ws, str(self.job_dir))
 
-    def _guard(self, fn, *args) -> Any:
+    def _guard(self, fn, *args, **kwargs) -> Any:
         try:
-            return fn(*args)
+            return fn(*args, **kwargs)
         except FtbenchError as exc:
             self.notify(f"{exc.message} {exc.hint or ''}".strip(), severity="error", timeout=8)
             return None
@@ -245,11 +248,12 @@ class MonitorScreen(Screen[None]):
 
     def action_resume(self) -> None:
         from ftbench.core.jobs import restart_job
+        from ftbench.core.registry import Registry
 
         job = self._guard(self._job)
         if job is None:
             return
-        new = self._guard(restart_job, self.ws, job)
+        new = self._guard(restart_job, job, on_launch=Registry(self.ws).sync_job)
         if new is not None:
             self.notify(f"Resumed {new.id} as attempt {new.status.get('attempt')}.")
 
@@ -258,7 +262,7 @@ class MonitorScreen(Screen[None]):
         if adapter is None:
             self.notify("This run has no adapter or model yet.", severity="warning")
             return
-        opener = getattr(self.app, "open_chat", None)
+        opener = services(self.app).open_chat
         if opener is None or not opener(adapter):
             self.notify(f"Chat with it: ftbench chat --adapter {adapter}", timeout=10)
 
@@ -275,12 +279,16 @@ class MonitorScreen(Screen[None]):
 
     def action_export(self) -> None:
         from ftbench.core.jobs import start_job
+        from ftbench.core.registry import Registry
 
         if self.status.get("state") in ACTIVE_STATES:
             self.notify("The run is still going; export it when it has finished (or stop it first).", severity="warning")
             return
         name = f"{self.status.get('name') or self.job_dir.name}"
         params = {"source": str(self.job_dir), "quants": list(self.ws.config.defaults.export_quants)}
-        job = self._guard(start_job, self.ws, "export", name, params, {"source_run": self.job_dir.name})
+        job = self._guard(
+            start_job, self.ws, "export", name, params, {"source_run": self.job_dir.name},
+            on_launch=Registry(self.ws).sync_job,
+        )
         if job is not None:
             self.notify(f"Export started: {job.id} ({', '.join(params['quants'])}). Follow it on the Jobs screen.")

@@ -13,7 +13,7 @@ import shlex
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from rich.text import Text
@@ -28,6 +28,11 @@ from textual.widgets.option_list import Option
 from ftbench.core.errors import FtbenchError
 from ftbench.core.layout import JobLayout
 from ftbench.core.workspace import Workspace
+from ftbench.tui.services import services
+
+if TYPE_CHECKING:
+    from ftbench.core.jobs import Job
+    from ftbench.core.recipe import Recipe
 
 VALIDATE_DELAY_S = 0.3
 STARTER = """task: sft
@@ -95,7 +100,7 @@ class NewRunScreen(Screen[None]):
         self.ws = ws
         self.sources = recipe_sources(ws)
         self.source_path: Path | None = None
-        self.recipe: Any | None = None
+        self.recipe: Recipe | None = None
         self.problem: tuple[str, str] = ("", "")
         self._timer: Timer | None = None
 
@@ -195,14 +200,17 @@ class NewRunScreen(Screen[None]):
             self.notify(f"{exc.message} {exc.hint or ''}".strip(), severity="error", timeout=8)
             return
         self.notify(f"Started {job.id}.")
-        self.app.open_monitor(job.dir)  # type: ignore[attr-defined]
+        opener = services(self.app).open_monitor
+        if opener is not None:
+            opener(job.dir)
 
 
-def launch_recipe(ws: Workspace, recipe: Any, source: Path | None = None) -> Any:
+def launch_recipe(ws: Workspace, recipe: Recipe, source: Path | None = None) -> Job:
     """Start the training job as `ftbench train` does: absolute paths, recipe frozen into the run folder."""
     from ftbench.core.atomic import atomic_write_text
     from ftbench.core.jobs import start_job
     from ftbench.core.recipe import resolve_recipe_paths
+    from ftbench.core.registry import Registry
 
     recipe = resolve_recipe_paths(recipe, ws, source.parent if source else None)
     if Path(recipe.model.path).is_absolute() and not Path(recipe.model.path).exists():  # else a hub id
@@ -211,6 +219,6 @@ def launch_recipe(ws: Workspace, recipe: Any, source: Path | None = None) -> Any
         raise FtbenchError(f"data.train {recipe.data.train} does not exist.", "Pick a dataset on the Datasets screen (3) or fix the path.")
     name = recipe.name or (source.stem if source else "run")
     meta = {"task": recipe.task, "method": recipe.method.name, "model": Path(recipe.model.path).name, "dataset": Path(recipe.data.train).name}
-    job = start_job(ws, "train", name, params={"recipe": recipe.to_dict()}, meta=meta)
+    job = start_job(ws, "train", name, params={"recipe": recipe.to_dict()}, meta=meta, on_launch=Registry(ws).sync_job)
     atomic_write_text(job.layout.recipe, recipe.to_yaml())
     return job

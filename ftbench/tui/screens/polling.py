@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 from textual.screen import Screen
+
+from ftbench.tui.services import services
 
 
 class PollingScreen(Screen[None]):
@@ -39,9 +42,14 @@ class PollingScreen(Screen[None]):
 
     def poll_ticks(self, poll_s: float) -> Iterator[None]:
         """Yield once per poll while the screen is visible, until the screen or the app goes away."""
-        while not self._halt.is_set() and not getattr(self.app, "stopping", False):
+        while not self._halt.is_set() and not services(self.app).stopping():
             if not self._visible.wait(poll_s):
                 continue  # out of sight: re-check halt, read nothing
             yield
             self._wake.wait(poll_s)
             self._wake.clear()
+
+    def _open_monitor(self, job_dir: Path) -> None:
+        opener = services(self.app).open_monitor
+        if opener is not None:
+            opener(job_dir)

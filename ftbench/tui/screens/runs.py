@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from ftbench.core.workspace import Workspace
 from ftbench.tui.messages import RunsChanged
 from ftbench.tui.screens.polling import PollingScreen
+from ftbench.tui.services import services
 from ftbench.tui.widgets.loss_chart import LossChart, Series
 from ftbench.tui.widgets.run_summary import SORT_KEYS, matches, recipe_diff, sort_rows
 from ftbench.tui.widgets.sparkline import sparkline
@@ -77,8 +78,9 @@ class RunsScreen(PollingScreen):
     def _watch(self) -> None:
         from ftbench.tui.widgets.run_summary import RunScanner
 
-        scanner = RunScanner(self.ws, self.app.clock)  # type: ignore[attr-defined]
-        poll_s = getattr(self.app, "poll_s", 1.0)
+        app_services = services(self.app)
+        scanner = RunScanner(self.ws, app_services.clock)
+        poll_s = app_services.poll_s
         last = None
         for _ in self.poll_ticks(poll_s):
             rows = scanner.scan()
@@ -186,7 +188,7 @@ class RunsScreen(PollingScreen):
         run_id = self._cursor_id()
         row = next((r for r in self.rows if r["id"] == run_id), None)
         if row is not None:
-            self.app.open_monitor(Path(row["dir"]))  # type: ignore[attr-defined]
+            self._open_monitor(Path(row["dir"]))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_open_monitor()

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.widgets import Static
 
-from ftbench.core.gpu import GpuInfo, GpuReport, format_bytes
+from ftbench.core.gpu import GpuInfo, GpuReport
+from ftbench.core.humanize import human_gib
+from ftbench.tui.services import services
 from ftbench.tui.widgets.sparkline import bar, sparkline
 
 WARN, CRIT = 0.70, 0.90
@@ -39,8 +41,8 @@ def render_gpu_line(gpu: GpuInfo, bar_width: int = 16, history: Sequence[float] 
     line.append(f"GPU{gpu.index} ", style="bold")
     line.append(f"{gpu.name[:22]:<22} ")
     line.append(bar(frac, bar_width), style=level_style(frac))
-    used = format_bytes(gpu.mem_used).replace(" GiB", "")
-    line.append(f" {used}/{format_bytes(gpu.mem_total)}")
+    used = human_gib(gpu.mem_used).replace(" GiB", "")
+    line.append(f" {used}/{human_gib(gpu.mem_total)}")
     line.append(f" {_num(frac * 100 if frac is not None else None, '3.0f', '%')}", style=level_style(frac))
     line.append(f"  util {_num(gpu.util, '3.0f', '%')}")
     line.append(f"  {_num(gpu.temp, '.0f', '°C')}")
@@ -77,7 +79,7 @@ class GpuPane(Static):
 
     def on_mount(self) -> None:
         if self.live:
-            self.show_report(getattr(self.app, "gpu_report", None))
+            self.show_report(services(self.app).gpu_report())
 
     def show_report(self, report: GpuReport | None, history: dict[int, list[float]] | None = None) -> None:
         if report == self.report and history == (self.history or None):

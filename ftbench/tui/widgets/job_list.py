@@ -9,7 +9,6 @@ Everything here runs in thread workers; nothing touches widgets.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from ftbench.core.events import EventTail
 from ftbench.core.humanize import human_age
 from ftbench.core.jobs import ACTIVE_STATES, Job, job_dirs, refresh
 from ftbench.core.layout import JobLayout
+from ftbench.core.tail import LineTail
 from ftbench.core.workspace import Workspace
 
 # Each state has a symbol and a word, so states read the same without colour (and in tmux captures).
@@ -37,15 +37,6 @@ def state_label(state: str) -> tuple[str, str]:
     return f"{symbol} {word}", style
 
 
-
-
-def human_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(max(0, seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def progress_text(progress: dict[str, Any] | None) -> str:
@@ -115,37 +106,6 @@ class JobScanner:
         return sorted(rows, key=lambda r: (r["created_at"], r["id"]), reverse=True)
 
 
-@dataclass
-class FileTail:
-    """New complete lines of a growing text file; starts `initial_bytes` from the end."""
-
-    path: Path
-    initial_bytes: int = 32 * 1024
-    offset: int | None = None
-    _partial: bytes = b""
-
-    def read_new(self) -> list[str]:
-        try:
-            with open(self.path, "rb") as handle:
-                size = os.fstat(handle.fileno()).st_size
-                first = self.offset is None
-                if first:
-                    self.offset = max(0, size - self.initial_bytes)
-                elif size < (self.offset or 0):
-                    self.offset, self._partial = 0, b""
-                handle.seek(self.offset or 0)
-                chunk = handle.read()
-        except FileNotFoundError:
-            return []
-        self.offset = (self.offset or 0) + len(chunk)
-        data = self._partial + chunk
-        lines = data.split(b"\n")
-        self._partial = lines.pop()
-        if first and self.offset > len(chunk) and lines:
-            lines = lines[1:]  # the first line after seeking into the middle is partial
-        return [line.decode("utf-8", "replace").rstrip("\r") for line in lines]
-
-
 def _fmt_value(value: Any) -> str:
     if isinstance(value, float):
         if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
@@ -179,16 +139,16 @@ class JobFollower:
 
     job_dir: Path
     max_initial_events: int = 200
-    log: FileTail = field(init=False)
+    log: LineTail = field(init=False)
     events: EventTail = field(init=False)
     started: bool = False
 
     def __post_init__(self) -> None:
-        self.log = FileTail(JobLayout(self.job_dir).log)
+        self.log = LineTail(JobLayout(self.job_dir).log, start_from_end=32 * 1024)
         self.events = EventTail(JobLayout(self.job_dir).events)
 
     def read_new(self) -> tuple[list[str], list[dict[str, Any]]]:
-        lines = self.log.read_new()
+        lines = self.log.read_new_text()
         events = self.events.read_new()
         if not self.started:
             self.started = True

@@ -15,6 +15,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from ftbench.core.humanize import short_number
+
 # dot (x in 0..1, y in 0..3 from the top) -> braille bit
 _BITS = ((0x01, 0x02, 0x04, 0x40), (0x08, 0x10, 0x20, 0x80))
 Y_LABEL_WIDTH = 8
@@ -25,14 +27,6 @@ class Series:
     name: str
     points: Sequence[tuple[float, float]]
     style: str = "white"
-
-
-def _fmt(v: float) -> str:
-    if v == 0:
-        return "0"
-    if abs(v) >= 1e4 or abs(v) < 1e-2:
-        return f"{v:.1e}"
-    return f"{v:.3g}"
 
 
 def render_chart(series: Sequence[Series], width: int, height: int, log_y: bool = False, title: str = "") -> Text:
@@ -83,7 +77,7 @@ def render_chart(series: Sequence[Series], width: int, height: int, log_y: bool 
             prev = (dx, dy)
 
     def label(v: float) -> str:
-        return _fmt(10**v if log_y else v)
+        return short_number(10**v if log_y else v)
 
     out = Text(no_wrap=True, overflow="crop")
     for row in range(plot_h):
@@ -100,7 +94,7 @@ def render_chart(series: Sequence[Series], width: int, height: int, log_y: bool 
             bits = cells[row][col]
             out.append(chr(0x2800 + bits) if bits else " ", style=colours[row][col] or "")
         out.append("\n")
-    axis = f"{' ' * (Y_LABEL_WIDTH - 1)}└ step {_fmt(x0)} … {_fmt(x1)}" + ("  log" if log_y else "")
+    axis = f"{' ' * (Y_LABEL_WIDTH - 1)}└ step {short_number(x0)} … {short_number(x1)}" + ("  log" if log_y else "")
     out.append(axis, style="dim")
     room = width - len(axis) - 2
     if room > 4:

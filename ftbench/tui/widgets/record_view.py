@@ -1,5 +1,8 @@
 """One dataset row rendered the way a person reads it: a chat as turns, a NER row as tagged tokens.
 
+Which layout a format gets is its FormatSpec's `view` (core/specs.py); a new format reuses one of these
+layouts by naming it there, and needs code here only for a new kind of layout.
+
 `render_record` is a pure function (row + format -> Rich renderable) so it is tested without an app;
 `RecordView` is the scrollable pane that shows it.
 """
@@ -15,8 +18,10 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from ftbench.catalog.datasets import Row
+from ftbench.core.specs import FORMAT_SPECS, FormatSpec
 
 ROLE_STYLES = {"system": "bold magenta", "user": "bold cyan", "human": "bold cyan", "assistant": "bold green", "gpt": "bold green", "tool": "bold yellow"}
+SECTION_STYLES = {"output": "bold green", "chosen": "bold green", "rejected": "bold red"}
 TAG_STYLES = ("bold cyan", "bold magenta", "bold yellow", "bold green", "bold blue", "bold red")
 
 
@@ -85,32 +90,31 @@ def render_record(row: Row | None, fmt: str = "unknown") -> RenderableType:
     if row.error is not None or row.data is None:
         return Group(head, Text(f"Bad row: {row.error}", style="bold red"), Text(row.raw[:4000]))
     data = row.data
-    parts: list[RenderableType] = [head]
-    if fmt == "messages" and isinstance(data.get("messages"), list):
-        parts += render_chat(data["messages"], "role", "content")
-    elif fmt == "sharegpt" and isinstance(data.get("conversations"), list):
-        parts += render_chat(data["conversations"], "from", "value")
-    elif fmt == "ner" and isinstance(data.get("tokens"), list):
-        parts.append(render_ner(data["tokens"], data.get("ner_tags") or data.get("tags") or []))
-    elif fmt == "squad":
-        parts += render_squad(data)
-    elif fmt == "preference":
-        parts += _section("prompt", data.get("prompt", ""), "bold cyan")
-        parts += _section("chosen", data.get("chosen", ""), "bold green")
-        parts += _section("rejected", data.get("rejected", ""), "bold red")
-    elif fmt == "alpaca":
-        for key in ("system", "instruction", "input", "output"):
-            if data.get(key):
-                parts += _section(key, data[key], "bold green" if key == "output" else "bold cyan")
-    else:
-        for key, value in data.items():
-            parts += _section(str(key), value)
-    shown = {"messages", "conversations", "tokens", "ner_tags", "tags", "question", "context", "answers", "prompt", "chosen", "rejected", "system", "instruction", "input", "output"}
-    if fmt != "unknown" and fmt not in ("text", "classification"):
-        extra = {k: v for k, v in data.items() if k not in shown}
-        for key, value in extra.items():
-            parts.append(Text.assemble((f"{key}: ", "dim"), _text(value)))
-    return Group(*parts)
+    spec = FORMAT_SPECS.get(fmt)
+    laid_out = _layout(data, spec) if spec else None
+    if laid_out is None:  # an unknown format, a plain-fields one, or a row whose main field has the wrong shape
+        return Group(head, *(part for key, value in data.items() for part in _section(str(key), value)))
+    parts, shown = laid_out
+    extra = [Text.assemble((f"{key}: ", "dim"), _text(value)) for key, value in data.items() if key not in shown]
+    return Group(head, *parts, *extra)
+
+
+def _layout(data: dict[str, Any], spec: FormatSpec) -> tuple[list[RenderableType], set[str]] | None:
+    """The row laid out by its FormatSpec's `view` (core/specs.py), and the keys that layout showed."""
+    keys = spec.view_keys
+    if spec.view == "chat" and isinstance(data.get(keys[0]), list):
+        return render_chat(data[keys[0]], keys[1], keys[2]), {keys[0]}
+    if spec.view == "tokens" and isinstance(data.get(keys[0]), list):
+        return [render_ner(data[keys[0]], data.get(keys[1]) or data.get("tags") or [])], {keys[0], keys[1], "tags"}
+    if spec.view == "squad":
+        return render_squad(data), {"question", "context", "answers"}
+    if spec.view == "sections":
+        parts: list[RenderableType] = []
+        for key in keys:  # required fields always, optional ones when they say something
+            if key in spec.fields or data.get(key):
+                parts += _section(key, data.get(key, ""), SECTION_STYLES.get(key, "bold cyan"))
+        return parts, set(keys)
+    return None
 
 
 class RecordView(VerticalScroll):

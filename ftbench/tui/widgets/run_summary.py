@@ -14,9 +14,10 @@ from typing import Any
 import yaml
 
 from ftbench.core.events import EventTail, downsample
+from ftbench.core.humanize import human_duration
 from ftbench.core.layout import JobLayout
 from ftbench.core.workspace import Workspace
-from ftbench.tui.widgets.job_list import JobScanner, human_duration
+from ftbench.tui.widgets.job_list import JobScanner
 from ftbench.tui.widgets.run_data import RunView
 
 SORT_KEYS = ("created", "name", "best_eval", "duration", "state")

@@ -1,18 +1,21 @@
 """The export result card: files and sizes, verification numbers, how to run them.
 
 Plain text from an export job's `result`, with no heavy imports, so the CLI prints it and the TUI's Jobs
-screen shows the same card for a finished export.
+screen shows the same card for a finished export. It lives in core (not export/) because it only reads a job's
+result, and the TUI may not import the export package.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ftbench.core.humanize import decimal_size
+
 
 def render_card(result: dict[str, Any]) -> str:
     lines = [f"Export of {result.get('source', '?')}"]
     for f in result.get("files", []):
-        lines.append(f"  {f['type']:<9} {f['bytes'] / 1e6:9.1f} MB  {f['path']}")
+        lines.append(f"  {f['type']:<9} {decimal_size(f['bytes']):>10}  {f['path']}")
     for c in result.get("verify", []):
         nmse = "n/a" if c.get("nmse") is None else f"{c['nmse']:.2e}"
         kl = "n/a" if c.get("kl") is None else f"{c['kl']:.2e}"

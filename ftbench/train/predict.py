@@ -2,8 +2,8 @@
 types, answer spans with scores.
 
 A run's weights folder (`model/` for full fine-tuning, `adapter/` for LoRA / prompt tuning) carries
-ftbench_task.json, written at the end of training: the task, the label names, lengths and the base model an
-adapter goes on. That file is all this module needs, so a run folder copied to another machine still
+ftbench_task.json, written at the end of training by train/encoders.py (`fit`), beside this module: the
+task, the label names, lengths and the base model an adapter goes on. That file is all this module needs, so a run folder copied to another machine still
 predicts. Inputs are plain strings (QA: "question ||| context") or JSONL-style dicts
 (text / tokens / question+context). torch and transformers are imported only when a run is loaded.
 """
@@ -20,8 +20,12 @@ from typing import Any
 from ftbench.core import artifacts
 from ftbench.core.errors import FtbenchError
 from ftbench.core.layout import JobLayout
+from ftbench.core.specs import TASK_SPECS
 
 TASK_FILE = JobLayout.TASK_FILE
+
+# The tasks `ftbench predict` serves: those whose TaskSpec says what a prediction is.
+PREDICT_TASKS = tuple(name for name, spec in TASK_SPECS.items() if spec.predicts)
 QA_SEPARATOR = "|||"
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -46,9 +50,9 @@ def weights_folder(run_dir: Path) -> Path:
     if (run_dir / TASK_FILE).is_file():  # a weights folder given directly
         return run_dir
     task = _recipe_task(run_dir)
-    if task in ("sft", "dpo"):
+    if task in TASK_SPECS and task not in PREDICT_TASKS:
         raise FtbenchError(
-            f"Run {run_dir.name} is a {task} run; `ftbench predict` serves classification, ner and qa runs.",
+            f"Run {run_dir.name} is a {task} run; `ftbench predict` serves {', '.join(PREDICT_TASKS)} runs.",
             f"Talk to it with `ftbench chat {run_dir.name}`.",
         )
     raise FtbenchError(
@@ -75,18 +79,14 @@ def load_predictor(run_dir: str | Path, device: str | None = None) -> Predictor:
     folder = weights_folder(Path(run_dir))
     info = json.loads((folder / TASK_FILE).read_text(encoding="utf-8"))
     task = info.get("task")
-    if task not in ("classification", "ner", "qa"):
+    if task not in PREDICT_TASKS:
         raise FtbenchError(f"{folder / TASK_FILE} names task {task!r}, which predict does not know.", "Retrain the run with this ftbench version.")
     import torch
-    from transformers import (
-        AutoModelForQuestionAnswering,
-        AutoModelForSequenceClassification,
-        AutoModelForTokenClassification,
-        AutoTokenizer,
-    )
+    import transformers
+    from transformers import AutoTokenizer
 
     _quiet_transformers()
-    auto = {"classification": AutoModelForSequenceClassification, "ner": AutoModelForTokenClassification, "qa": AutoModelForQuestionAnswering}[task]
+    auto = getattr(transformers, TASK_SPECS[task].heads[0])
     remote = bool(info.get("trust_remote_code", False))
     tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=remote)
     if artifacts.classify(folder) == "adapter":

@@ -1,26 +1,25 @@
-"""Every ftbench action in one list: for the command palette (ctrl+p) and the `?` help screen.
+"""Every ftbench action in one list: for the TUI's command palette (ctrl+p) and the `?` help screen.
 
 Both derive from the bindings that carry an id (the ids users remap in ftbench.toml [keymap]), on the
 current screen first and then the app, so a new action shows up in the palette and the help the moment
 it gets a key, with the same words as the footer. Widget keys (cursor movement...) are left out.
+(Not to be confused with ftbench/commands/, the CLI's subcommands.) It takes any Textual App and is told
+the numbered screens, so it needs nothing from tui/app.py, which imports it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import Any
 
-from textual.app import SystemCommand
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.dom import DOMNode
 from textual.screen import Screen
 
-if TYPE_CHECKING:
-    from ftbench.tui.app import FtbenchApp
 
-
-def described_bindings(app: FtbenchApp, screen: Screen) -> Iterator[tuple[str, Binding, DOMNode]]:
+def described_bindings(app: App[Any], screen: Screen) -> Iterator[tuple[str, Binding, DOMNode]]:
     """(key shown to the user, binding, node that runs it) for each binding with an id and a description."""
     seen: set[str] = set()
     keymap = getattr(app, "_keymap", {}) or {}
@@ -45,9 +44,12 @@ def _parse(action: str) -> tuple[str, tuple[object, ...]]:
     return name, args
 
 
-def palette_commands(app: FtbenchApp, screen: Screen) -> Iterator[SystemCommand]:
-    for entry in app.available_screens():
-        yield SystemCommand(f"Go to {entry.title}", f"Switch to the {entry.title} screen (key {entry.key})", partial(app.open_screen, entry.mode))
+def palette_commands(
+    app: App[Any], screen: Screen, screens: Iterable[tuple[str, str, str]], open_screen: Callable[[str], object]
+) -> Iterator[SystemCommand]:
+    """`screens` are the numbered screens present, as (mode, title, key)."""
+    for mode, title, key in screens:
+        yield SystemCommand(f"Go to {title}", f"Switch to the {title} screen (key {key})", partial(open_screen, mode))
     for display, binding, node in described_bindings(app, screen):
         if binding.action.startswith("switch_screen_to"):
             continue
