@@ -71,7 +71,7 @@ def human_gib(n: float | None) -> str:
 
 def decimal_size(n: float) -> str:
     """Bytes in powers of ten, as disk space and file cards state them: 1.23 GB, 45.6 MB."""
-    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
 
 
 def short_number(v: float) -> str:
