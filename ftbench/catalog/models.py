@@ -19,6 +19,7 @@ from typing import Any
 from ftbench.catalog.datasets import hf_cache_repos
 from ftbench.core.artifacts import classify
 from ftbench.core.errors import FtbenchError
+from ftbench.core.layout import JobLayout
 
 MAX_DEPTH = 3
 MAX_HEADER = 100 * 1024 * 1024  # a safetensors header larger than this is a corrupt file, not a model
@@ -374,7 +375,7 @@ def _walk(root: Path, source: str, max_depth: int = MAX_DEPTH) -> list[ModelInfo
         if classify(here) in ("adapter", "model"):
             out.append(inspect_model(here, source, name=rel if rel != "." else here.name))
             # checkpoints inside a run or model folder are not separate models
-            dirnames[:] = [d for d in dirnames if d in ("adapter", "model")]
+            dirnames[:] = [d for d in dirnames if d in (JobLayout.ADAPTER, JobLayout.MODEL)]
             continue
         if len(here.parts) - base >= max_depth:
             dirnames[:] = []

@@ -89,7 +89,7 @@ def cmd_runs(args: argparse.Namespace, ws: Workspace) -> int:
         records = [r for r in records if r.get("state") in ACTIVE_STATES]
     elif args.state:
         records = [r for r in records if r.get("state") == args.state]
-    from ftbench.core.artifacts import job_dirs, unique_prefixes
+    from ftbench.core.handles import job_dirs, unique_prefixes
 
     # Unique among every job folder (not just the listed ones): any command that takes an id accepts it.
     prefixes = unique_prefixes([d.name for d in job_dirs(ws)] + [r["id"] for r in records])

@@ -9,19 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ftbench.core.artifacts import (
-    AmbiguousReference,
-    GGUFFile,
-    Run,
-    Weights,
-    candidates,
-    classify,
-    peek_gguf,
-    resolve,
-    split_selector,
-    unique_prefixes,
-)
+from ftbench.core.artifacts import AmbiguousReference, GGUFFile, Run, Weights, classify, resolve
 from ftbench.core.errors import FtbenchError
+from ftbench.core.gguf_header import peek_gguf
+from ftbench.core.handles import candidates, split_selector, unique_prefixes
 from ftbench.core.layout import JobLayout
 
 

@@ -108,3 +108,5 @@ def test_runs_table_shows_whole_unique_prefixes_at_80_columns_and_piped(workspac
     assert main(["-w", str(workspace.root), "runs", "--json"]) == 0
     records = json.loads(capsys.readouterr().out)
     assert sorted(r["id"] for r in records) == sorted(ids) and records[0]["prefix"] == "20261130-03"
+    assert main(["-w", str(workspace.root), "show", "last~1", "--json"]) == 0  # the handles work wherever an id does
+    assert json.loads(capsys.readouterr().out)["id"] == ids[1]
