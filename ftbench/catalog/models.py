@@ -19,6 +19,7 @@ from ftbench.catalog.datasets import hf_cache_repos
 from ftbench.catalog.hf_files import read_safetensors_header, text_config
 from ftbench.core.artifacts import classify
 from ftbench.core.errors import FtbenchError
+from ftbench.core.layout import JobLayout
 
 MAX_DEPTH = 3
 DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
@@ -356,7 +357,7 @@ def _walk(root: Path, source: str, max_depth: int = MAX_DEPTH) -> list[ModelInfo
         if classify(here) in ("adapter", "model"):
             out.append(inspect_model(here, source, name=rel if rel != "." else here.name))
             # checkpoints inside a run or model folder are not separate models
-            dirnames[:] = [d for d in dirnames if d in ("adapter", "model")]
+            dirnames[:] = [d for d in dirnames if d in (JobLayout.ADAPTER, JobLayout.MODEL)]
             continue
         if len(here.parts) - base >= max_depth:
             dirnames[:] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from ftbench.cli import print_json, subparser
@@ -88,8 +89,12 @@ def cmd_runs(args: argparse.Namespace, ws: Workspace) -> int:
         records = [r for r in records if r.get("state") in ACTIVE_STATES]
     elif args.state:
         records = [r for r in records if r.get("state") == args.state]
+    from ftbench.core.handles import job_dirs, unique_prefixes
+
+    # Unique among every job folder (not just the listed ones): any command that takes an id accepts it.
+    prefixes = unique_prefixes([d.name for d in job_dirs(ws)] + [r["id"] for r in records])
     if args.json:
-        print_json(records)
+        print_json([{**r, "prefix": prefixes.get(r["id"], r["id"])} for r in records])
         return 0
     if not records:
         what = "jobs" if args.all else "runs"
@@ -98,17 +103,23 @@ def cmd_runs(args: argparse.Namespace, ws: Workspace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(box=None, header_style="bold")
-    for col in ("ID", "STATE", "KIND", "TASK", "METHOD", "MODEL", "TIME", "BEST"):
-        table.add_column(col)
+    # The ID column (shortest unique prefixes) never shrinks or wraps; the other columns wrap to make room.
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("ID", no_wrap=True, min_width=max(len(prefixes.get(r["id"], r["id"])) for r in records))
+    table.add_column("STATE", no_wrap=True)
+    columns = ("KIND", "TASK", "METHOD", "MODEL", "TIME", "BEST") if args.all else ("TASK", "METHOD", "MODEL", "TIME", "BEST")
+    for col in columns:
+        table.add_column(col, overflow="fold")
     for r in records:
         meta = r.get("meta") or {}
         dur = duration(r)
-        table.add_row(
-            r["id"], f"{STATE_MARKS.get(r.get('state', ''), '?')} {r.get('state')}", r.get("kind") or "",
-            meta.get("task", ""), meta.get("method", ""), str(meta.get("model", ""))[-30:],
-            human_age(dur) if dur is not None else "", best_metric(r),
-        )
+        cells = {
+            "KIND": r.get("kind") or "", "TASK": meta.get("task", ""), "METHOD": meta.get("method", ""),
+            "MODEL": Path(str(meta.get("model", ""))).name, "TIME": human_age(dur) if dur is not None else "",
+            "BEST": best_metric(r),
+        }
+        state = f"{STATE_MARKS.get(r.get('state', ''), '?')} {r.get('state')}"
+        table.add_row(prefixes.get(r["id"], r["id"]), state, *(cells[c] for c in columns))
     Console().print(table)
     return 0
 

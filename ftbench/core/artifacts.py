@@ -21,19 +21,23 @@ training, `export`, else `job`); a folder with adapter_config.json is an `adapte
 config.json (trainer checkpoints of PEFT models carry the base's config.json next to the adapter); a folder
 with config.json is a `model`; a `.gguf` file is `gguf`; a data file (.jsonl, .json, .csv, .parquet, .txt,
 .jsonl.gz, .arrow) or a `datasets`-style folder is a `dataset`.
+
+Job handles (ids, prefixes, `last~N`, selectors) live in core/handles.py, the GGUF header peek in
+core/gguf_header.py, and every file name inside a job folder in core/layout.py.
 """
 
 from __future__ import annotations
 
 import json
-import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ftbench.core.errors import FtbenchError
-from ftbench.core.layout import CHECKPOINT_RE, Checkpoint, JobLayout
+from ftbench.core.gguf_header import peek_gguf, quant_name
+from ftbench.core.handles import job_kind, job_status, match_job_ids, split_selector
+from ftbench.core.layout import Checkpoint, JobLayout
 from ftbench.core.workspace import Workspace
 
 KINDS = ("run", "export", "job", "adapter", "model", "gguf", "dataset")
@@ -54,7 +58,6 @@ DATA_SUFFIXES = (
     ".tsv.gz",
 )
 DATASET_FOLDER_MARKERS = ("dataset_info.json", "dataset_dict.json", "state.json")
-SELECTORS = ("last", "best")
 ADAPTER_CONFIG = "adapter_config.json"
 MODEL_CONFIG = "config.json"
 
@@ -171,7 +174,7 @@ def classify(path: Path) -> str | None:
         return None
     layout = JobLayout(path)
     if layout.is_job():
-        return _job_kind(_read_status(path))
+        return job_kind(job_status(path))
     if (path / ADAPTER_CONFIG).is_file():
         return "adapter"
     if (path / MODEL_CONFIG).is_file():
@@ -179,19 +182,6 @@ def classify(path: Path) -> str | None:
     if any((path / marker).is_file() for marker in DATASET_FOLDER_MARKERS):
         return "dataset"
     return None
-
-
-def _job_kind(status: dict[str, Any]) -> str:
-    kind = status.get("kind", "train")
-    return "run" if kind == "train" else "export" if kind == "export" else "job"
-
-
-def _read_status(job_dir: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(JobLayout(job_dir).status.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def adapter_base(path: Path) -> str | None:
@@ -203,172 +193,22 @@ def adapter_base(path: Path) -> str | None:
     return data.get("base_model_name_or_path") if isinstance(data, dict) else None
 
 
-# ---------------------------------------------------------------------------------------------- GGUF peek
-_GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
-_GGUF_STRING, _GGUF_ARRAY = 8, 9
-_FILE_TYPES = {
-    0: "F32",
-    1: "F16",
-    2: "Q4_0",
-    3: "Q4_1",
-    7: "Q8_0",
-    8: "Q5_0",
-    9: "Q5_1",
-    10: "Q2_K",
-    11: "Q3_K_S",
-    12: "Q3_K_M",
-    13: "Q3_K_L",
-    14: "Q4_K_S",
-    15: "Q4_K_M",
-    16: "Q5_K_S",
-    17: "Q5_K_M",
-    18: "Q6_K",
-    32: "BF16",
-}
-
-
-def peek_gguf(path: Path) -> dict[str, Any]:
-    """The general.* and adapter.* keys of a GGUF header, read up to the first tokenizer key (never the tensors).
-
-    Kept to one function so a faster shared header reader can replace it."""
-    wanted: dict[str, Any] = {}
-    try:
-        with open(path, "rb") as fh:
-            if fh.read(4) != b"GGUF":
-                raise ValueError("bad magic")
-            version, _n_tensors, n_kv = struct.unpack("<IQQ", fh.read(20))
-            if version < 2:
-                raise ValueError(f"GGUF version {version}")
-            for _ in range(n_kv):
-                key = _read_gguf_string(fh)
-                if key.startswith("tokenizer."):
-                    break
-                value = _read_gguf_value(fh, struct.unpack("<I", fh.read(4))[0])
-                if key.startswith(("general.", "adapter.")):
-                    wanted[key] = value
-    except (OSError, ValueError, struct.error, UnicodeDecodeError) as exc:
-        raise FtbenchError(
-            f"{path} is not a readable GGUF file ({exc}).", "Check the path; the file may be truncated."
-        ) from exc
-    return wanted
-
-
-def _read_gguf_string(fh: Any) -> str:
-    (length,) = struct.unpack("<Q", fh.read(8))
-    return fh.read(length).decode("utf-8")
-
-
-def _read_gguf_value(fh: Any, vtype: int) -> Any:
-    if vtype == _GGUF_STRING:
-        return _read_gguf_string(fh)
-    if vtype == _GGUF_ARRAY:
-        item_type, count = struct.unpack("<IQ", fh.read(12))
-        return [_read_gguf_value(fh, item_type) for _ in range(count)]
-    fmt = _GGUF_SCALARS.get(vtype)
-    if fmt is None:
-        raise ValueError(f"unknown value type {vtype}")
-    return struct.unpack(fmt, fh.read(struct.calcsize(fmt)))[0]
-
-
 def gguf_file(path: Path, ref: str = "") -> GGUFFile:
+    """A GGUFFile from the header alone (a LoRA adapter GGUF has general.type = adapter)."""
     keys = peek_gguf(path)
-    file_type = keys.get("general.file_type")
     is_lora = keys.get("general.type") == "adapter"
     return GGUFFile(
         kind="gguf",
         path=path,
         ref=ref,
         architecture=keys.get("general.architecture"),
-        quant_type=_FILE_TYPES.get(file_type, str(file_type)) if file_type is not None else None,
+        quant_type=quant_name(keys.get("general.file_type")),
         is_lora=is_lora,
         base=keys.get("general.base_model.0.name") if is_lora else None,
     )
 
 
-# ---------------------------------------------------------------------------------------------- job ids
-def job_dirs(ws: Workspace) -> list[Path]:
-    """Every job folder in the workspace (runs/, exports/, jobs/)."""
-    out = []
-    for parent in ws.job_parents():
-        if parent.is_dir():
-            out.extend(child for child in parent.iterdir() if JobLayout(child).is_job())
-    return out
-
-
-def runs_newest_first(ws: Workspace) -> list[Path]:
-    """Training runs by creation time, newest first (the folder name breaks ties: ids start with a time stamp)."""
-    runs = [d for d in job_dirs(ws) if _job_kind(_read_status(d)) == "run"]
-    return sorted(runs, key=lambda d: (_read_status(d).get("created_at") or 0, d.name), reverse=True)
-
-
-def match_job_ids(ws: Workspace, ref: str) -> list[Path]:
-    """Job folders `ref` names as an id: `last`/`last~N`, the exact id, else every id it prefixes."""
-    if ref == "last" or ref.startswith("last~"):
-        back = ref.removeprefix("last~") if ref != "last" else "0"
-        if not back.isdigit():
-            raise FtbenchError(
-                f"'{ref}' is not a run handle.", "Write `last` for the newest run, `last~1` for the one before."
-            )
-        runs = runs_newest_first(ws)
-        if int(back) >= len(runs):
-            have = f"only {len(runs)} run{'s' if len(runs) != 1 else ''}" if runs else "no runs"
-            raise FtbenchError(
-                f"'{ref}' needs {int(back) + 1} runs, but {ws.root} has {have}.", "List runs with `ftbench runs`."
-            )
-        return [runs[int(back)]]
-    if not ref or "/" in ref or ref.startswith("."):
-        return []
-    dirs = job_dirs(ws)
-    exact = [d for d in dirs if d.name == ref]
-    return exact or [d for d in dirs if d.name.startswith(ref)]
-
-
-def unique_prefixes(ids: Iterable[str], minimum: int = 8) -> dict[str, str]:
-    """The shortest prefix of each id that no other id starts with (at least `minimum` characters)."""
-    ids = sorted(set(ids))
-    out = {}
-    for i, job_id in enumerate(ids):
-        neighbours = [ids[j] for j in (i - 1, i + 1) if 0 <= j < len(ids)]
-        common = max((_common_prefix(job_id, other) for other in neighbours), default=0)
-        out[job_id] = job_id[: min(len(job_id), max(minimum, common + 1))]
-    return out
-
-
-def _common_prefix(a: str, b: str) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-def candidates(ws: Workspace, prefix: str) -> list[str]:
-    """References that complete `prefix` (for tab completion): handles, job ids, RUN@selectors, checkpoint names."""
-    if "@" in prefix:
-        base, _, sel = prefix.rpartition("@")
-        try:
-            dirs = match_job_ids(ws, base)
-        except FtbenchError:
-            return []
-        if len(dirs) != 1:
-            return []
-        names = [*SELECTORS, *(c.name for c in JobLayout(dirs[0]).checkpoints() if c.complete)]
-        return [f"{base}@{n}" for n in names if n.startswith(sel)]
-    handles = ["last", "last~1"] if runs_newest_first(ws) else []
-    ids = sorted(d.name for d in job_dirs(ws))
-    return [h for h in handles if h.startswith(prefix) and h != prefix] + [i for i in ids if i.startswith(prefix)]
-
-
 # ---------------------------------------------------------------------------------------------- resolve
-def split_selector(ref: str) -> tuple[str, str | None]:
-    """`RUN@checkpoint-12` -> (`RUN`, `checkpoint-12`); a reference without a known selector is kept whole."""
-    base, at, sel = ref.rpartition("@")
-    if at and base and (sel in SELECTORS or CHECKPOINT_RE.fullmatch(sel)):
-        return base, sel
-    return ref, None
-
-
 def resolve(
     ws: Workspace | None,
     ref: str,
@@ -522,7 +362,7 @@ def _wrong_kind_hint(path: Path, what: str, want: tuple[str, ...]) -> str:
 def _as_wanted(path: Path, ref: str, want: tuple[str, ...], selector: str | None) -> Artifact:
     kind = classify(path)
     if kind in ("run", "export", "job"):
-        status = _read_status(path)
+        status = job_status(path)
         run = Run(kind=kind, path=path, ref=ref, id=str(status.get("id") or path.name), status=status)
         if selector is not None or (kind == "run" and kind not in want and any(w in want for w in WEIGHTS)):
             weights = run.weights(selector)
@@ -556,8 +396,8 @@ def _weights_at(path: Path, ref: str, kind: str) -> Weights:
     if parent.name == JobLayout.CHECKPOINTS and JobLayout(parent.parent).is_job():
         parent, checkpoint = parent.parent, path.name
     if (checkpoint or path.name in (JobLayout.ADAPTER, JobLayout.MODEL)) and JobLayout(parent).is_job():
-        status = _read_status(parent)
-        run = Run(kind=_job_kind(status), path=parent, id=str(status.get("id") or parent.name), status=status)
+        status = job_status(parent)
+        run = Run(kind=job_kind(status), path=parent, id=str(status.get("id") or parent.name), status=status)
     base = adapter_base(path) if kind == "adapter" else None
     return Weights(kind=kind, path=path, ref=ref, base=base, run=run, checkpoint=checkpoint)
 

@@ -25,9 +25,10 @@ from typing import Any
 
 from filelock import FileLock
 
-from ftbench.core.artifacts import AmbiguousReference, job_dirs, resolve
+from ftbench.core.artifacts import AmbiguousReference, resolve
 from ftbench.core.atomic import atomic_write_json
 from ftbench.core.errors import FtbenchError
+from ftbench.core.handles import job_dirs
 from ftbench.core.layout import JobLayout
 from ftbench.core.workspace import Workspace
 

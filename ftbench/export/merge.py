@@ -38,10 +38,6 @@ class AdapterInfo:
         return str(self.config.get("peft_type", "LORA")).upper()
 
 
-def is_adapter_dir(path: Path) -> bool:
-    return (path / "adapter_config.json").is_file()
-
-
 def read_adapter(adapter_dir: str | Path, base_dir: str | Path | None = None, search_roots: list[Path] | None = None) -> AdapterInfo:
     """The adapter's config and its base model folder (explicit, or from base_model_name_or_path,
     which may be absolute, relative to a search root such as the workspace, or a model name there)."""

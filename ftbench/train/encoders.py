@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ftbench.core.recipe import Recipe
     from ftbench.train.session import Session
 
-TASK_FILE = JobLayout.TASK_FILE  # read back by ftbench/predict.py
+TASK_FILE = JobLayout.TASK_FILE  # read back by ftbench/train/predict.py
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -49,6 +49,12 @@ def weights_folder(run_dir: Path) -> Path:
             return folder
     if (run_dir / TASK_FILE).is_file():  # a weights folder given directly
         return run_dir
+    if run_dir.parent.name == JobLayout.CHECKPOINTS:
+        ref = f"{run_dir.parent.parent.name}@{run_dir.name}"
+        raise FtbenchError(
+            f"{run_dir} is a checkpoint; predict needs a finished run's weights ({TASK_FILE} is written at the end).",
+            f"Predict with the run once it has finished; `ftbench export {ref}` works now.",
+        )
     task = _recipe_task(run_dir)
     if task in TASK_SPECS and task not in PREDICT_TASKS:
         raise FtbenchError(

@@ -194,8 +194,9 @@ class FtbenchApp(App[int]):
 
         self.push_screen(MonitorScreen(self.ws, job_dir))
 
-    def open_chat(self, adapter: Path) -> bool:
-        """Open the Chat screen with `adapter` added (via its `add_adapter`), once that screen is mounted."""
+    def open_chat(self, adapter: Path | str) -> bool:
+        """Open the Chat screen with `adapter` (a folder, or a run reference such as RUN@checkpoint-N) added via
+        its `add_adapter`, once that screen is mounted."""
         if "chat" not in self._present:
             return False
         mounted = self.switch_mode("chat")

@@ -104,6 +104,26 @@ def test_prompt_set_side_by_side_with_a_failing_column(chat_ws, one_shot, capsys
     assert {k: v["text"] for k, v in rows[0]["answers"].items()} == {k: one[k] for k in ("tiny", "sft-tiny-ab12")}
 
 
+def test_checkpoints_of_the_latest_run_by_reference(chat_ws, one_shot, capsys) -> None:
+    """`--adapter last@checkpoint-3` and `--adapter last` on a run stopped after saving checkpoints (no adapter/)."""
+    run = chat_ws.runs_dir / "20261123-000000-sft-tiny-stopped-cd34"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "status.json").write_text(json.dumps({"id": run.name, "kind": "train", "state": "stopped", "created_at": 2e9}))
+    # checkpoint-3 holds the same weights as the finished run's adapter, so greedy answers must match one_shot's
+    shutil.copytree(chat_ws.runs_dir / RUN_ID / "adapter", run / "checkpoints" / "checkpoint-3")
+    (run / "checkpoints" / "checkpoint-3" / "trainer_state.json").write_text(json.dumps({"global_step": 3, "log_history": []}))
+    shutil.copytree(chat_ws.root / "loose-adapter", run / "checkpoints" / "checkpoint-6")  # killed mid-save: incomplete
+    code, out, err = run_cli(capsys, "chat", "tiny", "--adapter", "last@checkpoint-3", "--adapter", "last", "--no-base",
+                             "--prompt", "hello model", "--json", "--temperature", "0", "--max-new-tokens", "6", "-w", str(chat_ws.root))
+    assert code == 0, err
+    assert "note: Run 20261123-000000-sft-tiny-stopped-cd34 has no final weights yet; using its newest checkpoint, checkpoint-3." in err
+    answers = {r["variant"]: r["text"] for r in json.loads(out)["results"]}
+    expected = next(r["text"] for r in one_shot["results"] if r["variant"] == "sft-tiny-ab12")
+    assert answers == {"sft-tiny-stopped-cd34@checkpoint-3": expected, "sft-tiny-stopped-cd34@checkpoint-3-2": expected}
+    code, _, err = run_cli(capsys, "chat", "tiny", "--adapter", "last@checkpoint-6", "--prompt", "x", "-w", str(chat_ws.root))
+    assert code == 2 and "checkpoint-6 is incomplete" in err and "Traceback" not in err
+
+
 def test_user_errors_exit_2_with_one_sentence(chat_ws, capsys) -> None:
     ws = str(chat_ws.root)
     code, _, err = run_cli(capsys, "chat", "tiny", "--adapter", "nope", "--prompt", "x", "-w", ws)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,3 +127,26 @@ def test_run_id_resolves_to_its_adapter_and_workspace_base(base_and_adapter, wor
     with pytest.raises(FtbenchError) as err:
         resolve_source(workspace, "no-such-run")
     assert "no-such-run" in err.value.message
+
+
+def test_export_last_at_best_exports_the_best_checkpoint(base_and_adapter, workspace, capsys):
+    """`ftbench export last@best`: the checkpoint with the lowest eval_loss, pinned and named after run + checkpoint."""
+    import shutil
+
+    _, adapter = base_and_adapter
+    run = workspace.runs_dir / "20261130-010000-sft-demo-ab12"
+    run.mkdir()
+    (run / "status.json").write_text(json.dumps({"id": run.name, "kind": "train", "name": "sft-demo", "state": "running"}))
+    for step, loss in ((2, 0.9), (4, 0.5), (6, 0.7)):
+        cp = run / "checkpoints" / f"checkpoint-{step}"
+        shutil.copytree(adapter, cp)
+        history = [{"step": s, "eval_loss": v} for s, v in ((2, 0.9), (4, 0.5), (6, 0.7)) if s <= step]
+        (cp / "trainer_state.json").write_text(json.dumps({"global_step": step, "log_history": history}))
+        assert loss == history[-1]["eval_loss"]
+    rc = main(["--workspace", str(workspace.root), "export", "last@best", "--quant", "q8_0", "--no-verify", "--wait", "--json"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    status = json.loads(out.out)
+    job = json.loads((workspace.exports_dir / status["id"] / "job.json").read_text())
+    assert job["params"]["source"] == str(run / "checkpoints" / "checkpoint-4")
+    assert [Path(f["path"]).name for f in status["result"]["files"]] == ["sft-demo-checkpoint-4-Q8_0.gguf"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fakes import NOW
 from helpers import wait_until
-from textual.widgets import Log, Static
+from textual.widgets import Log, OptionList, Static
 
 from ftbench.core.events import ema
 from ftbench.core.jobs import read_status, start_job, wait_job
@@ -37,7 +37,8 @@ async def test_monitor_shows_whole_history_and_follows(fake_ws, make_app):
         stats = str(mon.query_one("#monitor-stats", Static).render())
         assert "▶ running" in stats and "step 120/500" in stats and "1,800 tok/s" in stats
         assert "ETA 7:36" in stats  # (500-120) * 1.2 s
-        assert "checkpoint-100" in str(mon.query_one("#monitor-checkpoints", Static).render())
+        assert mon.checkpoint_names() == ["checkpoint-100"]
+        assert [str(o.prompt) for o in mon.query_one("#monitor-checkpoints", OptionList).options] == ["step 100  checkpoint-100"]
         gpu = mon.query_one("#monitor-gpu", GpuPane)
         assert gpu.report is not None and gpu.report.gpus[0].name == "NVIDIA H100 80GB HBM3"
         assert len(gpu.history[0]) == 6  # one gpu event every 20 steps
@@ -202,3 +203,56 @@ async def test_chat_with_adapter_opens_chat_screen(fake_ws, make_app):
         await pilot.press("t")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "ChatScreen" and notes, what="chat screen")
         assert "adapter_config.json" in notes[-1]
+
+
+async def test_chat_and_export_a_checkpoint_of_a_running_run(fake_ws, make_app, monkeypatch):
+    """A run still going has checkpoints but no adapter/: its checkpoint list opens one in chat, and exports one."""
+    from test_chat_screen import FrozenClient
+
+    from ftbench.tui.screens.chat import ChatScreen
+
+    monkeypatch.setattr(ChatScreen, "_default_client", lambda self, on_event: FrozenClient(on_event, {}))
+    base = fake_ws.models_dir / "tiny-base"
+    base.mkdir()
+    (base / "config.json").write_text("{}")
+    run = fake_ws.runs_dir / RUNNING
+    checkpoint = run / "checkpoints" / "checkpoint-100"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "base_model_name_or_path": "models/tiny-base"}))
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 100, "log_history": []}))
+    app = make_app(fake_ws)
+    notes: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        app.notify = lambda message, **kw: notes.append(message)  # type: ignore[method-assign]
+        app.open_monitor(run)
+        await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.checkpoint_names(), what="checkpoints")
+        mon = app.screen
+        assert not (run / "adapter").exists() and mon.adapter_path() == checkpoint  # no final weights yet
+        listing = mon.query_one("#monitor-checkpoints", OptionList)
+        listing.focus()
+        listing.highlighted = 0
+        await pilot.pause()
+        assert mon.selected_checkpoint() == "checkpoint-100"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen) and len(app.screen.transcript.variants) == 2,
+                         what="chat columns")
+        variants = {v.name: (v.kind, v.path, v.base) for v in app.screen.transcript.variants}
+        assert variants == {
+            "tiny-base": ("hf", str(base), ""),
+            "sft-alpaca-lora-a1b2@checkpoint-100": ("adapter", str(checkpoint), str(base)),
+        }
+    # Export from the list while the run is running: an export job of exactly that checkpoint.
+    started: list[tuple] = []
+    monkeypatch.setattr("ftbench.core.jobs.start_job", lambda *args, **kw: started.append(args))
+    app = make_app(fake_ws)
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_monitor(run)
+        await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.checkpoint_names(), what="checkpoints")
+        listing = app.screen.query_one("#monitor-checkpoints", OptionList)
+        listing.focus()
+        listing.highlighted = 0
+        await pilot.pause()
+        await pilot.press("g")
+        await wait_until(pilot, lambda: started, what="export job")
+    [(_, kind, name, params, meta)] = started
+    assert (kind, name, params["source"], meta["checkpoint"]) == ("export", "sft-alpaca-lora-checkpoint-100", str(checkpoint), "checkpoint-100")

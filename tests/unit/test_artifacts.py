@@ -9,19 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ftbench.core.artifacts import (
-    AmbiguousReference,
-    GGUFFile,
-    Run,
-    Weights,
-    candidates,
-    classify,
-    peek_gguf,
-    resolve,
-    split_selector,
-    unique_prefixes,
-)
+from ftbench.core.artifacts import AmbiguousReference, GGUFFile, Run, Weights, classify, resolve
 from ftbench.core.errors import FtbenchError
+from ftbench.core.gguf_header import peek_gguf
+from ftbench.core.handles import candidates, split_selector, unique_prefixes
 from ftbench.core.layout import JobLayout
 
 
@@ -327,3 +318,17 @@ def test_export_chat_estimate_and_recipe_mean_the_same_folder_from_any_cwd(works
     assert main(["-w", str(workspace.root), "estimate", "models/x"]) == 2
     err = capsys.readouterr().err
     assert "matches two different things" in err and str(target) in err and str(elsewhere / "models" / "x") in err
+
+
+def test_predict_takes_run_handles_and_explains_checkpoints(workspace, tmp_path):
+    from ftbench.commands.predict import run_dir_of
+    from ftbench.train.predict import weights_folder
+
+    run = make_run(workspace, "20261130-010000-cls-1111", 100.0, final=None)
+    add_checkpoint(run, 3)
+    assert run_dir_of("last", workspace) == run
+    checkpoint = run_dir_of("last@checkpoint-3", workspace)
+    assert checkpoint == run / "checkpoints" / "checkpoint-3"
+    with pytest.raises(FtbenchError) as err:
+        weights_folder(checkpoint)
+    assert "is a checkpoint" in err.value.message and f"ftbench export {run.name}@checkpoint-3" in err.value.hint

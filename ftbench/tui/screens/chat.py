@@ -353,11 +353,11 @@ class ChatScreen(Screen):
 
         base = next((v for v in self.transcript.variants if v.kind in ("hf", "gguf")), None)
         try:
-            spec = resolve_model(self.ws, ref, name)
+            spec = resolve_model(self.ws, ref, name, on_note=self.notify)
         except FtbenchError:
             if base is None:
                 return self._add_adapter(ref, name)
-            spec = resolve_adapter(self.ws, ref, base, name)
+            spec = resolve_adapter(self.ws, ref, base, name, on_note=self.notify)
         self.add_variant(spec)
         return spec
 

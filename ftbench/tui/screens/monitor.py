@@ -3,7 +3,9 @@
 A thread worker reads the run's events.jsonl from byte 0 (the whole history after reopening the app),
 then only new bytes, at most twice a second; the screen redraws only when a read brought something.
 Actions go through the same core functions the CLI uses: stop, checkpoint now, resume (a new attempt of
-the job in the same folder), chat with the adapter, and export (an `export` job).
+the job in the same folder), chat with the adapter, and export (an `export` job). Chat and export take the
+run's final weights, or, with a checkpoint highlighted in the checkpoint list, that checkpoint (`RUN@checkpoint-N`
+through the artifacts resolver), so a checkpoint of a run that is still going can be tried or exported.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Log, Static
+from textual.widgets import Footer, Header, Log, OptionList, Static
+from textual.widgets.option_list import Option
 
 from ftbench.core.errors import FtbenchError
 from ftbench.core.events import EventTail
@@ -74,8 +77,9 @@ class MonitorScreen(Screen[None]):
                 yield Static("", id="monitor-sparks")
             with Vertical(id="monitor-right"):
                 yield GpuPane(live=False, id="monitor-gpu")
-                checkpoints = Static("no checkpoints yet", id="monitor-checkpoints")
+                checkpoints = OptionList(Option("no checkpoints yet", disabled=True), id="monitor-checkpoints")
                 checkpoints.border_title = "checkpoints"
+                checkpoints.border_subtitle = "enter: chat · g: export"
                 yield checkpoints
                 log = Log(id="monitor-log", max_lines=5000, highlight=False)
                 log.border_title = "log"
@@ -144,7 +148,7 @@ class MonitorScreen(Screen[None]):
         self.query_one("#monitor-stats", Static).update(self._stats_text())
         self.query_one("#monitor-sparks", Static).update(self._sparks_text())
         self.query_one("#monitor-gpu", GpuPane).show_report(self.view.gpu_report(), self.view.gpu_history)
-        self.query_one("#monitor-checkpoints", Static).update(self._checkpoints_text())
+        self._show_checkpoints()
 
     def _stats_text(self) -> Text:
         s, v = self.status, self.view
@@ -190,14 +194,29 @@ class MonitorScreen(Screen[None]):
             text.append(f"{'peak':>9} {v.torch_peak_alloc / 1024**3:.2f} GiB allocated by torch")
         return text
 
-    def _checkpoints_text(self) -> Text:
-        if not self.view.checkpoints:
-            return Text("no checkpoints yet", style="dim")
-        text = Text()
-        for cp in self.view.checkpoints[-6:]:
-            path = str(cp.get("path", ""))
-            text.append(f"step {cp.get('step', '?')}  {Path(path).name if path else ''}\n")
-        return text
+    def checkpoint_names(self) -> list[str]:
+        """checkpoint-N names from the run's checkpoint events, oldest first, each once."""
+        names = [Path(str(cp.get("path", ""))).name or f"checkpoint-{cp.get('step')}" for cp in self.view.checkpoints]
+        return list(dict.fromkeys(names))
+
+    def _show_checkpoints(self) -> None:
+        """Rebuild the list only when it changed, so the highlighted checkpoint stays where the user put it."""
+        names = self.checkpoint_names()
+        listing = self.query_one("#monitor-checkpoints", OptionList)
+        if names == [opt.id for opt in listing.options if opt.id]:
+            return
+        highlighted = listing.highlighted_option.id if listing.highlighted_option is not None else None
+        listing.clear_options()
+        steps = {Path(str(cp.get("path", ""))).name: cp.get("step", "?") for cp in self.view.checkpoints}
+        listing.add_options([Option(f"step {steps.get(name, '?')}  {name}", id=name) for name in names])
+        if highlighted in names:
+            listing.highlighted = names.index(highlighted)
+
+    def selected_checkpoint(self) -> str | None:
+        """The checkpoint highlighted in the list while the list has focus (else actions use the run)."""
+        listing = self.query_one("#monitor-checkpoints", OptionList)
+        option = listing.highlighted_option
+        return option.id if listing.has_focus and option is not None and option.id else None
 
     # ------------------------------------------------------------------ actions
     def _job(self) -> Job:
@@ -258,37 +277,50 @@ class MonitorScreen(Screen[None]):
             self.notify(f"Resumed {new.id} as attempt {new.status.get('attempt')}.")
 
     def action_chat(self) -> None:
-        adapter = self.adapter_path()
-        if adapter is None:
+        checkpoint = self.selected_checkpoint()
+        if checkpoint is not None:
+            self.chat_with(f"{self.job_dir}@{checkpoint}")
+            return
+        if self.adapter_path() is None:
             self.notify("This run has no adapter or model yet.", severity="warning")
             return
+        self.chat_with(str(self.job_dir))
+
+    def chat_with(self, ref: str) -> None:
+        """Open the Chat screen on a run reference (the run, or RUN@checkpoint-N); chat resolves and explains it."""
         opener = services(self.app).open_chat
-        if opener is None or not opener(adapter):
-            self.notify(f"Chat with it: ftbench chat --adapter {adapter}", timeout=10)
+        if opener is None or not opener(ref):
+            self.notify(f"Chat with it: ftbench chat MODEL --adapter {ref}", timeout=10)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option_list.id == "monitor-checkpoints" and event.option.id:
+            self.chat_with(f"{self.job_dir}@{event.option.id}")
 
     def adapter_path(self) -> Path | None:
-        result = self.status.get("result") or {}
-        for key in ("adapter", "adapter_dir", "model", "model_dir", "output"):
-            value = result.get(key)
-            if value and Path(value).exists():
-                return Path(value)
-        for name in ("adapter", "model"):
-            if (self.job_dir / name).is_dir():
-                return self.job_dir / name
-        return None
+        """The run's final weights (adapter/ or model/), else its newest complete checkpoint; None before either."""
+        layout = JobLayout(self.job_dir)
+        newest = layout.last_checkpoint()
+        return layout.final_output() or (newest.path if newest else None)
 
     def action_export(self) -> None:
+        from ftbench.core.artifacts import resolve
         from ftbench.core.jobs import start_job
         from ftbench.core.registry import Registry
 
-        if self.status.get("state") in ACTIVE_STATES:
-            self.notify("The run is still going; export it when it has finished (or stop it first).", severity="warning")
+        checkpoint = self.selected_checkpoint()
+        if checkpoint is None and self.status.get("state") in ACTIVE_STATES:
+            self.notify("The run is still going; export it when it has finished, or highlight a checkpoint in the list "
+                        "and press g to export that.", severity="warning")
             return
-        name = f"{self.status.get('name') or self.job_dir.name}"
-        params = {"source": str(self.job_dir), "quants": list(self.ws.config.defaults.export_quants)}
-        job = self._guard(
-            start_job, self.ws, "export", name, params, {"source_run": self.job_dir.name},
-            on_launch=Registry(self.ws).sync_job,
-        )
+        source = str(self.job_dir)  # the export job resolves the run (its final weights) itself
+        if checkpoint is not None:  # pinned now: the run may delete old checkpoints (save_total_limit)
+            weights = self._guard(resolve, self.ws, f"{self.job_dir}@{checkpoint}", ("adapter", "model"))
+            if weights is None:
+                return
+            source = str(weights.path)
+        name = f"{self.status.get('name') or self.job_dir.name}" + (f"-{checkpoint}" if checkpoint else "")
+        params = {"source": source, "quants": list(self.ws.config.defaults.export_quants)}
+        meta = {"source_run": self.job_dir.name, **({"checkpoint": checkpoint} if checkpoint else {})}
+        job = self._guard(start_job, self.ws, "export", name, params, meta, on_launch=Registry(self.ws).sync_job)
         if job is not None:
             self.notify(f"Export started: {job.id} ({', '.join(params['quants'])}). Follow it on the Jobs screen.")
