@@ -87,6 +87,7 @@ class Server:
         self.log = log
         self.stats = ServeStats()
         self.pending = 0
+        self.closing = threading.Event()  # set on shutdown: generations still running stop at their next token
         self.executor = ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="gen")
         self._admit: asyncio.Semaphore | None = None
         self._groups: dict[str, asyncio.Lock] = {}
@@ -175,8 +176,8 @@ class Server:
 
     def _generate(self, req: GenRequest, on_token: Callable[[str], None], should_stop: Callable[[], bool]) -> dict[str, Any]:
         try:
-            return self.engine.generate(req.model, req.messages or [], req.settings, on_token, should_stop,
-                                        stops=req.stops, prompt=req.prompt)
+            return self.engine.generate(req.model, req.messages or [], req.settings, on_token,
+                                        lambda: should_stop() or self.closing.is_set(), stops=req.stops, prompt=req.prompt)
         except FtbenchError as exc:
             raise ApiError(400, exc.message) from exc
         except Exception as exc:  # noqa: BLE001 - a failing generation is this request's error, not the server's end

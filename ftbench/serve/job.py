@@ -41,6 +41,7 @@ def run(ctx: Any) -> None:
 
     def on_ready(card: dict[str, Any]) -> None:
         update_status(ctx.job_dir, serve={**card, "ready": True}, progress={"phase": "serving 0 req 0.0 tok/s"})
+        ctx.set_result(url=card["url"], models=card["variants"])  # what `ftbench show` and the registry list
         ctx.emit("log", level="info", message=f"serving at {card['url']}")
 
     def on_request(record: dict[str, Any]) -> None:

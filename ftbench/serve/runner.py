@@ -97,5 +97,6 @@ def serve(ws: Workspace, opts: ServeOptions, api_key: str | None, on_ready: Call
     try:
         http.run(sockets=[sock])
     finally:
+        server.closing.set()
         server.executor.shutdown(wait=False, cancel_futures=True)
         sock.close()

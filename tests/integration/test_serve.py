@@ -201,6 +201,7 @@ def test_32_requests_8_at_once_all_answer_like_one_at_a_time(server, serve_ws, c
     assert max(m["total_requests"] for m in metrics) == len(metrics)
 
 
+@pytest.mark.slow
 def test_key_is_required_compared_and_never_written(serve_ws) -> None:
     key = "sk-test-3f9a0c51e2b7"
     os.environ["FTBENCH_API_KEY"] = key
@@ -237,6 +238,7 @@ def test_public_bind_without_a_key_is_refused_before_any_job(serve_ws, monkeypat
     assert after == before
 
 
+@pytest.mark.slow
 def test_stop_ends_the_job_and_kill_9_fails_it_with_the_cause(serve_ws) -> None:
     info = start_server(serve_ws)
     job = stop_job(find_job(serve_ws, info["id"]), grace_s=20)

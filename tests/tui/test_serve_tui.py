@@ -65,6 +65,7 @@ def run_ws(tmp_path: Path, tiny_llama: Path) -> Workspace:
     return ws
 
 
+@pytest.mark.slow
 async def test_monitor_v_starts_a_serve_job_and_shows_how_to_reach_it(run_ws, make_app) -> None:
     app = make_app(run_ws)
     async with app.run_test(size=SIZE) as pilot:
