@@ -86,3 +86,36 @@ async def test_monitor_v_starts_a_serve_job_and_shows_how_to_reach_it(run_ws, ma
             assert [m["id"] for m in models["data"]] == ["base", "sft-tiny-7a7a"]
         finally:
             stop_job(job, grace_s=20)
+
+
+async def test_models_v_on_an_adapter_serves_it_on_its_base_and_shows_a_failure_plainly(tmp_path: Path) -> None:
+    """The adapter row serves base + adapter; this base's weights are fake, so the job fails and the dialog says why."""
+    from test_models_screen import CONFIG, Host
+
+    from ftbench.tui.screens.models import ModelsScreen
+
+    ws = Workspace.open(tmp_path / "ws")
+    model = ws.models_dir / "llama-1b-shape"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(CONFIG))
+    (model / "model.safetensors").write_bytes(b"not weights")
+    adapter = ws.models_dir / "my-adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "base_model_name_or_path": "llama-1b-shape"}))
+    app = Host(ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelsScreen) and len(app.screen.models) == 2, what="models")
+        app.screen.query_one("#md-list", DataTable).focus()
+        await pilot.press("down")
+        await wait_until(pilot, lambda: app.screen.current.name == "my-adapter", what="adapter row")
+        await pilot.press("v")
+        await wait_until(pilot, lambda: isinstance(app.screen, ServeScreen) and app.screen.job_id, what="serve job")
+        dialog = app.screen
+        job = find_job(ws, dialog.job_id)
+        spec = json.loads((job.dir / "job.json").read_text())
+        assert spec["kind"] == "serve" and spec["params"]["model"] == "llama-1b-shape"
+        assert spec["params"]["adapters"] == [str(ws.models_dir / "my-adapter")] and spec["params"]["host"] == "127.0.0.1"
+        title = dialog.query_one("#serve-title", Static)
+        await wait_until(pilot, lambda: "Cannot serve" in str(title.render()), timeout=180, what="failure shown")
+        assert f"Serve job {job.id} failed before it was ready" in str(title.render())
+        assert not dialog.card

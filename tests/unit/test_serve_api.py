@@ -101,3 +101,30 @@ def test_connection_card() -> None:
                        "loopback": True}, "gpu-box")
     assert card[0].endswith("http://127.0.0.1:8001/v1") and card[1].endswith("base, sft-a")
     assert "ssh -N -L 8001:127.0.0.1:8001" in card[2] and card[3].split(None, 1)[1].startswith("curl ")
+
+
+def test_what_each_screen_serves(tmp_path) -> None:
+    """Run monitor: the run's adapter on its recorded base; Models: an adapter on its base; chat: its columns."""
+    import json
+
+    from ftbench.chat.protocol import VariantSpec
+    from ftbench.serve.launch import options_for_model, options_for_run, options_for_variants
+
+    run = tmp_path / "run"
+    (run / "adapter").mkdir(parents=True)
+    (run / "adapter" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/m/base"}))
+    opts = options_for_run(run)
+    assert (opts.model, opts.adapters, opts.host, opts.port) == ("/m/base", [str(run)], "127.0.0.1", 0)
+    (run / "model").mkdir()
+    (run / "model" / "config.json").write_text("{}")
+    assert options_for_run(run).model == str(run / "model") and options_for_run(run).adapters == []
+    with pytest.raises(FtbenchError):
+        options_for_run(tmp_path / "nothing")
+    assert options_for_model(tmp_path / "a", "adapter", "base-x").adapters == [str(tmp_path / "a")]
+    assert options_for_model(tmp_path / "m.gguf", "gguf", None).model == str(tmp_path / "m.gguf")
+    columns = [VariantSpec("base", "hf", path="/m/base"), VariantSpec("a", "adapter", path="/a", base="/m/base"),
+               VariantSpec("q4", "gguf", path="/x.gguf"), VariantSpec("q4-lora", "gguf", path="/x.gguf", lora="/l.gguf")]
+    opts = options_for_variants(columns)
+    assert (opts.model, opts.adapters, opts.ggufs) == ("/m/base", ["/a"], ["/x.gguf"])
+    with pytest.raises(FtbenchError):
+        options_for_variants([])
