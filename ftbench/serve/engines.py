@@ -9,6 +9,7 @@ Imported only inside the serve process.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,13 +35,16 @@ class Route:
 
 
 class Engine:
-    """Variant name -> loaded backend. `generate` blocks; callers hold the variant's group lock."""
+    """Variant name -> loaded backend. `generate` blocks, and holds its group's thread lock: the app's asyncio
+    locks give the order, this one makes sure a generation cancelled by a vanished client has ended before the
+    next one starts on the same weights (neither a PeftModel mid-switch nor a Llama is safe to share)."""
 
     def __init__(self, device: str | None = None, n_ctx: int = 4096) -> None:
         self.device = device
         self.n_ctx = n_ctx
         self.routes: dict[str, Route] = {}
         self._backends: dict[str, Any] = {}
+        self._locks: dict[str, threading.Lock] = {}
 
     def load(self, specs: list[VariantSpec], engine: str = "auto", log: Any = print) -> None:
         """Load every variant; `engine` must fit the MODEL (the first spec); --gguf extras always use llama.cpp."""
@@ -68,6 +72,7 @@ class Engine:
                 log(f"warning: {spec.name}: {warning}")
             group = "hf" if family == "hf" else f"gguf:{spec.name}"  # adapters share their base; each Llama is its own
             self.routes[spec.name] = Route(backend, group, spec.kind, info)
+            self._locks.setdefault(group, threading.Lock())
             log(f"Loaded {spec.name} ({spec.kind}) in {info.get('load_s', 0):.2f} s")
 
     def _backend(self, family: str) -> Any:
@@ -86,6 +91,7 @@ class Engine:
         backend = VllmBackend(specs)
         for spec in specs:
             self.routes[spec.name] = Route(backend, "vllm", spec.kind, {})
+        self._locks.setdefault("vllm", threading.Lock())
         log(f"Loaded {len(specs)} variant(s) in vLLM")
 
     @property
@@ -96,7 +102,9 @@ class Engine:
         self, name: str, messages: list[dict[str, str]], settings: GenSettings, on_token: TokenCallback,
         should_stop: StopCheck, stops: tuple[str, ...] = (), prompt: str | None = None,
     ) -> dict[str, Any]:
-        return self.routes[name].backend.generate(name, messages, settings, on_token, should_stop, stops=stops, prompt=prompt)
+        route = self.routes[name]
+        with self._locks[route.group]:
+            return route.backend.generate(name, messages, settings, on_token, should_stop, stops=stops, prompt=prompt)
 
 
 class VllmBackend:

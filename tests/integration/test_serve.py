@@ -176,6 +176,16 @@ def test_bad_requests_get_openai_errors_and_the_server_survives(server) -> None:
     assert httpx.get(server["url"].removesuffix("/v1") + "/health", timeout=30).json()["status"] == "ok"
 
 
+def test_a_client_leaving_mid_stream_leaves_the_server_answering_exactly(server, client) -> None:
+    expected = greedy(client, ADAPTERS[0]).choices[0].message.content
+    body = {"model": "base", "messages": HELLO, "max_tokens": 64, "temperature": 0, "stream": True}
+    with httpx.stream("POST", server["url"] + "/chat/completions", json=body, timeout=60) as response:
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+        first = next(line for line in response.iter_lines() if line)
+        assert json.loads(first.removeprefix("data: "))["choices"][0]["delta"]["role"] == "assistant"
+    assert greedy(client, ADAPTERS[0]).choices[0].message.content == expected
+
+
 def test_32_requests_8_at_once_all_answer_like_one_at_a_time(server, serve_ws, client) -> None:
     models = ["base", *ADAPTERS] * 11
     models = models[:32]
