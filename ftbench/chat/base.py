@@ -29,9 +29,11 @@ class Backend(Protocol):
         ...
 
     def generate(
-        self, name: str, messages: list[dict[str, str]], settings: GenSettings, on_token: TokenCallback, should_stop: StopCheck
+        self, name: str, messages: list[dict[str, str]], settings: GenSettings, on_token: TokenCallback, should_stop: StopCheck,
+        stops: tuple[str, ...] = (), prompt: str | None = None,
     ) -> dict[str, Any]:
-        """Stream a reply to `messages` through `on_token`; returns the stats of `StreamStats.result`."""
+        """Stream a reply to `messages` (or a continuation of the raw `prompt`) through `on_token`, ending early at
+        any of `stops`; returns the stats of `StreamStats.result` plus `prompt_tokens`."""
         ...
 
 

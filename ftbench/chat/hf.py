@@ -447,17 +447,20 @@ class HFBackend:
         return nullcontext()
 
     def generate(
-        self, name: str, messages: list[dict[str, str]], settings: GenSettings, on_token: TokenCallback, should_stop: StopCheck
+        self, name: str, messages: list[dict[str, str]], settings: GenSettings, on_token: TokenCallback, should_stop: StopCheck,
+        stops: tuple[str, ...] = (), prompt: str | None = None,
     ) -> dict[str, Any]:
+        """`stops` are extra stop strings; `prompt` is raw text to continue instead of the templated `messages`."""
         if name not in self.variants:
             raise FtbenchError(f"No loaded column named '{name}'.", "Load it first.")
         key, _ = self.variants[name]
         base = self.bases[key]
         stats = StreamStats()
-        prompt = base.render(with_system(messages, settings.system))
-        enc = base.tokenizer(prompt, return_tensors="pt", add_special_tokens=base.template == FALLBACK_TEMPLATE)
+        raw = prompt is not None
+        text = prompt if raw else base.render(with_system(messages, settings.system))
+        enc = base.tokenizer(text, return_tensors="pt", add_special_tokens=raw or base.template == FALLBACK_TEMPLATE)
         enc = {k: v.to(base.model.device) for k, v in enc.items()}
-        stops = PLAIN_STOPS if base.template == FALLBACK_TEMPLATE else ()
+        stops = (PLAIN_STOPS if base.template == FALLBACK_TEMPLATE and not raw else ()) + tuple(s for s in stops if s)
         streamer = _TextStreamer(base.tokenizer, stats, on_token, stops)
         kwargs: dict[str, Any] = {
             "max_new_tokens": settings.max_new_tokens,
@@ -483,5 +486,5 @@ class HFBackend:
         else:
             reason = "length"
         stats.tokens = len(new_ids)
-        return stats.result(reason)
+        return {**stats.result(reason), "prompt_tokens": int(enc["input_ids"].shape[1])}
 

@@ -122,14 +122,15 @@ class LlamaCppBackend:
             close()
 
     def generate(
-        self, name: str, messages: list[dict[str, str]], settings: GenSettings, on_token: TokenCallback, should_stop: StopCheck
+        self, name: str, messages: list[dict[str, str]], settings: GenSettings, on_token: TokenCallback, should_stop: StopCheck,
+        stops: tuple[str, ...] = (), prompt: str | None = None,
     ) -> dict[str, Any]:
+        """`stops` are extra stop strings; `prompt` is raw text to continue instead of the templated `messages`."""
         if name not in self.models:
             raise FtbenchError(f"No loaded column named '{name}'.", "Load it first.")
         llm = self.models[name]
         stats = StreamStats()
-        stream = llm.create_chat_completion(
-            messages=with_system(messages, settings.system),
+        sampling = dict(
             stream=True,
             temperature=settings.temperature,
             top_p=settings.top_p,
@@ -137,7 +138,13 @@ class LlamaCppBackend:
             max_tokens=settings.max_new_tokens,
             repeat_penalty=settings.repetition_penalty,
             seed=settings.seed,
+            stop=[s for s in stops if s] or None,
         )
+        if prompt is not None:
+            stream = llm.create_completion(prompt=prompt, **sampling)
+        else:
+            messages = with_system(messages, settings.system)
+            stream = llm.create_chat_completion(messages=messages, **sampling)
         reason = "length"
         try:
             for chunk in stream:
@@ -145,7 +152,7 @@ class LlamaCppBackend:
                     reason = "cancelled"
                     break
                 choice = chunk["choices"][0]
-                piece = choice.get("delta", {}).get("content")
+                piece = choice.get("text") if prompt is not None else choice.get("delta", {}).get("content")
                 if piece:
                     stats.token(piece)
                     on_token(piece)
@@ -155,4 +162,21 @@ class LlamaCppBackend:
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
-        return stats.result(reason)
+        return {**stats.result(reason), "prompt_tokens": prompt_token_count(llm, messages if prompt is None else None, prompt)}
+
+
+def prompt_token_count(llm: Any, messages: list[dict[str, str]] | None, prompt: str | None) -> int:
+    """How many tokens the prompt took, as llama-cpp-python builds it: the GGUF's chat template rendered like
+    its Jinja2 chat handler does, or the raw prompt with BOS (streaming responses carry no usage counts)."""
+    template = llm.metadata.get("tokenizer.chat_template")
+    if prompt is None and template:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        vocab = llm._model
+        formatted = Jinja2ChatFormatter(
+            template=template, eos_token=vocab.token_get_text(llm.token_eos()), bos_token=vocab.token_get_text(llm.token_bos()),
+        )(messages=messages)
+        return len(llm.tokenize(formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True))
+    if prompt is None:  # no template: llama-cpp-python's fallback format; the contents are most of it
+        prompt = "\n".join(m.get("content", "") for m in messages or [])
+    return len(llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))

@@ -34,10 +34,11 @@ class ScriptedBackend:
         del self.specs[name]
 
     def generate(
-        self, name: str, messages: list[dict[str, str]], settings: GenSettings, on_token: TokenCallback, should_stop: StopCheck
+        self, name: str, messages: list[dict[str, str]], settings: GenSettings, on_token: TokenCallback, should_stop: StopCheck,
+        stops: tuple[str, ...] = (), prompt: str | None = None,
     ) -> dict[str, Any]:
         spec = self.specs[name]
-        prompt = messages[-1]["content"]
+        prompt = prompt if prompt is not None else messages[-1]["content"]
         crash = spec.options.get("crash_on")
         if crash and crash in prompt:
             os._exit(3)
@@ -55,4 +56,4 @@ class ScriptedBackend:
                 time.sleep(delay)
             stats.token(piece)
             on_token(piece)
-        return stats.result(reason)
+        return {**stats.result(reason), "prompt_tokens": len(prompt.split())}

@@ -41,6 +41,7 @@ JOB_TARGETS = {
     "train": "ftbench.train.worker:run",
     "export": "ftbench.export.job:run",
     "demo": "ftbench.demo.job:run",
+    "serve": "ftbench.serve.job:run",
 }
 
 # File names inside a job folder; JobLayout owns them, these short aliases keep this module readable.

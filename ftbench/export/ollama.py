@@ -11,19 +11,19 @@ from pathlib import Path
 
 from ftbench.core.atomic import atomic_write_text
 
+# Current Ollama passes the system prompt twice: as `.System` and as a "system" entry in `.Messages`. These
+# templates read only `.Messages`, so it appears once. Gemma has no system role: its system text becomes a
+# user turn, as in Ollama's own Gemma template.
 TEMPLATES = {
     "chatml": ("<|im_start|>", ["<|im_end|>"],
-               "{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}"
                "{{ range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"),
     "llama3": ("<|start_header_id|>", ["<|eot_id|>"],
-               "{{ if .System }}<|start_header_id|>system<|end_header_id|>\n\n{{ .System }}<|eot_id|>{{ end }}"
                "{{ range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}<|eot_id|>{{ end }}"
                "<|start_header_id|>assistant<|end_header_id|>\n\n"),
     "gemma": ("<start_of_turn>", ["<end_of_turn>"],
-              "{{ range .Messages }}<start_of_turn>{{ if eq .Role \"assistant\" }}model{{ else }}{{ .Role }}{{ end }}\n"
+              "{{ range .Messages }}<start_of_turn>{{ if eq .Role \"assistant\" }}model{{ else }}user{{ end }}\n"
               "{{ .Content }}<end_of_turn>\n{{ end }}<start_of_turn>model\n"),
     "phi3": ("<|assistant|>", ["<|end|>"],
-             "{{ if .System }}<|system|>\n{{ .System }}<|end|>\n{{ end }}"
              "{{ range .Messages }}<|{{ .Role }}|>\n{{ .Content }}<|end|>\n{{ end }}<|assistant|>\n"),
 }
 
@@ -56,8 +56,8 @@ def modelfile_text(gguf_name: str, chat_template: str | None, eos_token: str | N
     for stop in stops:
         lines.append(f'PARAMETER stop "{stop}"')
     lines.append("PARAMETER temperature 0.7")
-    if n_ctx:
-        lines.append(f"PARAMETER num_ctx {min(int(n_ctx), 4096)}")
+    if n_ctx:  # the model's own context length: Ollama's default (2048-4096) would cut long prompts
+        lines.append(f"PARAMETER num_ctx {int(n_ctx)}")
     return "\n".join(lines) + "\n"
 
 

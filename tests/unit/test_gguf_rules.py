@@ -92,7 +92,7 @@ def test_modelfile_for_chatml():
     text = modelfile_text("m-Q4_K_M.gguf", "{{'<|im_start|>' + m['role']}}", "<|im_end|>", n_ctx=8192)
     assert text.startswith("FROM ./m-Q4_K_M.gguf\n")
     assert "<|im_start|>{{ .Role }}" in text and text.count('PARAMETER stop "<|im_end|>"') == 1
-    assert "PARAMETER num_ctx 4096" in text
+    assert "PARAMETER num_ctx 8192" in text
     assert "No TEMPLATE" in modelfile_text("m.gguf", "[INST] custom", "</s>")
 
 

@@ -71,6 +71,7 @@ class ChatScreen(Screen):
         Binding("ctrl+r", "restart", "Restart server", id="chat_restart"),
         Binding("ctrl+s", "save", "Save chat", id="chat_save"),
         Binding("ctrl+o", "close_chat", "Close chat", id="chat_close"),
+        Binding("f9", "serve", "Serve (OpenAI API)", id="chat_serve"),
     ]
 
     def __init__(
@@ -414,6 +415,17 @@ class ChatScreen(Screen):
         for col in self.columns():
             col.set_status("loading")
         self.start_server()
+
+    def action_serve(self) -> None:
+        from ftbench.serve.launch import options_for_variants
+        from ftbench.tui.screens.serve import ServeScreen
+
+        try:
+            options = options_for_variants(self.transcript.variants)
+        except FtbenchError as exc:
+            self.notify(f"{exc.message} {exc.hint or ''}".strip(), severity="error", timeout=8)
+            return
+        self.app.push_screen(ServeScreen(self.ws, options))
 
     def action_save(self) -> None:
         path = self.save()

@@ -156,6 +156,12 @@ class JobsScreen(PollingScreen):
             text.append(f"\n{row['error']}", style="red")
             if row["hint"]:
                 text.append(f"\nhint: {row['hint']}", style="dim")
+        if row["kind"] == "serve" and row["serve"].get("url") and row["state"] == "running":
+            import socket
+
+            from ftbench.serve.connect import serve_card
+
+            text.append("\n" + "\n".join(serve_card(row["serve"], socket.gethostname())))
         if row["kind"] == "export" and row["result"].get("files"):
             from ftbench.core.export_card import render_card
 

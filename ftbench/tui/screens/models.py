@@ -9,6 +9,7 @@ worker; nothing here imports torch.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.console import Group
@@ -110,6 +111,7 @@ class ModelsScreen(Screen[None]):
         Binding("r", "rescan", "Rescan", id="models_rescan"),
         Binding("e", "focus_estimate", "Seq len / batch", id="models_estimate"),
         Binding("escape", "focus_list", "List", show=False, id="models_list"),
+        Binding("v", "serve", "Serve (OpenAI API)", id="models_serve"),
     ]
 
     def __init__(self, ws: Workspace, *, hf_cache: bool | None = None) -> None:
@@ -218,6 +220,21 @@ class ModelsScreen(Screen[None]):
 
     def action_focus_list(self) -> None:
         self.query_one("#md-list", DataTable).focus()
+
+    def action_serve(self) -> None:
+        from ftbench.serve.launch import options_for_model
+        from ftbench.tui.screens.serve import ServeScreen
+
+        model = self.current
+        if model is None:
+            self.notify("No model selected.", severity="warning")
+            return
+        try:
+            options = options_for_model(Path(model.path), model.kind, model.base_model)
+        except FtbenchError as exc:
+            self.notify(f"{exc.message} {exc.hint or ''}".strip(), severity="error", timeout=8)
+            return
+        self.app.push_screen(ServeScreen(self.ws, options))
 
 
 def _sample_once() -> Any:

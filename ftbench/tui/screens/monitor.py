@@ -54,6 +54,7 @@ class MonitorScreen(Screen[None]):
         Binding("m", "toggle_smooth", "Smoothing", id="monitor_smoothing"),
         Binding("t", "chat", "Chat with adapter", id="monitor_chat"),
         Binding("g", "export", "Export GGUF", id="monitor_export"),
+        Binding("v", "serve", "Serve (OpenAI API)", id="monitor_serve"),
     ]
 
     def __init__(self, ws: Workspace, job_dir: Path) -> None:
@@ -324,3 +325,14 @@ class MonitorScreen(Screen[None]):
         job = self._guard(start_job, self.ws, "export", name, params, meta, on_launch=Registry(self.ws).sync_job)
         if job is not None:
             self.notify(f"Export started: {job.id} ({', '.join(params['quants'])}). Follow it on the Jobs screen.")
+
+    def action_serve(self) -> None:
+        from ftbench.serve.launch import options_for_run
+        from ftbench.tui.screens.serve import ServeScreen
+
+        if self.status.get("state") in ACTIVE_STATES:
+            self.notify("The run is still going; serve it when it has finished.", severity="warning")
+            return
+        options = self._guard(options_for_run, self.job_dir)
+        if options is not None:
+            self.app.push_screen(ServeScreen(self.ws, options))

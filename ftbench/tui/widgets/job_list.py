@@ -68,6 +68,7 @@ def job_row(job: Job, clock: Callable[[], float]) -> dict[str, Any]:
         "hint": (s.get("error") or {}).get("hint") or "",
         "attempt": s.get("attempt", 1),
         "result": s.get("result") or {},
+        "serve": s.get("serve") or {},
     }
 
 

@@ -1,0 +1,66 @@
+"""The serve job target (`kind="serve"`): the server as a detached job that outlives the terminal.
+
+status.json gets `serve` (URL, port, variant names, whether a key is needed) once the models are loaded,
+and `progress` with the request count and tokens/s; every request is a `metrics` event. SIGTERM (`ftbench
+stop`) shuts the server down gracefully and the job ends `stopped`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+from ftbench.core.jobs import update_status
+from ftbench.serve.safety import KEY_ENV
+
+PROGRESS_EVERY_S = 1.0
+
+
+def progress_phase(snapshot: dict[str, Any]) -> str:
+    """What Jobs shows in the progress column for a server."""
+    return f"serving {snapshot['requests']} req {snapshot['tok_s']:.1f} tok/s"
+
+
+def run(ctx: Any) -> None:
+    from ftbench.serve.runner import ServeOptions, serve
+
+    ctx.cooperative_stop = True  # uvicorn finishes in-flight requests, then the job ends `stopped`
+    opts = ServeOptions.from_dict(ctx.params)
+    api_key = os.environ.get(KEY_ENV) or None
+    stop = threading.Event()
+
+    def watch_stop() -> None:
+        while not stop.wait(0.2):
+            if ctx.stop_requested:
+                stop.set()
+
+    threading.Thread(target=watch_stop, name="job-stop", daemon=True).start()
+    last: dict[str, Any] = {"written": 0.0, "record": None}
+
+    def on_ready(card: dict[str, Any]) -> None:
+        update_status(ctx.job_dir, serve={**card, "ready": True}, progress={"phase": "serving 0 req 0.0 tok/s"})
+        ctx.set_result(url=card["url"], models=card["variants"])  # what `ftbench show` and the registry list
+        ctx.emit("log", level="info", message=f"serving at {card['url']}")
+
+    def on_request(record: dict[str, Any]) -> None:
+        ctx.emit("metrics", **record)
+        last["record"] = record
+        now = time.monotonic()
+        if now - last["written"] >= PROGRESS_EVERY_S:
+            last["written"] = now
+            write_progress(record)
+
+    def write_progress(record: dict[str, Any]) -> None:
+        snapshot = {"requests": record["total_requests"], "tok_s": record["total_tok_s"]}
+        update_status(ctx.job_dir, progress={"phase": progress_phase(snapshot), "done": None, "total": None})
+
+    try:
+        serve(ctx.workspace, opts, api_key, on_ready, on_request, stop, ctx.log)
+    finally:
+        stop.set()
+        if last["record"] is not None:
+            write_progress(last["record"])
+    if not ctx.stop_requested:
+        ctx.request_stop()  # uvicorn took the SIGTERM itself: still a stop, not a success
