@@ -38,7 +38,19 @@ OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {"alpaca": ("input", "system")}
 DETECTION_ORDER = ("preference", "squad", "ner", "messages", "sharegpt", "alpaca", "classification", "text")
 CAUSAL_FORMATS = ("alpaca", "messages", "sharegpt", "text")
 ROLES = ("system", "user", "assistant", "tool")
-SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "tool": "tool", "function_call": "assistant", "observation": "tool"}
+SHAREGPT_ROLES = {
+    "system": "system",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "chatgpt": "assistant",
+    "bing": "assistant",
+    "bard": "assistant",
+    "tool": "tool",
+    "function_call": "assistant",
+    "observation": "tool",
+}
 
 
 # Column names that mean a format field without a mapping (multi-label files usually say `labels`).
@@ -87,7 +99,9 @@ def row_problem(fmt: str, row: Any, columns: Mapping[str, str] | None = None) ->
         present = ", ".join(sorted(map(str, row))) or "none"
         return f"missing field {', '.join(repr(m) for m in missing)} for format {fmt} (columns present: {present})"
     if fmt == "alpaca":
-        return _strings(r, ("instruction", "output")) or (_strings(r, ("input",)) if r.get("input") is not None else None)
+        return _strings(r, ("instruction", "output")) or (
+            _strings(r, ("input",)) if r.get("input") is not None else None
+        )
     if fmt in ("text", "classification") and not isinstance(r["text"], str):
         return f"'text' must be a string, not {type(r['text']).__name__}"
     if fmt == "messages":

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from ftbench.catalog.models import discover_models, inspect_model, read_safetensors_header, safetensors_stats
+from ftbench.catalog.model_listing import discover_models
+from ftbench.catalog.models import inspect_model, read_safetensors_header, safetensors_stats
 from ftbench.core.errors import FtbenchError
 
 LLAMA_CONFIG = {

@@ -239,7 +239,7 @@ class DatasetsScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="ds-discover", exit_on_error=False)
     def discover(self) -> None:
         from ftbench.catalog.datasets import discover_datasets
-        from ftbench.catalog.models import discover_models
+        from ftbench.catalog.model_listing import discover_models
 
         self.post_message(DatasetsFound(discover_datasets(self.ws, hf_cache=self.hf_cache)))
         try:  # after the datasets are on screen: a model scan can take seconds (GGUF files, the HF cache)

@@ -148,7 +148,7 @@ class ModelsScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="md-discover", exit_on_error=False)
     def discover(self) -> None:
-        from ftbench.catalog.models import discover_models
+        from ftbench.catalog.model_listing import discover_models
 
         self.post_message(ModelsFound(discover_models(self.ws, hf_cache=self.hf_cache)))
 
