@@ -96,3 +96,15 @@ def discover_models(ws: Any, hf_cache: bool | None = None, notes: list[str] | No
     if notes is not None:
         notes.extend(catalog.notes)
     return found
+
+
+def tokenizer_models(ws: Any, hf_cache: bool | None = None) -> list[ModelInfo]:
+    """HF models with a tokenizer.json (for token-length stats), a causal LM's first; details only for those."""
+    catalog = ModelCatalog(ws, hf_cache)
+    usable = []
+    for entry in catalog.listing():
+        if entry.info.kind == "hf" and (Path(entry.info.path) / "tokenizer.json").is_file():
+            usable.append(entry.info if entry.complete else catalog.details(entry))
+    catalog.save()
+    usable.sort(key=lambda m: not (m.architecture or "").endswith("ForCausalLM"))
+    return usable

@@ -128,3 +128,14 @@ class CatalogFeed:
                 if key in pending:
                     return key
         return next(iter(pending))
+
+
+def visible_keys(table: Any, keys: list[str], first: list[str]) -> list[str]:
+    """`first` (the highlighted entry), then the keys of the rows a DataTable shows now: what to read next."""
+    top = int(table.scroll_offset.y)
+    return first + keys[top : top + max(table.size.height, 1)]
+
+
+def found_subtitle(count: int, notes: list[str]) -> str:
+    skipped = f", {len(notes)} folder(s) skipped" if notes else ""
+    return f"{count} found{skipped}"

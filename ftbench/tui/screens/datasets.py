@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -27,7 +26,7 @@ from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Selec
 from ftbench.catalog.datasets import DatasetInfo, DatasetReader, DatasetStats, Row
 from ftbench.core.humanize import human_age, human_size, rows_text
 from ftbench.core.workspace import Workspace
-from ftbench.tui.catalog_feed import CatalogDetails, CatalogDone, CatalogFeed, CatalogRows
+from ftbench.tui.catalog_feed import CatalogDetails, CatalogDone, CatalogFeed, CatalogRows, found_subtitle, visible_keys
 from ftbench.tui.widgets.dataset_view import DatasetTable
 from ftbench.tui.widgets.record_view import RecordView
 
@@ -308,8 +307,7 @@ class DatasetsScreen(Screen[None]):
             return
         self.listing_done = True
         table = self.query_one("#ds-list", DataTable)
-        skipped = f", {len(message.notes)} folder(s) skipped" if message.notes else ""
-        table.border_subtitle = f"{len(self.datasets)} found{skipped}"
+        table.border_subtitle = found_subtitle(len(self.datasets), message.notes)
         for note in message.notes[:3]:
             self.notify(note, severity="warning")
         if not self.datasets:
@@ -320,29 +318,20 @@ class DatasetsScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="ds-tokenizers", exit_on_error=False)
     def _find_tokenizers(self) -> None:
         """Models with a tokenizer.json, for the stats histogram: after the datasets, from the models' cache."""
-        from ftbench.catalog.model_listing import ModelCatalog
+        from ftbench.catalog.model_listing import tokenizer_models
 
-        catalog = ModelCatalog(self.ws, hf_cache=self.hf_cache)
-        usable = []
         try:
-            for entry in catalog.listing():
-                if entry.info.kind == "hf" and (Path(entry.info.path) / "tokenizer.json").is_file():
-                    usable.append(entry.info if entry.complete else catalog.details(entry))
-            catalog.save()
+            usable = tokenizer_models(self.ws, hf_cache=self.hf_cache)
         except Exception:  # noqa: BLE001 - no tokenizers just means no histogram
             usable = []
-        usable.sort(key=lambda m: not (m.architecture or "").endswith("ForCausalLM"))  # a causal LM's tokenizer first
         self.post_message(TokenizersFound([(m.name, m.path) for m in usable]))
 
     def _prefer_visible(self) -> None:
         """Ask the feed for the open dataset's details first, then the rows on screen."""
         if self.feed is None or self.feed.done:
             return
-        table = self.query_one("#ds-list", DataTable)
-        top = int(table.scroll_offset.y)
-        visible = self.keys[top : top + max(table.size.height, 1)]
-        current = [k for k, d in zip(self.keys, self.datasets, strict=True) if d is self.current][:1]
-        self.feed.prefer(current + visible)
+        first = [k for k, d in zip(self.keys, self.datasets, strict=True) if d is self.current][:1]
+        self.feed.prefer(visible_keys(self.query_one("#ds-list", DataTable), self.keys, first))
 
     def on_tokenizers_found(self, message: TokenizersFound) -> None:
         self.tokenizers = message.tokenizers

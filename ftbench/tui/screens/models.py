@@ -28,7 +28,7 @@ from ftbench.core.errors import FtbenchError
 from ftbench.core.estimate import METHODS, VramEstimate, estimate_all, gpu_fits
 from ftbench.core.humanize import human_count, human_size
 from ftbench.core.workspace import Workspace
-from ftbench.tui.catalog_feed import CatalogDetails, CatalogDone, CatalogFeed, CatalogRows
+from ftbench.tui.catalog_feed import CatalogDetails, CatalogDone, CatalogFeed, CatalogRows, found_subtitle, visible_keys
 
 GIB = 1024**3
 READING = "…"  # a detail not read yet
@@ -214,8 +214,7 @@ class ModelsScreen(Screen[None]):
             return
         self.listing_done = True
         table = self.query_one("#md-list", DataTable)
-        skipped = f", {len(message.notes)} folder(s) skipped" if message.notes else ""
-        table.border_subtitle = f"{len(self.models)} found{skipped}"
+        table.border_subtitle = found_subtitle(len(self.models), message.notes)
         for note in message.notes[:3]:
             self.notify(note, severity="warning")
         if not self.models:
@@ -226,10 +225,8 @@ class ModelsScreen(Screen[None]):
         """Ask the feed for the highlighted row's details first, then the rows on screen."""
         if self.feed is None or self.feed.done:
             return
-        table = self.query_one("#md-list", DataTable)
-        top = int(table.scroll_offset.y)
-        visible = self.keys[top : top + max(table.size.height, 1)]
-        self.feed.prefer(([self.current_key] if self.current_key else []) + visible)
+        first = [self.current_key] if self.current_key else []
+        self.feed.prefer(visible_keys(self.query_one("#md-list", DataTable), self.keys, first))
 
     @on(DataTable.RowHighlighted, "#md-list")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
