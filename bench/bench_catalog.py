@@ -141,8 +141,15 @@ def write_datasets(root: Path) -> None:
 
     rng = random.Random(1)
     for i in range(N_DATASETS - 1):
-        rows = [{"messages": [{"role": "user", "content": f"q{i}-{k}"}, {"role": "assistant", "content": "a" * rng.randint(5, 80)}]}
-                for k in range(1000)]  # fmt: skip
+        rows = [
+            {
+                "messages": [
+                    {"role": "user", "content": f"q{i}-{k}"},
+                    {"role": "assistant", "content": "a" * rng.randint(5, 80)},
+                ]
+            }
+            for k in range(1000)
+        ]
         kind = ("jsonl", "csv", "parquet")[i % 3]
         path = root / f"set{i // 10}" / f"d{i:02d}.{kind}"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -154,7 +161,9 @@ def write_datasets(root: Path) -> None:
             pq.write_table(pa.table({"prompt": ["p"] * 1000, "chosen": ["c"] * 1000, "rejected": ["r"] * 1000}), path)
     big = root / "big" / "train-1gb.jsonl"
     big.parent.mkdir(parents=True)
-    line = json.dumps({"messages": [{"role": "user", "content": "hello " * 20}, {"role": "assistant", "content": "hi " * 40}]})
+    line = json.dumps(
+        {"messages": [{"role": "user", "content": "hello " * 20}, {"role": "assistant", "content": "hi " * 40}]}
+    )
     with open(big, "w") as f:
         while f.tell() < 16 * 1024**2:
             f.write(line + "\n")
@@ -246,9 +255,16 @@ def child_peers(root: Path, skip_gguf_py: bool) -> dict:
 
 
 def run_child(root: Path, *args: str) -> dict:
-    env = {**os.environ, "HF_HOME": str(root / "hf"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {
+        **os.environ,
+        "HF_HOME": str(root / "hf"),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
     env.pop("HF_HUB_CACHE", None)
-    proc = subprocess.run([sys.executable, __file__, "--child", *args, str(root)], capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", *args, str(root)], capture_output=True, text=True, env=env
+    )
     if proc.returncode:
         raise SystemExit(f"child {args} failed:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -266,8 +282,9 @@ def report(results: dict, peers: dict) -> bool:
             limit = 1.0 if state == "cold" else 0.2
             good = r["first_row_s"] < 0.3 and r["complete_s"] < limit and r["peak_rss_mb"] < 200
             ok &= good
-            rows.append(f"| {kind} | {state} | {r['entries']} ({r['from_cache']} cached) | {r['first_row_s']:.3f} | "
-                        f"{r['complete_s']:.3f} (< {limit}) | {r['peak_rss_mb']:.0f} | {'ok' if good else 'MISSED'} |")  # fmt: skip
+            cells = [kind, state, f"{r['entries']} ({r['from_cache']} cached)", f"{r['first_row_s']:.3f}"]
+            cells += [f"{r['complete_s']:.3f} (< {limit})", f"{r['peak_rss_mb']:.0f}", "ok" if good else "MISSED"]
+            rows.append("| " + " | ".join(cells) + " |")
     print("| list | state | entries | first row s (< 0.3) | complete s | peak RSS MB (< 200) | target |")
     print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))

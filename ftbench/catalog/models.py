@@ -383,6 +383,7 @@ def inspect_model(path: str | os.PathLike[str], source: str = "path", name: str 
     if kind is None:
         raise FtbenchError(
             f"{p} is not a model: no config.json, no adapter_config.json, and not a .gguf file.",
-            "Point at a Hugging Face model folder, a PEFT adapter folder or a .gguf file (`ftbench models` lists them).",
+            "Point at a Hugging Face model folder, a PEFT adapter folder or a .gguf file "
+            "(`ftbench models` lists them).",
         )
     return INSPECTORS[kind](p, source, name)

@@ -2,8 +2,9 @@
 
 Discovery (a `CatalogFeed`: rows as files are found, rows/format as each is read or taken from the
 workspace's metadata cache), opening a file, indexing, searching and stats all run in thread workers that
-post messages; the event loop only draws. A 1 GB JSONL shows its first page at once (read straight from the memory map) while
-its line index is built in the background; the row count reads "~1,525,000" until the index is exact.
+post messages; the event loop only draws. A 1 GB JSONL shows its first page at once (read straight from the
+memory map) while its line index is built in the background; the row count reads "~1,525,000" until the index
+is exact.
 Nothing here imports torch, transformers or `datasets`; token lengths use the `tokenizers` library only.
 """
 

@@ -204,7 +204,8 @@ class ModelsScreen(Screen[None]):
             i = index[entry.key]
             self.models[i] = entry.info
             self.complete.add(entry.key)
-            for column, value in zip(("name", "kind", "arch", "params", "size"), self._cells(entry.info, True), strict=True):
+            cells = self._cells(entry.info, True)
+            for column, value in zip(("name", "kind", "arch", "params", "size"), cells, strict=True):
                 table.update_cell(entry.key, column, value)
             if entry.key == self.current_key:
                 self.show_model(entry.info, entry.key)
