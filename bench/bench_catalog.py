@@ -199,6 +199,7 @@ def peak_rss_mb() -> float:
 
 def child_listing(root: Path, kind: str) -> dict:
     t_import = time.perf_counter()
+    from ftbench.catalog.cache import fill_details
     from ftbench.catalog.datasets import DatasetCatalog
     from ftbench.catalog.model_listing import ModelCatalog
     from ftbench.core.workspace import Workspace
@@ -211,7 +212,7 @@ def child_listing(root: Path, kind: str) -> dict:
         first = first or time.perf_counter() - t0
         entries.append(entry)
     listed = time.perf_counter() - t0
-    infos = [e.info if e.complete else catalog.details(e) for e in entries]
+    infos = fill_details(catalog, entries)  # as `ftbench models` does: a few threads
     complete = time.perf_counter() - t0
     catalog.save()
     errors = [f"{i.name}: {i.error}" for i in infos if i.error]

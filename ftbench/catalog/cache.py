@@ -134,16 +134,20 @@ def read_and_store(cache: MetadataCache, entry: Listed[Any]) -> Any:
     return info
 
 
-def complete(catalog: Catalog[T], stop: threading.Event | None = None, workers: int = DETAIL_WORKERS) -> list[T]:
-    """Every entry with its details, in listing order (what the CLI prints); saves the cache.
+def complete(catalog: Catalog[T], stop: threading.Event | None = None) -> list[T]:
+    """Every entry with its details, in listing order (what the CLI prints); saves the cache."""
+    out = fill_details(catalog, list(catalog.listing(stop)))
+    catalog.save()
+    return out
 
-    Details are read by a few threads: most of the work is file reads and numpy scans that release the GIL,
-    and on a network file system the waits overlap.
+
+def fill_details(catalog: Catalog[T], entries: list[Listed[T]], workers: int = DETAIL_WORKERS) -> list[T]:
+    """The details of `entries` in their order, read by a few threads.
+
+    Most of the work is file reads and numpy scans that release the GIL, and on a network file system the
+    waits overlap.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    entries = list(catalog.listing(stop))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        out = list(pool.map(lambda e: e.info if e.complete else catalog.details(e), entries))
-    catalog.save()
-    return out
+        return list(pool.map(lambda e: e.info if e.complete else catalog.details(e), entries))
