@@ -33,7 +33,10 @@ def assert_matches_gguf_py(path: Path) -> GGUFHeader:
             expected = f.contents()
             assert value == expected and type(value) is type(expected), (key, value, expected)
     ours = [(t.name, t.shape, t.type, t.offset, t.n_elements) for t in header.tensors]
-    theirs = [(t.name, tuple(int(d) for d in t.shape), int(t.tensor_type), t.data_offset, t.n_elements) for t in reader.tensors]
+    theirs = [
+        (t.name, tuple(int(d) for d in t.shape), int(t.tensor_type), t.data_offset, t.n_elements)
+        for t in reader.tensors
+    ]
     assert ours == theirs
     assert (header.data_offset, header.alignment) == (reader.data_offset, reader.alignment)
     return header

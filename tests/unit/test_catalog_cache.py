@@ -60,7 +60,9 @@ def test_a_changed_file_is_read_again(workspace) -> None:
     assert [d.rows for d in discover_datasets(workspace, hf_cache=False)] == [5]
 
 
-@pytest.mark.parametrize("content", ["{not json", '{"version": 1, "entries": []}', '{"version": 999, "entries": {}}', ""])
+@pytest.mark.parametrize(
+    "content", ["{not json", '{"version": 1, "entries": []}', '{"version": 999, "entries": {}}', ""]
+)
 def test_a_corrupt_or_foreign_cache_is_rebuilt_silently(workspace, content: str) -> None:
     filled(workspace)
     expected = [m.to_dict() for m in discover_models(workspace, hf_cache=False)]

@@ -24,7 +24,9 @@ VT = gguf.GGUFValueType
 def write(path: Path, build, endianess=gguf.GGUFEndian.LITTLE, tensors: dict[str, np.ndarray] | None = None) -> Path:
     writer = gguf.GGUFWriter(str(path), "llama", endianess=endianess)
     build(writer)
-    for name, array in (tensors or {"token_embd.weight": np.zeros((8, 4), np.float16), "norm": np.ones(4, np.float32)}).items():
+    for name, array in (
+        tensors or {"token_embd.weight": np.zeros((8, 4), np.float16), "norm": np.ones(4, np.float32)}
+    ).items():
         writer.add_tensor(name, array)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -150,7 +152,9 @@ def kv_array(key: str, etype: int, count: int, body: bytes = b"") -> bytes:
 def test_empty_arrays_match_gguf_py(tmp_path: Path) -> None:
     """GGUFWriter refuses empty arrays, but files have them; written by hand."""
     path = tmp_path / "empty.gguf"
-    path.write_bytes(handmade(kv=kv_array("a.strings", int(VT.STRING), 0) + kv_array("a.ints", int(VT.INT32), 0), n_kv=2))
+    path.write_bytes(
+        handmade(kv=kv_array("a.strings", int(VT.STRING), 0) + kv_array("a.ints", int(VT.INT32), 0), n_kv=2)
+    )
     header = assert_matches_gguf_py(path)
     assert header.array_length("a.strings") == 0 and header.array_length("a.ints") == 0 and header.tensors == []
 
