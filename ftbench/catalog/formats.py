@@ -31,7 +31,19 @@ FORMAT_FIELDS: dict[str, tuple[str, ...]] = {name: spec.fields for name, spec in
 # Order matters: the first format whose required fields are all present wins (the table's order).
 DETECTION_ORDER: tuple[str, ...] = tuple(FORMAT_SPECS)
 ROLES = ("system", "user", "assistant", "tool")
-SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "tool": "tool", "function_call": "assistant", "observation": "tool"}
+SHAREGPT_ROLES = {
+    "system": "system",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "chatgpt": "assistant",
+    "bing": "assistant",
+    "bard": "assistant",
+    "tool": "tool",
+    "function_call": "assistant",
+    "observation": "tool",
+}
 
 
 # Column names that mean a format field without a mapping (multi-label files usually say `labels`).
@@ -80,7 +92,9 @@ def row_problem(fmt: str, row: Any, columns: Mapping[str, str] | None = None) ->
         present = ", ".join(sorted(map(str, row))) or "none"
         return f"missing field {', '.join(repr(m) for m in missing)} for format {fmt} (columns present: {present})"
     if fmt == "alpaca":
-        return _strings(r, ("instruction", "output")) or (_strings(r, ("input",)) if r.get("input") is not None else None)
+        return _strings(r, ("instruction", "output")) or (
+            _strings(r, ("input",)) if r.get("input") is not None else None
+        )
     if fmt in ("text", "classification") and not isinstance(r["text"], str):
         return f"'text' must be a string, not {type(r['text']).__name__}"
     if fmt == "messages":

@@ -3,7 +3,8 @@
 Everything is read from metadata, never from weights, and without torch or transformers (this runs inside
 the TUI): parameter counts and dtypes come from safetensors headers (an 8-byte little-endian length, then a
 JSON header), the architecture and sizes from config.json, the license from the model card's YAML front
-matter, GGUF facts from the `gguf` package's numpy reader.
+matter, GGUF facts from the file's header (`gguf_header`, which skips the vocabulary's contents).
+Finding models on the box is `model_listing`'s job; this module describes one.
 """
 
 from __future__ import annotations
@@ -11,18 +12,30 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ftbench.catalog.datasets import hf_cache_repos
 from ftbench.catalog.hf_files import read_safetensors_header, text_config
-from ftbench.core.artifacts import classify
+from ftbench.catalog.walk import folder_fingerprint
+from ftbench.core.artifacts import ADAPTER_CONFIG, MODEL_CONFIG, classify
 from ftbench.core.errors import FtbenchError
-from ftbench.core.layout import JobLayout
 
-MAX_DEPTH = 3
-DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+DTYPE_BYTES = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+}
 
 
 @dataclass
@@ -86,17 +99,14 @@ def _weight_files(folder: Path, stem: str = "model") -> list[Path]:
 # folders
 # ----------------------------------------------------------------------------------------------
 def folder_size(path: Path) -> int:
-    """Bytes on disk under `path`, following the HF cache's symlinks to blobs."""
+    """Bytes of the files directly in `path` (a model's weights and configs), symlinked blobs counted once.
+
+    Sub-folders (checkpoints, `original/`) are not walked: on a network file system a recursive walk per
+    model is what makes a listing slow, and they are not part of the model a loader reads.
+    """
     if path.is_file():
         return path.stat().st_size
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += (Path(dirpath) / f).stat().st_size
-            except OSError:
-                continue
-    return total
+    return folder_fingerprint(path).size
 
 
 def read_license(folder: Path) -> str | None:
@@ -269,50 +279,39 @@ def inspect_adapter(folder: Path, source: str, name: str | None = None) -> Model
 # ----------------------------------------------------------------------------------------------
 # GGUF
 # ----------------------------------------------------------------------------------------------
-def _gguf_value(field: Any) -> Any:
-    """A scalar, string or list value of a GGUFReader field."""
-    from gguf import GGUFValueType
-
-    types = list(field.types)
-    if not types:
-        return None
-    if types[0] == GGUFValueType.STRING:
-        return bytes(field.parts[field.data[0]]).decode("utf-8", errors="replace")
-    if types[0] == GGUFValueType.ARRAY:
-        return [None] * len(field.data)  # only the length is needed (vocab)
-    return field.parts[field.data[0]].tolist()[0]
 
 
 def inspect_gguf(path: Path, source: str, name: str | None = None) -> ModelInfo:
-    """A ModelInfo for a .gguf file from its metadata and tensor table (weights are memory-mapped, not read)."""
+    """A ModelInfo for a .gguf file from its header: metadata scalars, the token list's length, the tensor table."""
+    from ftbench.catalog.gguf_header import (  # numpy: not imported at TUI start
+        GGUFArray,
+        file_type_name,
+        read_gguf_header,
+    )
+
     info = ModelInfo(name=name or path.name, path=str(path), kind="gguf", source=source, size_bytes=path.stat().st_size)
     try:
-        from gguf import GGUFReader, LlamaFileType
-
-        reader = GGUFReader(str(path))
-    except Exception as exc:  # noqa: BLE001 - a truncated file must still be listed
-        info.error = f"not a readable GGUF file: {exc}"
+        header = read_gguf_header(path)
+    except FtbenchError as exc:  # a truncated file must still be listed
+        info.error = f"not a readable GGUF file: {exc.message}"
         return info
+    arch = header.architecture
 
     def value(key: str) -> Any:
-        f = reader.fields.get(key)
-        return _gguf_value(f) if f is not None else None
+        v = header.get(key)
+        return None if isinstance(v, GGUFArray) else v
 
-    arch = value("general.architecture")
     info.architecture = arch
     info.model_type = arch
     info.context_length = value(f"{arch}.context_length")
-    tokens = reader.fields.get("tokenizer.ggml.tokens")
-    info.vocab_size = len(tokens.data) if tokens is not None else value(f"{arch}.vocab_size")
-    info.chat_template = reader.fields.get("tokenizer.chat_template") is not None
+    tokens = header.array_length("tokenizer.ggml.tokens")
+    info.vocab_size = tokens if tokens is not None else value(f"{arch}.vocab_size")
+    info.chat_template = "tokenizer.chat_template" in header.metadata
     info.license = value("general.license")
-    info.params = int(sum(int(t.n_elements) for t in reader.tensors))
+    info.params = header.n_params
     file_type = value("general.file_type")
     if file_type is not None:
-        try:
-            info.quantization = LlamaFileType(file_type).name.removeprefix("MOSTLY_")
-        except ValueError:
-            info.quantization = str(file_type)
+        info.quantization = file_type_name(int(file_type))
     info.dtype = info.quantization
     shape = {
         "hidden_size": value(f"{arch}.embedding_length"),
@@ -327,59 +326,34 @@ def inspect_gguf(path: Path, source: str, name: str | None = None) -> ModelInfo:
 
 
 # ----------------------------------------------------------------------------------------------
-# discovery
+# one path
 # ----------------------------------------------------------------------------------------------
+def model_kind(path: Path, files: Collection[str] | None = None) -> str | None:
+    """What a path holds: "gguf" (a .gguf file), "adapter" (adapter_config.json wins), "hf" (config.json), or None.
+
+    The one place the catalog decides adapter versus model; listing and `inspect_model` both ask it. `files`,
+    the folder's file names when the caller has just listed it, saves the stat calls.
+    """
+    if files is None:
+        return {"gguf": "gguf", "adapter": "adapter", "model": "hf"}.get(classify(path) or "")
+    if ADAPTER_CONFIG in files:
+        return "adapter"
+    if MODEL_CONFIG in files:
+        return "hf"
+    return None
+
+
+INSPECTORS = {"gguf": inspect_gguf, "adapter": inspect_adapter, "hf": inspect_hf_folder}
+
+
 def inspect_model(path: str | os.PathLike[str], source: str = "path", name: str | None = None) -> ModelInfo:
     """A ModelInfo for a model folder, adapter folder or .gguf file; `FtbenchError` when it is none of them."""
     p = Path(path).expanduser()
-    kind = classify(p)
-    if kind == "gguf":
-        return inspect_gguf(p, source, name)
-    if kind == "adapter":
-        return inspect_adapter(p, source, name)
-    if kind == "model":
-        return inspect_hf_folder(p, source, name)
-    raise FtbenchError(
-        f"{p} is not a model: no config.json, no adapter_config.json, and not a .gguf file.",
-        "Point at a Hugging Face model folder, a PEFT adapter folder or a .gguf file (`ftbench models` lists them).",
-    )
-
-
-def _walk(root: Path, source: str, max_depth: int = MAX_DEPTH) -> list[ModelInfo]:
-    out: list[ModelInfo] = []
-    if not root.is_dir():
-        return out
-    base = len(root.parts)
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel = str(here.relative_to(root))
-        if classify(here) in ("adapter", "model"):
-            out.append(inspect_model(here, source, name=rel if rel != "." else here.name))
-            # checkpoints inside a run or model folder are not separate models
-            dirnames[:] = [d for d in dirnames if d in (JobLayout.ADAPTER, JobLayout.MODEL)]
-            continue
-        if len(here.parts) - base >= max_depth:
-            dirnames[:] = []
-        for fname in sorted(filenames):
-            if fname.lower().endswith(".gguf"):
-                out.append(inspect_gguf(here / fname, source, name=fname if rel == "." else f"{rel}/{fname}"))
-    return out
-
-
-def discover_models(ws: Any, hf_cache: bool | None = None) -> list[ModelInfo]:
-    """Models under the model roots, adapters and GGUF files of runs and exports, then the HF cache."""
-    out: list[ModelInfo] = []
-    for root in ws.model_roots():
-        out.extend(_walk(root, str(root)))
-    for parent in (ws.runs_dir, ws.exports_dir):
-        for info in _walk(parent, parent.name, max_depth=2):
-            info.name = f"{parent.name}/{info.name}"
-            out.append(info)
-    if ws.config.scan_hf_cache if hf_cache is None else hf_cache:
-        for repo_id, snapshot in hf_cache_repos("model"):
-            try:
-                out.append(inspect_model(snapshot, "hf-cache", name=repo_id))
-            except FtbenchError:
-                out.extend(_walk(snapshot, "hf-cache"))  # e.g. a repo holding only .gguf files
-    return out
+    kind = model_kind(p)
+    if kind is None:
+        raise FtbenchError(
+            f"{p} is not a model: no config.json, no adapter_config.json, and not a .gguf file.",
+            "Point at a Hugging Face model folder, a PEFT adapter folder or a .gguf file "
+            "(`ftbench models` lists them).",
+        )
+    return INSPECTORS[kind](p, source, name)

@@ -49,10 +49,18 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def print_notes(notes: list[str]) -> None:
+    """Folders discovery had to skip, on stderr so the listing on stdout (and --json) stays clean."""
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+
+
 def cmd_datasets(args: argparse.Namespace, ws: Workspace) -> int:
     from ftbench.catalog.datasets import discover_datasets
 
-    found = discover_datasets(ws, hf_cache=False if args.no_hf_cache else None)
+    notes: list[str] = []
+    found = discover_datasets(ws, hf_cache=False if args.no_hf_cache else None, notes=notes)
+    print_notes(notes)
     if args.json:
         print_json([d.to_dict() for d in found])
         return 0
@@ -65,9 +73,11 @@ def cmd_datasets(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def cmd_models(args: argparse.Namespace, ws: Workspace) -> int:
-    from ftbench.catalog.models import discover_models
+    from ftbench.catalog.model_listing import discover_models
 
-    found = discover_models(ws, hf_cache=False if args.no_hf_cache else None)
+    notes: list[str] = []
+    found = discover_models(ws, hf_cache=False if args.no_hf_cache else None, notes=notes)
+    print_notes(notes)
     if args.json:
         print_json([m.to_dict() for m in found])
         return 0
@@ -95,7 +105,8 @@ def cmd_models(args: argparse.Namespace, ws: Workspace) -> int:
 def resolve_model(ws: Any, name: str) -> Any:
     """A ModelInfo for a reference (the artifacts lookup order), else for a NAME as `ftbench models` lists it
     (the Hugging Face cache included)."""
-    from ftbench.catalog.models import discover_models, inspect_model
+    from ftbench.catalog.model_listing import discover_models
+    from ftbench.catalog.models import inspect_model
     from ftbench.core.artifacts import NotFound, resolve
 
     try:

@@ -81,13 +81,11 @@ def cmd_export(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def gguf_type_of(path: Path) -> str:
-    """The verification type of a GGUF, from general.file_type."""
-    import gguf
-
+    """The verification type of a GGUF, from general.file_type in its header."""
+    from ftbench.catalog.gguf_header import read_gguf_header
     from ftbench.export.quantize import LLAMA_FTYPES
 
-    field = gguf.GGUFReader(path).get_field("general.file_type")
-    ftype = int(field.contents()) if field else 1
+    ftype = read_gguf_header(path).get("general.file_type", 1)
     names = {0: "f32", 1: "f16", 32: "bf16", 7: "q8_0", **{v: k for k, v in LLAMA_FTYPES.items()}}
     return names.get(ftype, "unknown")
 

@@ -23,7 +23,7 @@ with config.json is a `model`; a `.gguf` file is `gguf`; a data file (.jsonl, .j
 .jsonl.gz, .arrow) or a `datasets`-style folder is a `dataset`.
 
 Job handles (ids, prefixes, `last~N`, selectors) live in core/handles.py, the GGUF header peek in
-core/gguf_header.py, and every file name inside a job folder in core/layout.py.
+catalog/gguf_header.py, and every file name inside a job folder in core/layout.py.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from ftbench.core.errors import FtbenchError
-from ftbench.core.gguf_header import peek_gguf, quant_name
 from ftbench.core.handles import job_kind, job_status, match_job_ids, split_selector
 from ftbench.core.layout import Checkpoint, JobLayout
 from ftbench.core.workspace import Workspace
@@ -195,16 +194,19 @@ def adapter_base(path: Path) -> str | None:
 
 def gguf_file(path: Path, ref: str = "") -> GGUFFile:
     """A GGUFFile from the header alone (a LoRA adapter GGUF has general.type = adapter)."""
-    keys = peek_gguf(path)
-    is_lora = keys.get("general.type") == "adapter"
+    from ftbench.catalog.gguf_header import file_type_name, read_gguf_header  # numpy: only when a GGUF is named
+
+    header = read_gguf_header(path)
+    is_lora = header.get("general.type") == "adapter"
+    file_type = header.get("general.file_type")
     return GGUFFile(
         kind="gguf",
         path=path,
         ref=ref,
-        architecture=keys.get("general.architecture"),
-        quant_type=quant_name(keys.get("general.file_type")),
+        architecture=header.architecture,
+        quant_type=file_type_name(int(file_type)) if isinstance(file_type, int) else None,
         is_lora=is_lora,
-        base=keys.get("general.base_model.0.name") if is_lora else None,
+        base=header.get("general.base_model.0.name") if is_lora else None,
     )
 
 

@@ -16,16 +16,12 @@ IMPORTABLE = ("llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "gpt2")
 
 
 def gguf_architecture(path: Path) -> tuple[str, str]:
-    """(general.architecture, general.type) of a GGUF file."""
-    import gguf
+    """(general.architecture, general.type) of a GGUF file, from its header alone."""
+    from ftbench.catalog.gguf_header import read_gguf_header
 
-    try:
-        reader = gguf.GGUFReader(path)
-    except Exception as exc:  # noqa: BLE001 - any parse failure means "not a GGUF we can read"
-        raise FtbenchError(f"{path} is not a readable GGUF file ({exc}).", "Check the path; the file may be truncated.") from exc
-    arch = reader.get_field("general.architecture")
-    kind = reader.get_field("general.type")
-    return (str(arch.contents()) if arch else "?", str(kind.contents()) if kind else "model")
+    header = read_gguf_header(path)  # FtbenchError naming the file when it is not a readable GGUF
+    kind = header.get("general.type")
+    return (header.architecture or "?", kind if isinstance(kind, str) else "model")
 
 
 def import_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:

@@ -16,6 +16,7 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
+from ftbench.core.humanize import human_size
 from ftbench.core.workspace import Workspace
 from ftbench.tui.screens.datasets import DatasetsScreen, stats_renderable
 from ftbench.tui.services import Services
@@ -69,7 +70,9 @@ async def wait_for(pilot: Pilot, predicate: Callable[[], bool], timeout: float =
 def loaded(app: App) -> Callable[[], bool]:
     def check() -> bool:
         screen = app.screen
-        if not isinstance(screen, DatasetsScreen) or screen.reader is None or not (screen.current and screen.current.rows_exact):
+        if not isinstance(screen, DatasetsScreen) or not screen.listing_done or screen.reader is None:
+            return False
+        if not (screen.current and screen.current.rows_exact):
             return False
         return screen.query_one(RecordView).row is not None
 
@@ -161,3 +164,36 @@ def test_snapshot(ws: Workspace, snap_compare) -> None:
         await wait_for(pilot, lambda: pilot.app.screen.query_one(DatasetTable).cursor == 2)
 
     assert snap_compare(Host(ws), terminal_size=SIZE, run_before=ready)
+
+
+async def test_first_page_opens_while_the_list_is_still_being_read(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Details (rows, format) are held back: the rows are listed and the first file is already browsable."""
+    import threading
+
+    from ftbench.catalog.datasets import DatasetCatalog
+
+    release = threading.Event()
+    reads: list[str] = []
+    original = DatasetCatalog.details
+
+    def held(catalog, entry):
+        reads.append(entry.info.name)
+        assert release.wait(15)
+        return original(catalog, entry)
+
+    monkeypatch.setattr(DatasetCatalog, "details", held)
+    app = Host(ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DatasetsScreen) and app.screen.reader is not None)
+        screen = app.screen
+        table = screen.query_one("#ds-list", DataTable)
+        assert [d.name for d in screen.datasets] == ["demo/chat.jsonl", "demo/ner.jsonl", "demo/reviews.csv"]
+        assert [table.get_row_at(i)[1:3] for i in range(3)] == [["…", "…"]] * 3  # format and rows still coming
+        assert table.get_row_at(2)[3] == human_size((ws.datasets_dir / "demo" / "reviews.csv").stat().st_size)
+        assert not screen.listing_done
+        assert screen.query_one(DatasetTable).row(0).data["messages"][0]["content"] == "How do I return order 0?"
+        assert reads == ["demo/chat.jsonl"]  # the open dataset's details are read first
+        release.set()
+        await wait_for(pilot, lambda: screen.listing_done)
+        assert [table.get_row_at(i)[1] for i in range(3)] == ["messages", "ner", "classification"]
+        assert screen.current.format == "messages" and screen.query_one(RecordView).fmt == "messages"

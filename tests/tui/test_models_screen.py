@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from textual.widgets import DataTable, Input
 
 from ftbench.core.estimate import GIB
 from ftbench.core.gpu import GpuInfo, GpuReport
+from ftbench.core.humanize import human_size
 from ftbench.core.workspace import Workspace
 from ftbench.tui.screens.models import ModelsScreen, estimate_table, info_table
 from ftbench.tui.services import Services
@@ -79,7 +81,7 @@ async def wait_for(pilot: Pilot, predicate: Callable[[], bool], timeout: float =
 
 
 def listed(app: App) -> Callable[[], bool]:
-    return lambda: isinstance(app.screen, ModelsScreen) and len(app.screen.models) == 2 and bool(app.screen.estimates)
+    return lambda: isinstance(app.screen, ModelsScreen) and app.screen.listing_done and bool(app.screen.estimates)
 
 
 async def test_details_estimate_and_fit(ws: Workspace) -> None:
@@ -126,3 +128,107 @@ def test_snapshot(ws: Workspace, snap_compare) -> None:
         await wait_for(pilot, listed(pilot.app))
 
     assert snap_compare(Host(ws), terminal_size=SIZE, run_before=ready)
+
+
+# ----------------------------------------------------------------------------------------------
+# progressive listing: rows first, details later, the highlighted row first, cancelled when left
+# ----------------------------------------------------------------------------------------------
+class Gate:
+    """Holds every details read until `open` is set, and records which model each one was for."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from ftbench.catalog.model_listing import ModelCatalog
+
+        self.open = threading.Event()
+        self.calls: list[str] = []
+        original = ModelCatalog.details
+
+        def details(catalog, entry):
+            self.calls.append(entry.info.name)
+            assert self.open.wait(15)
+            return original(catalog, entry)
+
+        monkeypatch.setattr(ModelCatalog, "details", details)
+
+
+@pytest.fixture
+def five(tmp_path: Path) -> Workspace:
+    """Four small HF folders and one GGUF (a root's own files are listed before its folders)."""
+    ws = Workspace.open(tmp_path / "ws5")
+    small = {**CONFIG, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "vocab_size": 100}
+    for name in ("a-model", "b-model", "c-model", "d-model"):
+        folder = ws.models_dir / name
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps(small))
+        save_file({"w": np.zeros((10, 10), np.float32)}, str(folder / "model.safetensors"))
+    import gguf
+
+    writer = gguf.GGUFWriter(str(ws.models_dir / "e.gguf"), "llama")
+    writer.add_token_list([f"t{i}" for i in range(500)])
+    writer.add_tensor("token_embd.weight", np.zeros((500, 8), np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return ws
+
+
+NAMES = ["e.gguf", "a-model", "b-model", "c-model", "d-model"]
+
+
+async def test_rows_appear_before_details_and_fill_in(five: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    gate = Gate(monkeypatch)
+    app = Host(five)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelsScreen) and len(app.screen.models) == 5)
+        screen = app.screen
+        table = screen.query_one("#md-list", DataTable)
+        assert [m.name for m in screen.models] == NAMES and not screen.complete
+        name, kind, arch, params, size = table.get_row_at(1)
+        assert (str(name), kind, str(arch), params) == ("a-model", "hf", "…", "…")
+        assert size == human_size(sum(f.stat().st_size for f in (five.models_dir / "a-model").iterdir()))
+        assert table.get_row_at(0)[1] == "gguf"
+        assert screen.estimates == [] and "reading metadata" in text_of(info_table(screen.current, False))
+        gate.open.set()
+        await wait_for(pilot, lambda: screen.listing_done)
+        assert screen.complete == set(screen.keys)
+        assert [str(table.get_row_at(i)[2]) for i in range(5)] == ["llama"] + ["LlamaForCausalLM"] * 4
+        assert table.get_row_at(1)[3] == "100" and screen.current.params == 500 * 8
+        assert table.border_subtitle == "5 found"
+
+
+async def test_the_highlighted_row_is_read_first(five: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    gate = Gate(monkeypatch)
+    app = Host(five)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: len(gate.calls) == 1)  # the first row's details are being read
+        screen = app.screen
+        screen.query_one("#md-list", DataTable).move_cursor(row=3)
+        await wait_for(pilot, lambda: screen.current_key == screen.keys[3])
+        gate.open.set()
+        await wait_for(pilot, lambda: screen.listing_done)
+        assert gate.calls == ["e.gguf", "c-model", "a-model", "b-model", "d-model"]
+
+
+async def test_leaving_cancels_and_a_revisit_reads_only_what_is_not_cached(five: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    from textual.screen import Screen
+
+    gate = Gate(monkeypatch)
+    app = Host(five)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: len(gate.calls) == 1)
+        screen = app.screen
+        first_feed = screen.feed
+        await app.push_screen(Screen())  # the user switches to another screen
+        gate.open.set()
+        await wait_for(pilot, first_feed.finished.is_set)
+        assert gate.calls == ["e.gguf"] and first_feed.cancelled  # nothing more was read after leaving
+        app.pop_screen()
+        await wait_for(pilot, lambda: screen.listing_done)
+        assert screen.feed is not first_feed
+        assert gate.calls == NAMES  # e.gguf once: the revisit took it from the cache
+    gate.calls.clear()
+    app = Host(five)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelsScreen) and app.screen.listing_done)
+        assert gate.calls == [] and len(app.screen.models) == 5  # a second visit reads no file's metadata

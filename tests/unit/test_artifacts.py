@@ -11,7 +11,6 @@ import pytest
 
 from ftbench.core.artifacts import AmbiguousReference, GGUFFile, Run, Weights, classify, resolve
 from ftbench.core.errors import FtbenchError
-from ftbench.core.gguf_header import peek_gguf
 from ftbench.core.handles import candidates, split_selector, unique_prefixes
 from ftbench.core.layout import JobLayout
 
@@ -120,9 +119,8 @@ def test_gguf_header_peek_reads_arch_quant_and_lora_base(tmp_path):
     assert (found.architecture, found.quant_type, found.is_lora, found.base) == ("qwen2", "Q4_K_M", False, None)
     found = resolve(None, str(lora))
     assert isinstance(found, GGUFFile) and found.is_lora and found.base == "SmolLM2" and found.architecture == "llama"
-    assert "qwen2.context_length" not in peek_gguf(model)  # only general.* and adapter.* keys
     (tmp_path / "bad.gguf").write_bytes(b"NOPE" + b"\0" * 20)
-    with pytest.raises(FtbenchError, match="not a readable GGUF"):
+    with pytest.raises(FtbenchError, match="bad.gguf"):
         resolve(None, str(tmp_path / "bad.gguf"))
 
 

@@ -58,3 +58,39 @@ def test_estimate_unknown_model_is_one_sentence(filled, capsys: pytest.CaptureFi
     assert main(["-w", str(filled.root), "estimate", "nope"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: No model named 'nope'") and "hint:" in err and "Traceback" not in err
+
+
+def test_models_table_is_the_same_from_the_cache(filled, capsys: pytest.CaptureFixture[str]) -> None:
+    """The first run reads every file, the second only the cache; what `ftbench models` prints is the same."""
+    from ftbench.catalog.cache import cache_path
+
+    runs = []
+    for args in (["models", "--no-hf-cache"], ["models", "--json", "--no-hf-cache"]) * 2:
+        assert main(["-w", str(filled.root), *args]) == 0
+        runs.append(capsys.readouterr())
+    assert cache_path(filled.root, "models").is_file()
+    assert runs[0].out == runs[2].out and runs[1].out == runs[3].out and not any(r.err for r in runs)
+    table = [line.split() for line in runs[0].out.splitlines()]
+    assert table[0] == ["NAME", "KIND", "ARCHITECTURE", "PARAMS", "DTYPE", "CONTEXT", "CHAT", "SIZE", "BASE/LICENSE"]
+    assert table[1][:7] == ["tiny.gguf", "gguf", "llama", "19.3K", "F16", "4096", "yes"]
+    assert table[2][:7] == ["tiny", "hf", "LlamaForCausalLM", "100", "F16", "2048", "yes"]
+
+
+def test_models_notes_a_skipped_folder_on_stderr_only(filled, monkeypatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+    from pathlib import Path
+
+    locked = filled.models_dir / "locked"
+    locked.mkdir()
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert main(["-w", str(filled.root), "models", "--json", "--no-hf-cache"]) == 0
+    captured = capsys.readouterr()
+    assert [m["name"] for m in json.loads(captured.out)] == ["tiny.gguf", "tiny"]
+    assert captured.err == f"note: skipped {locked}: Permission denied\n"

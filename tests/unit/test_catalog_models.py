@@ -11,7 +11,8 @@ import pytest
 from safetensors.numpy import save_file
 
 from ftbench.catalog.hf_files import read_safetensors_header
-from ftbench.catalog.models import discover_models, inspect_model, safetensors_stats
+from ftbench.catalog.model_listing import discover_models
+from ftbench.catalog.models import inspect_model, safetensors_stats
 from ftbench.core.errors import FtbenchError
 
 LLAMA_CONFIG = {

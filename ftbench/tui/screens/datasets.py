@@ -1,8 +1,10 @@
 """Screen 3, Datasets: every dataset on the box; a lazy table + rendered record preview; stats on request.
 
-Discovery, opening a file, indexing, searching and stats all run in thread workers that post messages; the
-event loop only draws. A 1 GB JSONL shows its first page at once (read straight from the memory map) while
-its line index is built in the background; the row count reads "~1,525,000" until the index is exact.
+Discovery (a `CatalogFeed`: rows as files are found, rows/format as each is read or taken from the
+workspace's metadata cache), opening a file, indexing, searching and stats all run in thread workers that
+post messages; the event loop only draws. A 1 GB JSONL shows its first page at once (read straight from the
+memory map) while its line index is built in the background; the row count reads "~1,525,000" until the index
+is exact.
 Nothing here imports torch, transformers or `datasets`; token lengths use the `tokenizers` library only.
 """
 
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -26,6 +27,7 @@ from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Selec
 from ftbench.catalog.datasets import DatasetInfo, DatasetReader, DatasetStats, Row
 from ftbench.core.humanize import file_age, human_size, rows_text
 from ftbench.core.workspace import Workspace
+from ftbench.tui.catalog_feed import CatalogDetails, CatalogDone, CatalogFeed, CatalogRows, found_subtitle, visible_keys
 from ftbench.tui.services import services
 from ftbench.tui.widgets.dataset_view import DatasetTable
 from ftbench.tui.widgets.record_view import RecordView
@@ -84,12 +86,6 @@ def stats_renderable(stats: DatasetStats) -> Table:
         grid.add_row("tokens", Text("pick a tokenizer for a length histogram", style="dim"))
     grid.add_row("time", f"{stats.seconds:.2f} s")
     return grid
-
-
-class DatasetsFound(Message):
-    def __init__(self, datasets: list[DatasetInfo]) -> None:
-        super().__init__()
-        self.datasets = datasets
 
 
 class TokenizersFound(Message):
@@ -178,6 +174,10 @@ class DatasetsScreen(Screen[None]):
         self.ws = ws
         self.hf_cache = hf_cache
         self.datasets: list[DatasetInfo] = []
+        self.keys: list[str] = []  # row keys, parallel to `datasets`
+        self.complete: set[str] = set()  # keys whose rows/format are in
+        self.feed: CatalogFeed | None = None
+        self.listing_done = False
         self.tokenizers: list[tuple[str, str]] = []
         self.current: DatasetInfo | None = None
         self.reader: DatasetReader | None = None
@@ -218,9 +218,18 @@ class DatasetsScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#ds-list", DataTable).focus()
         self.query_one("#ds-progress", ProgressBar).display = False
-        self.discover()
+
+    def on_screen_resume(self) -> None:
+        if self.feed is None or self.feed.cancelled:
+            self.discover()  # first visit, or the last listing was cut short by leaving
+
+    def on_screen_suspend(self) -> None:
+        if self.feed is not None and not self.feed.done:
+            self.feed.cancel()
 
     def on_unmount(self) -> None:
+        if self.feed is not None:
+            self.feed.cancel()
         self._index_stop.set()
         self._stats_stop.set()
         if self.reader is not None:
@@ -231,34 +240,94 @@ class DatasetsScreen(Screen[None]):
         return services(self.app).clock()
 
     # ----------------------------------------------------------------- discovery
-    @work(thread=True, exclusive=True, group="ds-discover", exit_on_error=False)
     def discover(self) -> None:
-        from ftbench.catalog.datasets import discover_datasets
-        from ftbench.catalog.models import discover_models
+        from ftbench.catalog.datasets import DatasetCatalog
 
-        self.post_message(DatasetsFound(discover_datasets(self.ws, hf_cache=self.hf_cache)))
-        try:  # after the datasets are on screen: a model scan can take seconds (GGUF files, the HF cache)
-            models = discover_models(self.ws, hf_cache=self.hf_cache)
-        except Exception:  # noqa: BLE001 - no tokenizers just means no histogram
-            models = []
-        usable = [m for m in models if m.kind == "hf" and (Path(m.path) / "tokenizer.json").is_file()]
-        usable.sort(key=lambda m: not (m.architecture or "").endswith("ForCausalLM"))  # a causal LM's tokenizer first
-        self.post_message(TokenizersFound([(m.name, m.path) for m in usable]))
-
-    def on_datasets_found(self, message: DatasetsFound) -> None:
-        self.datasets = message.datasets
+        if self.feed is not None:
+            self.feed.cancel()
+        self.datasets, self.keys, self.complete = [], [], set()
+        self.listing_done = False
         table = self.query_one("#ds-list", DataTable)
         table.clear()
-        now = self.now
-        for d in self.datasets:
-            name = Text(d.name, no_wrap=True, overflow="ellipsis", style="red" if d.error else "")
-            table.add_row(name, d.format, rows_text(d.rows, d.rows_exact), human_size(d.size_bytes), file_age(d.mtime, now), key=d.path + "|" + d.name)
-        table.border_subtitle = f"{len(self.datasets)} found"
+        table.border_subtitle = "scanning…"
+        self.feed = CatalogFeed(DatasetCatalog(self.ws, hf_cache=self.hf_cache), self)
+        self._run_feed(self.feed)
+
+    @work(thread=True, exclusive=True, group="ds-discover", exit_on_error=False)
+    def _run_feed(self, feed: CatalogFeed) -> None:
+        feed.run()
+
+    def _cells(self, d: DatasetInfo, complete: bool) -> tuple[Text, str, str, str, str]:
+        name = Text(d.name, no_wrap=True, overflow="ellipsis", style="red" if d.error else "")
+        fmt, rows = (d.format, rows_text(d.rows, d.rows_exact)) if complete else ("…", "…")
+        return name, fmt, rows, human_size(d.size_bytes), file_age(d.mtime, self.now)
+
+    def on_catalog_rows(self, message: CatalogRows) -> None:
+        if message.feed is not self.feed:
+            return
+        table = self.query_one("#ds-list", DataTable)
+        for entry in message.entries:
+            self.datasets.append(entry.info)
+            self.keys.append(entry.key)
+            if entry.complete:
+                self.complete.add(entry.key)
+            table.add_row(*self._cells(entry.info, entry.complete), key=entry.key)
+        table.border_subtitle = f"{len(self.datasets)} found, scanning…"
+        if self.current is None and self.datasets:
+            self.open_dataset(self.datasets[0])
+        self._prefer_visible()
+
+    def on_catalog_details(self, message: CatalogDetails) -> None:
+        """Fill in rows and format; the open dataset's info is updated in place (workers compare it by identity)."""
+        if message.feed is not self.feed:
+            return
+        table = self.query_one("#ds-list", DataTable)
+        index = {key: i for i, key in enumerate(self.keys)}
+        for entry in message.entries:
+            shown = self.datasets[index[entry.key]]
+            counted = (shown.rows, shown.rows_exact) if shown.rows_exact else None  # the open file's index won
+            vars(shown).update(vars(entry.info))
+            if counted is not None:
+                shown.rows, shown.rows_exact = counted
+            self.complete.add(entry.key)
+            for column, value in zip(("name", "format", "rows", "size", "age"), self._cells(shown, True), strict=True):
+                table.update_cell(entry.key, column, value)
+            if shown is self.current:
+                self._show_info()
+                record = self.query_one("#ds-record", RecordView)
+                if record.row is not None:
+                    record.show_row(record.row, shown.format)
+
+    def on_catalog_done(self, message: CatalogDone) -> None:
+        if message.feed is not self.feed or message.cancelled:
+            return
+        self.listing_done = True
+        table = self.query_one("#ds-list", DataTable)
+        table.border_subtitle = found_subtitle(len(self.datasets), message.notes)
+        for note in message.notes[:3]:
+            self.notify(note, severity="warning")
         if not self.datasets:
             roots = ", ".join(str(r) for r in self.ws.dataset_roots())
             self._info(Text(f"No datasets under {roots}. Add folders to dataset_dirs in ftbench.toml.", style="yellow"))
-        else:
-            self.open_dataset(self.datasets[0])
+        self._find_tokenizers()
+
+    @work(thread=True, exclusive=True, group="ds-tokenizers", exit_on_error=False)
+    def _find_tokenizers(self) -> None:
+        """Models with a tokenizer.json, for the stats histogram: after the datasets, from the models' cache."""
+        from ftbench.catalog.model_listing import tokenizer_models
+
+        try:
+            usable = tokenizer_models(self.ws, hf_cache=self.hf_cache)
+        except Exception:  # noqa: BLE001 - no tokenizers just means no histogram
+            usable = []
+        self.post_message(TokenizersFound([(m.name, m.path) for m in usable]))
+
+    def _prefer_visible(self) -> None:
+        """Ask the feed for the open dataset's details first, then the rows on screen."""
+        if self.feed is None or self.feed.done:
+            return
+        first = [k for k, d in zip(self.keys, self.datasets, strict=True) if d is self.current][:1]
+        self.feed.prefer(visible_keys(self.query_one("#ds-list", DataTable), self.keys, first))
 
     def on_tokenizers_found(self, message: TokenizersFound) -> None:
         self.tokenizers = message.tokenizers
@@ -272,6 +341,7 @@ class DatasetsScreen(Screen[None]):
         idx = event.cursor_row
         if 0 <= idx < len(self.datasets) and self.datasets[idx] is not self.current:
             self.open_dataset(self.datasets[idx])
+            self._prefer_visible()
 
     # ----------------------------------------------------------------- open + index
     def open_dataset(self, info: DatasetInfo) -> None:

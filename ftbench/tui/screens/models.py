@@ -3,8 +3,10 @@
 The detail panel shows what the catalog read from metadata (architecture, parameters from safetensors
 headers, dtype, context, chat template, vocab, license, size) and, for a trainable model, the VRAM estimate
 for full / LoRA / QLoRA at the sequence length and batch size typed above it, split into its parts and
-checked against each GPU's free memory (from the app's latest NVML sample). Discovery runs in a thread
-worker; nothing here imports torch.
+checked against each GPU's free memory (from the app's latest NVML sample). Discovery is a `CatalogFeed` in
+a thread worker: rows (name, kind, size) appear as folders are listed, architecture and parameters as each
+model's metadata is read (the highlighted and visible rows first, unchanged ones straight from the workspace's
+metadata cache); leaving the screen cancels it. Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
@@ -28,16 +29,14 @@ from ftbench.core.errors import FtbenchError
 from ftbench.core.estimate import METHODS, VramEstimate, estimate_all, gpu_fits
 from ftbench.core.humanize import human_count, human_size
 from ftbench.core.workspace import Workspace
+from ftbench.tui.catalog_feed import CatalogDetails, CatalogDone, CatalogFeed, CatalogRows, found_subtitle, visible_keys
 from ftbench.tui.services import services
 
 GIB = 1024**3
+READING = "…"  # a detail not read yet
 
 
-
-
-
-
-def info_table(m: ModelInfo) -> Table:
+def info_table(m: ModelInfo, complete: bool = True) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
@@ -56,6 +55,8 @@ def info_table(m: ModelInfo) -> Table:
         rows.insert(1, ("base model", m.base_model))
     if m.quantization and m.kind != "gguf":
         rows.append(("quantization", m.quantization))
+    if not complete:
+        rows = [rows[0], ("size on disk", human_size(m.size_bytes)), ("details", "reading metadata…")]
     for key, value in rows:
         grid.add_row(key, value)
     if m.error:
@@ -87,12 +88,6 @@ def estimate_table(estimates: list[VramEstimate], gpu_report: Any) -> Group:
     return Group(*lines)
 
 
-class ModelsFound(Message):
-    def __init__(self, models: list[ModelInfo]) -> None:
-        super().__init__()
-        self.models = models
-
-
 class ModelsScreen(Screen[None]):
     """Models list on the left; details and the VRAM estimate of the highlighted one on the right."""
 
@@ -119,8 +114,13 @@ class ModelsScreen(Screen[None]):
         self.ws = ws
         self.hf_cache = hf_cache
         self.models: list[ModelInfo] = []
+        self.keys: list[str] = []  # row keys, parallel to `models`
+        self.complete: set[str] = set()  # keys whose details are in
         self.current: ModelInfo | None = None
+        self.current_key: str | None = None
         self.estimates: list[VramEstimate] = []
+        self.feed: CatalogFeed | None = None
+        self.listing_done = False  # every row listed and detailed (set on the event loop, for tests and the title)
         self._gpu_fallback: Any = None
 
     def compose(self) -> ComposeResult:
@@ -147,38 +147,102 @@ class ModelsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#md-list", DataTable).focus()
-        self.discover()
 
-    @work(thread=True, exclusive=True, group="md-discover", exit_on_error=False)
+    def on_screen_resume(self) -> None:
+        if self.feed is None or self.feed.cancelled:
+            self.discover()  # first visit, or the last listing was cut short by leaving
+
+    def on_screen_suspend(self) -> None:
+        if self.feed is not None and not self.feed.done:
+            self.feed.cancel()
+
+    def on_unmount(self) -> None:
+        if self.feed is not None:
+            self.feed.cancel()
+
     def discover(self) -> None:
-        from ftbench.catalog.models import discover_models
+        from ftbench.catalog.model_listing import ModelCatalog
 
-        self.post_message(ModelsFound(discover_models(self.ws, hf_cache=self.hf_cache)))
-
-    def on_models_found(self, message: ModelsFound) -> None:
-        self.models = message.models
+        if self.feed is not None:
+            self.feed.cancel()
+        self.models, self.keys, self.complete = [], [], set()
+        self.current = self.current_key = None
+        self.listing_done = False
         table = self.query_one("#md-list", DataTable)
         table.clear()
-        for m in self.models:
-            name = Text(m.name, no_wrap=True, overflow="ellipsis", style="red" if m.error else "")
-            table.add_row(name, m.kind, Text(m.architecture or "?", no_wrap=True, overflow="ellipsis"), human_count(m.params), human_size(m.size_bytes), key=m.path)
-        table.border_subtitle = f"{len(self.models)} found"
+        table.border_subtitle = "scanning…"
+        self.feed = CatalogFeed(ModelCatalog(self.ws, hf_cache=self.hf_cache), self)
+        self._run_feed(self.feed)
+
+    @work(thread=True, exclusive=True, group="md-discover", exit_on_error=False)
+    def _run_feed(self, feed: CatalogFeed) -> None:
+        feed.run()
+
+    def _cells(self, m: ModelInfo, complete: bool) -> tuple[Text, str, Text, str, str]:
+        name = Text(m.name, no_wrap=True, overflow="ellipsis", style="red" if m.error else "")
+        arch = Text((m.architecture or "?") if complete else READING, no_wrap=True, overflow="ellipsis")
+        return name, m.kind, arch, human_count(m.params) if complete else READING, human_size(m.size_bytes)
+
+    def on_catalog_rows(self, message: CatalogRows) -> None:
+        if message.feed is not self.feed:
+            return
+        table = self.query_one("#md-list", DataTable)
+        for entry in message.entries:
+            self.models.append(entry.info)
+            self.keys.append(entry.key)
+            if entry.complete:
+                self.complete.add(entry.key)
+            table.add_row(*self._cells(entry.info, entry.complete), key=entry.key)
+        table.border_subtitle = f"{len(self.models)} found, scanning…"
+        if self.current is None and self.models:
+            self.show_model(self.models[0], self.keys[0])
+        self._prefer_visible()
+
+    def on_catalog_details(self, message: CatalogDetails) -> None:
+        if message.feed is not self.feed:
+            return
+        table = self.query_one("#md-list", DataTable)
+        index = {key: i for i, key in enumerate(self.keys)}
+        for entry in message.entries:
+            i = index[entry.key]
+            self.models[i] = entry.info
+            self.complete.add(entry.key)
+            cells = self._cells(entry.info, True)
+            for column, value in zip(("name", "kind", "arch", "params", "size"), cells, strict=True):
+                table.update_cell(entry.key, column, value)
+            if entry.key == self.current_key:
+                self.show_model(entry.info, entry.key)
+
+    def on_catalog_done(self, message: CatalogDone) -> None:
+        if message.feed is not self.feed or message.cancelled:
+            return
+        self.listing_done = True
+        table = self.query_one("#md-list", DataTable)
+        table.border_subtitle = found_subtitle(len(self.models), message.notes)
+        for note in message.notes[:3]:
+            self.notify(note, severity="warning")
         if not self.models:
             roots = ", ".join(str(r) for r in self.ws.model_roots())
             self.query_one("#md-detail", Static).update(Text(f"No models under {roots}. Add folders to model_dirs in ftbench.toml.", style="yellow"))
-        else:
-            self.show_model(self.models[0])
+
+    def _prefer_visible(self) -> None:
+        """Ask the feed for the highlighted row's details first, then the rows on screen."""
+        if self.feed is None or self.feed.done:
+            return
+        first = [self.current_key] if self.current_key else []
+        self.feed.prefer(visible_keys(self.query_one("#md-list", DataTable), self.keys, first))
 
     @on(DataTable.RowHighlighted, "#md-list")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
         if 0 <= event.cursor_row < len(self.models):
-            self.show_model(self.models[event.cursor_row])
+            self.show_model(self.models[event.cursor_row], self.keys[event.cursor_row])
+            self._prefer_visible()
 
-    def show_model(self, model: ModelInfo) -> None:
-        self.current = model
+    def show_model(self, model: ModelInfo, key: str) -> None:
+        self.current, self.current_key = model, key
         detail = self.query_one("#md-detail", Static)
         detail.border_title = model.name
-        detail.update(info_table(model))
+        detail.update(info_table(model, key in self.complete))
         self.refresh_estimate()
 
     def _int(self, selector: str, default: int) -> int:
@@ -189,6 +253,10 @@ class ModelsScreen(Screen[None]):
         out = self.query_one("#md-estimate", Static)
         model = self.current
         if model is None:
+            return
+        if self.current_key not in self.complete:
+            self.estimates = []
+            out.update(Text("The estimate follows once the model's metadata is read.", style="dim"))
             return
         if model.kind == "adapter":
             out.update(Text(f"An adapter: the estimate is its base model's ({model.base_model or 'unknown'}).", style="dim"))
