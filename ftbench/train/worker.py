@@ -26,10 +26,11 @@ def run(ctx: Any) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not (ctx.job_dir / "recipe.yaml").exists():
         atomic_write_text(ctx.job_dir / "recipe.yaml", recipe.to_yaml())
+    from ftbench.core.slurm import slurm_nodes
     from ftbench.train.distributed import process_count
 
     n = process_count(recipe)
-    if n > 1:
+    if n > 1 or slurm_nodes() > 1:
         from ftbench.train.distributed import launch
         from ftbench.train.model import resolve_precision
 
