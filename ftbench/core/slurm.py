@@ -50,6 +50,8 @@ ENDED_BY_SLURM = {
     "FAILED": "the batch script exited with an error before ftbench's worker recorded anything",
     "COMPLETED": "the batch script ended before ftbench's worker recorded anything",
 }
+# While Slurm is still killing a job it shows COMPLETING; the reason already says which end it will record.
+COMPLETING_REASONS = {"TimeLimit": "TIMEOUT", "NodeDown": "NODE_FAIL", "Preempted": "PREEMPTED", "DeadLine": "DEADLINE"}
 _TIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$|^\d+-\d+$")
 _NAME = re.compile(r"^[A-Za-z0-9_.,:-]+$")
 
@@ -94,6 +96,7 @@ class SlurmState:
 
     state: str
     reason: str = ""
+    completing: bool = False  # Slurm is still ending it (`state` is the end it will record)
 
     @property
     def pending(self) -> bool:
@@ -101,7 +104,8 @@ class SlurmState:
 
     @property
     def live(self) -> bool:
-        return self.state in LIVE_STATES
+        """Its processes may still run (and write their final state): not yet an end to record for them."""
+        return self.completing or self.state in LIVE_STATES
 
 
 def require_slurm() -> None:
@@ -211,18 +215,25 @@ def query(slurm_id: str) -> SlurmState | None:
     out = _run(["squeue", "-h", "-j", slurm_id, "-o", "%T|%r"])
     if out.returncode == 0 and out.stdout.strip():
         state, _, reason = out.stdout.strip().splitlines()[0].partition("|")
-        if state != "COMPLETING":
-            return SlurmState(state, reason)
+        if state != "COMPLETING" or reason in COMPLETING_REASONS:
+            return _state(state, reason)
     out = _run(["scontrol", "show", "job", "-o", slurm_id])
     if out.returncode == 0 and "JobState=" in out.stdout:
         fields = dict(re.findall(r"(\w+)=(\S*)", out.stdout))
-        return SlurmState(fields.get("JobState", "UNKNOWN"), fields.get("Reason", ""))
+        state, reason = fields.get("JobState", "UNKNOWN"), fields.get("Reason", "")
+        return _state(state, reason)
     if shutil.which("sacct"):
         out = _run(["sacct", "-n", "-X", "-P", "-j", slurm_id, "-o", "State,Reason"])
         if out.returncode == 0 and out.stdout.strip():
             state, _, reason = out.stdout.strip().splitlines()[0].partition("|")
             return SlurmState(state.split()[0], reason)
     return None
+
+
+def _state(state: str, reason: str) -> SlurmState:
+    if state == "COMPLETING":
+        return SlurmState(COMPLETING_REASONS.get(reason, state), reason, completing=True)
+    return SlurmState(state, reason)
 
 
 def cancel(slurm_id: str, signal_name: str | None = None) -> None:

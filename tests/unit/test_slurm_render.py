@@ -106,6 +106,15 @@ def test_ended_by_slurm_names_state_and_reason():
     assert SlurmState("PENDING", "Resources").pending and not SlurmState("TIMEOUT").live
 
 
+def test_completing_job_is_read_as_the_end_slurm_will_record():
+    from ftbench.core.slurm import _state
+
+    ending = _state("COMPLETING", "TimeLimit")
+    assert (ending.state, ending.reason, ending.completing, ending.live) == ("TIMEOUT", "TimeLimit", True, True)
+    assert _state("COMPLETING", "None") == SlurmState("COMPLETING", "None", completing=True)
+    assert _state("RUNNING", "None").live and not _state("NODE_FAIL", "NodeDown").live
+
+
 def test_workspace_slurm_defaults_are_checked(tmp_path):
     ws = Workspace.open(tmp_path / "ws")
     assert (ws.config.slurm.nodes, ws.config.slurm.gpus_per_node, ws.config.slurm.partition) == (1, 1, None)
