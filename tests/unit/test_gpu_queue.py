@@ -171,3 +171,35 @@ def test_cancelling_a_queued_job_leaves_the_queue(workspace, tmp_path):
     queue = GpuQueue(workspace.root, sampler=simulated_sampler(gpus_file)).snapshot()
     assert queue["waiting"] == [] and list(queue["holding"]) == [blocker.id]
     assert stop_job(blocker, grace_s=20).state == "stopped"
+
+
+def test_queued_rows_say_why_they_wait(tmp_path):
+    from ftbench.core.jobs import Job, waiting_note
+    from ftbench.tui.widgets.job_list import job_row
+
+    status = {"id": "r", "kind": "train", "state": "queued", "created_at": 1.0,
+              "queue": {"position": 2, "queued": 3, "reason": "waiting behind 1 queued run (next: a)"}}
+    assert waiting_note(status) == "2 of 3 in the GPU queue: waiting behind 1 queued run (next: a)"
+    row = job_row(Job(tmp_path, status), clock=lambda: 10.0)
+    assert row["state_label"] == "⧗ queued" and row["progress"] == waiting_note(status) and row["slurm"] == ""
+    (tmp_path / "slurm.sbatch").write_text("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --time=10\nexec true\n")
+    slurm = {**status, "queue": None, "slurm": {"job_id": "42", "state": "PENDING", "reason": "Resources"}}
+    assert waiting_note(slurm) == "Slurm job 42: PENDING (Resources)"
+    assert job_row(Job(tmp_path, slurm), clock=lambda: 10.0)["slurm"].splitlines()[:2] == [
+        "Slurm job 42: PENDING (Resources)", "sbatch --nodes=2 --time=10"]
+    assert waiting_note({**status, "state": "running"}) == ""
+
+
+@pytest.mark.gpu
+def test_real_gpus_are_granted_once(tmp_path):
+    """On a real GPU box: NVML's list feeds the queue; a second run pinned to the same GPU waits for it."""
+    queue = GpuQueue(tmp_path)  # the default sampler: NVML
+    alive_pid, start = os.getpid(), None
+    queue.enqueue("a", GpuRequest(1, None, GIB), alive_pid, start)
+    granted = queue.try_acquire("a").gpus
+    assert granted is not None and len(granted) == 1
+    queue.enqueue("b", GpuRequest(None, tuple(granted), GIB), alive_pid, start)
+    waiting = queue.try_acquire("b")
+    assert waiting.gpus is None and f"GPU {granted[0]} held by a" in waiting.reason
+    queue.release("a")
+    assert queue.try_acquire("b").gpus == granted
