@@ -350,7 +350,10 @@ def _refresh_slurm(job_dir: Path, status: dict[str, Any]) -> Job:
     info = status["slurm"]
     if time.time() - (info.get("checked_at") or 0) < SLURM_POLL_S:
         return Job(job_dir, status)
-    state = slurm.query(info["job_id"])
+    try:
+        state = slurm.query(info["job_id"])
+    except FtbenchError:  # the controller is busy or down: no news is not an ending
+        state = None
     if state is None or state.live:
         fields = {"checked_at": now(), **({"state": state.state, "reason": state.reason} if state else {})}
         return Job(job_dir, update_status(job_dir, slurm=fields))

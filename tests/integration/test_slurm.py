@@ -3,6 +3,7 @@ run, a pending job shown with Slurm's reason and cancelled, stop (checkpoint + s
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -123,3 +124,15 @@ def test_time_limit_ends_failed_with_slurms_reason(slurm_cluster, workspace, tin
     assert "ftbench resume" in job.status["error"]["hint"]
     if read_events(job.dir / "events.jsonl", ["train"]):  # on a loaded machine the limit may come during loading
         assert list((job.dir / "checkpoints").iterdir()), "the SIGTERM at the time limit saved no checkpoint"
+
+
+def test_export_job_runs_on_slurm_too(slurm_cluster, workspace, tiny_llama):
+    out = ftbench(workspace, "export", str(tiny_llama), "--quant", "f16", "--no-verify", "--on", "slurm", "--gpus-per-node", "0",
+                  "--json")
+    assert out.returncode == 0, out.stderr
+    job = find_job(workspace, json.loads(out.stdout)["id"])
+    assert (job.dir / "slurm.sbatch").is_file() and job.status["slurm"]["job_id"].isdigit()
+    job = wait_job(job, timeout_s=300)
+    assert job.state == "succeeded", job.status.get("error")
+    files = job.status["result"]["files"]
+    assert files and all(Path(f["path"]).is_file() and f["path"].endswith(".gguf") for f in files)

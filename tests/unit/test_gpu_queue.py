@@ -203,3 +203,25 @@ def test_real_gpus_are_granted_once(tmp_path):
     assert waiting.gpus is None and f"GPU {granted[0]} held by a" in waiting.reason
     queue.release("a")
     assert queue.try_acquire("b").gpus == granted
+
+
+def test_queue_command_lists_and_moves(workspace, tmp_path, capsys, monkeypatch):
+    from ftbench.cli import main
+
+    monkeypatch.setenv("FTBENCH_SIMULATED_GPUS", str(write_box(tmp_path / "gpus.json", 70)))
+    queue = GpuQueue(workspace.root)
+    me = os.getpid()
+    for job in ("run-a", "run-b", "run-c"):
+        queue.enqueue(job, GpuRequest(1, None, 20 * GIB), me, None)
+    assert queue.try_acquire("run-a").gpus == [0]
+    for job in ("run-b", "run-c"):  # job folders, so `--move` resolves ids as `ftbench stop` does
+        (workspace.runs_dir / job).mkdir()
+        (workspace.runs_dir / job / "status.json").write_text(json.dumps({"id": job, "kind": "train", "state": "queued"}))
+    assert main(["-w", str(workspace.root), "queue"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:3] == ["running  run-a  GPUs 0", "      1  run-b  wants 1 GPU with >= 20 GiB free",
+                       "      2  run-c  wants 1 GPU with >= 20 GiB free"]
+    assert main(["-w", str(workspace.root), "queue", "--move", "run-c", "1"]) == 0
+    assert capsys.readouterr().out.strip() == "run-c is now 1 of 2 in the GPU queue."
+    assert [w["job"] for w in GpuQueue(workspace.root).snapshot()["waiting"]] == ["run-c", "run-b"]
+    assert main(["-w", str(workspace.root), "queue", "--move", "run-b", "zero"]) == 2
