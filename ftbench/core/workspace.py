@@ -43,16 +43,16 @@ export_quants = ["q4_k_m", "q8_0"]
 # Seconds a stopping job gets to save a checkpoint before it is killed.
 stop_grace_s = 60
 
-# Remap TUI keys by binding id, e.g. quit = "ctrl+q".
-[keymap]
-
 # Defaults for `ftbench train RECIPE --on slurm` (flags override them); see docs/multinode.md.
-[slurm]
+# [slurm]
 # partition = "gpu"
 # account = "my-project"
 # time = "4:00:00"
-nodes = 1
-gpus_per_node = 1
+# nodes = 1
+# gpus_per_node = 1
+
+# Remap TUI keys by binding id, e.g. quit = "ctrl+q".
+[keymap]
 """
 
 
