@@ -94,6 +94,11 @@ def workspace_health(ws: Workspace) -> dict[str, Any]:
     states: dict[str, int] = {}
     for record in list_jobs(ws):
         states[record.get("state") or "?"] = states.get(record.get("state") or "?", 0) + 1
+    from ftbench.core.logind import check_logout
+
+    logout = check_logout()
+    if logout:
+        warnings.append(f"{logout[0]}; fix: {logout[1]}")
     usage = shutil.disk_usage(ws.root)
     free_gb = usage.free / 1e9
     if free_gb < MIN_FREE_GB:

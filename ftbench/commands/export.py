@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ftbench.cli import print_json, subparser
+from ftbench.commands.train import add_slurm_options, slurm_options
 from ftbench.core.errors import FtbenchError
 from ftbench.core.export_card import render_card
 from ftbench.core.workspace import Workspace
@@ -27,6 +28,7 @@ def register(sub: Any) -> None:
     p.add_argument("--no-verify", action="store_true", help="skip verification against the HF model")
     p.add_argument("--wait", action="store_true", help="wait for the job and print its result")
     p.add_argument("--json", action="store_true", help="print JSON")
+    add_slurm_options(p)
     p.set_defaults(func=cmd_export)
 
     v = subparser(sub, "verify", "Compare a GGUF with its Hugging Face model: token ids, logits (NMSE, top-1, KL), generation.")
@@ -57,7 +59,12 @@ def cmd_export(args: argparse.Namespace, ws: Workspace) -> int:
     base = str(Path(args.base).resolve()) if args.base else None
     params = {"source": pinned, "quants": quants, "adapter_only": args.adapter_only, "base": base,
               "keep": args.keep, "verify": not args.no_verify}
-    job = start_job(ws, "export", name=source.name, params=params, meta={"source": args.source, "quants": quants},
+    slurm = slurm_options(args, ws)
+    if slurm and args.nodes is None:
+        slurm["nodes"] = 1  # ftbench.toml's nodes are for training
+    if slurm and slurm["nodes"] > 1:
+        raise FtbenchError(f"An export runs on one node; --nodes is {slurm['nodes']}.", "Pass --nodes 1 (or leave it to ftbench.toml).")
+    job = start_job(ws, "export", name=source.name, params=params, meta={"source": args.source, "quants": quants}, slurm=slurm,
                     on_launch=Registry(ws).sync_job)
     if not args.wait:
         if args.json:

@@ -12,12 +12,12 @@ from ftbench.cli import print_json, subparser
 from ftbench.core.errors import FtbenchError
 from ftbench.core.events import EventTail
 from ftbench.core.humanize import human_age
-from ftbench.core.jobs import ACTIVE_STATES, Job, find_job, refresh, stop_job, tail_lines
+from ftbench.core.jobs import ACTIVE_STATES, Job, find_job, refresh, stop_job, tail_lines, waiting_note
 from ftbench.core.registry import JOB_TABLES, Registry, job_record
 from ftbench.core.workspace import Workspace
 
 STATE_MARKS = {
-    "starting": "…", "running": "▶", "stopping": "■", "succeeded": "✓", "failed": "✗", "stopped": "◼",
+    "queued": "⧗", "starting": "…", "running": "▶", "stopping": "■", "succeeded": "✓", "failed": "✗", "stopped": "◼",
 }
 
 
@@ -27,6 +27,11 @@ def register(sub: Any) -> None:
     p.add_argument("--state", choices=["active", *STATE_MARKS], help="only jobs in this state")
     p.add_argument("--json", action="store_true", help="print JSON records")
     p.set_defaults(func=cmd_runs)
+
+    p = subparser(sub, "queue", "list runs waiting for GPUs on this box, or move one to another place in line")
+    p.add_argument("--move", nargs=2, metavar=("ID", "POSITION"), help="put a waiting run at POSITION (1 = next)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_queue)
 
     p = subparser(sub, "show", "show one job: status, result, error, recent events and log")
     p.add_argument("id", help="job id, unique prefix, or folder")
@@ -116,7 +121,7 @@ def cmd_runs(args: argparse.Namespace, ws: Workspace) -> int:
         cells = {
             "KIND": r.get("kind") or "", "TASK": meta.get("task", ""), "METHOD": meta.get("method", ""),
             "MODEL": Path(str(meta.get("model", ""))).name, "TIME": human_age(dur) if dur is not None else "",
-            "BEST": best_metric(r),
+            "BEST": r.get("waiting") or best_metric(r),
         }
         state = f"{STATE_MARKS.get(r.get('state', ''), '?')} {r.get('state')}"
         table.add_row(prefixes.get(r["id"], r["id"]), state, *(cells[c] for c in columns))
@@ -133,6 +138,10 @@ def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
     s = job.status
     print(f"{job.id}  {STATE_MARKS.get(job.state, '?')} {job.state}  ({s.get('kind')}, attempt {s.get('attempt', 1)})")
     print(f"  folder:  {job.dir}")
+    if waiting_note(s):
+        print(f"  waiting: {waiting_note(s)}")
+    if s.get("gpus"):
+        print(f"  gpus:    {', '.join(map(str, s['gpus']))}")
     for key, value in (s.get("meta") or {}).items():
         print(f"  {key + ':':8} {value}")
     if s.get("progress"):
@@ -144,12 +153,44 @@ def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
         print(f"  error:   {s['error'].get('message')}")
         if s["error"].get("hint"):
             print(f"  hint:    {s['error']['hint']}")
+    script = job.dir / "slurm.sbatch"
+    if script.is_file():
+        print(f"  sbatch script ({script}):")
+        for line in script.read_text(encoding="utf-8").splitlines():
+            print(f"    {line}")
     print(f"  events:  {len(events)}")
     tail = tail_lines(job.log_path, 10)
     if tail:
         print("  log (last lines):")
         for line in tail:
             print(f"    {line}")
+    return 0
+
+
+def cmd_queue(args: argparse.Namespace, ws: Workspace) -> int:
+    from ftbench.core.gpu_queue import GpuQueue, GpuRequest
+
+    queue = GpuQueue(ws.root)
+    if args.move:
+        ref, position = args.move
+        if not position.isdigit() or int(position) < 1:
+            raise FtbenchError(f"Queue position '{position}' is not a number >= 1.", "1 is the next run to start.")
+        job = find_job(ws, ref)
+        order = queue.move(job.id, int(position))
+        print(f"{job.id} is now {order.index(job.id) + 1} of {len(order)} in the GPU queue.")
+        return 0
+    snap = queue.snapshot()
+    if args.json:
+        print_json(snap)
+        return 0
+    for job_id, held in sorted(snap["holding"].items()):
+        print(f"running  {job_id}  GPUs {', '.join(map(str, held['gpus']))}")
+    for i, entry in enumerate(snap["waiting"], 1):
+        print(f"{i:>7}  {entry['job']}  wants {GpuRequest.from_dict(entry['request']).describe()}")
+    if not snap["holding"] and not snap["waiting"]:
+        print("No run holds or waits for a GPU in this workspace.")
+    else:
+        print("Cancel a waiting run with `ftbench stop ID`; reorder with `ftbench queue --move ID POSITION`.")
     return 0
 
 

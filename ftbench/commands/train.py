@@ -31,6 +31,9 @@ def register(sub: Any) -> None:
     mode.add_argument("--wait", action="store_true", help="block until the run ends; exit 1 if it failed")
     p.add_argument("--name", help="run name (default: the recipe's name)")
     p.add_argument("--json", action="store_true", help="print the job record as JSON")
+    p.add_argument("--gpus", metavar="auto|N|I,J", help="GPUs on this box: auto, a count N, or indices I,J (one GPU: I,); overrides training.gpus; "
+                   "waits in the queue until they are free")
+    add_slurm_options(p)
     p.set_defaults(func=cmd_train)
 
     p = subparser(sub, "validate", "check a recipe and print it with every default filled in")
@@ -50,6 +53,35 @@ def register(sub: Any) -> None:
     p = subparser(sub, "checkpoint", "ask a running training run to save a checkpoint now")
     p.add_argument("id")
     p.set_defaults(func=cmd_checkpoint)
+
+
+SLURM_FLAGS = ("partition", "nodes", "gpus_per_node", "time", "account")
+
+
+def add_slurm_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("cluster", "with --on slurm; defaults from ftbench.toml [slurm]")
+    g.add_argument("--on", choices=["local", "slurm"], default="local", help="where the run executes (default: this machine)")
+    g.add_argument("--partition", help="Slurm partition")
+    g.add_argument("--nodes", type=int, help="nodes (more than 1: multi-node accelerate launch)")
+    g.add_argument("--gpus-per-node", type=int, help="GPUs per node (0: CPU only)")
+    g.add_argument("--time", help="time limit, e.g. 30 or 4:00:00")
+    g.add_argument("--account", help="Slurm account to charge")
+
+
+def slurm_options(args: argparse.Namespace, ws: Workspace) -> dict[str, Any] | None:
+    """The job's Slurm options (ftbench.toml [slurm] under the flags), or None to run here."""
+    given = [f"--{k.replace('_', '-')}" for k in SLURM_FLAGS if getattr(args, k, None) is not None]
+    if args.on != "slurm":
+        if given:
+            raise FtbenchError(f"{', '.join(given)} only apply with --on slurm.", "Add --on slurm, or drop those flags.")
+        return None
+    from dataclasses import asdict
+
+    from ftbench.core.slurm import SlurmOptions, require_slurm
+
+    require_slurm()
+    options = SlurmOptions(**asdict(ws.config.slurm)).merged(**{k: getattr(args, k) for k in SLURM_FLAGS})
+    return options.validate().to_dict()
 
 
 def resolved_recipe(path: str, overrides: list[str], ws: Workspace) -> Any:
@@ -93,6 +125,7 @@ def preflight_here(recipe: Recipe) -> Any:
 
 def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:
     from ftbench.core.atomic import atomic_write_text
+    from ftbench.core.gpu_queue import request_for_recipe
     from ftbench.core.jobs import start_job
     from ftbench.core.registry import Registry
 
@@ -103,7 +136,17 @@ def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:
         "task": recipe.task, "method": recipe.method.name, "model": Path(recipe.model.path).name,
         "dataset": Path(recipe.data.train).name, "format": getattr(report, "format", None),
     }
-    job = start_job(ws, "train", name, params={"recipe": recipe.to_dict()}, meta=meta, on_launch=Registry(ws).sync_job)
+    params: dict[str, Any] = {"recipe": recipe.to_dict()}
+    slurm = slurm_options(args, ws)
+    if slurm:
+        if args.gpus is not None:
+            raise FtbenchError("--gpus picks GPUs on this box; on Slurm use --gpus-per-node.", "Drop --gpus, or drop --on slurm.")
+        meta["slurm"] = f"{slurm['nodes']} node(s) x {slurm['gpus_per_node']} GPU(s)"
+    else:
+        gpu_request = request_for_recipe(recipe, args.gpus)
+        if gpu_request:
+            params["gpu_request"] = gpu_request
+    job = start_job(ws, "train", name, params=params, meta=meta, slurm=slurm, on_launch=Registry(ws).sync_job)
     atomic_write_text(job.layout.recipe, recipe.to_yaml())
     if args.json:
         print_json({"id": job.id, "dir": str(job.dir), **meta})

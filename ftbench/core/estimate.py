@@ -228,3 +228,18 @@ def estimate_step_seconds(params: int, tokens: int, method: str, tflops: float, 
         raise FtbenchError(f"Peak TFLOPS must be positive (got {tflops}).", "Pass the GPU's dense bf16 TFLOPS.")
     per_token = (6 if method == "full" else 4) * params + (2 * params if gradient_checkpointing else 0)
     return per_token * tokens / (tflops * 1e12 * mfu)
+
+
+def estimate_for_recipe(recipe: Any) -> VramEstimate | None:
+    """The per-GPU VRAM a recipe's run needs (its method, max_length, per-device batch); None when unknown."""
+    from ftbench.catalog.models import inspect_model
+
+    method = recipe.method.name if recipe.method.name in METHODS else "lora"
+    try:
+        info = inspect_model(recipe.model.path)
+        return estimate_for_model(
+            info, method, recipe.data.max_length, recipe.training.batch_size, lora_r=recipe.method.r,
+            gradient_checkpointing=recipe.training.gradient_checkpointing,
+        )
+    except FtbenchError:
+        return None

@@ -12,6 +12,7 @@ import importlib
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -44,6 +45,7 @@ class ProcessJobContext:
         self.workspace = Workspace.open(spec["workspace"])
         self.events = EventWriter(job_dir / EVENTS, attempt=self.attempt)
         self.cooperative_stop = False
+        self.stop_by_user = False
         self._stop = threading.Event()
         self._last_progress_write = 0.0
         threading.Thread(target=self._announce_stop, name="stop-watch", daemon=True).start()
@@ -58,8 +60,19 @@ class ProcessJobContext:
         if not self.cooperative_stop:
             raise JobStopped()
 
+    def sleep(self, seconds: float) -> None:
+        """Sleep, waking at once when a stop arrives."""
+        self._stop.wait(seconds)
+
     def _announce_stop(self) -> None:
         self._stop.wait()
+        # `ftbench stop` leaves control/stop before its SIGTERM; a SIGTERM without it came from elsewhere
+        # (Slurm's time limit, a shutdown). Either way the file is how a distributed run's ranks hear it.
+        stop_file = self.job_dir / CONTROL / "stop"
+        self.stop_by_user = stop_file.exists()
+        if not self.stop_by_user:
+            stop_file.parent.mkdir(exist_ok=True)
+            stop_file.write_text("signal")
         update_status(self.job_dir, only_if_state=("starting", "running"), state="stopping")
         print("Stop requested; finishing at the next safe point.", flush=True)
 
@@ -98,9 +111,14 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     ctx = ProcessJobContext(job_dir, spec)
     signal.signal(signal.SIGTERM, lambda *_: ctx.request_stop())
+    if ctx.params.get("gpu_request") and not _wait_for_gpus(ctx):
+        update_status(job_dir, state="stopped", ended_at=now(), exit_code=0, queue=None,
+                      error={"message": "Cancelled while waiting for GPUs.", "hint": "Start it again with `ftbench resume`."})
+        _sync(ctx)
+        return 0
     update_status(
         job_dir, state="running", pid=os.getpid(), pgid=os.getpgid(0), proc_start=proc_start_time(os.getpid()),
-        started_at=now(), attempt=ctx.attempt, python=sys.executable,
+        started_at=now(), attempt=ctx.attempt, python=sys.executable, host=socket.gethostname(),
     )
     _sync(ctx)
     state, error, code = "succeeded", None, 0
@@ -120,11 +138,56 @@ def main(argv: list[str]) -> int:
         state, code = "failed", 1
         error = {"message": f"{type(exc).__name__}: {exc}".strip().rstrip(":"), "hint": f"The traceback is in {job_dir / 'log.txt'}."}
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if state == "stopped" and os.environ.get("SLURM_JOB_ID") and not ctx.stop_by_user:
+        state, error, code = "failed", _slurm_end(os.environ["SLURM_JOB_ID"]), 1
+    if ctx.params.get("gpu_request"):
+        from ftbench.core.gpu_queue import GpuQueue
+
+        GpuQueue(ctx.workspace.root).release(ctx.id)
     update_status(job_dir, state=state, ended_at=now(), exit_code=code, error=error)
     ctx.log(f"Job {state}.")
     _sync(ctx)
     ctx.events.close()
     return code
+
+
+def _slurm_end(slurm_id: str) -> dict[str, str]:
+    """Why Slurm sent SIGTERM when nobody asked ftbench to stop: time limit, preemption, node failure."""
+    from ftbench.core import slurm
+
+    for _ in range(5):
+        try:
+            state = slurm.query(slurm_id)
+        except FtbenchError:
+            state = None
+        if state is not None and state.state in slurm.ENDED_BY_SLURM:
+            return slurm.ended_by_slurm(state)
+        time.sleep(1.0)
+    return {"message": f"Slurm ended job {slurm_id} before it finished (time limit, preemption or node failure).",
+            "hint": "The checkpoint saved on the way out is kept: `ftbench resume ID` continues from it."}
+
+
+def _wait_for_gpus(ctx: ProcessJobContext) -> bool:
+    """Wait in the workspace's GPU queue as `queued`; on a grant, show the job only its GPUs. False: cancelled."""
+    from ftbench.core.gpu_queue import GpuQueue, GpuRequest, visible_devices_env, wait_for_gpus
+
+    request = GpuRequest.from_dict(ctx.params["gpu_request"])
+    ctx.cooperative_stop = True  # a stop while waiting just leaves the queue; nothing to interrupt
+    update_status(ctx.job_dir, state="queued", pid=os.getpid(), pgid=os.getpgid(0), proc_start=proc_start_time(os.getpid()))
+    _sync(ctx)
+
+    def on_wait(decision) -> None:
+        update_status(ctx.job_dir, queue={"position": decision.position, "queued": decision.queued, "reason": decision.reason})
+        ctx.log(f"Queued ({decision.position} of {decision.queued}): {decision.reason}.")
+
+    gpus = wait_for_gpus(GpuQueue(ctx.workspace.root), ctx.id, request, lambda: ctx.stop_requested, on_wait, sleep=ctx.sleep)
+    ctx.cooperative_stop = False
+    if gpus is None:
+        return False
+    os.environ.update(visible_devices_env(gpus))
+    update_status(ctx.job_dir, gpus=gpus, queue=None)
+    ctx.log(f"Using GPU{'s' if len(gpus) != 1 else ''} {', '.join(map(str, gpus))} (CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']}).")
+    return True
 
 
 def _sync(ctx: ProcessJobContext) -> None:

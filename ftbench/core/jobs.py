@@ -32,7 +32,8 @@ from ftbench.core.handles import job_dirs
 from ftbench.core.layout import JobLayout
 from ftbench.core.workspace import Workspace
 
-ACTIVE_STATES = ("starting", "running", "stopping")
+# `queued`: the job's process (or Slurm) is waiting for GPUs or an allocation; it starts by itself.
+ACTIVE_STATES = ("queued", "starting", "running", "stopping")
 FINAL_STATES = ("succeeded", "failed", "stopped")
 STATES = ACTIVE_STATES + FINAL_STATES
 
@@ -64,6 +65,20 @@ def new_job_id(kind: str, name: str = "") -> str:
     slug = "-".join(part for part in "".join(c if c.isalnum() else "-" for c in name.lower()).split("-") if part)
     middle = "-".join(p for p in (kind if kind != "train" else "", slug[:40]) if p)
     return f"{stamp}-{middle}-{secrets.token_hex(2)}" if middle else f"{stamp}-{secrets.token_hex(2)}"
+
+
+def waiting_note(status: dict[str, Any]) -> str:
+    """Why a queued job has not started: its place in the GPU queue or Slurm's state, in one line."""
+    if status.get("state") != "queued":
+        return ""
+    queue, slurm = status.get("queue") or {}, status.get("slurm") or {}
+    if slurm.get("job_id"):
+        reason = slurm.get("reason")
+        state = slurm.get("state") or "submitted"
+        return f"Slurm job {slurm['job_id']}: {state}" + (f" ({reason})" if reason and reason != "None" else "")
+    if queue.get("reason"):
+        return f"{queue.get('position')} of {queue.get('queued')} in the GPU queue: {queue['reason']}"
+    return "waiting to start"
 
 
 def read_status(job_dir: Path) -> dict[str, Any]:
@@ -179,8 +194,9 @@ def start_job(
     env: dict[str, str] | None = None,
     job_id: str | None = None,
     on_launch: Callable[[Job], None] | None = None,
+    slurm: dict[str, Any] | None = None,
 ) -> Job:
-    """Create a job folder and start its detached process; returns at once.
+    """Create a job folder and start its detached process (or, with `slurm` options, submit it); returns at once.
 
     `on_launch` sees the new job first (callers pass `Registry(ws).sync_job` so listings show it while it is
     still starting); it is a parameter so this module does not import the registry that indexes it.
@@ -201,6 +217,7 @@ def start_job(
         "workspace": str(ws.root),
         "params": params or {},
         "attempt": 1,
+        **({"slurm": slurm} if slurm else {}),
     }
     atomic_write_json(job_dir / SPEC, spec)
     update_status(
@@ -214,7 +231,7 @@ def start_job(
         created_at=now(),
         meta=meta or {},
     )
-    _launch(job_dir, env)
+    _start(job_dir, spec, env)
     job = Job(job_dir, read_status(job_dir))
     if on_launch:
         on_launch(job)
@@ -238,17 +255,43 @@ def restart_job(
         job.dir, state="starting", attempt=spec["attempt"], error=None, exit_code=None, ended_at=None,
         pid=None, created_at=job.status.get("created_at", now()), restarted_at=now(),
     )
-    _launch(job.dir, env)
+    (job.dir / CONTROL / "stop").unlink(missing_ok=True)  # the last attempt's stop request is not this one's
+    _start(job.dir, spec, env)
     job = Job(job.dir, read_status(job.dir))
     if on_launch:
         on_launch(job)
     return job
 
 
+def _start(job_dir: Path, spec: dict[str, Any], env: dict[str, str] | None) -> None:
+    if spec.get("slurm"):
+        _submit_slurm(job_dir, spec)
+    else:
+        _launch(job_dir, env)
+
+
+def _submit_slurm(job_dir: Path, spec: dict[str, Any]) -> None:
+    """Write the sbatch script and submit it; the job waits `queued` until Slurm starts its process."""
+    from ftbench.core import slurm
+    from ftbench.core.recipe import validate_recipe
+
+    options = slurm.SlurmOptions(**spec["slurm"])
+    recipe = validate_recipe(spec["params"]["recipe"]) if "recipe" in spec.get("params", {}) else None
+    slurm.write_scripts(job_dir, spec["id"], options, recipe)
+    try:
+        slurm_id = slurm.submit(job_dir)
+    except FtbenchError as exc:
+        update_status(job_dir, state="failed", ended_at=now(), error=exc.to_dict())
+        raise
+    update_status(job_dir, state="queued", slurm={"job_id": slurm_id, "state": "PENDING", "reason": "", "checked_at": now()})
+
+
 def _launch(job_dir: Path, env: dict[str, str] | None) -> None:
+    from ftbench.core.logind import systemd_run_prefix
+
     with open(job_dir / LOG, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ftbench.core.job_entry", str(job_dir)],
+            [*systemd_run_prefix(f"ftbench-{job_dir.name}"), sys.executable, "-m", "ftbench.core.job_entry", str(job_dir)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -284,6 +327,8 @@ def find_job(ws: Workspace, ref: str) -> Job:
 def refresh(job: Job) -> Job:
     """Re-read status and turn a job whose process is gone into `failed` with its log tail."""
     status = read_status(job.dir)
+    if status.get("state") in ACTIVE_STATES and (status.get("slurm") or {}).get("job_id"):
+        return _refresh_slurm(job.dir, status)
     if status.get("state") not in ACTIVE_STATES or status.get("host") not in (None, socket.gethostname()):
         return Job(job.dir, status)
     pid = status.get("pid")
@@ -311,6 +356,31 @@ def refresh(job: Job) -> Job:
     return Job(job.dir, status)
 
 
+SLURM_POLL_S = 2.0
+
+
+def _refresh_slurm(job_dir: Path, status: dict[str, Any]) -> Job:
+    """Ask Slurm (at most every SLURM_POLL_S) what became of an active job: pending reason, or an end it
+    did not record itself (time limit, node failure, preemption while the worker could not write)."""
+    from ftbench.core import slurm
+
+    info = status["slurm"]
+    if time.time() - (info.get("checked_at") or 0) < SLURM_POLL_S:
+        return Job(job_dir, status)
+    try:
+        state = slurm.query(info["job_id"])
+    except FtbenchError:  # the controller is busy or down: no news is not an ending
+        state = None
+    if state is None or state.live:
+        fields = {"checked_at": now(), **({"state": state.state, "reason": state.reason} if state else {})}
+        return Job(job_dir, update_status(job_dir, slurm=fields))
+    time.sleep(0.05)  # the worker may be writing its final state right now
+    return Job(job_dir, update_status(
+        job_dir, only_if_state=ACTIVE_STATES, state="failed", ended_at=now(), error=slurm.ended_by_slurm(state),
+        slurm={"state": state.state, "reason": state.reason, "checked_at": now()},
+    ))
+
+
 def request_control(job: Job, action: str) -> Path:
     """Ask a running job to do something at its next poll (e.g. `checkpoint`); the job deletes the file."""
     if not job.active:
@@ -329,6 +399,8 @@ def stop_job(job: Job, grace_s: float = 60.0, wait: bool = True) -> Job:
     pgid = job.status.get("pgid") or job.status.get("pid")
     (job.dir / CONTROL).mkdir(exist_ok=True)
     (job.dir / CONTROL / "stop").write_text(str(now()))
+    if (job.status.get("slurm") or {}).get("job_id"):
+        return _stop_slurm(job, grace_s, wait)
     if not _signal_group(pgid, signal.SIGTERM):
         return refresh(job)
     if not wait:
@@ -348,6 +420,28 @@ def stop_job(job: Job, grace_s: float = 60.0, wait: bool = True) -> Job:
                 error={"message": f"Killed after not stopping within {grace_s:g} s.", "hint": "Any checkpoint saved before is kept."},
             )
     return refresh(Job(job.dir, read_status(job.dir)))
+
+
+def _stop_slurm(job: Job, grace_s: float, wait: bool) -> Job:
+    """A pending job is just cancelled; a running one gets SIGTERM (it saves a checkpoint), then scancel."""
+    from ftbench.core import slurm
+
+    slurm_id = job.status["slurm"]["job_id"]
+    if job.state == "queued":
+        slurm.cancel(slurm_id)
+        update_status(job.dir, only_if_state=("queued",), state="stopped", ended_at=now(),
+                      error={"message": f"Cancelled before Slurm started it (job {slurm_id}).", "hint": "Start it again with `ftbench resume`."})
+        return Job(job.dir, read_status(job.dir))
+    slurm.cancel(slurm_id, "TERM")
+    if not wait:
+        return Job(job.dir, read_status(job.dir))
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and read_status(job.dir).get("state") in ACTIVE_STATES:
+        time.sleep(0.2)
+    slurm.cancel(slurm_id)
+    update_status(job.dir, only_if_state=ACTIVE_STATES, state="stopped", ended_at=now(),
+                  error={"message": f"Cancelled after not stopping within {grace_s:g} s.", "hint": "Any checkpoint saved before is kept."})
+    return Job(job.dir, read_status(job.dir))
 
 
 def _signal_group(pgid: int | None, sig: int) -> bool:

@@ -109,6 +109,9 @@ class TrainingSection(_Section):
     early_stopping_patience: int | None = Field(None, ge=1)
     seed: int = 42
     devices: Literal["auto"] | int = "auto"
+    gpus: Literal["auto"] | int | list[int] = Field(
+        "auto", description="auto: every free GPU (none: CPU); N: wait for N free GPUs; [0, 3]: wait for exactly these"
+    )
     distributed: Literal["ddp", "fsdp", "deepspeed"] = "ddp"
     deepspeed_stage: Literal[1, 2, 3] = 2
 
@@ -117,6 +120,15 @@ class TrainingSection(_Section):
     def _devices(cls, value: Any) -> Any:
         if isinstance(value, int) and value < 1:
             raise ValueError("training.devices must be 'auto' or a number of processes >= 1")
+        return value
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpus(cls, value: Any) -> Any:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("training.gpus must be 'auto', a GPU count >= 1 or a list of GPU indices such as [0, 3]")
+        if isinstance(value, list) and (not value or min(value) < 0 or len(set(value)) != len(value)):
+            raise ValueError("training.gpus must list distinct GPU indices >= 0, such as [0, 3]")
         return value
 
 

@@ -73,6 +73,8 @@ def _stderr_warning(message: str) -> None:
 
 def job_record(job: Job, root: Path) -> dict[str, Any]:
     """What the index keeps of a job: enough to list, filter and sort without opening its folder."""
+    from ftbench.core.jobs import waiting_note
+
     s = job.status
     error = s.get("error") or {}
     try:
@@ -92,6 +94,7 @@ def job_record(job: Job, root: Path) -> dict[str, Any]:
         "meta": s.get("meta") or {},
         "result": s.get("result") or {},
         "error": error.get("message"),
+        "waiting": waiting_note(s),
     }
 
 

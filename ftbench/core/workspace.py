@@ -43,6 +43,14 @@ export_quants = ["q4_k_m", "q8_0"]
 # Seconds a stopping job gets to save a checkpoint before it is killed.
 stop_grace_s = 60
 
+# Defaults for `ftbench train RECIPE --on slurm` (flags override them); see docs/multinode.md.
+# [slurm]
+# partition = "gpu"
+# account = "my-project"
+# time = "4:00:00"
+# nodes = 1
+# gpus_per_node = 1
+
 # Remap TUI keys by binding id, e.g. quit = "ctrl+q".
 [keymap]
 """
@@ -52,6 +60,18 @@ stop_grace_s = 60
 class Defaults:
     export_quants: list[str] = field(default_factory=lambda: ["q4_k_m", "q8_0"])
     stop_grace_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class SlurmDefaults:
+    """`[slurm]`: the sbatch options `--on slurm` uses unless a flag says otherwise."""
+
+    partition: str | None = None
+    account: str | None = None
+    time: str | None = None
+    nodes: int = 1
+    gpus_per_node: int = 1
+    cpus_per_task: int | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +87,7 @@ class WorkspaceConfig:
     scan_hf_cache: bool = True
     defaults: Defaults = field(default_factory=Defaults)
     keymap: dict[str, str] = field(default_factory=dict)
+    slurm: SlurmDefaults = field(default_factory=SlurmDefaults)
 
 
 # key -> (expected type, description used in errors); nested tables are dicts of the same shape.
@@ -76,12 +97,24 @@ _SCHEMA: dict[str, tuple[type | tuple[type, ...], str]] = {
     "scan_hf_cache": (bool, "true or false"),
     "defaults": (dict, "a table"),
     "keymap": (dict, "a table of binding id = keys"),
+    "slurm": (dict, "a table"),
 }
 _DEFAULTS_SCHEMA: dict[str, tuple[type | tuple[type, ...], str]] = {
     "export_quants": (list, "a list of quantization names such as q4_k_m"),
     "stop_grace_s": ((int, float), "a number of seconds"),
 }
-_ALLOWED = "model_dirs, dataset_dirs, scan_hf_cache, [defaults] export_quants, stop_grace_s, [keymap]"
+_SLURM_SCHEMA: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "partition": (str, "a partition name"),
+    "account": (str, "an account name"),
+    "time": (str, "a Slurm time limit such as \"4:00:00\""),
+    "nodes": (int, "a whole number of nodes"),
+    "gpus_per_node": (int, "a whole number of GPUs"),
+    "cpus_per_task": (int, "a whole number of CPUs"),
+}
+_ALLOWED = (
+    "model_dirs, dataset_dirs, scan_hf_cache, [defaults] export_quants, stop_grace_s, [keymap], "
+    "[slurm] partition, account, time, nodes, gpus_per_node, cpus_per_task"
+)
 
 
 def _check(path: Path, table: dict, schema: dict, prefix: str = "") -> None:
@@ -90,7 +123,7 @@ def _check(path: Path, table: dict, schema: dict, prefix: str = "") -> None:
         if key not in schema:
             raise FtbenchError(f"{path}: unknown key '{name}'.", f"Allowed keys: {_ALLOWED}.")
         expected, what = schema[key]
-        ok = isinstance(value, expected) and not (expected in ((int, float),) and isinstance(value, bool))
+        ok = isinstance(value, expected) and not (expected in ((int, float), int) and isinstance(value, bool))
         if ok and isinstance(value, list):
             ok = all(isinstance(v, str) for v in value)
         if ok and key == "keymap":
@@ -202,4 +235,6 @@ def load_config(path: Path) -> WorkspaceConfig:
     _check(path, data, _SCHEMA)
     defaults = data.pop("defaults", {})
     _check(path, defaults, _DEFAULTS_SCHEMA, prefix="defaults.")
-    return WorkspaceConfig(**data, defaults=Defaults(**defaults))
+    slurm = data.pop("slurm", {})
+    _check(path, slurm, _SLURM_SCHEMA, prefix="slurm.")
+    return WorkspaceConfig(**data, defaults=Defaults(**defaults), slurm=SlurmDefaults(**slurm))

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ftbench.core.errors import FtbenchError
 from ftbench.core.recipe import Recipe
+from ftbench.core.slurm import PRECISION_ENV
 
 if TYPE_CHECKING:
     from ftbench.core.job_context import JobContext
@@ -54,7 +55,13 @@ def _free_port() -> int:
 
 
 def launch_command(recipe: Recipe, job_dir: Path, n: int, precision: str) -> list[str]:
+    """`accelerate launch` for this machine's ranks, or under a multi-node Slurm job `srun node.sh` on every node."""
     import torch
+
+    from ftbench.core.slurm import slurm_nodes, srun_command
+
+    if slurm_nodes() > 1:
+        return srun_command(job_dir, slurm_nodes())
 
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(n), "--num_machines", "1",
            "--main_process_port", str(_free_port()), "--dynamo_backend", "no",
@@ -77,8 +84,9 @@ def launch(recipe: Recipe, ctx: JobContext, n: int, precision: str) -> dict[str,
     result_path = Path(ctx.job_dir) / RESULT_FILE
     result_path.unlink(missing_ok=True)
     cmd = launch_command(recipe, Path(ctx.job_dir), n, precision)
-    ctx.log(f"Launching {n} processes: {' '.join(cmd[2:])}")
-    proc = subprocess.Popen(cmd, cwd=str(ctx.job_dir), start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    ctx.log(f"Launching {n} processes: {' '.join(cmd[2:] if cmd[0] == sys.executable else cmd)}")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", PRECISION_ENV: {"bf16": "bf16", "fp16": "fp16"}.get(precision, "no")}
+    proc = subprocess.Popen(cmd, cwd=str(ctx.job_dir), start_new_session=True, env=env)
     try:
         while proc.poll() is None:
             time.sleep(0.5)

@@ -31,10 +31,11 @@ def run(ctx: JobContext) -> None:
     recipe_path = JobLayout(ctx.job_dir).recipe
     if not recipe_path.exists():
         atomic_write_text(recipe_path, recipe.to_yaml())
+    from ftbench.core.slurm import slurm_nodes
     from ftbench.train.distributed import process_count
 
     n = process_count(recipe)
-    if n > 1:
+    if n > 1 or slurm_nodes() > 1:
         from ftbench.train.distributed import launch
         from ftbench.train.model import resolve_precision
 

@@ -152,6 +152,8 @@ class JobsScreen(PollingScreen):
             return
         text = Text.assemble((row["id"], "bold"), "  ", (row["state_label"], row["state_style"]))
         text.append(f"\n{row['kind']} · attempt {row['attempt']} · {row['progress']}")
+        if row.get("slurm"):
+            text.append(f"\n{row['slurm']}", style="magenta")
         if row["error"]:
             text.append(f"\n{row['error']}", style="red")
             if row["hint"]:

@@ -208,6 +208,7 @@ class NewRunScreen(Screen[None]):
 def launch_recipe(ws: Workspace, recipe: Recipe, source: Path | None = None) -> Job:
     """Start the training job as `ftbench train` does: absolute paths, recipe frozen into the run folder."""
     from ftbench.core.atomic import atomic_write_text
+    from ftbench.core.gpu_queue import request_for_recipe
     from ftbench.core.jobs import start_job
     from ftbench.core.recipe import resolve_recipe_paths
     from ftbench.core.registry import Registry
@@ -219,6 +220,10 @@ def launch_recipe(ws: Workspace, recipe: Recipe, source: Path | None = None) -> 
         raise FtbenchError(f"data.train {recipe.data.train} does not exist.", "Pick a dataset on the Datasets screen (3) or fix the path.")
     name = recipe.name or (source.stem if source else "run")
     meta = {"task": recipe.task, "method": recipe.method.name, "model": Path(recipe.model.path).name, "dataset": Path(recipe.data.train).name}
-    job = start_job(ws, "train", name, params={"recipe": recipe.to_dict()}, meta=meta, on_launch=Registry(ws).sync_job)
+    params: dict[str, Any] = {"recipe": recipe.to_dict()}
+    gpu_request = request_for_recipe(recipe)
+    if gpu_request:
+        params["gpu_request"] = gpu_request
+    job = start_job(ws, "train", name, params=params, meta=meta, on_launch=Registry(ws).sync_job)
     atomic_write_text(job.layout.recipe, recipe.to_yaml())
     return job

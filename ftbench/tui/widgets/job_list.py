@@ -16,13 +16,14 @@ from typing import Any
 
 from ftbench.core.events import EventTail
 from ftbench.core.humanize import human_age
-from ftbench.core.jobs import ACTIVE_STATES, Job, job_dirs, refresh
+from ftbench.core.jobs import ACTIVE_STATES, Job, job_dirs, refresh, waiting_note
 from ftbench.core.layout import JobLayout
 from ftbench.core.tail import LineTail
 from ftbench.core.workspace import Workspace
 
 # Each state has a symbol and a word, so states read the same without colour (and in tmux captures).
 STATE_LABELS = {
+    "queued": ("⧗", "queued", "magenta"),
     "starting": ("◌", "starting", "cyan"),
     "running": ("▶", "running", "bold green"),
     "stopping": ("◍", "stopping", "yellow"),
@@ -61,7 +62,7 @@ def job_row(job: Job, clock: Callable[[], float]) -> dict[str, Any]:
         "state": job.state,
         "state_label": label,
         "state_style": style,
-        "progress": progress_text(s.get("progress")),
+        "progress": waiting_note(s) or progress_text(s.get("progress")),
         "age": human_age(clock() - s["created_at"]) if s.get("created_at") else "-",
         "created_at": s.get("created_at") or 0,
         "error": (s.get("error") or {}).get("message") or "",
@@ -69,7 +70,22 @@ def job_row(job: Job, clock: Callable[[], float]) -> dict[str, Any]:
         "attempt": s.get("attempt", 1),
         "result": s.get("result") or {},
         "serve": s.get("serve") or {},
+        "slurm": slurm_summary(job),
     }
+
+
+def slurm_summary(job: Job) -> str:
+    """For a Slurm job: its id, Slurm's state and the sbatch options, as the info pane shows them."""
+    info = job.status.get("slurm") or {}
+    if not info.get("job_id"):
+        return ""
+    try:
+        script = (job.dir / "slurm.sbatch").read_text(encoding="utf-8")
+    except OSError:
+        script = ""
+    options = " ".join(line.split(None, 1)[1] for line in script.splitlines() if line.startswith("#SBATCH "))
+    reason = f" ({info['reason']})" if info.get("reason") and info["reason"] != "None" else ""
+    return f"Slurm job {info['job_id']}: {info.get('state') or '?'}{reason}\nsbatch {options}\nscript: {job.dir / 'slurm.sbatch'}"
 
 
 @dataclass
