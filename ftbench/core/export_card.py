@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ftbench.core.humanize import decimal_size
-
 
 def render_card(result: dict[str, Any]) -> str:
     lines = [f"Export of {result.get('source', '?')}"]
     for f in result.get("files", []):
-        lines.append(f"  {f['type']:<9} {decimal_size(f['bytes']):>10}  {f['path']}")
+        lines.append(f"  {f['type']:<9} {f['bytes'] / 1e6:9.1f} MB  {f['path']}")  # one unit: sizes line up
     for c in result.get("verify", []):
         nmse = "n/a" if c.get("nmse") is None else f"{c['nmse']:.2e}"
         kl = "n/a" if c.get("kl") is None else f"{c['kl']:.2e}"

@@ -1,7 +1,7 @@
 """The whole export, in phases: resolve source -> preflight -> merge -> convert -> quantize -> verify -> Modelfile.
 
-`run_export` is plain Python (the job target and tests call it); it reports phases through callbacks and
-returns the result card's data. Intermediates (merged folder, F16 used only for quantizing) are removed
+`run_export` is plain Python (the job target and tests call it); it runs one named step function per phase
+on an `ExportRun` (with a shared `StepTimer`), reports phases through callbacks and returns the result card's data. Intermediates (merged folder, F16 used only for quantizing) are removed
 unless kept, and every file appears under its final name only once complete.
 """
 
@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from ftbench.catalog.hf_files import text_config
 from ftbench.core.artifacts import Weights, resolve
 from ftbench.core.atomic import atomic_write_json
 from ftbench.core.errors import FtbenchError
+from ftbench.core.humanize import decimal_size
 from ftbench.core.workspace import Workspace
 from ftbench.export import merge as merge_mod
 from ftbench.export.gguf.hf import load_hf_model
@@ -88,18 +90,60 @@ def preflight(src: Source, types: list[str], out_dir: Path, adapter_only: bool) 
             "output_bytes": outputs, "merge_memory_bytes": merge_mod.merge_memory_bytes(src.weights_dir) if merged else 0}
     if need > free:
         raise FtbenchError(
-            f"Exporting needs about {_gb(need)} on {out_dir} (merge {_gb(merged)} + F16 {_gb(intermediate)} + outputs {_gb(outputs)}) but only {_gb(free)} is free.",
+            f"Exporting needs about {decimal_size(need)} on {out_dir} (merge {decimal_size(merged)} + F16 {decimal_size(intermediate)} + outputs {decimal_size(outputs)}) but only {decimal_size(free)} is free.",
             "Free some space, export fewer types (--quant), or point the workspace to a bigger disk.",
         )
     return info
 
 
-def _gb(n: int) -> str:
-    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
-
-
 def gguf_name(name: str, qtype: str) -> str:
     return f"{name}-{qtype.upper()}.gguf"
+
+
+class StepTimer:
+    """Seconds per named step, kept for the result card (`timings`), plus the whole run's total."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[f"{name}_s"] = round(time.perf_counter() - t0, 3)
+
+    def seconds(self, name: str) -> float:
+        return self.timings[f"{name}_s"]
+
+    def summary(self) -> dict[str, float]:
+        return {**self.timings, "total_s": round(time.perf_counter() - self.start, 3)}
+
+
+Phase = Callable[[str, float | None, float | None], None]
+
+
+@dataclass
+class ExportRun:
+    """One export in progress: its inputs, the shared timer and what the steps have made so far."""
+
+    source: Source
+    out: Path
+    types: list[str]
+    adapter_only: bool
+    keep_intermediates: bool
+    phase: Phase
+    log: Callable[[str], None]
+    timer: StepTimer = field(default_factory=StepTimer)
+    model_dir: Path | None = None
+    adapter_gguf: Path | None = None
+    note: str | None = None
+    files: list[dict[str, Any]] = field(default_factory=list)
+    made: dict[str, Path] = field(default_factory=dict)
+    intermediates: list[Path] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_export(
@@ -109,139 +153,187 @@ def run_export(
     adapter_only: bool = False,
     keep_intermediates: bool = False,
     verify: bool = True,
-    phase: Callable[[str, float | None, float | None], None] | None = None,
+    phase: Phase | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Do the export into `out_dir`; returns the result card (files, sizes, verification, commands)."""
-    from ftbench.export.gguf.writer import convert
-    from ftbench.export.quantize import quantize_with_llama_cpp
+    """Do the export into `out_dir`; returns the result card (files, sizes, verification, commands).
 
-    t_start = time.perf_counter()
-    out = Path(out_dir)
+    The steps run in order on one `ExportRun`: preflight, adapter GGUF (adapter_only), merge, convert,
+    quantize, verify, Modelfile, clean-up; each is a function below, timed by the run's StepTimer.
+    """
     types = normalize_types(list(quants) if not isinstance(quants, str) else quants)
-    step = phase or (lambda *_: None)
-    step("preflight", 0, 1)
-    pre = preflight(source, types, out, adapter_only)
-    log(f"Preflight: {pre['params']:,} parameters; needs ~{_gb(pre['need_bytes'])} disk, {_gb(pre['free_bytes'])} free"
-        + (f"; merging needs ~{_gb(pre['merge_memory_bytes'])} RAM." if pre["merge_memory_bytes"] else "."))
-    timings: dict[str, float] = {}
-    files: list[dict[str, Any]] = []
-    intermediates: list[Path] = []
-    adapter_gguf: Path | None = None
-    note = None
+    run = ExportRun(source, Path(out_dir), types, adapter_only, keep_intermediates, phase or (lambda *_: None), log)
+    pre = _preflight_step(run)
+    _adapter_step(run)
+    _merge_step(run)
+    _convert_step(run)
+    _quantize_step(run)
+    if verify:
+        _verify_step(run)
+    modelfile = _modelfile_step(run)
+    _remove_intermediates(run)
+    result = _result_card(run, pre, modelfile)
+    failed = [c for c in run.checks if not c["passed"]]
+    if failed:
+        raise VerificationFailed(result,
+            "Verification failed for " + ", ".join(f"{c['type'].upper()} ({'; '.join(c['problems'])})" for c in failed) + ".",
+            f"The files are kept in {run.out} for inspection; verify.json has the numbers. Please report this with the model's config.json.",
+        )
+    return result
 
-    model_dir = source.model_dir
-    if source.adapter and adapter_only:
-        from ftbench.export.lora import NotExpressible, write_lora_gguf
 
-        step("adapter", 0, 1)
-        t0 = time.perf_counter()
+def _preflight_step(run: ExportRun) -> dict[str, Any]:
+    run.phase("preflight", 0, 1)
+    pre = preflight(run.source, run.types, run.out, run.adapter_only)
+    run.log(f"Preflight: {pre['params']:,} parameters; needs ~{decimal_size(pre['need_bytes'])} disk, {decimal_size(pre['free_bytes'])} free"
+            + (f"; merging needs ~{decimal_size(pre['merge_memory_bytes'])} RAM." if pre["merge_memory_bytes"] else "."))
+    run.model_dir = run.source.model_dir
+    return pre
+
+
+def _adapter_step(run: ExportRun) -> None:
+    """--adapter-only: the adapter as a LoRA GGUF beside the base's files; falls back to merging when the
+    adapter cannot be expressed as one (the reason goes on the card)."""
+    source = run.source
+    if not (source.adapter and run.adapter_only):
+        return
+    from ftbench.export.lora import NotExpressible, write_lora_gguf
+
+    run.phase("adapter", 0, 1)
+    with run.timer.step("adapter"):
         try:
-            res = write_lora_gguf(source.adapter, out / f"{source.name}-LoRA-F32.gguf", name=source.name)
-            adapter_gguf = Path(res["path"])
-            files.append({"path": str(adapter_gguf), "type": "lora-f32", "bytes": res["bytes"], "role": "adapter"})
-            model_dir = source.adapter.base_dir
-            log(f"Adapter GGUF: {res['modules']} modules -> {adapter_gguf.name}")
+            res = write_lora_gguf(source.adapter, run.out / f"{source.name}-LoRA-F32.gguf", name=source.name)
+            run.adapter_gguf = Path(res["path"])
+            run.files.append({"path": str(run.adapter_gguf), "type": "lora-f32", "bytes": res["bytes"], "role": "adapter"})
+            run.model_dir = source.adapter.base_dir
+            run.log(f"Adapter GGUF: {res['modules']} modules -> {run.adapter_gguf.name}")
         except NotExpressible as exc:
-            note = exc.message
-            log(f"{exc.message} Merging instead.")
-            adapter_only = False
-        timings["adapter_s"] = round(time.perf_counter() - t0, 3)
-    if source.adapter and not adapter_only:
-        step("merge", 0, 1)
-        t0 = time.perf_counter()
-        model_dir = merge_mod.merge_adapter(source.adapter, out / "merged")
-        if not keep_intermediates:
-            intermediates.append(model_dir)
-        timings["merge_s"] = round(time.perf_counter() - t0, 3)
-        log(f"Merged {source.adapter.path} into {source.adapter.base_dir} -> {model_dir}")
-    assert model_dir is not None
-    file_stem = source.name if not adapter_only else (source.base_name or model_dir.name)
+            run.note = exc.message
+            run.log(f"{exc.message} Merging instead.")
+            run.adapter_only = False
 
+
+def _merge_step(run: ExportRun) -> None:
+    source = run.source
+    if not (source.adapter and not run.adapter_only):
+        return
+    run.phase("merge", 0, 1)
+    with run.timer.step("merge"):
+        run.model_dir = merge_mod.merge_adapter(source.adapter, run.out / "merged")
+    if not run.keep_intermediates:
+        run.intermediates.append(run.model_dir)
+    run.log(f"Merged {source.adapter.path} into {source.adapter.base_dir} -> {run.model_dir}")
+
+
+def _file_stem(run: ExportRun) -> str:
+    assert run.model_dir is not None
+    return run.source.name if not run.adapter_only else (run.source.base_name or run.model_dir.name)
+
+
+def _needs_f16(run: ExportRun) -> bool:
+    """K-quants are made from an F16 GGUF; one the user did not ask for is an intermediate."""
+    return any(t in LLAMA_FTYPES for t in run.types) and "f16" not in run.types
+
+
+def _convert_step(run: ExportRun) -> None:
+    """Our own HF -> GGUF writer for F32/F16/BF16/Q8_0 (and the F16 the K-quants start from)."""
     from ftbench.export.gguf.tokenizer import pre_tokenizer_name
+    from ftbench.export.gguf.writer import convert
 
-    pre_name = pre_tokenizer_name(model_dir, in_process=True)  # transformers is loaded in this job anyway
-    direct = [t for t in types if t in FILE_TYPE_NAMES]
-    kquants = [t for t in types if t in LLAMA_FTYPES]
-    made: dict[str, Path] = {}
-    need_f16 = bool(kquants) and "f16" not in direct
-    for qtype in direct + (["f16"] if need_f16 else []):
-        t0 = time.perf_counter()
-        dst = out / gguf_name(file_stem, qtype)
+    assert run.model_dir is not None
+    pre_name = pre_tokenizer_name(run.model_dir, in_process=True)  # transformers is loaded in this job anyway
+    direct = [t for t in run.types if t in FILE_TYPE_NAMES]
+    for qtype in direct + (["f16"] if _needs_f16(run) else []):
+        dst = run.out / gguf_name(_file_stem(run), qtype)
 
         def conv_progress(done: int, total: int, _q: str = qtype) -> None:
-            step(f"convert {_q.upper()}", done, total)
+            run.phase(f"convert {_q.upper()}", done, total)
 
-        res = convert(model_dir, dst, qtype, meta=source.meta, pre=pre_name, progress=conv_progress)
-        timings[f"convert_{qtype}_s"] = round(time.perf_counter() - t0, 3)
-        made[qtype] = dst
-        log(f"Wrote {dst.name} ({_gb(res['bytes'])}, {res['tensors']} tensors, pre-tokenizer {res['pre']}) in {timings[f'convert_{qtype}_s']}s")
+        with run.timer.step(f"convert_{qtype}"):
+            res = convert(run.model_dir, dst, qtype, meta=run.source.meta, pre=pre_name, progress=conv_progress)
+        run.made[qtype] = dst
+        run.log(f"Wrote {dst.name} ({decimal_size(res['bytes'])}, {res['tensors']} tensors, pre-tokenizer {res['pre']}) "
+                f"in {run.timer.seconds(f'convert_{qtype}')}s")
+
+
+def _quantize_step(run: ExportRun) -> None:
+    """K-quants through llama.cpp's quantizer, from the F16 GGUF."""
+    from ftbench.export.quantize import quantize_with_llama_cpp
+
+    kquants = [t for t in run.types if t in LLAMA_FTYPES]
     for i, qtype in enumerate(kquants):
-        step(f"quantize {qtype.upper()}", i, len(kquants))
-        t0 = time.perf_counter()
-        dst = out / gguf_name(file_stem, qtype)
-        quantize_with_llama_cpp(made["f16"], dst, qtype)
-        timings[f"quantize_{qtype}_s"] = round(time.perf_counter() - t0, 3)
-        made[qtype] = dst
-        log(f"Wrote {dst.name} ({_gb(dst.stat().st_size)}) in {timings[f'quantize_{qtype}_s']}s")
-    if need_f16 and not keep_intermediates:
-        intermediates.append(made["f16"])
-    for qtype in types:
-        files.append({"path": str(made[qtype]), "type": qtype.upper(), "bytes": made[qtype].stat().st_size, "role": "model"})
+        run.phase(f"quantize {qtype.upper()}", i, len(kquants))
+        dst = run.out / gguf_name(_file_stem(run), qtype)
+        with run.timer.step(f"quantize_{qtype}"):
+            quantize_with_llama_cpp(run.made["f16"], dst, qtype)
+        run.made[qtype] = dst
+        run.log(f"Wrote {dst.name} ({decimal_size(dst.stat().st_size)}) in {run.timer.seconds(f'quantize_{qtype}')}s")
+    if _needs_f16(run) and not run.keep_intermediates:
+        run.intermediates.append(run.made["f16"])
+    for qtype in run.types:
+        path = run.made[qtype]
+        run.files.append({"path": str(path), "type": qtype.upper(), "bytes": path.stat().st_size, "role": "model"})
 
-    checks: list[dict[str, Any]] = []
-    if verify:
-        from ftbench.export.verify import HFReference, check_gguf
 
-        step("verify", 0, len(types))
-        ref_dir = source.adapter.base_dir if (source.adapter and adapter_only) else model_dir
-        ref = HFReference(ref_dir, adapter_dir=source.adapter.path if (source.adapter and adapter_only) else None)
-        for i, qtype in enumerate(types):
-            res = check_gguf(made[qtype], ref, qtype, lora_path=adapter_gguf)
-            checks.append(res.to_dict())
-            step("verify", i + 1, len(types))
-            log(f"Verify {qtype.upper()}: tokens {'match' if res.tokens_match else 'DIFFER'}, NMSE {res.nmse:.3g}, top-1 {res.top1:.1%}, KL {res.kl:.3g}"
+def _verify_step(run: ExportRun) -> None:
+    """Each GGUF against the Hugging Face model: same tokens, close logits (verify.json keeps the numbers)."""
+    from ftbench.export.verify import HFReference, check_gguf
+
+    source, types = run.source, run.types
+    run.phase("verify", 0, len(types))
+    with_adapter = bool(source.adapter and run.adapter_only)
+    ref_dir = source.adapter.base_dir if with_adapter else run.model_dir
+    ref = HFReference(ref_dir, adapter_dir=source.adapter.path if with_adapter else None)
+    for i, qtype in enumerate(types):
+        res = check_gguf(run.made[qtype], ref, qtype, lora_path=run.adapter_gguf)
+        run.checks.append(res.to_dict())
+        run.phase("verify", i + 1, len(types))
+        run.log(f"Verify {qtype.upper()}: tokens {'match' if res.tokens_match else 'DIFFER'}, NMSE {res.nmse:.3g}, top-1 {res.top1:.1%}, KL {res.kl:.3g}"
                 + ("" if res.passed else f" -> FAILED: {'; '.join(res.problems)}"))
-        atomic_write_json(out / "verify.json", {"reference": str(ref_dir), "adapter": str(adapter_gguf) if adapter_gguf else None,
-                                                "n_tokens": len(ref.ids), "checks": checks})
+    atomic_write_json(run.out / "verify.json", {"reference": str(ref_dir), "adapter": str(run.adapter_gguf) if run.adapter_gguf else None,
+                                                "n_tokens": len(ref.ids), "checks": run.checks})
 
-    step("modelfile", 0, 1)
+
+def _modelfile_step(run: ExportRun) -> Path:
     from ftbench.export.ollama import write_modelfile
 
-    primary = made[types[0]]
-    chat_template, eos = _chat_template_and_eos(model_dir)
-    cfg = text_config(json.loads((model_dir / "config.json").read_text(encoding="utf-8")))
+    assert run.model_dir is not None
+    run.phase("modelfile", 0, 1)
+    primary = run.made[run.types[0]]
+    chat_template, eos = _chat_template_and_eos(run.model_dir)
+    cfg = text_config(json.loads((run.model_dir / "config.json").read_text(encoding="utf-8")))
     n_ctx = cfg.get("max_position_embeddings") or cfg.get("n_positions")
-    modelfile = write_modelfile(out, primary.name, chat_template, eos, n_ctx, adapter_gguf.name if adapter_gguf else None)
+    return write_modelfile(run.out, primary.name, chat_template, eos, n_ctx, run.adapter_gguf.name if run.adapter_gguf else None)
 
-    for path in intermediates:
+
+def _remove_intermediates(run: ExportRun) -> None:
+    for path in run.intermediates:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
-    tag = "".join(c if c.isalnum() or c in "-_." else "-" for c in source.name.lower())
-    lora_arg = f" --lora {adapter_gguf}" if adapter_gguf else ""
+
+
+def _result_card(run: ExportRun, pre: dict[str, Any], modelfile: Path) -> dict[str, Any]:
+    """What the job stores as its result and core/export_card.py renders."""
+    primary = run.made[run.types[0]]
+    tag = "".join(c if c.isalnum() or c in "-_." else "-" for c in run.source.name.lower())
+    lora_arg = f" --lora {run.adapter_gguf}" if run.adapter_gguf else ""
     result = {
-        "source": source.name,
-        "files": files,
+        "source": run.source.name,
+        "files": run.files,
         "modelfile": str(modelfile),
-        "verify": [{k: c[k] for k in ("type", "passed", "tokens_match", "nmse", "top1", "kl")} for c in checks],
-        "verified": bool(checks) and all(c["passed"] for c in checks),
+        "verify": [{k: c[k] for k in ("type", "passed", "tokens_match", "nmse", "top1", "kl")} for c in run.checks],
+        "verified": bool(run.checks) and all(c["passed"] for c in run.checks),
         "commands": {
             "llama.cpp": f"llama-cli -m {primary}{lora_arg} -cnv",
-            "ollama": f"cd {out} && ollama create {tag} -f Modelfile && ollama run {tag}",
+            "ollama": f"cd {run.out} && ollama create {tag} -f Modelfile && ollama run {tag}",
         },
-        "timings": {**timings, "total_s": round(time.perf_counter() - t_start, 3)},
+        "timings": run.timer.summary(),
         "preflight": pre,
     }
-    if note:
-        result["note"] = note
-    failed = [c for c in checks if not c["passed"]]
-    if failed:
-        raise VerificationFailed(result,
-            "Verification failed for " + ", ".join(f"{c['type'].upper()} ({'; '.join(c['problems'])})" for c in failed) + ".",
-            f"The files are kept in {out} for inspection; verify.json has the numbers. Please report this with the model's config.json.",
-        )
+    if run.note:
+        result["note"] = run.note
     return result
 
 

@@ -18,10 +18,11 @@ from textual.widgets import DataTable
 
 from ftbench.core.humanize import human_size
 from ftbench.core.workspace import Workspace
-from ftbench.tui.screens.datasets import DatasetsScreen, stats_renderable
+from ftbench.tui.screens.datasets import DatasetsScreen
 from ftbench.tui.services import Services
 from ftbench.tui.widgets.dataset_view import DatasetTable
 from ftbench.tui.widgets.record_view import RecordView, render_record
+from ftbench.tui.widgets.stats_pane import stats_renderable
 
 NOW = 1_763_800_000.0
 SIZE = (120, 34)

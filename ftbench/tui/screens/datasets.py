@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
-from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -31,6 +29,7 @@ from ftbench.tui.catalog_feed import CatalogDetails, CatalogDone, CatalogFeed, C
 from ftbench.tui.services import services
 from ftbench.tui.widgets.dataset_view import DatasetTable
 from ftbench.tui.widgets.record_view import RecordView
+from ftbench.tui.widgets.stats_pane import StatsDone, StatsPane, StatsProgress
 
 HEAD_ROWS = 100
 PROGRESS_EVERY_S = 0.1
@@ -40,52 +39,6 @@ PROGRESS_EVERY_S = 0.1
 
 
 
-def histogram_text(lengths: dict[str, Any], width: int = 30) -> Text:
-    """Token-length histogram as horizontal bars, bins over max_length in red."""
-    counts, edges = lengths["counts"], lengths["edges"]
-    top = max(counts) or 1
-    limit = lengths.get("max_length")
-    text = Text()
-    for i, count in enumerate(counts):
-        lo, hi = edges[i], edges[i + 1]
-        over = bool(limit) and lo >= limit
-        bar = "█" * max(1 if count else 0, round(width * count / top))
-        text.append(f"{lo:>7.0f}–{hi:<7.0f} ", style="dim")
-        text.append(bar.ljust(width), style="red" if over else "cyan")
-        text.append(f" {count:,}\n")
-    return text
-
-
-def stats_renderable(stats: DatasetStats) -> Table:
-    """The Stats panel: totals, bad rows with line numbers, label/tag counts and the length histogram."""
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column()
-    grid.add_row("rows", f"{stats.rows:,}" + ("" if stats.complete else " (stopped early)"))
-    grid.add_row("format", stats.format)
-    grid.add_row("duplicates", f"{stats.duplicates:,}")
-    bad = Text(f"{stats.bad_count:,}", style="red" if stats.bad_count else "")
-    for line, why in stats.bad_rows[:8]:
-        bad.append(f"\nline {line}: {why}", style="red")
-    if stats.bad_count > 8:
-        bad.append(f"\n… {stats.bad_count - 8:,} more", style="dim")
-    grid.add_row("bad rows", bad)
-    for title, counts in (("labels", stats.labels), ("tags", stats.tags)):
-        if counts:
-            total = sum(counts.values())
-            shown = ", ".join(f"{k}: {v:,} ({v / total:.0%})" for k, v in list(counts.items())[:12])
-            grid.add_row(title, shown + (" …" if len(counts) > 12 else ""))
-    tl = stats.token_lengths
-    if tl:
-        summary = f"mean {tl['mean']:.0f} · p50 {tl['p50']:.0f} · p95 {tl['p95']:.0f} · max {tl['max']:,}"
-        if tl.get("max_length"):
-            summary += f" · over {tl['max_length']}: {tl['over']:,} ({tl['over_share']:.1%})"
-        grid.add_row("tokens", summary)
-        grid.add_row("", histogram_text(tl))
-    else:
-        grid.add_row("tokens", Text("pick a tokenizer for a length histogram", style="dim"))
-    grid.add_row("time", f"{stats.seconds:.2f} s")
-    return grid
 
 
 class TokenizersFound(Message):
@@ -123,20 +76,6 @@ class SearchDone(Message):
         self.index = index
 
 
-class StatsProgress(Message):
-    def __init__(self, done: int, total: int) -> None:
-        super().__init__()
-        self.done = done
-        self.total = total
-
-
-class StatsDone(Message):
-    def __init__(self, stats: DatasetStats | None, error: str | None = None) -> None:
-        super().__init__()
-        self.stats = stats
-        self.error = error
-
-
 class DatasetsScreen(Screen[None]):
     """Datasets list on the left; the chosen dataset's table, record view and stats on the right."""
 
@@ -149,10 +88,7 @@ class DatasetsScreen(Screen[None]):
     DatasetsScreen #ds-progress { height: 1; padding: 0 1; }
     DatasetsScreen #ds-table { height: 1fr; }
     DatasetsScreen #ds-record { height: 1fr; }
-    DatasetsScreen #ds-stats-panel { height: 1fr; border: round $panel; display: none; }
-    DatasetsScreen #ds-stats-bar { height: 3; }
-    DatasetsScreen #ds-tokenizer { width: 1fr; }
-    DatasetsScreen #ds-maxlen { width: 18; }
+    DatasetsScreen #ds-stats-panel { display: none; }
     DatasetsScreen #ds-prompt { dock: bottom; display: none; }
     DatasetsScreen.-stats #ds-stats-panel { display: block; }
     DatasetsScreen.-stats #ds-record { display: none; }
@@ -183,9 +119,7 @@ class DatasetsScreen(Screen[None]):
         self.reader: DatasetReader | None = None
         self.prompt_mode = ""
         self.last_search = ""
-        self.stats: DatasetStats | None = None
         self._index_stop = threading.Event()
-        self._stats_stop = threading.Event()
         self._first_page_shown = threading.Event()
 
     # ----------------------------------------------------------------- layout
@@ -206,12 +140,7 @@ class DatasetsScreen(Screen[None]):
                 record = RecordView(id="ds-record")
                 record.border_title = "record"
                 yield record
-                with Vertical(id="ds-stats-panel") as panel:
-                    panel.border_title = "stats"
-                    with Horizontal(id="ds-stats-bar"):
-                        yield Select[str]([], prompt="tokenizer: none", id="ds-tokenizer", allow_blank=True)
-                        yield Input(value="1024", placeholder="max_length", id="ds-maxlen", type="integer")
-                    yield Static("", id="ds-stats")
+                yield StatsPane(id="ds-stats-panel")
         yield Input(id="ds-prompt")
         yield Footer()
 
@@ -231,7 +160,6 @@ class DatasetsScreen(Screen[None]):
         if self.feed is not None:
             self.feed.cancel()
         self._index_stop.set()
-        self._stats_stop.set()
         if self.reader is not None:
             self.reader.close()
 
@@ -331,10 +259,7 @@ class DatasetsScreen(Screen[None]):
 
     def on_tokenizers_found(self, message: TokenizersFound) -> None:
         self.tokenizers = message.tokenizers
-        select = self.query_one("#ds-tokenizer", Select)
-        select.set_options([(name, path) for name, path in self.tokenizers])
-        if self.tokenizers:
-            select.value = self.tokenizers[0][1]
+        self.query_one(StatsPane).set_tokenizers(self.tokenizers)
 
     @on(DataTable.RowHighlighted, "#ds-list")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -348,7 +273,7 @@ class DatasetsScreen(Screen[None]):
         self.current = info
         self._index_stop.set()
         self._index_stop = threading.Event()
-        self._stats_stop.set()
+        self.query_one(StatsPane).stop()
         self.remove_class("-stats")
         self._info(Text(f"Opening {info.name}…", style="dim"))
         self._open(info, self._index_stop)
@@ -531,53 +456,17 @@ class DatasetsScreen(Screen[None]):
 
     def start_stats(self) -> None:
         assert self.current is not None
-        self._stats_stop.set()
-        self._stats_stop = threading.Event()
-        select = self.query_one("#ds-tokenizer", Select)
-        tokenizer = select.value if isinstance(select.value, str) else None
-        raw = self.query_one("#ds-maxlen", Input).value.strip()
-        max_length = int(raw) if raw.isdigit() and int(raw) > 0 else None
-        self.query_one("#ds-stats", Static).update(Text("Computing…", style="dim"))
         bar = self.query_one("#ds-progress", ProgressBar)
         bar.display = True
         bar.update(total=max(self.current.rows or 1, 1), progress=0)
-        self._stats(self.current.path, tokenizer, max_length, self._stats_stop)
+        self.query_one(StatsPane).start(self.current.path)
 
-    @work(thread=True, exclusive=True, group="ds-stats", exit_on_error=False)
-    def _stats(self, path: str, tokenizer_path: str | None, max_length: int | None, stop: threading.Event) -> None:
-        from ftbench.catalog.datasets import compute_stats, load_tokenizer, open_dataset
-        from ftbench.core.errors import FtbenchError
-
-        last = 0.0
-
-        def progress(done: int, total: int) -> None:
-            nonlocal last
-            now = time.monotonic()
-            if now - last >= PROGRESS_EVERY_S:
-                last = now
-                self.post_message(StatsProgress(done, total))
-
-        try:
-            tokenizer = load_tokenizer(tokenizer_path) if tokenizer_path else None
-            with open_dataset(path) as reader:  # its own reader: stats stream the file, the view keeps paging
-                stats = compute_stats(reader, tokenizer, max_length, progress=progress, stop=stop)
-        except FtbenchError as exc:
-            self.post_message(StatsDone(None, exc.message))
-            return
-        except Exception as exc:  # noqa: BLE001 - any failure shows in the panel
-            self.post_message(StatsDone(None, f"{type(exc).__name__}: {exc}"))
-            return
-        if not stop.is_set():
-            self.post_message(StatsDone(stats))
+    @property
+    def stats(self) -> DatasetStats | None:
+        return self.query_one(StatsPane).stats
 
     def on_stats_progress(self, message: StatsProgress) -> None:
         self.query_one("#ds-progress", ProgressBar).update(total=max(message.total, 1), progress=message.done)
 
     def on_stats_done(self, message: StatsDone) -> None:
         self.query_one("#ds-progress", ProgressBar).display = False
-        panel = self.query_one("#ds-stats", Static)
-        if message.stats is None:
-            panel.update(Text(f"Stats failed: {message.error}", style="red"))
-            return
-        self.stats = message.stats
-        panel.update(stats_renderable(message.stats))
