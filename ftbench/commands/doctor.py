@@ -19,7 +19,7 @@ from ftbench.cli import print_json, subparser
 from ftbench.core.workspace import Workspace
 
 PACKAGES = (
-    ("torch", "torch"), ("transformers", "transformers"), ("peft", "peft"), ("trl", "trl"),
+    ("torch", "torch"), ("transformers", "transformers"), ("peft", "peft"), ("huggingface-hub", "huggingface_hub"),
     ("datasets", "datasets"), ("accelerate", "accelerate"), ("bitsandbytes", "bitsandbytes"),
     ("llama-cpp-python", "llama_cpp"), ("gguf", "gguf"), ("textual", "textual"), ("nvidia-ml-py", "pynvml"),
 )

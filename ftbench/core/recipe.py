@@ -114,6 +114,9 @@ class TrainingSection(_Section):
     )
     distributed: Literal["ddp", "fsdp", "deepspeed"] = "ddp"
     deepspeed_stage: Literal[1, 2, 3] = 2
+    report_to: list[Literal["tensorboard"]] = Field(
+        default_factory=list, description="experiment trackers besides events.jsonl; tensorboard writes to RUN/tensorboard"
+    )
 
     @field_validator("devices")
     @classmethod

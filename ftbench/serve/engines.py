@@ -20,7 +20,7 @@ from ftbench.core.errors import FtbenchError
 ENGINES = ("auto", "hf", "llamacpp", "vllm")
 VLLM_MISSING = (
     "The vllm engine needs the `vllm` package, which is not installed here; on a CUDA machine run "
-    "`pip install vllm`, or serve with --engine hf."
+    "`pip install 'ftbench[vllm]'` (the vllm extra, same as `pip install vllm`), or serve with --engine hf."
 )
 
 

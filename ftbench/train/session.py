@@ -105,7 +105,7 @@ class Session:
             bf16=self.precision == "bf16",
             fp16=self.precision == "fp16",
             use_cpu=not torch.cuda.is_available(),
-            report_to="none",
+            report_to="none",  # trackers come in as callbacks (see callbacks()), writing into the run folder
             remove_unused_columns=False,
             dataloader_num_workers=0,
             disable_tqdm=True,
@@ -125,9 +125,27 @@ class Session:
         from ftbench.train.callbacks import ControlCallback, EventsCallback
 
         cbs: list[Any] = [EventsCallback(self.ctx.emit, token_counter, rank0=self.rank0), ControlCallback(self.ctx)]
+        if "tensorboard" in self.recipe.training.report_to:
+            cbs.append(self.tensorboard_callback())
         if self.recipe.training.early_stopping_patience is not None:
             cbs.append(EarlyStoppingCallback(early_stopping_patience=self.recipe.training.early_stopping_patience))
         return cbs
+
+    def tensorboard_callback(self) -> Any:
+        """transformers' own TensorBoard writer, aimed at RUN/tensorboard instead of its default under
+        checkpoints/ (which save_total_limit rotation and `runs` tooling do not expect)."""
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboard") is None:
+            raise FtbenchError(
+                "training.report_to lists tensorboard, but the tensorboard package (the `tracking` extra) is not installed here.",
+                "Run `pip install 'ftbench[tracking]'`, or drop tensorboard from training.report_to.",
+            )
+        from transformers.integrations import TensorBoardCallback
+
+        callback = TensorBoardCallback()
+        callback.logging_dir = str(self.layout.dir / JobLayout.TENSORBOARD)
+        return callback
 
     def run_trainer(self, trainer: Any) -> Any:
         """trainer.train(), resuming from the last checkpoint on a later attempt; samples GPUs meanwhile."""
