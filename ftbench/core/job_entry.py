@@ -82,7 +82,7 @@ class JobContext:
         t = time.monotonic()
         if t - self._last_progress_write >= 1.0 or (total is not None and done == total):
             self._last_progress_write = t
-            update_status(self.job_dir, progress={"phase": phase, "done": done, "total": total})
+            update_status(self.job_dir, progress={"phase": phase, "done": done, "total": total, **extra})
 
     def set_result(self, **fields: Any) -> None:
         """Outputs and final metrics: kept in status.json (`result`) and so in the registry."""
@@ -99,6 +99,7 @@ def main(argv: list[str]) -> int:
         job_dir, state="running", pid=os.getpid(), pgid=os.getpgid(0), proc_start=proc_start_time(os.getpid()),
         started_at=now(), attempt=ctx.attempt, python=sys.executable,
     )
+    ctx.emit("state", state="running")
     _sync(ctx)
     state, error, code = "succeeded", None, 0
     try:
@@ -118,6 +119,7 @@ def main(argv: list[str]) -> int:
         error = {"message": f"{type(exc).__name__}: {exc}".strip().rstrip(":"), "hint": f"The traceback is in {job_dir / 'log.txt'}."}
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     update_status(job_dir, state=state, ended_at=now(), exit_code=code, error=error)
+    ctx.emit("state", state=state, error=error)
     ctx.log(f"Job {state}.")
     _sync(ctx)
     ctx.events.close()
