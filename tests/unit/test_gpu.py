@@ -159,7 +159,7 @@ def test_format_bytes():
     assert format_bytes(300 * 1024**2) == "300 MiB"
 
 
-@pytest.mark.gpu
+@pytest.mark.nvml
 def test_real_nvml_on_a_gpu_box():
     """On a machine with an NVIDIA GPU: real numbers, within physical bounds."""
     report = GpuSampler().sample()
