@@ -1,8 +1,8 @@
 """Regenerate screenshots/*.svg of every TUI screen, deterministically, for README.md.
 
 The workspace is the demo workspace's models and datasets (linked, not copied) plus the frozen job folders of
-the TUI tests (tests/tui/fakes.py: fixed clock, fake GPUs, jobs written by hand), so the pictures show real
-demo data and the same job states the snapshot tests check. The chat picture uses the scripted chat backend
+the TUI tests (tests/tui/fixtures, recorded from real tiny runs by scripts/record_fixtures.py; fixed clock, fake
+GPUs in the header pane), so the pictures show real demo data and the same job states the snapshot tests check. The chat picture uses the scripted chat backend
 through the real chat server, so it needs no model and never changes.
 Usage: python scripts/screenshots.py [--demo DIR] [--out screenshots] [--size 120x36]
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "tui"))
 
-from fakes import FAKE_GPUS, clock, make_workspace  # noqa: E402
+from fakes import FAKE_GPUS, FIXTURES, RUNNING, clock, make_workspace  # noqa: E402
 
 from ftbench.tui.app import FtbenchApp  # noqa: E402
 
@@ -56,7 +56,8 @@ async def jobs(pilot, app) -> None:
 
 async def monitor(pilot, app) -> None:
     await pilot.press("enter")
-    await wait_until(pilot, lambda: type(app.screen).__name__ == "MonitorScreen" and len(app.screen.view.loss) == 120)
+    steps = (FIXTURES / RUNNING / "events.jsonl").read_text().count('"type": "train"')
+    await wait_until(pilot, lambda: type(app.screen).__name__ == "MonitorScreen" and len(app.screen.view.loss) == steps)
 
 
 async def runs(pilot, app) -> None:

@@ -71,18 +71,33 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_bert(tmp_path_factory.mktemp("tiny") / "bert")
 
 
+def host_gpu_report():
+    """What NVML (the driver) sees on this machine; tests that show GPU state expect exactly this."""
+    from ftbench.core.gpu import sample_gpus
+
+    return sample_gpus()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    gpu_items = [item for item in items if "gpu" in item.keywords]
-    if gpu_items:
+    """`gpu` tests need CUDA through torch, `nvml` tests only the NVIDIA driver: a GPU box with a CPU build of
+    torch still runs the NVML ones, and each skip says which of the two is missing."""
+    if any("gpu" in item.keywords for item in items):
         try:
             import torch
 
-            has_cuda = torch.cuda.is_available()
-        except Exception:  # noqa: BLE001
-            has_cuda = False
-        if not has_cuda:
-            for item in gpu_items:
-                item.add_marker(pytest.mark.skip(reason="needs an NVIDIA GPU with CUDA"))
+            cuda_missing = None if torch.cuda.is_available() else f"needs CUDA through torch (torch {torch.__version__} sees no CUDA device)"
+        except Exception as exc:  # noqa: BLE001
+            cuda_missing = f"needs CUDA through torch (torch does not import: {exc})"
+        if cuda_missing:
+            for item in items:
+                if "gpu" in item.keywords:
+                    item.add_marker(pytest.mark.skip(reason=cuda_missing))
+    if any("nvml" in item.keywords for item in items):
+        report = host_gpu_report()
+        if not report.available:
+            for item in items:
+                if "nvml" in item.keywords:
+                    item.add_marker(pytest.mark.skip(reason=f"needs an NVIDIA driver: {report.summary}"))
     if shutil.which("tmux") is None:
         for item in items:
             if "e2e" in item.keywords:

@@ -1,6 +1,8 @@
 """events.jsonl: the live stream of a job, appended by the job and tailed by the TUI and the CLI.
 
-One JSON object per line, each with `t` (unix time), `type` and `attempt`. The writer flushes every event
+One JSON object per line, each with `v` (schema version), `t` (unix time), `type` and `attempt`; the kinds
+and their fields are declared in `event_schema`, which builds every line written and parses every line read
+(so `EventTail` returns `Event`s that refuse undeclared keys). The writer flushes every event
 with a single `write` on an O_APPEND file, so concurrent readers never see half an object except at the very
 end of the file; the reader keeps its byte offset, leaves a torn last line for the next read and skips a
 corrupt line instead of failing, so a job killed mid-write never breaks the monitor.
@@ -12,15 +14,13 @@ import json
 import math
 import os
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftbench.core.event_schema import Event, encode_event, parse_event
 from ftbench.core.tail import LineTail
-
-EVENT_TYPES = ("train", "eval", "gpu", "progress", "checkpoint", "log", "metrics")
 
 
 class EventWriter:
@@ -33,12 +33,8 @@ class EventWriter:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def emit(self, type: str, **fields: Any) -> dict[str, Any]:
-        event = {"t": round(time.time(), 3), "type": type, "attempt": self.attempt, **fields}
-        try:
-            text = json.dumps(event, ensure_ascii=False, default=_jsonable, allow_nan=False)
-        except ValueError:  # a NaN or inf loss: null keeps the line valid JSON
-            event = _finite(event)
-            text = json.dumps(event, ensure_ascii=False, default=_jsonable)
+        event = encode_event(type, fields, self.attempt)
+        text = json.dumps(event, ensure_ascii=False, default=_jsonable)
         line = (text + "\n").encode("utf-8")
         with self._lock:
             os.write(self._fd, line)
@@ -65,16 +61,6 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 @dataclass
 class EventTail:
     """Incremental reader of an events file: the complete lines of a LineTail (core/tail.py), parsed."""
@@ -86,7 +72,7 @@ class EventTail:
     def __post_init__(self) -> None:
         self._lines = LineTail(self.path)
 
-    def read_new(self, max_bytes: int | None = None) -> list[dict[str, Any]]:
+    def read_new(self, max_bytes: int | None = None) -> list[Event]:
         """Events appended since the last call; a line without its newline yet is kept for next time."""
         events = []
         for raw in self._lines.read_new(max_bytes):
@@ -97,14 +83,15 @@ class EventTail:
             except ValueError:
                 self.skipped += 1
                 continue
-            if isinstance(obj, dict):
-                events.append(obj)
-            else:
+            event = parse_event(obj)
+            if event is None:
                 self.skipped += 1
+            else:
+                events.append(event)
         return events
 
 
-def read_events(path: str | os.PathLike[str], types: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def read_events(path: str | os.PathLike[str], types: Sequence[str] | None = None) -> list[Event]:
     """Every complete event in a file, optionally only some types."""
     events = EventTail(Path(path)).read_new()
     if types is None:

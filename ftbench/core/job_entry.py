@@ -98,7 +98,7 @@ class ProcessJobContext:
         t = time.monotonic()
         if t - self._last_progress_write >= 1.0 or (total is not None and done == total):
             self._last_progress_write = t
-            update_status(self.job_dir, progress={"phase": phase, "done": done, "total": total})
+            update_status(self.job_dir, progress={"phase": phase, "done": done, "total": total, **extra})
 
     def set_result(self, **fields: Any) -> None:
         """Outputs and final metrics: kept in status.json (`result`) and so in the registry."""
@@ -120,6 +120,7 @@ def main(argv: list[str]) -> int:
         job_dir, state="running", pid=os.getpid(), pgid=os.getpgid(0), proc_start=proc_start_time(os.getpid()),
         started_at=now(), attempt=ctx.attempt, python=sys.executable, host=socket.gethostname(),
     )
+    ctx.emit("state", state="running")
     _sync(ctx)
     state, error, code = "succeeded", None, 0
     try:
@@ -145,6 +146,7 @@ def main(argv: list[str]) -> int:
 
         GpuQueue(ctx.workspace.root).release(ctx.id)
     update_status(job_dir, state=state, ended_at=now(), exit_code=code, error=error)
+    ctx.emit("state", state=state, error=error)
     ctx.log(f"Job {state}.")
     _sync(ctx)
     ctx.events.close()

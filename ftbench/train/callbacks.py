@@ -19,10 +19,18 @@ if TYPE_CHECKING:
 
 
 class EventsCallback(TrainerCallback):
-    """`train` events at each logging step, `eval` events after evaluation, `checkpoint` events on save."""
+    """`train` events at each logging step, `eval` events after evaluation, `checkpoint` events on save, and
+    `training` progress (step of max_steps, ETA) for the Jobs list.
 
-    def __init__(self, emit: Any, token_counter: Any = None, rank0: bool = True) -> None:
+    `state.max_steps` is already the whole run's step count at `on_train_begin` (the Trainer converts epochs to
+    steps up front), so progress has a total from the first event. The ETA is this attempt's measured rate
+    (steps done since it began over the time it took) times the steps left, so a resumed run's restored steps
+    do not make it look faster than it is.
+    """
+
+    def __init__(self, emit: Any, token_counter: Any = None, rank0: bool = True, progress: Any = None) -> None:
         self.emit = emit
+        self.progress = progress or (lambda phase, done, total, **extra: emit("progress", phase=phase, done=done, total=total, **extra))
         self.counter = token_counter
         self.rank0 = rank0
         self._t0 = time.monotonic()
@@ -34,10 +42,19 @@ class EventsCallback(TrainerCallback):
         """Real tokens so far, all ranks together (each rank's collator sees its own share)."""
         return int(getattr(self.counter, "tokens", 0) or 0) * _world_size()
 
+    def _eta(self, state: Any) -> float | None:
+        steps_done = state.global_step - self._start_step
+        if steps_done <= 0:
+            return None
+        remaining = max(0, state.max_steps - state.global_step)
+        return round((time.monotonic() - self._t0) / steps_done * remaining, 1)
+
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._t0 = self._last_t = time.monotonic()
         self._last_tokens = self._tokens()
         self._start_step = state.global_step
+        if self.rank0:
+            self.progress("training", state.global_step, state.max_steps)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         if not self.rank0 or not logs:
@@ -46,26 +63,28 @@ class EventsCallback(TrainerCallback):
             now = time.monotonic()
             tokens = self._tokens()
             dt = max(now - self._last_t, 1e-9)
-            steps_done = state.global_step - self._start_step
-            elapsed = now - self._t0
-            remaining = max(0, state.max_steps - state.global_step)
-            eta = elapsed / steps_done * remaining if steps_done > 0 else None
+            eta = self._eta(state)
             self.emit(
                 "train",
                 step=state.global_step, max_steps=state.max_steps, epoch=round(state.epoch or 0.0, 4),
                 loss=logs.get("loss"), lr=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
-                tokens=tokens, tokens_per_s=round((tokens - self._last_tokens) / dt, 1),
-                eta_s=round(eta, 1) if eta is not None else None,
+                tokens=tokens, tokens_per_s=round((tokens - self._last_tokens) / dt, 1), eta_s=eta,
                 **{k: v for k, v in logs.items() if k.startswith(("rewards/", "logps/"))},
             )
+            self.progress("training", state.global_step, state.max_steps, eta_s=eta)
             self._last_t, self._last_tokens = now, tokens
         elif "eval_loss" in logs:
-            fields = {k.removeprefix("eval_"): v for k, v in logs.items() if k.startswith("eval_") and isinstance(v, (int, float))}
-            if "loss" in fields and "perplexity" not in fields:
+            metrics = {k.removeprefix("eval_"): v for k, v in logs.items() if k.startswith("eval_") and isinstance(v, (int, float))}
+            loss = metrics.pop("loss")
+            perplexity = metrics.pop("perplexity", None)
+            if perplexity is None:
                 import math
 
-                fields["perplexity"] = math.exp(min(fields["loss"], 50.0))
-            self.emit("eval", step=state.global_step, epoch=round(state.epoch or 0.0, 4), eval_loss=fields.pop("loss"), **fields)
+                perplexity = math.exp(min(loss, 50.0))
+            self.emit(
+                "eval", step=state.global_step, epoch=round(state.epoch or 0.0, 4), eval_loss=loss, perplexity=perplexity,
+                **metrics,
+            )
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.rank0:
@@ -144,10 +163,8 @@ class GpuSampler:
             devices = [g.as_event() for g in report.gpus] if report.available else []
         except Exception:  # noqa: BLE001 - monitoring must never take training down
             devices = []
-        peak = {i: torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count())}
-        for dev in devices:
-            dev["torch_peak_allocated"] = peak.get(dev.get("index"))
-        self.emit("gpu", devices=devices, torch_peak_allocated=sum(peak.values()))
+        peak = [torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count())]
+        self.emit("gpu", devices=devices, torch_peak_allocated=sum(peak))
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):

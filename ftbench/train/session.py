@@ -124,7 +124,10 @@ class Session:
 
         from ftbench.train.callbacks import ControlCallback, EventsCallback
 
-        cbs: list[Any] = [EventsCallback(self.ctx.emit, token_counter, rank0=self.rank0), ControlCallback(self.ctx)]
+        cbs: list[Any] = [
+            EventsCallback(self.ctx.emit, token_counter, rank0=self.rank0, progress=self.ctx.progress),
+            ControlCallback(self.ctx),
+        ]
         if "tensorboard" in self.recipe.training.report_to:
             cbs.append(self.tensorboard_callback())
         if self.recipe.training.early_stopping_patience is not None:
@@ -159,7 +162,6 @@ class Session:
         sampler = GpuSampler(self.ctx.emit)
         if self.rank0:
             sampler.start()
-        self.ctx.progress("training", 0, None)
         try:
             return trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         except Exception as exc:

@@ -6,6 +6,7 @@ instead of sleeping. The workspace holds a frozen fake job whose pid is this tes
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -17,9 +18,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tui"))
 
-from fakes import make_workspace  # noqa: E402
+from fakes import FIXTURES, RUNNING, make_workspace  # noqa: E402
 
 pytestmark = pytest.mark.e2e
+
+
+def gpu_pane_text() -> str:
+    """What the GPU pane shows on this machine: the app samples the real driver, so a GPU box lists GPU0."""
+    from ftbench.core.gpu import sample_gpus
+
+    return "GPU0 " if sample_gpus().available else "no NVIDIA GPU"
 
 
 class Tmux:
@@ -70,7 +78,7 @@ def test_ftbench_in_tmux(tmux, tmp_path):
     start = time.monotonic()
     tmux("new-session", "-d", "-s", "e2e", "-x", "120", "-y", "36", env + cmd)
     tmux("set", "-s", "escape-time", "0")
-    screen = tmux.wait_for("Jobs", "sft-alpaca-lora", "no NVIDIA GPU")
+    screen = tmux.wait_for("Jobs", "sft-alpaca-lora", gpu_pane_text())
     first_frame = time.monotonic() - start
     assert "▶ running" in screen and "✗ failed" in screen and "■ stopped" in screen
     assert str(ws.root) in screen  # header names the workspace
@@ -81,7 +89,8 @@ def test_ftbench_in_tmux(tmux, tmp_path):
     tmux("send-keys", "-t", "e2e", "1")
     tmux.wait_for("Checkpoint now")
     tmux("send-keys", "-t", "e2e", "Enter")
-    tmux.wait_for("Run monitor", "step 120/500", "checkpoint-100")
+    progress = json.loads((FIXTURES / RUNNING / "status.json").read_text())["progress"]  # recorded from a real run
+    tmux.wait_for("Run monitor", f"step {progress['done']}/{progress['total']}", "checkpoint-24")
     tmux("send-keys", "-t", "e2e", "Escape")
     # back on Jobs: wait until the monitor is gone (its footer also says "Checkpoint now"), else the `q`
     # would follow the Escape so closely that the terminal reports the pair as alt+q

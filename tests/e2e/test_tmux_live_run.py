@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_tmux import Tmux
+from test_tmux import Tmux, gpu_pane_text
 
 from ftbench.core.jobs import find_job, pid_alive, read_status, stop_job
 from ftbench.core.workspace import Workspace
@@ -85,7 +85,7 @@ def test_launch_from_new_run_watch_drop_and_reattach(tmux, tmp_path):
     prepared.write_text(RECIPE)
 
     open_tui(tmux, ws, f"cp {prepared}")
-    tmux.wait_for("Jobs", "no NVIDIA GPU", timeout=30)
+    tmux.wait_for("Jobs", gpu_pane_text(), timeout=30)
     tmux("send-keys", "-t", "e2e", "5")
     tmux.wait_for("recipe.yaml", "$EDITOR")
     tmux("send-keys", "-t", "e2e", "F4")  # $EDITOR: the app suspends, `cp` writes the recipe, the app resumes

@@ -1,9 +1,11 @@
 """Classification, NER and QA trained for a few steps on a tiny random BERT built at test time.
 
 Each run goes through the real job target (`ftbench.train.worker.run`) with a real JobContext, in this
-process (no detached child), so a run takes seconds. The checks: eval events carry the task metrics, the
-final metrics land in status.json and metrics.json with values in range and consistent with each other,
-and the saved folder holds what `ftbench predict` needs.
+process (no detached child), so a run takes seconds. The checks: something was learned (each task's metric on
+held-out rows beats a fixed baseline: the majority class, an all-labels guess, uniformly random tags, an
+always-empty answer), eval events carry the task metrics, the final metrics land in status.json and
+metrics.json with values in range and consistent with each other, and the saved folder holds what
+`ftbench predict` needs.
 """
 
 from __future__ import annotations
@@ -126,6 +128,16 @@ def recipe_for(task: str, model: Path, train: Path, method: str = "lora", **extr
     return recipe
 
 
+def random_tagger_f1(seed: int = 0) -> float:
+    """Entity F1 of uniformly random tags on the held-out NER rows (the chance baseline)."""
+    from ftbench.train.metrics import entity_metrics
+
+    rng = random.Random(seed)
+    gold = [r["ner_tags"] for r in ner_rows(8, seed=1)] * 25
+    tags = sorted({t for row in gold for t in row})
+    return entity_metrics(gold, [[rng.choice(tags) for _ in row] for row in gold])["f1"]
+
+
 def eval_events(job_dir: Path) -> list[dict[str, Any]]:
     return read_events(job_dir / "events.jsonl", ["eval"])
 
@@ -161,12 +173,16 @@ def with_eval(recipe: dict[str, Any], path: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def cls_run(ws: Any, bert: Path, data_dir: Path) -> tuple[Path, dict[str, Any]]:
-    return run_inline(ws, with_eval(recipe_for("classification", bert, data_dir / "reviews.jsonl"), data_dir / "reviews-eval.jsonl"))
+    recipe = with_eval(recipe_for("classification", bert, data_dir / "reviews.jsonl"), data_dir / "reviews-eval.jsonl")
+    recipe["training"].update(max_steps=16, lr=2e-2, eval_steps=8)  # enough for a random BERT to separate the words
+    return run_inline(ws, recipe)
 
 
 @pytest.fixture(scope="module")
 def multi_run(ws: Any, bert: Path, data_dir: Path) -> tuple[Path, dict[str, Any]]:
-    return run_inline(ws, recipe_for("classification", bert, data_dir / "topics.jsonl", method="full"))
+    recipe = recipe_for("classification", bert, data_dir / "topics.jsonl", method="full")
+    recipe["training"].update(max_steps=24, lr=1e-2, eval_steps=12)
+    return run_inline(ws, recipe)
 
 
 @pytest.fixture(scope="module")
@@ -187,13 +203,16 @@ def test_classification_lora_metrics_in_events_status_and_files(cls_run: tuple[P
     job_dir, status = cls_run
     result = status["result"]
     evals = eval_events(job_dir)
-    assert [e["step"] for e in evals] == [4, 8]
+    assert [e["step"] for e in evals] == [8, 16]
     for event in evals:
         assert 0.0 <= event["accuracy"] <= 1.0
         assert event["f1_micro"] == pytest.approx(event["accuracy"])  # single-label: micro F1 == accuracy
         assert {"f1_macro", "eval_loss", "per_class/negative/precision", "per_class/positive/recall"} <= set(event)
-    assert result["steps"] == 8
+    assert result["steps"] == 16
     assert result["accuracy"] == pytest.approx(evals[-1]["accuracy"])
+    gold = [r["label"] for r in reviews(10, seed=1)]
+    majority = max(gold.count(label) for label in set(gold)) / len(gold)
+    assert result["accuracy"] > majority, f"accuracy {result['accuracy']} does not beat the majority class ({majority})"
     assert set(result["per_class"]) == {"negative", "positive"}
     assert sum(c["support"] for c in result["per_class"].values()) == result["eval_rows"] == 10
     summary = result["data_summary"]
@@ -217,6 +236,10 @@ def test_multilabel_full_uses_bce_and_keeps_label_names(multi_run: tuple[Path, d
     assert config["label2id"] == {"mood": 0, "people": 1, "places": 2}
     assert set(result["per_class"]) == {"mood", "people", "places"}
     assert result["eval_rows"] == 8  # the default 20% hold-out of 40 rows
+    # baseline: every label for every row (an untrained head's likeliest shape); its micro F1 is 2p/(1+p)
+    density = sum(c["support"] for c in result["per_class"].values()) / (result["eval_rows"] * 3)
+    all_labels = 2 * density / (1 + density)
+    assert result["f1_micro"] > all_labels, f"f1_micro {result['f1_micro']} does not beat guessing every label ({all_labels:.3f})"
     assert eval_events(job_dir)[-1]["f1_micro"] == pytest.approx(result["f1_micro"])
 
 
@@ -241,6 +264,7 @@ def test_ner_lora_entity_metrics(ner_run: tuple[Path, dict[str, Any]]) -> None:
         assert f"per_type/{type_}/f1" in evals[-1]
     p, r, f1 = result["precision"], result["recall"], result["f1"]
     assert f1 == pytest.approx(2 * p * r / (p + r) if p + r else 0.0)
+    assert f1 > random_tagger_f1(), f"entity F1 {f1} does not beat uniformly random tags"
     task = json.loads((job_dir / "adapter" / "ftbench_task.json").read_text())
     assert task["labels"] == ["O", "B-LOC", "B-PER"]
 
@@ -251,6 +275,9 @@ def test_qa_lora_squad_metrics_and_predictions(qa_run: tuple[Path, dict[str, Any
     assert result["train_windows"] > result["train_rows"]
     assert 0.0 <= result["exact_match"] <= result["f1"] <= 100.0
     assert result["total"] == result["eval_rows"] == 8
+    rows = squad_rows(8, seed=1)
+    always_empty = 100.0 * sum(not r["answers"]["text"] for r in rows) / len(rows)
+    assert result["f1"] > always_empty, f"F1 {result['f1']} does not beat always answering nothing ({always_empty})"
     evals = eval_events(job_dir)
     assert {"exact_match", "f1", "eval_loss"} <= set(evals[-1])
     predictions = json.loads((job_dir / "eval_predictions.json").read_text())

@@ -206,7 +206,7 @@ def test_32_requests_8_at_once_all_answer_like_one_at_a_time(server, serve_ws, c
             break
         time.sleep(0.3)
     assert phase.startswith("serving ") and int(phase.split()[1]) >= 35 and "tok/s" in phase
-    metrics = read_events(Path(server["dir"]) / "events.jsonl", ["metrics"])
+    metrics = read_events(Path(server["dir"]) / "events.jsonl", ["serve_request"])
     assert len(metrics) >= 35 and all(m["status"] in (200, 400, 404, 413) for m in metrics)
     assert max(m["total_requests"] for m in metrics) == len(metrics)
 

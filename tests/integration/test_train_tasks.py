@@ -168,3 +168,12 @@ def test_gpu_sampler_reports_memory():
     sampler.sample_once()
     assert events[0]["type"] == "gpu" and events[0]["torch_peak_allocated"] >= keep.numel() * 4
     assert events[0]["devices"] and events[0]["devices"][0]["mem_total"] > 0
+    # ...and the monitor's reader finds it under the same key: the peak-memory line shows on a real GPU run
+    from ftbench.core.event_schema import encode_event, parse_event, problems
+    from ftbench.tui.widgets.run_data import RunView
+
+    fields = {k: v for k, v in events[0].items() if k != "type"}
+    assert problems("gpu", fields) == []
+    view = RunView()
+    view.add(parse_event(encode_event("gpu", fields, attempt=1)))
+    assert view.torch_peak_allocated == events[0]["torch_peak_allocated"] and len(view.gpu_latest) == len(fields["devices"])

@@ -1,5 +1,9 @@
-"""Frozen test data for the TUI: job folders written by hand, fixed clocks, fake GPU reports.
+"""Frozen test data for the TUI: job folders recorded from real runs, fixed clocks, fake GPU reports.
 
+The five jobs of `make_workspace` are tests/tui/fixtures/<id>/, recorded from real tiny runs by
+scripts/record_fixtures.py (so the screens are tested on what the trainer really writes); `install_fixture`
+puts one into a workspace with its times shifted to the fixed clock. Only what a CPU cannot record is
+synthetic: `write_multi_gpu_run` re-emits a recorded run through the real EventWriter with two GPUs sampled.
 No job process runs: a "running" job's pid is the test process itself (alive, same host, same start
 time), so `jobs.refresh` keeps it running. Times are fixed, so snapshots never change.
 """
@@ -7,18 +11,25 @@ time), so `jobs.refresh` keeps it running. Times are fixed, so snapshots never c
 from __future__ import annotations
 
 import json
-import math
 import os
 import socket
 from pathlib import Path
 from typing import Any
 
+from ftbench.core.events import EventWriter, read_events
 from ftbench.core.gpu import GpuInfo, GpuReport
 from ftbench.core.jobs import proc_start_time
 from ftbench.core.workspace import Workspace
 
 NOW = 1_763_800_000.0  # fixed "now" for every clock in the TUI tests
 GIB = 1024**3
+FIXTURES = Path(__file__).parent / "fixtures"
+RUNNING = "20251122-081000-sft-alpaca-lora-a1b2"
+SUCCEEDED = "20251122-070000-sft-alpaca-lora-r8-c3d4"
+FAILED = "20251122-060000-cls-imdb-lora-e5f6"
+EXPORT = "20251122-075000-export-sft-alpaca-lora-r8-0a0b"
+DEMO = "20251122-050000-demo-9999"
+MULTI_GPU = "20251122-083000-sft-alpaca-lora-2gpu-7e7e"
 
 NO_GPU = GpuReport(False, reason="no NVIDIA driver")
 FAKE_GPUS = GpuReport(
@@ -76,81 +87,59 @@ def write_job(
     return job_dir
 
 
-def train_events(steps: int, *, start_loss: float = 2.5, floor: float = 0.6, eval_every: int = 40, gpu_every: int = 20,
-                 ckpt_every: int = 100, total: int = 500) -> list[dict[str, Any]]:
-    """Deterministic training events: an exponentially decaying, slightly wavy loss."""
-    out: list[dict[str, Any]] = []
-    for step in range(1, steps + 1):
-        loss = floor + (start_loss - floor) * math.exp(-step / 60) + 0.05 * math.sin(step / 3)
-        out.append({
-            "t": NOW, "type": "train", "attempt": 1, "step": step, "epoch": round(step / 250, 4), "loss": round(loss, 5),
-            "lr": 2e-4 * min(1.0, step / 20), "grad_norm": round(1.5 + math.cos(step / 7), 4), "tokens": step * 2048,
-            "tokens_per_s": 1800.0 + 5 * (step % 10), "eta_s": (total - step) * 1.2,
-        })
-        if step % eval_every == 0:
-            out.append({"t": NOW, "type": "eval", "attempt": 1, "step": step, "eval_loss": round(loss + 0.1, 5)})
-        if step % gpu_every == 0:
-            devices = [g.as_event() for g in FAKE_GPUS.gpus[:1]]
-            devices[0]["mem_used"] = int((30 + 10 * step / steps) * GIB)
-            out.append({"t": NOW, "type": "gpu", "attempt": 1, "devices": devices, "torch_peak_alloc": 35 * GIB})
-        if step % ckpt_every == 0:
-            out.append({"t": NOW, "type": "checkpoint", "attempt": 1, "step": step, "path": f"checkpoints/checkpoint-{step}"})
-    out.append({"t": NOW, "type": "progress", "attempt": 1, "phase": "train", "done": steps, "total": total})
-    return out
+def _alive(record: dict[str, Any]) -> None:
+    """A running job's process is this test process: alive, same host, same start time."""
+    record.update(host=socket.gethostname())
+    if record.get("state") in ("starting", "running", "stopping"):
+        record.update(pid=os.getpid(), pgid=os.getpgid(0), proc_start=proc_start_time(os.getpid()))
 
 
-RECIPE_A = """task: sft
-name: sft-alpaca-lora
-model: {path: models/smollm2-135m-instruct}
-data: {train: datasets/demo/alpaca.jsonl}
-method: {name: lora, r: 16}
-training: {lr: 0.0002, epochs: 2}
-"""
-RECIPE_B = """task: sft
-name: sft-alpaca-lora-r8
-model: {path: models/smollm2-135m-instruct}
-data: {train: datasets/demo/alpaca.jsonl}
-method: {name: lora, r: 8}
-training: {lr: 0.0001, epochs: 2}
-"""
-RECIPE_C = """task: classification
-name: cls-imdb-lora
-model: {path: models/all-minilm-l6-v2}
-data: {train: datasets/demo/imdb.jsonl}
-method: {name: lora}
-"""
+def install_fixture(ws: Workspace, job_id: str, created_ago: float, as_id: str | None = None) -> Path:
+    """Copy a recorded job folder into `ws` (as job `as_id`), its workspace placeholder filled, times moved to NOW."""
+    src = FIXTURES / job_id
+    created = NOW - created_ago
+
+    def text(name: str) -> str:
+        return (src / name).read_text(encoding="utf-8").replace("{workspace}", str(ws.root)).replace(job_id, as_id or job_id)
+
+    record = json.loads(text("status.json"))
+    for key in ("created_at", "started_at", "ended_at"):
+        if isinstance(record.get(key), (int, float)):
+            record[key] = round(created + record[key], 3)
+    _alive(record)
+    job_dir = ws.jobs_parent(record["kind"]) / (as_id or job_id)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    (job_dir / "status.json").write_text(json.dumps(record))
+    events = [json.loads(line) for line in text("events.jsonl").splitlines() if line]
+    (job_dir / "events.jsonl").write_text("".join(json.dumps({**e, "t": round(created + e["t"], 3)}) + "\n" for e in events))
+    for name in ("job.json", "log.txt", "recipe.yaml"):
+        if (src / name).is_file():
+            (job_dir / name).write_text(text(name), encoding="utf-8")
+    return job_dir
+
+
+def write_multi_gpu_run(ws: Workspace, created_ago: float = 120) -> Path:
+    """The recorded running run as it would look on two GPUs: its events re-emitted through EventWriter, with a
+    `gpu` event (both devices, torch's peak) after every fourth train event. The one synthetic run: a CPU
+    cannot record GPU samples."""
+    target = install_fixture(ws, RUNNING, created_ago, as_id=MULTI_GPU)
+    recorded = read_events(target / "events.jsonl")
+    (target / "events.jsonl").unlink()
+    with EventWriter(target / "events.jsonl") as writer:
+        for event in recorded:
+            fields = {k: v for k, v in event.items() if k not in ("v", "t", "type", "attempt")}
+            writer.emit(event.kind, **fields)
+            if event.kind == "train" and event["step"] % 4 == 0:
+                devices = [g.as_event() for g in FAKE_GPUS.gpus]
+                for i, dev in enumerate(devices):
+                    dev["mem_used"] = int((20 + 10 * i + event["step"] / 4) * GIB)
+                writer.emit("gpu", devices=devices, torch_peak_allocated=int(37.5 * GIB))
+    return target
 
 
 def make_workspace(root: Path) -> Workspace:
-    """Five jobs in every state the Jobs screen distinguishes; fixed times, no processes."""
+    """Five recorded jobs in every state the Jobs screen distinguishes; fixed times, no processes."""
     ws = Workspace.open(root)
-    write_job(
-        ws, "20251122-081000-sft-alpaca-lora-a1b2", "train", "sft-alpaca-lora", "running", 300,
-        events=train_events(120), log="".join(f"[08:1{i % 10}:00] step {i * 10} loss {2.0 - i * 0.1:.2f}\n" for i in range(12)),
-        recipe=RECIPE_A, progress={"phase": "train", "done": 120, "total": 500},
-        meta={"task": "sft", "method": "lora", "model": "smollm2-135m-instruct", "dataset": "alpaca"},
-    )
-    write_job(
-        ws, "20251122-070000-sft-alpaca-lora-r8-c3d4", "train", "sft-alpaca-lora-r8", "succeeded", 4000,
-        events=train_events(250, start_loss=2.7, floor=0.8, total=250), log="[07:00:00] Job succeeded.\n",
-        recipe=RECIPE_B, progress={"phase": "train", "done": 250, "total": 250}, ended_at=NOW - 2200,
-        result={"eval_loss": 0.91}, meta={"task": "sft", "method": "lora", "model": "smollm2-135m-instruct", "dataset": "alpaca"},
-    )
-    write_job(
-        ws, "20251122-060000-cls-imdb-lora-e5f6", "train", "cls-imdb-lora", "failed", 8000,
-        events=train_events(30, total=300), log="Traceback (most recent call last):\nRuntimeError: CUDA out of memory\n",
-        recipe=RECIPE_C, progress={"phase": "train", "done": 30, "total": 300}, ended_at=NOW - 7700,
-        error={"message": "CUDA out of memory at step 31 (batch_size 32).", "hint": "Lower training.batch_size or use gradient_accumulation."},
-        meta={"task": "classification", "method": "lora", "model": "all-minilm-l6-v2", "dataset": "imdb"},
-    )
-    write_job(
-        ws, "20251122-075000-export-sft-alpaca-lora-r8-0a0b", "export", "sft-alpaca-lora-r8", "succeeded", 2000,
-        events=[{"t": NOW, "type": "progress", "attempt": 1, "phase": "quantize", "done": 2, "total": 2}],
-        log="wrote model-q4_k_m.gguf\n", progress={"phase": "quantize", "done": 2, "total": 2},
-    )
-    write_job(
-        ws, "20251122-050000-demo-9999", "demo", "demo", "stopped", 90000,
-        events=[{"t": NOW, "type": "log", "attempt": 1, "level": "info", "message": "Stopped by the user."}],
-        log="Stopped.\n", progress={"phase": "datasets", "done": 3, "total": 8},
-    )
+    for job_id, created_ago in ((RUNNING, 300), (SUCCEEDED, 4000), (FAILED, 8000), (EXPORT, 2000), (DEMO, 90000)):
+        install_fixture(ws, job_id, created_ago)
     return ws

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from fakes import FAKE_GPUS, NOW, write_job
+from fakes import DEMO, FAILED, FAKE_GPUS, FIXTURES, NOW, RUNNING, write_job
 from helpers import wait_until
 from textual.widgets import DataTable, Log, Static
 
@@ -13,8 +13,13 @@ from ftbench.core.workspace import Workspace
 from ftbench.tui.screens.help import HelpScreen
 from ftbench.tui.screens.jobs import JobsScreen
 from ftbench.tui.widgets.gpu_pane import GpuPane
+from ftbench.tui.widgets.job_list import human_duration
 
 SIZE = (120, 36)
+
+
+def recorded_status(job_id: str) -> dict:
+    return json.loads((FIXTURES / job_id / "status.json").read_text())
 
 
 def table_ids(app) -> list[str]:
@@ -32,12 +37,15 @@ async def test_jobs_listed_newest_first_with_states_in_words(fake_ws, make_app):
         await wait_until(pilot, lambda: len(table_ids(app)) == 5, what="five jobs")
         assert isinstance(app.screen, JobsScreen)
         ids = table_ids(app)
-        assert ids[0] == "20251122-081000-sft-alpaca-lora-a1b2" and ids[-1] == "20251122-050000-demo-9999"
+        assert ids[0] == RUNNING and ids[-1] == DEMO
         states = {i: cell(app, i, "state") for i in ids}
         assert states[ids[0]] == "▶ running"
-        assert states["20251122-060000-cls-imdb-lora-e5f6"] == "✗ failed"
-        assert states["20251122-050000-demo-9999"] == "■ stopped"
-        assert cell(app, ids[0], "progress") == "train 120/500 24%"
+        assert states[FAILED] == "✗ failed"
+        assert states[DEMO] == "■ stopped"
+        progress = recorded_status(RUNNING)["progress"]  # what the real trainer wrote: step of max_steps, ETA
+        assert progress["phase"] == "training" and progress["total"] > progress["done"] > 0
+        assert cell(app, ids[0], "progress") == f"step {progress['done']}/{progress['total']} ETA {human_duration(progress['eta_s'])}"
+        assert cell(app, FAILED, "progress").startswith("step ") and "ETA" not in cell(app, FAILED, "progress")
         assert cell(app, ids[0], "age") == "5m"  # frozen clock: created 300 s before NOW
         assert app.sub_title == str(fake_ws.root)
 
@@ -47,11 +55,14 @@ async def test_selected_job_log_and_events_tail(fake_ws, make_app):
     async with app.run_test(size=SIZE) as pilot:
         log = app.screen.query_one("#job-log", Log)
         events = app.screen.query_one("#job-events", Log)
-        await wait_until(pilot, lambda: log.line_count >= 12, what="log tail of the first job")
-        assert log.lines[-1] == "[08:11:00] step 110 loss 0.90"
-        assert any(line.startswith("eval       step=120 eval_loss=") for line in events.lines)
+        recorded_log = (FIXTURES / RUNNING / "log.txt").read_text().splitlines()
+        await wait_until(pilot, lambda: log.line_count >= len(recorded_log), what="log tail of the first job")
+        assert log.lines[-1] == recorded_log[-1]
+        last_eval = [json.loads(line) for line in (FIXTURES / RUNNING / "events.jsonl").read_text().splitlines()
+                     if '"type": "eval"' in line][-1]
+        assert any(line.startswith(f"eval       step={last_eval['step']} epoch=") for line in events.lines)
         # appended lines arrive incrementally, without re-reading the file
-        job_dir = fake_ws.runs_dir / "20251122-081000-sft-alpaca-lora-a1b2"
+        job_dir = fake_ws.runs_dir / RUNNING
         with open(job_dir / "log.txt", "a") as f:
             f.write("[08:12:00] step 120 loss 0.88\n")
         with open(job_dir / "events.jsonl", "a") as f:
@@ -62,9 +73,11 @@ async def test_selected_job_log_and_events_tail(fake_ws, make_app):
         await wait_until(pilot, lambda: events.lines[-1].startswith("checkpoint (attempt 2) step=121"))
         # selecting another job swaps both panes to it
         await pilot.press("down", "down", "down")
-        await wait_until(pilot, lambda: log.lines and "CUDA out of memory" in log.lines[-1], what="failed job's log")
+        failed_log = (FIXTURES / FAILED / "log.txt").read_text().splitlines()
+        await wait_until(pilot, lambda: log.lines and log.lines[-1] == failed_log[-1], what="failed job's log")
         info = str(app.screen.query_one("#job-info", Static).render())
-        assert "CUDA out of memory at step 31" in info and "hint: Lower training.batch_size" in info
+        error = recorded_status(FAILED)["error"]  # the real run was killed (-9): the runner says its process vanished
+        assert "process vanished" in error["message"] and error["message"] in info and f"hint: {error['hint']}" in info
 
 
 async def test_list_updates_live_and_only_changed_cells(fake_ws, make_app):
@@ -77,10 +90,10 @@ async def test_list_updates_live_and_only_changed_cells(fake_ws, make_app):
         assert cell(app, "20251122-090000-sft-new-ffff", "state") == "◌ starting"
         status_path = fake_ws.runs_dir / "20251122-090000-sft-new-ffff" / "status.json"
         status = json.loads(status_path.read_text())
-        status.update(state="succeeded", progress={"phase": "train", "done": 5, "total": 5})
+        status.update(state="succeeded", progress={"phase": "training", "done": 5, "total": 5, "eta_s": 0.0})
         status_path.write_text(json.dumps(status))
         await wait_until(pilot, lambda: cell(app, "20251122-090000-sft-new-ffff", "state") == "✓ succeeded")
-        assert cell(app, "20251122-090000-sft-new-ffff", "progress") == "train 5/5 100%"
+        assert cell(app, "20251122-090000-sft-new-ffff", "progress") == "step 5/5"  # no ETA once it has ended
 
 
 async def test_screens_help_and_palette(fake_ws, make_app):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fakes import NOW
+from fakes import FAILED, FAKE_GPUS, FIXTURES, MULTI_GPU, NOW, RUNNING, write_multi_gpu_run
 from helpers import wait_until
 from textual.widgets import Log, OptionList, Static
 
-from ftbench.core.events import ema
+from ftbench.core.events import ema, read_events
+from ftbench.core.humanize import human_duration
 from ftbench.core.jobs import read_status, start_job, wait_job
 from ftbench.tui.screens.jobs import JobsScreen
 from ftbench.tui.screens.monitor import MonitorScreen
@@ -17,7 +18,11 @@ from ftbench.tui.widgets.gpu_pane import GpuPane
 from ftbench.tui.widgets.loss_chart import LossChart, Series, render_chart
 
 SIZE = (120, 40)
-RUNNING = "20251122-081000-sft-alpaca-lora-a1b2"
+
+
+def recorded(job_id: str, kind: str) -> list:
+    """The events of a recorded fixture (a real run), to compare the screen with."""
+    return read_events(FIXTURES / job_id / "events.jsonl", [kind])
 
 
 async def open_monitor(app, pilot) -> MonitorScreen:
@@ -32,17 +37,18 @@ async def test_monitor_shows_whole_history_and_follows(fake_ws, make_app):
     async with app.run_test(size=SIZE) as pilot:
         mon = await open_monitor(app, pilot)
         view = mon.view
-        assert len(view.loss) == 120 and len(view.eval_loss) == 3  # every event from byte 0
+        train, evals, ckpts = (recorded(RUNNING, k) for k in ("train", "eval", "checkpoint"))
+        assert len(view.loss) == len(train) and len(view.eval_loss) == len(evals) >= 2  # every event from byte 0
         assert [round(v, 9) for _, v in view.loss_ema] == [round(v, 9) for v in ema([v for _, v in view.loss])]
+        last = train[-1]
         stats = str(mon.query_one("#monitor-stats", Static).render())
-        assert "▶ running" in stats and "step 120/500" in stats and "1,800 tok/s" in stats
-        assert "ETA 7:36" in stats  # (500-120) * 1.2 s
-        assert mon.checkpoint_names() == ["checkpoint-100"]
-        assert [str(o.prompt) for o in mon.query_one("#monitor-checkpoints", OptionList).options] == ["step 100  checkpoint-100"]
-        gpu = mon.query_one("#monitor-gpu", GpuPane)
-        assert gpu.report is not None and gpu.report.gpus[0].name == "NVIDIA H100 80GB HBM3"
-        assert len(gpu.history[0]) == 6  # one gpu event every 20 steps
-        assert mon.query_one("#monitor-log", Log).line_count == 12
+        assert "▶ running" in stats and f"step {last['step']}/{last['max_steps']}" in stats  # the real run's total
+        assert f"{last['tokens_per_s']:,.0f} tok/s" in stats and f"ETA {human_duration(last['eta_s'])}" in stats
+        assert ckpts and mon.checkpoint_names()[-1] == f"checkpoint-{ckpts[-1]['step']}"
+        options = [str(o.prompt) for o in mon.query_one("#monitor-checkpoints", OptionList).options]
+        assert options and options[-1].endswith(f"checkpoint-{ckpts[-1]['step']}")
+        assert "peak" not in str(mon.query_one("#monitor-sparks", Static).render())  # a CPU run: torch reports none
+        assert mon.query_one("#monitor-log", Log).line_count > 0
         chart = mon.query_one("#loss-chart", LossChart)
         assert [s.name for s in chart.series] == ["loss", "loss (ema)", "eval_loss"]
 
@@ -53,9 +59,9 @@ async def test_monitor_shows_whole_history_and_follows(fake_ws, make_app):
 
         events = Path(fake_ws.runs_dir / RUNNING / "events.jsonl")
         with open(events, "a") as f:
-            for step in range(121, 126):
-                f.write(json.dumps({"t": NOW, "type": "train", "attempt": 1, "step": step, "loss": 0.5}) + "\n")
-        await wait_until(pilot, lambda: len(mon.view.loss) == 125, what="appended steps")
+            for step in range(last["step"] + 1, last["step"] + 6):
+                f.write(json.dumps({"v": 1, "t": NOW, "type": "train", "attempt": 1, "step": step, "loss": 0.5}) + "\n")
+        await wait_until(pilot, lambda: len(mon.view.loss) == len(train) + 5, what="appended steps")
         assert mon.updates <= updates + 2  # 5 events, one or two redraws
 
         await pilot.press("l")
@@ -64,6 +70,22 @@ async def test_monitor_shows_whole_history_and_follows(fake_ws, make_app):
         assert [s.name for s in chart.series] == ["loss (ema)", "eval_loss"]
         await pilot.press("escape")
         await wait_until(pilot, lambda: isinstance(app.screen, JobsScreen))
+
+
+async def test_monitor_on_two_gpus_shows_both_and_torch_peak(fake_ws, make_app):
+    """The synthetic run (a recorded run re-emitted with two GPUs sampled): GPU pane history and the peak line."""
+    job_dir = write_multi_gpu_run(fake_ws)
+    app = make_app(fake_ws, gpu=FAKE_GPUS)
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_monitor(job_dir)
+        await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.view.gpu_latest)
+        mon = app.screen
+        gpu = mon.query_one("#monitor-gpu", GpuPane)
+        assert [g.index for g in gpu.report.gpus] == [0, 1] and gpu.report.gpus[0].name == "NVIDIA H100 80GB HBM3"
+        samples = len(read_events(job_dir / "events.jsonl", ["gpu"]))
+        assert samples >= 5 and len(gpu.history[0]) == len(gpu.history[1]) == samples
+        assert "peak 37.50 GiB allocated by torch" in str(mon.query_one("#monitor-sparks", Static).render())
+    assert job_dir.name == MULTI_GPU
 
 
 async def test_export_starts_an_export_job(fake_ws, make_app, monkeypatch):
@@ -136,14 +158,18 @@ def test_render_chart_log_scale_and_shape():
 async def test_resume_continues_the_same_run(fake_ws, make_app, monkeypatch):
     """Resume (r) on the failed run: a new attempt in the same folder; the curve keeps its history."""
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # the job runs tests/tui/fakejob.py
-    failed = fake_ws.runs_dir / "20251122-060000-cls-imdb-lora-e5f6"
+    failed = fake_ws.runs_dir / FAILED
+    spec = json.loads((failed / "job.json").read_text())
+    (failed / "job.json").write_text(json.dumps({**spec, "target": "fakejob:run"}))  # no real model in the fake workspace
+    killed = [(float(e["step"]), e["loss"]) for e in recorded(FAILED, "train")]
+    resume_at = recorded(FAILED, "checkpoint")[-1]["step"]
     app = make_app(fake_ws)
     notes: list[str] = []
     try:
         async with app.run_test(size=SIZE) as pilot:
             app.notify = lambda message, **kw: notes.append(message)  # type: ignore[method-assign]
             app.open_monitor(failed)
-            await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen) and len(app.screen.view.loss) == 30)
+            await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen) and len(app.screen.view.loss) == len(killed))
             mon = app.screen
             await pilot.press("t")  # no adapter in this run: says so instead of opening chat
             await wait_until(pilot, lambda: notes)
@@ -151,8 +177,13 @@ async def test_resume_continues_the_same_run(fake_ws, make_app, monkeypatch):
             await pilot.press("r")
             await wait_until(pilot, lambda: notes[-1].startswith("Resumed"), what="resume notification")
             assert notes[-1].endswith("as attempt 2.")
-            await wait_until(pilot, lambda: 2 in mon.view.attempts and len(mon.view.loss) > 31, timeout=20, what="attempt 2 events")
-            assert mon.view.loss[0] == (1.0, mon.view.loss[0][1]) and len(mon.view.loss) > 30  # history kept
+            await wait_until(pilot, lambda: 2 in mon.view.attempts and mon.view.loss[-1][0] > killed[-1][0] + 2, timeout=20,
+                             what="attempt 2 past attempt 1's last step")
+            # one curve: attempt 1 up to its checkpoint, then attempt 2 (which restarted there) for every later step
+            steps = [s for s, _ in mon.view.loss]
+            assert steps == sorted(set(steps))
+            assert [p for p in mon.view.loss if p[0] <= resume_at] == [p for p in killed if p[0] <= resume_at]
+            assert all(v == 2.0 / (1 + s / 10) for s, v in mon.view.loss if s > resume_at)  # the fake job's values
             assert "attempt 2" in str(mon.query_one("#monitor-stats", Static).render())
     finally:
         from ftbench.core.jobs import find_job, stop_job

@@ -6,7 +6,7 @@ look at the SVGs under tests/tui/__snapshots__/ before committing them.
 
 from __future__ import annotations
 
-from fakes import FAKE_GPUS, NO_GPU
+from fakes import FAKE_GPUS, FIXTURES, NO_GPU, RUNNING, write_multi_gpu_run
 from helpers import wait_until
 
 from ftbench.core.workspace import Workspace
@@ -56,8 +56,24 @@ def test_run_monitor(snap_compare, fake_ws, make_app):
         await jobs_ready(pilot)
         await pilot.press("enter")
         app = pilot.app
-        await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen) and len(app.screen.view.loss) == 120)
-        await wait_until(pilot, lambda: app.screen.query_one("#monitor-log").line_count == 12 and app.screen.status)
+        steps = (FIXTURES / RUNNING / "events.jsonl").read_text().count('"type": "train"')
+        log_lines = len((FIXTURES / RUNNING / "log.txt").read_text().splitlines())
+        await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen) and len(app.screen.view.loss) == steps)
+        await wait_until(pilot, lambda: app.screen.query_one("#monitor-log").line_count >= log_lines and app.screen.status)
+
+    assert snap_compare(make_app(fake_ws, gpu=FAKE_GPUS), terminal_size=(120, 40), run_before=ready)
+
+
+def test_run_monitor_on_two_gpus(snap_compare, fake_ws, make_app):
+    """The one synthetic run: a recorded run re-emitted with two GPUs sampled (a CPU cannot record that)."""
+    job_dir = write_multi_gpu_run(fake_ws)
+
+    async def ready(pilot):
+        await jobs_ready(pilot, count=6)
+        app = pilot.app
+        app.open_monitor(job_dir)
+        await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.view.gpu_latest and app.screen.status)
+        await wait_until(pilot, lambda: app.screen.query_one("#monitor-log").line_count > 0)
 
     assert snap_compare(make_app(fake_ws, gpu=FAKE_GPUS), terminal_size=(120, 40), run_before=ready)
 

@@ -160,7 +160,7 @@ def test_human_gib():
     assert human_gib(300 * 1024**2) == "300 MiB"
 
 
-@pytest.mark.gpu
+@pytest.mark.nvml
 def test_real_nvml_on_a_gpu_box():
     """On a machine with an NVIDIA GPU: real numbers, within physical bounds."""
     report = GpuSampler().sample()

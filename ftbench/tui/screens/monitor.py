@@ -161,7 +161,7 @@ class MonitorScreen(Screen[None]):
         progress = v.last_progress or s.get("progress") or {}
         parts = []
         if tr.get("step") is not None:
-            total = progress.get("total") if progress.get("phase") in (None, "train") else None
+            total = tr.get("max_steps") or (progress.get("total") if progress.get("phase") == "training" else None)
             parts.append(f"step {tr['step']}" + (f"/{total:g}" if isinstance(total, (int, float)) else ""))
         if isinstance(tr.get("epoch"), (int, float)):
             parts.append(f"epoch {tr['epoch']:.2f}")
@@ -191,8 +191,8 @@ class MonitorScreen(Screen[None]):
             text.append(f"{label:>9} ", style="dim")
             text.append(sparkline(values, width=40) or "-")
             text.append(f" {values[-1]:{fmt}}\n" if values else "\n")
-        if v.torch_peak_alloc:
-            text.append(f"{'peak':>9} {v.torch_peak_alloc / 1024**3:.2f} GiB allocated by torch")
+        if v.torch_peak_allocated:
+            text.append(f"{'peak':>9} {v.torch_peak_allocated / 1024**3:.2f} GiB allocated by torch")
         return text
 
     def checkpoint_names(self) -> list[str]:

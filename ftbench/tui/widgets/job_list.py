@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftbench.core.event_schema import ENVELOPE
 from ftbench.core.events import EventTail
-from ftbench.core.humanize import human_age
+from ftbench.core.humanize import human_age, human_duration
 from ftbench.core.jobs import ACTIVE_STATES, Job, job_dirs, refresh, waiting_note
 from ftbench.core.layout import JobLayout
 from ftbench.core.tail import LineTail
@@ -40,10 +41,15 @@ def state_label(state: str) -> tuple[str, str]:
 
 
 
-def progress_text(progress: dict[str, Any] | None) -> str:
+def progress_text(progress: dict[str, Any] | None, active: bool = False) -> str:
+    """The Jobs list's progress cell: "step 30/60 ETA 0:12" while training, "quantize 1/2 50%" otherwise."""
     if not progress:
         return "-"
     phase, done, total = progress.get("phase") or "", progress.get("done"), progress.get("total")
+    eta = progress.get("eta_s")
+    if phase == "training" and isinstance(done, (int, float)):
+        text = f"step {done:g}" + (f"/{total:g}" if isinstance(total, (int, float)) and total else "")
+        return text + (f" ETA {human_duration(eta)}" if active and isinstance(eta, (int, float)) else "")
     if isinstance(done, (int, float)) and isinstance(total, (int, float)) and total:
         return f"{phase} {done:g}/{total:g} {100 * done / total:.0f}%".strip()
     if isinstance(done, (int, float)):
@@ -62,7 +68,7 @@ def job_row(job: Job, clock: Callable[[], float]) -> dict[str, Any]:
         "state": job.state,
         "state_label": label,
         "state_style": style,
-        "progress": waiting_note(s) or progress_text(s.get("progress")),
+        "progress": waiting_note(s) or progress_text(s.get("progress"), active=job.state in ACTIVE_STATES),
         "age": human_age(clock() - s["created_at"]) if s.get("created_at") else "-",
         "created_at": s.get("created_at") or 0,
         "error": (s.get("error") or {}).get("message") or "",
@@ -144,8 +150,7 @@ def format_event(event: dict[str, Any]) -> str:
         devices = event.get("devices") or []
         used = sum(d.get("mem_used") or 0 for d in devices) / 1024**3
         return f"gpu        {len(devices)} device(s) {used:.1f} GiB used"
-    skip = {"t", "type", "attempt"}
-    parts = [f"{k}={_fmt_value(v)}" for k, v in event.items() if k not in skip and v is not None]
+    parts = [f"{k}={_fmt_value(v)}" for k, v in event.items() if k not in ENVELOPE and v is not None]
     prefix = f"{kind:<10} " + (f"(attempt {event['attempt']}) " if event.get("attempt", 1) != 1 else "")
     return prefix + " ".join(parts)
 

@@ -20,6 +20,11 @@ GPU_HISTORY = 120
 
 @dataclass
 class RunView:
+    """The folded run. Per step it keeps the newest attempt's values: a resumed attempt restarts from its
+    checkpoint and logs again the steps the killed attempt had logged past it, so any train (or eval) point at
+    or after a newly logged step is superseded, and every curve stays one line, monotone in step.
+    """
+
     alpha: float = 0.1
     loss: list[tuple[float, float]] = field(default_factory=list)
     loss_ema: list[tuple[float, float]] = field(default_factory=list)
@@ -33,10 +38,10 @@ class RunView:
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     gpu_history: dict[int, list[float]] = field(default_factory=dict)
     gpu_latest: list[GpuInfo] = field(default_factory=list)
-    torch_peak_alloc: int | None = None
+    torch_peak_allocated: int | None = None
     attempts: set[int] = field(default_factory=set)
-    _acc: float = 0.0
-    _n: int = 0
+    _ema_state: list[tuple[float, int]] = field(default_factory=list)  # (accumulator, n) after each loss point
+    _scalar_steps: dict[str, list[float]] = field(default_factory=dict)
 
     def add_all(self, events: Iterable[dict[str, Any]]) -> int:
         count = 0
@@ -49,20 +54,27 @@ class RunView:
         kind = event.get("type")
         if isinstance(event.get("attempt"), int):
             self.attempts.add(event["attempt"])
-        step = event.get("step")
         if kind == "train":
+            step = event.get("step")
             self.last_train = event
+            if _num(step):
+                self._supersede_train(float(step))
             loss = event.get("loss")
             if _num(loss) and _num(step):
-                self._n += 1
-                self._acc = (1 - self.alpha) * self._acc + self.alpha * loss
+                acc, n = self._ema_state[-1] if self._ema_state else (0.0, 0)
+                acc, n = (1 - self.alpha) * acc + self.alpha * loss, n + 1
+                self._ema_state.append((acc, n))
                 self.loss.append((float(step), float(loss)))
-                self.loss_ema.append((float(step), self._acc / (1 - (1 - self.alpha) ** self._n)))
+                self.loss_ema.append((float(step), acc / (1 - (1 - self.alpha) ** n)))
             for key, series in (("lr", self.lr), ("grad_norm", self.grad_norm), ("tokens_per_s", self.tokens_per_s)):
-                if _num(event.get(key)):
+                if _num(event.get(key)) and _num(step):
                     series.append(float(event[key]))
+                    self._scalar_steps.setdefault(key, []).append(float(step))
         elif kind == "eval":
+            step = event.get("step")
             self.last_eval = event
+            if _num(step):
+                del self.eval_loss[_count_below(self.eval_loss, step):]
             if _num(event.get("eval_loss")) and _num(step):
                 self.eval_loss.append((float(step), float(event["eval_loss"])))
         elif kind == "progress":
@@ -77,8 +89,22 @@ class RunView:
                 if dev.mem_fraction is not None:
                     hist.append(dev.mem_fraction)
                     del hist[:-GPU_HISTORY]
-            if _num(event.get("torch_peak_alloc")):
-                self.torch_peak_alloc = int(event["torch_peak_alloc"])
+            if _num(event.get("torch_peak_allocated")):
+                self.torch_peak_allocated = int(event["torch_peak_allocated"])
+
+    def _supersede_train(self, step: float) -> None:
+        """Drop train and eval points at or after `step` (logged by an earlier attempt past its checkpoint)."""
+        keep = _count_below(self.loss, step)
+        if keep < len(self.loss):
+            del self.loss[keep:], self.loss_ema[keep:], self._ema_state[keep:]
+        for key, series in (("lr", self.lr), ("grad_norm", self.grad_norm), ("tokens_per_s", self.tokens_per_s)):
+            steps = self._scalar_steps.get(key, [])
+            n = len(steps)
+            while n and steps[n - 1] >= step:
+                n -= 1
+            del steps[n:], series[n:]
+        keep = _count_below(self.eval_loss, step)
+        del self.eval_loss[keep:]
 
     def gpu_report(self) -> GpuReport | None:
         if not self.gpu_latest:
@@ -100,3 +126,11 @@ class RunView:
 
 def _num(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def _count_below(points: list[tuple[float, float]], step: float) -> int:
+    """How many leading points of a step-ordered series come before `step` (scans from the end: O(superseded))."""
+    n = len(points)
+    while n and points[n - 1][0] >= step:
+        n -= 1
+    return n
