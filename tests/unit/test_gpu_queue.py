@@ -135,10 +135,18 @@ def _env(gpus_file: Path) -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join([str(TESTS), str(REPO)]), "FTBENCH_SIMULATED_GPUS": str(gpus_file)}
 
 
+def wait_for_file(path: Path, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} did not appear in {timeout_s:.0f} s"
+        time.sleep(0.05)
+
+
 def test_second_job_queues_then_starts_with_its_gpu(workspace, tmp_path):
     gpus_file = write_box(tmp_path / "gpus.json", 40)
     request = GpuRequest(1, None, 14 * GIB).to_dict()
     first = start_job(workspace, "test", "first", params={"gpu_request": request}, target="jobtargets:cooperative", env=_env(gpus_file))
+    wait_for_file(first.dir / "started")  # the first holds the GPU before the second asks (processes race otherwise)
     second = start_job(workspace, "test", "second", params={"gpu_request": request, "seconds": 0.2},
                        target="jobtargets:sleeper", env=_env(gpus_file))
     deadline = time.monotonic() + 30
@@ -160,6 +168,7 @@ def test_cancelling_a_queued_job_leaves_the_queue(workspace, tmp_path):
     gpus_file = write_box(tmp_path / "gpus.json", 70)
     blocker = start_job(workspace, "test", "blocker", params={"gpu_request": GpuRequest(None, (0,)).to_dict()},
                         target="jobtargets:cooperative", env=_env(gpus_file))
+    wait_for_file(blocker.dir / "started")
     waiter = start_job(workspace, "test", "waiter", params={"gpu_request": GpuRequest(None, (0,)).to_dict()},
                        target="jobtargets:quick", env=_env(gpus_file))
     deadline = time.monotonic() + 30
