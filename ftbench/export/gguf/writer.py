@@ -238,6 +238,7 @@ def convert(
     out.parent.mkdir(parents=True, exist_ok=True)
     _, ftype = _qtypes()[outtype]
     with partial_gguf(out, rule.gguf_arch) as w:
+        w.add_type(gguf.GGUFType.MODEL)
         general_metadata(w, model, meta or {}, plans)
         archs.write_kv(w, model, rule)
         w.add_file_type(int(ftype))
