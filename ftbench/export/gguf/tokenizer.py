@@ -319,6 +319,11 @@ def spm_vocab(model_dir: Path, n_rows: int, add_space_prefix: bool = True) -> Vo
     except ImportError as exc:  # pragma: no cover - sentencepiece is a test/runtime dependency
         raise FtbenchError("Exporting a SentencePiece tokenizer needs the sentencepiece package.", "pip install sentencepiece") from exc
     proc = spm.SentencePieceProcessor(model_file=str(model_dir / "tokenizer.model"))
+    if add_space_prefix:  # the model's own flag (Gemma's and imported models' say no)
+        from sentencepiece import sentencepiece_model_pb2 as pb
+
+        spec = pb.ModelProto.FromString(proc.serialized_model_proto()).normalizer_spec
+        add_space_prefix = spec.add_dummy_prefix
     tokens, types, scores = [], [], []
     for i in range(proc.vocab_size()):
         tokens.append(proc.id_to_piece(i))
