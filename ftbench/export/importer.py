@@ -25,7 +25,9 @@ def gguf_architecture(path: Path) -> tuple[str, str]:
     try:
         reader = gguf.GGUFReader(path)
     except Exception as exc:  # noqa: BLE001 - any parse failure means "not a GGUF we can read"
-        raise FtbenchError(f"{path} is not a readable GGUF file ({exc}).", "Check the path; the file may be truncated.") from exc
+        raise FtbenchError(
+            f"{path} is not a readable GGUF file ({exc}).", "Check the path; the file may be truncated."
+        ) from exc
     arch = reader.get_field("general.architecture")
     kind = reader.get_field("general.type")
     return (str(arch.contents()) if arch else "?", str(kind.contents()) if kind else "model")
@@ -43,7 +45,9 @@ def import_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
     if kind == "adapter":
         raise FtbenchError(f"{src} is a LoRA adapter GGUF, not a model.", "Import the base model's GGUF instead.")
     if arch not in IMPORTABLE:
-        raise FtbenchError(f"{src} has architecture {arch!r}, which cannot be imported.", "Importable: " + ", ".join(IMPORTABLE) + ".")
+        raise FtbenchError(
+            f"{src} has architecture {arch!r}, which cannot be imported.", "Importable: " + ", ".join(IMPORTABLE) + "."
+        )
     out = Path(out_dir)
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -64,8 +68,11 @@ def import_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
 
 
 # GGUF keys transformers' GGUF loader does not map back, and the config attribute each one is.
-_MISSED_KEYS = {"attention.key_length": "head_dim", "expert_feed_forward_length": "moe_intermediate_size",
-                "expert_shared_feed_forward_length": "shared_expert_intermediate_size"}
+_MISSED_KEYS = {
+    "attention.key_length": "head_dim",
+    "expert_feed_forward_length": "moe_intermediate_size",
+    "expert_shared_feed_forward_length": "shared_expert_intermediate_size",
+}
 
 
 def restored_config(src: Path, arch: str):
@@ -101,7 +108,11 @@ def write_sentencepiece_model(gguf_path: Path, out_dir: Path) -> Path | None:
         return None
     from sentencepiece import sentencepiece_model_pb2 as pb
 
-    tokens, scores, types = value("tokenizer.ggml.tokens"), value("tokenizer.ggml.scores"), value("tokenizer.ggml.token_type")
+    tokens, scores, types = (
+        value("tokenizer.ggml.tokens"),
+        value("tokenizer.ggml.scores"),
+        value("tokenizer.ggml.token_type"),
+    )
     proto = pb.ModelProto()
     for piece, score, kind in zip(tokens, scores or [0.0] * len(tokens), types, strict=True):
         proto.pieces.add(piece=piece, score=float(score), type=int(kind))

@@ -22,8 +22,16 @@ from ftbench.export.verify import HFReference, check_gguf  # noqa: E402
 CASES = {
     "llama": {},
     # Llama-3.1-style rope scaling: exported as the rope_freqs tensor, not as metadata.
-    "llama3-rope": {"rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
-                                        "high_freq_factor": 4.0, "original_max_position_embeddings": 64}},
+    "llama3-rope": {
+        "rope_parameters": {
+            "rope_type": "llama3",
+            "rope_theta": 500000.0,
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 64,
+        }
+    },
     "mistral": {},
     "qwen2": {},
     "qwen3": {},
@@ -78,11 +86,16 @@ def test_arch_parity_f32_f16_q8_0(case, tmp_path):
 # K-quant blocks are 256 wide: every matrix row (and expert row) here is a multiple of 256, so Q4_K_M really
 # writes Q4_K/Q6_K blocks instead of falling back to Q5_0/Q8_0.
 KQUANT_DIMS = {"hidden_size": 256, "intermediate_size": 256}
-KQUANT_EXTRA = {"qwen2_moe": {"moe_intermediate_size": 256, "shared_expert_intermediate_size": 256},
-                "qwen3_moe": {"moe_intermediate_size": 256}, "mistral-nemo": {"head_dim": 128}}  # 128 != 256 / 4
+KQUANT_EXTRA = {
+    "qwen2_moe": {"moe_intermediate_size": 256, "shared_expert_intermediate_size": 256},
+    "qwen3_moe": {"moe_intermediate_size": 256},
+    "mistral-nemo": {"head_dim": 128},
+}  # 128 != 256 / 4
 
 
-@pytest.mark.parametrize("case", ["gemma", "mixtral", "qwen2_moe", "qwen3_moe", "olmo2", "granite", "smollm3", "mistral-nemo", "phi4"])
+@pytest.mark.parametrize(
+    "case", ["gemma", "mixtral", "qwen2_moe", "qwen3_moe", "olmo2", "granite", "smollm3", "mistral-nemo", "phi4"]
+)
 def test_kquant_loads_and_generates(case, tmp_path):
     import gguf
 

@@ -85,17 +85,26 @@ def test_model_card_tokenizer_flags_and_template(model_with_card, tmp_path):
     ids = tok("hello")["input_ids"]
     assert fields["tokenizer.ggml.add_bos_token"] is (ids[0] == tok.bos_token_id)
     assert fields["tokenizer.ggml.add_eos_token"] is (ids[-1] == tok.eos_token_id)
-    assert fields["tokenizer.ggml.bos_token_id"] == tok.bos_token_id and fields["tokenizer.ggml.eos_token_id"] == tok.eos_token_id
+    assert (
+        fields["tokenizer.ggml.bos_token_id"] == tok.bos_token_id
+        and fields["tokenizer.ggml.eos_token_id"] == tok.eos_token_id
+    )
 
 
 @pytest.mark.slow  # runs llama.cpp's converter (imports torch + transformers in its own venv): ~60 s
 def test_key_set_matches_llama_cpp_converter(model_with_card, tmp_path):
     exe = llama_cpp_converter()
     if exe is None:
-        pytest.skip("llama.cpp's converter is not installed (set FTBENCH_CONVERTER or run scripts/bootstrap.sh convert)")
+        pytest.skip(
+            "llama.cpp's converter is not installed (set FTBENCH_CONVERTER or run scripts/bootstrap.sh convert)"
+        )
     theirs_path = tmp_path / "theirs.gguf"
-    proc = subprocess.run([str(exe), str(model_with_card), "--outfile", str(theirs_path), "--outtype", "f16"],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [str(exe), str(model_with_card), "--outfile", str(theirs_path), "--outtype", "f16"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     ours = set(_fields(convert(model_with_card, tmp_path / "ours.gguf", "f16")["path"]))
     theirs = set(_fields(theirs_path))

@@ -47,5 +47,7 @@ def test_import_keeps_the_sentencepiece_model(tmp_path):
     kept = spm.SentencePieceProcessor(model_file=str(imported / "tokenizer.model"))
     original = spm.SentencePieceProcessor(model_file=str(model / "tokenizer.model"))
     pieces = [(kept.id_to_piece(i), kept.get_score(i), kept.is_byte(i)) for i in range(kept.vocab_size())]
-    assert pieces == [(original.id_to_piece(i), original.get_score(i), original.is_byte(i)) for i in range(original.vocab_size())]
+    assert pieces == [
+        (original.id_to_piece(i), original.get_score(i), original.is_byte(i)) for i in range(original.vocab_size())
+    ]
     assert res.tokens_match and res.passed and res.nmse < 1e-4, res.problems

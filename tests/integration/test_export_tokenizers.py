@@ -35,7 +35,9 @@ def test_llama2_style_tokenizer_json_without_tokenizer_model(tmp_path):
     (model / "tokenizer.model").unlink()  # as a user who only has tokenizer.json
     ref = HFReference(model)
     out = convert(model, tmp_path / "m-f32.gguf", "f32")
-    assert _field(out["path"], "tokenizer.ggml.model") == "llama" and _field(out["path"], "tokenizer.ggml.add_space_prefix")
+    assert _field(out["path"], "tokenizer.ggml.model") == "llama" and _field(
+        out["path"], "tokenizer.ggml.add_space_prefix"
+    )
     res = check_gguf(out["path"], ref, "f32")
     assert res.tokens_match, res.problems
     assert res.passed and res.nmse < 1e-5
@@ -67,9 +69,13 @@ def _restructure_as_split(model_dir):
     """The same GPT-2 splitting written as Split(regex) + ByteLevel(use_regex=false): no rule knows this shape."""
     tj = model_dir / "tokenizer.json"
     data = json.loads(tj.read_text())
-    data["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
-        {"type": "Split", "pattern": {"Regex": GPT2_RX}, "behavior": "Isolated", "invert": False},
-        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}
+    data["pre_tokenizer"] = {
+        "type": "Sequence",
+        "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": GPT2_RX}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
+        ],
+    }
     tj.write_text(json.dumps(data))
 
 

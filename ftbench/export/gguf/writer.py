@@ -40,7 +40,12 @@ def _qtypes() -> dict[str, tuple[Any, Any]]:
     import gguf
 
     Q, F = gguf.GGMLQuantizationType, gguf.LlamaFileType
-    return {"f32": (Q.F32, F.ALL_F32), "f16": (Q.F16, F.MOSTLY_F16), "bf16": (Q.BF16, F.MOSTLY_BF16), "q8_0": (Q.Q8_0, F.MOSTLY_Q8_0)}
+    return {
+        "f32": (Q.F32, F.ALL_F32),
+        "f16": (Q.F16, F.MOSTLY_F16),
+        "bf16": (Q.BF16, F.MOSTLY_BF16),
+        "q8_0": (Q.Q8_0, F.MOSTLY_Q8_0),
+    }
 
 
 def _block_key(name: str) -> tuple[int, str]:
@@ -65,14 +70,19 @@ def plan_tensors(model: HFModel, rule: archs.ArchRule, outtype: str) -> list[Pla
         if name is None or re.search(rule.skip_pattern, name):
             continue
         if name.startswith("lm_head.") and rule.never_output and not tied:
-            raise FtbenchError(f"{model.path} has an untied lm_head, but llama.cpp's {rule.gguf_arch} always reuses the token embedding as output.",
-                               "Only checkpoints with tie_word_embeddings=true can be exported for this architecture.")
+            raise FtbenchError(
+                f"{model.path} has an untied lm_head, but llama.cpp's {rule.gguf_arch} always reuses the token "
+                "embedding as output.",
+                "Only checkpoints with tie_word_embeddings=true can be exported for this architecture.",
+            )
         if name.startswith("lm_head.") and tied:
             continue
         gname = tmap.get_name(name, try_suffixes=(".weight", ".bias"))
         if gname is None:
-            raise FtbenchError(f"Tensor {hf_name} in {model.path} has no GGUF counterpart for arch {rule.gguf_arch}.",
-                               "The checkpoint has extra weights the llama.cpp architecture does not use; remove them or report it.")
+            raise FtbenchError(
+                f"Tensor {hf_name} in {model.path} has no GGUF counterpart for arch {rule.gguf_arch}.",
+                "The checkpoint has extra weights the llama.cpp architecture does not use; remove them or report it.",
+            )
         if not gname.endswith((".weight", ".bias")):
             gname += ".weight"  # stacked experts are named without a suffix
         shape = archs.gguf_shape(rule, name, t.shape)
@@ -215,7 +225,10 @@ def convert(
 
     outtype = outtype.lower()
     if outtype not in DIRECT_TYPES:
-        raise FtbenchError(f"Output type {outtype!r} cannot be written directly.", f"Use one of {', '.join(DIRECT_TYPES)}, then quantize.")
+        raise FtbenchError(
+            f"Output type {outtype!r} cannot be written directly.",
+            f"Use one of {', '.join(DIRECT_TYPES)}, then quantize.",
+        )
     model = load_hf_model(model_dir)
     rule = archs.rule_for(model)
     plans = plan_tensors(model, rule, outtype)
@@ -231,8 +244,11 @@ def convert(
     looked_up = rule.required_tokens if any(n in name for n in rule.required_tokens_if_named) else ()
     missing = [t for t in looked_up if t not in vocab.tokens]
     if missing:
-        raise FtbenchError(f"llama.cpp's {rule.gguf_arch} loader needs the tokens {', '.join(rule.required_tokens)}, but {model.path}'s tokenizer lacks {', '.join(missing)}.",
-                           "Add them as special tokens (and resize the embeddings) before exporting.")
+        raise FtbenchError(
+            f"llama.cpp's {rule.gguf_arch} loader needs the tokens {', '.join(rule.required_tokens)}, but "
+            f"{model.path}'s tokenizer lacks {', '.join(missing)}.",
+            "Add them as special tokens (and resize the embeddings) before exporting.",
+        )
 
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -246,8 +262,14 @@ def convert(
         facts = hf_tokenizer_facts(model.path)
         vocab.write(w, model.path, facts.get("add_special") if facts else None)
         for p in plans:
-            byte_shape = gguf.quant_shape_to_byte_shape(p.shape, p.qtype) if p.qtype not in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16) else p.shape
-            np_dtype = {gguf.GGMLQuantizationType.F32: np.float32, gguf.GGMLQuantizationType.F16: np.float16}.get(p.qtype, np.uint8)
+            byte_shape = (
+                gguf.quant_shape_to_byte_shape(p.shape, p.qtype)
+                if p.qtype not in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16)
+                else p.shape
+            )
+            np_dtype = {gguf.GGMLQuantizationType.F32: np.float32, gguf.GGMLQuantizationType.F16: np.float16}.get(
+                p.qtype, np.uint8
+            )
             nbytes = int(np.prod(byte_shape)) * np.dtype(np_dtype).itemsize
             w.add_tensor_info(p.gguf_name, byte_shape, np.dtype(np_dtype), nbytes, raw_dtype=p.qtype)
         w.write_header_to_file()
@@ -266,12 +288,23 @@ def convert(
                 continue
             arr = p.generated if p.source is None else archs.transform(rule, model, hf_name, p.source.numpy())
             if tuple(arr.shape) != tuple(p.shape):
-                raise FtbenchError(f"Tensor {p.gguf_name} has shape {arr.shape}, expected {p.shape}.", "The checkpoint looks inconsistent with its config.json.")
+                raise FtbenchError(
+                    f"Tensor {p.gguf_name} has shape {arr.shape}, expected {p.shape}.",
+                    "The checkpoint looks inconsistent with its config.json.",
+                )
             w.write_tensor_data(_encode(arr, p.qtype))
             del arr
             done += int(np.prod(p.shape))
             if progress:
                 progress(done, total)
-    return {"path": str(out), "arch": rule.gguf_arch, "type": outtype, "tensors": len(plans),
-            "params": total, "bytes": out.stat().st_size, "n_vocab": len(vocab.tokens), "pre": vocab.pre,
-            "pre_how": pre.how if pre else "SentencePiece (no pre-tokenizer)"}
+    return {
+        "path": str(out),
+        "arch": rule.gguf_arch,
+        "type": outtype,
+        "tensors": len(plans),
+        "params": total,
+        "bytes": out.stat().st_size,
+        "n_vocab": len(vocab.tokens),
+        "pre": vocab.pre,
+        "pre_how": pre.how if pre else "SentencePiece (no pre-tokenizer)",
+    }
