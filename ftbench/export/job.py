@@ -6,7 +6,10 @@ result card (files, sizes, verification numbers, run commands) lands in status.j
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ftbench.core.layout import JobLayout
 
 if TYPE_CHECKING:
     from ftbench.core.job_context import JobContext
@@ -18,7 +21,10 @@ def run(ctx: JobContext) -> None:
 
     p = ctx.params
     quants = p.get("quants") or ctx.workspace.config.defaults.export_quants
+    from ftbench.export.fallback import find_converter
+
     source = resolve_source(ctx.workspace, str(p["source"]), p.get("base"))
+    pre_tokenizer = p.get("pre_tokenizer") or recipe_export_option(source, "pre_tokenizer")
     ctx.log(f"Exporting {source.name} to {', '.join(q.upper() for q in (quants if isinstance(quants, list) else quants.split(',')))}")
     try:
         result = run_export(
@@ -30,8 +36,23 @@ def run(ctx: JobContext) -> None:
             verify=bool(p.get("verify", True)),
             phase=lambda name, done, total: ctx.progress(name, done, total),
             log=ctx.log,
+            pre_tokenizer=pre_tokenizer,
+            fallback=find_converter(ctx.workspace),
         )
     except VerificationFailed as exc:
         ctx.set_result(**exc.result)  # the card still shows what was written and the failing numbers
         raise
     ctx.set_result(**result)
+
+
+def recipe_export_option(source: Any, key: str) -> Any:
+    """`export.<key>` from the recipe.yaml of the run the source came from (its adapter/ or model/ parent), if any."""
+    import yaml
+
+    folder = source.adapter.path if source.adapter else source.model_dir
+    recipe = JobLayout(Path(folder).parent).recipe if folder else None
+    if recipe is None or not recipe.is_file():
+        return None
+    data = yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}
+    export = data.get("export") if isinstance(data, dict) else None
+    return export.get(key) if isinstance(export, dict) else None

