@@ -18,7 +18,7 @@ from ftbench import __version__
 from ftbench.core.errors import FtbenchError
 
 # Each module in ftbench.commands registers its subcommands; order is the order of `ftbench --help`.
-COMMAND_MODULES = ("jobs", "demo", "doctor", "train", "predict", "chat", "export", "catalog")
+COMMAND_MODULES = ("jobs", "demo", "doctor", "train", "predict", "chat", "eval", "export", "catalog")
 
 
 def build_parser() -> argparse.ArgumentParser:

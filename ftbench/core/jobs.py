@@ -38,6 +38,7 @@ JOB_TARGETS = {
     "train": "ftbench.train.worker:run",
     "export": "ftbench.export.job:run",
     "demo": "ftbench.demo.job:run",
+    "eval": "ftbench.evaluate.job:run",
 }
 
 STATUS = "status.json"
