@@ -64,7 +64,10 @@ def build_params(args: argparse.Namespace, ws: Any) -> tuple[dict[str, Any], str
         raise FtbenchError("ftbench eval needs MODEL (or --resume ID).", "e.g. ftbench eval models/smollm2-135m-instruct --adapter RUN")
     specs = build_variants(ws, args.model, args.adapter, include_base=not args.no_base, extra_models=args.also)
     run_dir = next((d for d in (_run_dir_of(s.path) for s in specs if s.kind == "adapter") if d), None)
-    data = str(Path(args.data).expanduser().resolve()) if args.data else None
+    data = None
+    if args.data:  # as given, else relative to the workspace (where `ftbench datasets` lists it)
+        given = Path(args.data).expanduser()
+        data = str((given if given.exists() or given.is_absolute() else ws.root / given).resolve())
     items = resolve_items(data, run_dir, args.limit)
     label = data or f"{Path(run_dir).name} eval rows"  # resolve_items refused the case with neither
     check_references(items, label, allow_missing=args.no_reference)
