@@ -24,6 +24,8 @@ def register(sub: Any) -> None:
     p.add_argument("--base", default=None, metavar="DIR", help="base model folder for an adapter (default: from adapter_config.json)")
     p.add_argument("--keep", action="store_true", help="keep intermediates (merged folder, F16 used for quantizing)")
     p.add_argument("--no-verify", action="store_true", help="skip verification against the HF model")
+    p.add_argument("--eval", default=None, metavar="FILE", help="score the merged model and each quant on these prompts with references")
+    p.add_argument("--eval-label-pattern", default=None, metavar="REGEX", help=r"with --eval: compare labels, e.g. 'Sentiment: (\w+)'")
     p.add_argument("--wait", action="store_true", help="wait for the job and print its result")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_export)
@@ -52,6 +54,11 @@ def cmd_export(args: argparse.Namespace, ws: Any) -> int:
     source = resolve_source(ws, args.source, args.base)  # refuse bad sources before starting a job
     params = {"source": args.source, "quants": quants, "adapter_only": args.adapter_only, "base": args.base,
               "keep": args.keep, "verify": not args.no_verify}
+    if args.eval:
+        from ftbench.evaluate.retention import check_eval_file
+
+        check_eval_file(args.eval, args.eval_label_pattern)
+        params.update(eval=str(Path(args.eval).resolve()), eval_label_pattern=args.eval_label_pattern)
     job = start_job(ws, "export", name=source.name, params=params, meta={"source": args.source, "quants": quants})
     if not args.wait:
         if args.json:
