@@ -41,7 +41,13 @@ def make_adapters(model_path: Path, out: Path, n: int = 2, rank: int = 8) -> lis
     for i in range(n):
         torch.manual_seed(100 + i)
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-        cfg = LoraConfig(r=rank, lora_alpha=rank, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM", init_lora_weights="gaussian")
+        cfg = LoraConfig(
+            r=rank,
+            lora_alpha=rank,
+            target_modules=["q_proj", "v_proj"],
+            task_type="CAUSAL_LM",
+            init_lora_weights="gaussian",
+        )
         peft_model = get_peft_model(model, cfg)
         with torch.no_grad():  # a visible but mild change, so the adapters answer differently from the base
             for name, p in peft_model.named_parameters():
@@ -60,7 +66,12 @@ def prompts_file(root: Path | None, out: Path, n: int) -> Path:
             r = json.loads(line)
             rows.append({"prompt": f"{r['instruction']}\n\n{r['input']}", "reference": r["output"]})
     while len(rows) < n:
-        rows.append({"prompt": f"Write one short sentence about the number {len(rows)}.", "reference": f"{len(rows)} is a number."})
+        rows.append(
+            {
+                "prompt": f"Write one short sentence about the number {len(rows)}.",
+                "reference": f"{len(rows)} is a number.",
+            }
+        )
     path = out / "prompts.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[:n]), encoding="utf-8")
     return path
@@ -81,20 +92,42 @@ def tutorial_loop(model_path: Path, adapters: list[Path], prompts: list[str], ma
         model.eval()
         out = []
         for prompt in prompts:
-            text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+            text = tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+            )
             ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
             with torch.no_grad():
-                gen = model.generate(**ids, max_new_tokens=max_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-            out.append(tokenizer.decode(gen[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip())
+                gen = model.generate(
+                    **ids, max_new_tokens=max_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+                )
+            out.append(tokenizer.decode(gen[0, ids["input_ids"].shape[1] :], skip_special_tokens=True).strip())
         answers.append(out)
         del model
     return answers
 
 
-def ftbench_eval(model_path: Path, adapters: list[Path], data: Path, ws: Path, max_tokens: int, batch: int) -> tuple[list[list[str]], float]:
-    cmd = [sys.executable, "-m", "ftbench.cli", "eval", str(model_path), *sum((["--adapter", str(a)] for a in adapters), []),
-           "--data", str(data), "--max-tokens", str(max_tokens), "--batch-size", str(batch), "--no-perplexity",
-           "--workspace", str(ws), "--wait", "--json"]
+def ftbench_eval(
+    model_path: Path, adapters: list[Path], data: Path, ws: Path, max_tokens: int, batch: int
+) -> tuple[list[list[str]], float]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "ftbench.cli",
+        "eval",
+        str(model_path),
+        *sum((["--adapter", str(a)] for a in adapters), []),
+        "--data",
+        str(data),
+        "--max-tokens",
+        str(max_tokens),
+        "--batch-size",
+        str(batch),
+        "--no-perplexity",
+        "--workspace",
+        str(ws),
+        "--wait",
+        "--json",
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": str(REPO)})
     wall = time.perf_counter() - t0
@@ -131,18 +164,32 @@ def main() -> int:
     n = len(prompts) * (1 + len(adapters))
     same = sum(a == b for mine, theirs in zip(ours, peer, strict=True) for a, b in zip(mine, theirs, strict=True))
     result = {
-        "model": model.name, "variants": 1 + len(adapters), "prompts": len(prompts), "max_tokens": args.max_tokens,
-        "batch_size": args.batch_size, "threads": __import__("torch").get_num_threads(),
-        "ftbench_eval_s": round(ours_s, 2), "tutorial_loop_s": round(peer_s, 2),
-        "ftbench_examples_per_s": round(n / ours_s, 3), "tutorial_examples_per_s": round(n / peer_s, 3),
-        "speedup": round(peer_s / ours_s, 2), "identical_answers": same, "answers": n,
+        "model": model.name,
+        "variants": 1 + len(adapters),
+        "prompts": len(prompts),
+        "max_tokens": args.max_tokens,
+        "batch_size": args.batch_size,
+        "threads": __import__("torch").get_num_threads(),
+        "ftbench_eval_s": round(ours_s, 2),
+        "tutorial_loop_s": round(peer_s, 2),
+        "ftbench_examples_per_s": round(n / ours_s, 3),
+        "tutorial_examples_per_s": round(n / peer_s, 3),
+        "speedup": round(peer_s / ours_s, 2),
+        "identical_answers": same,
+        "answers": n,
     }
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{result['variants']} variants x {result['prompts']} prompts, {args.max_tokens} new tokens, greedy, on {model.name}")
-        print(f"  ftbench eval (batch {args.batch_size}, shared base): {ours_s:7.1f} s  {result['ftbench_examples_per_s']:.2f} examples/s")
-        print(f"  tutorial loop (1 generate/prompt, 1 model/variant): {peer_s:7.1f} s  {result['tutorial_examples_per_s']:.2f} examples/s")
+        print(
+            f"{result['variants']} variants x {result['prompts']} prompts, {args.max_tokens} new tokens, greedy, on {model.name}"
+        )
+        print(
+            f"  ftbench eval (batch {args.batch_size}, shared base): {ours_s:7.1f} s  {result['ftbench_examples_per_s']:.2f} examples/s"
+        )
+        print(
+            f"  tutorial loop (1 generate/prompt, 1 model/variant): {peer_s:7.1f} s  {result['tutorial_examples_per_s']:.2f} examples/s"
+        )
         print(f"  ratio {result['speedup']:.2f}x; identical answers {same}/{n}")
     return 0
 

@@ -22,21 +22,46 @@ from ftbench.core.errors import FtbenchError
 
 
 def register(sub: Any) -> None:
-    p = subparser(sub, "eval", "score models, adapters, merged models and GGUFs on prompts with references (a background job)")
-    p.add_argument("model", nargs="?", metavar="MODEL", help="base HF model folder, name, run id or .gguf (as in `ftbench chat`)")
-    p.add_argument("--adapter", "-a", action="append", default=[], metavar="RUN_OR_DIR", help="an adapter on MODEL (repeatable)")
-    p.add_argument("--also", action="append", default=[], metavar="MODEL", help="another model: a merged folder or a .gguf (repeatable)")
+    p = subparser(
+        sub, "eval", "score models, adapters, merged models and GGUFs on prompts with references (a background job)"
+    )
+    p.add_argument(
+        "model", nargs="?", metavar="MODEL", help="base HF model folder, name, run id or .gguf (as in `ftbench chat`)"
+    )
+    p.add_argument(
+        "--adapter", "-a", action="append", default=[], metavar="RUN_OR_DIR", help="an adapter on MODEL (repeatable)"
+    )
+    p.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="another model: a merged folder or a .gguf (repeatable)",
+    )
     p.add_argument("--no-base", action="store_true", help="do not score MODEL itself, only its adapters")
-    p.add_argument("--data", "-d", metavar="FILE", help="prompts with references (JSONL) or an SFT dataset (default: the adapter run's eval rows)")
+    p.add_argument(
+        "--data",
+        "-d",
+        metavar="FILE",
+        help="prompts with references (JSONL) or an SFT dataset (default: the adapter run's eval rows)",
+    )
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N prompts")
     p.add_argument("--max-tokens", type=int, default=64, help="tokens to generate per answer (default 64)")
     p.add_argument("--stop", action="append", default=[], metavar="TEXT", help="cut answers at this text (repeatable)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 (default) is greedy")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-chat-template", action="store_true", help="feed the raw prompt text, not the chat template")
-    p.add_argument("--label-pattern", metavar="REGEX", help=r"score label accuracy with this rule, e.g. 'Sentiment: (\w+)'")
-    p.add_argument("--metrics", default=None, help="comma-separated subset of: exact_match,token_f1,rouge1,rouge2,rougeL,bleu,chrf,label_accuracy")
-    p.add_argument("--no-reference", action="store_true", help="allow prompts without references (answers only, no scores)")
+    p.add_argument(
+        "--label-pattern", metavar="REGEX", help=r"score label accuracy with this rule, e.g. 'Sentiment: (\w+)'"
+    )
+    p.add_argument(
+        "--metrics",
+        default=None,
+        help="comma-separated subset of: exact_match,token_f1,rouge1,rouge2,rougeL,bleu,chrf,label_accuracy",
+    )
+    p.add_argument(
+        "--no-reference", action="store_true", help="allow prompts without references (answers only, no scores)"
+    )
     p.add_argument("--no-perplexity", action="store_true", help="skip the reference perplexity pass")
     p.add_argument("--allow-tokenizer-mismatch", action="store_true", help="score variants whose tokenizers differ")
     p.add_argument("--batch-size", type=int, default=8, help="prompts per generate call for HF variants (default 8)")
@@ -61,7 +86,9 @@ def build_params(args: argparse.Namespace, ws: Any) -> tuple[dict[str, Any], str
     from ftbench.evaluate.metrics import GENERATION_METRICS
 
     if not args.model:
-        raise FtbenchError("ftbench eval needs MODEL (or --resume ID).", "e.g. ftbench eval models/smollm2-135m-instruct --adapter RUN")
+        raise FtbenchError(
+            "ftbench eval needs MODEL (or --resume ID).", "e.g. ftbench eval models/smollm2-135m-instruct --adapter RUN"
+        )
     specs = build_variants(ws, args.model, args.adapter, include_base=not args.no_base, extra_models=args.also)
     run_dir = next((d for d in (_run_dir_of(s.path) for s in specs if s.kind == "adapter") if d), None)
     data = None
@@ -75,12 +102,16 @@ def build_params(args: argparse.Namespace, ws: Any) -> tuple[dict[str, Any], str
         try:
             re.compile(args.label_pattern)
         except re.error as exc:
-            raise FtbenchError(f"--label-pattern {args.label_pattern!r} is not a valid regular expression: {exc}.",
-                               r"Use a pattern with one group around the label, e.g. 'Sentiment: (\w+)'.") from exc
+            raise FtbenchError(
+                f"--label-pattern {args.label_pattern!r} is not a valid regular expression: {exc}.",
+                r"Use a pattern with one group around the label, e.g. 'Sentiment: (\w+)'.",
+            ) from exc
     metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else list(GENERATION_METRICS)
     unknown = [m for m in metrics if m not in GENERATION_METRICS]
     if unknown:
-        raise FtbenchError(f"--metrics has unknown metric '{unknown[0]}'.", f"Choose from {', '.join(GENERATION_METRICS)}.")
+        raise FtbenchError(
+            f"--metrics has unknown metric '{unknown[0]}'.", f"Choose from {', '.join(GENERATION_METRICS)}."
+        )
     if args.max_tokens < 1 or args.batch_size < 1:
         raise FtbenchError("--max-tokens and --batch-size must be at least 1.", "e.g. --max-tokens 64 --batch-size 8")
     if not args.allow_tokenizer_mismatch:
@@ -88,12 +119,23 @@ def build_params(args: argparse.Namespace, ws: Any) -> tuple[dict[str, Any], str
     if not args.no_chat_template:
         check_gguf_templates(specs)
     params = {
-        "data": data, "run": run_dir if not data else None, "limit": args.limit, "data_label": label,
+        "data": data,
+        "run": run_dir if not data else None,
+        "limit": args.limit,
+        "data_label": label,
         "variants": [s.to_dict() for s in specs],
-        "gen": {"max_new_tokens": args.max_tokens, "stop": list(args.stop), "seed": args.seed,
-                "temperature": args.temperature, "chat_template": not args.no_chat_template},
-        "batch_size": args.batch_size, "perplexity": not args.no_perplexity, "metrics": metrics,
-        "label_pattern": args.label_pattern, "device": args.device,
+        "gen": {
+            "max_new_tokens": args.max_tokens,
+            "stop": list(args.stop),
+            "seed": args.seed,
+            "temperature": args.temperature,
+            "chat_template": not args.no_chat_template,
+        },
+        "batch_size": args.batch_size,
+        "perplexity": not args.no_perplexity,
+        "metrics": metrics,
+        "label_pattern": args.label_pattern,
+        "device": args.device,
     }
     return params, f"{Path(label).stem}-{len(specs)}-variants"
 
@@ -104,17 +146,26 @@ def cmd_eval(args: argparse.Namespace, ws: Any) -> int:
     if args.resume:
         job = find_job(ws, args.resume)
         if job.status.get("kind") != "eval":
-            raise FtbenchError(f"Job {job.id} is a {job.status.get('kind')} job, not an eval.", "Pass the id of an eval job.")
+            raise FtbenchError(
+                f"Job {job.id} is a {job.status.get('kind')} job, not an eval.", "Pass the id of an eval job."
+            )
         job = restart_job(ws, job)
     else:
         params, name = build_params(args, ws)
-        job = start_job(ws, "eval", name=name, params=params,
-                        meta={"variants": [v["name"] for v in params["variants"]], "data": params["data_label"]})
+        job = start_job(
+            ws,
+            "eval",
+            name=name,
+            params=params,
+            meta={"variants": [v["name"] for v in params["variants"]], "data": params["data_label"]},
+        )
     if not args.wait:
         if args.json:
             print_json({"id": job.id, "dir": str(job.dir), "state": job.state})
         else:
-            print(f"Started eval {job.id}; follow it with `ftbench logs {job.id}`, stop it with `ftbench stop {job.id}`.")
+            print(
+                f"Started eval {job.id}; follow it with `ftbench logs {job.id}`, stop it with `ftbench stop {job.id}`."
+            )
         return 0
     job = wait_job(job)
     if job.state != "succeeded":

@@ -85,7 +85,9 @@ def check_gguf_templates(specs: Sequence[VariantSpec]) -> None:
             continue
         info = inspect_gguf(Path(spec.path), "eval")
         if info.error:
-            raise FtbenchError(f"Variant '{spec.name}': {spec.path} is {info.error}.", "Pass a GGUF written by `ftbench export`.")
+            raise FtbenchError(
+                f"Variant '{spec.name}': {spec.path} is {info.error}.", "Pass a GGUF written by `ftbench export`."
+            )
         if not info.chat_template:
             raise FtbenchError(
                 f"GGUF {spec.path} has no chat template (tokenizer.chat_template), so its prompts would not match the other variants'.",

@@ -57,9 +57,13 @@ def _prompt_row(row: Mapping[str, Any], where: str) -> tuple[list[dict[str, str]
     if isinstance(refs, str):
         refs = [refs]
     if refs is not None and not (isinstance(refs, list) and all(isinstance(r, str) for r in refs)):
-        raise FtbenchError(f"{where}: `references` must be a list of strings, not {refs!r}.", 'Write "references": ["...", "..."].')
+        raise FtbenchError(
+            f"{where}: `references` must be a list of strings, not {refs!r}.", 'Write "references": ["...", "..."].'
+        )
     if not messages or messages[-1]["role"] != "user":
-        raise FtbenchError(f"{where}: the prompt must end with a user turn.", "End `messages` with a user (or assistant) turn.")
+        raise FtbenchError(
+            f"{where}: the prompt must end with a user turn.", "End `messages` with a user (or assistant) turn."
+        )
     return messages, list(refs or [])
 
 
@@ -83,7 +87,7 @@ def items_from_rows(rows: Sequence[Mapping[str, Any]], source: str) -> list[Eval
         keys = ", ".join(sorted(map(str, rows[0]))) if isinstance(rows[0], Mapping) else type(rows[0]).__name__
         raise FtbenchError(
             f"Eval set {source} has rows with {keys}, neither prompts (prompt/messages + reference) nor an SFT format.",
-            "Write one {\"prompt\": ..., \"reference\": ...} per line, or pass an alpaca/messages/sharegpt dataset.",
+            'Write one {"prompt": ..., "reference": ...} per line, or pass an alpaca/messages/sharegpt dataset.',
         )
     items = []
     for i, row in enumerate(rows):
@@ -95,7 +99,9 @@ def items_from_rows(rows: Sequence[Mapping[str, Any]], source: str) -> list[Eval
             messages, refs = _sft_row(row, fmt)
         else:
             if not isinstance(row, Mapping) or not ("prompt" in row or "messages" in row):
-                raise FtbenchError(f"{where} has neither `prompt` nor `messages`.", 'Write {"prompt": "...", "reference": "..."}.')
+                raise FtbenchError(
+                    f"{where} has neither `prompt` nor `messages`.", 'Write {"prompt": "...", "reference": "..."}.'
+                )
             messages, refs = _prompt_row(row, where)
         items.append(EvalItem(_item_id(i, messages), messages, refs))
     return items
@@ -105,7 +111,9 @@ def load_eval_file(path: Path, limit: int | None = None) -> list[EvalItem]:
     from ftbench.train.io import read_rows
 
     if not path.is_file() and not path.is_dir():
-        raise FtbenchError(f"Eval set {path} does not exist.", "Pass a JSONL file of prompts with references, or a run id.")
+        raise FtbenchError(
+            f"Eval set {path} does not exist.", "Pass a JSONL file of prompts with references, or a run id."
+        )
     rows = read_rows(path, skip_bad_rows=False, max_rows=limit).rows
     return items_from_rows(rows, str(path))
 
@@ -118,7 +126,9 @@ def run_eval_rows(run_dir: Path, limit: int | None = None) -> list[EvalItem]:
     spec = json.loads((run_dir / "job.json").read_text(encoding="utf-8"))
     raw = spec.get("params", {}).get("recipe")
     if not raw:
-        raise FtbenchError(f"Job {run_dir.name} is not a training run (no recipe).", "Pass --data FILE with prompts and references.")
+        raise FtbenchError(
+            f"Job {run_dir.name} is not a training run (no recipe).", "Pass --data FILE with prompts and references."
+        )
     recipe = validate_recipe(raw, source=f"{run_dir}/recipe.yaml")
     if recipe.task != "sft":
         raise FtbenchError(
@@ -126,7 +136,9 @@ def run_eval_rows(run_dir: Path, limit: int | None = None) -> list[EvalItem]:
             "Score encoder runs with `ftbench predict RUN FILE --json` (accuracy / F1 / EM as in training).",
         )
     if not recipe.data.eval and not recipe.data.eval_split:
-        raise FtbenchError(f"Run {run_dir.name} held out no eval rows (no data.eval, eval_split 0).", "Pass --data FILE.")
+        raise FtbenchError(
+            f"Run {run_dir.name} held out no eval rows (no data.eval, eval_split 0).", "Pass --data FILE."
+        )
     rows = load_rows(recipe.data, recipe.task).eval
     return items_from_rows(rows[:limit] if limit else rows, f"{run_dir.name} eval split")
 
@@ -147,4 +159,6 @@ def resolve_items(data: str | None, run_dir: str | None, limit: int | None = Non
         return load_eval_file(Path(data), limit)
     if run_dir:
         return run_eval_rows(Path(run_dir), limit)
-    raise FtbenchError("No eval set: pass --data FILE, or an adapter run whose held-out rows to use.", "ftbench eval MODEL --data FILE")
+    raise FtbenchError(
+        "No eval set: pass --data FILE, or an adapter run whose held-out rows to use.", "ftbench eval MODEL --data FILE"
+    )

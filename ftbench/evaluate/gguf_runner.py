@@ -34,11 +34,18 @@ class GGUFRunner:
         try:
             with captured_stderr(log):
                 self.llm = Llama(
-                    model_path=str(path), lora_path=spec.lora or None, n_ctx=n_ctx, n_gpu_layers=-1,
-                    logits_all=True, seed=config.seed, verbose=False,
+                    model_path=str(path),
+                    lora_path=spec.lora or None,
+                    n_ctx=n_ctx,
+                    n_gpu_layers=-1,
+                    logits_all=True,
+                    seed=config.seed,
+                    verbose=False,
                 )
         except (ValueError, RuntimeError) as exc:
-            raise FtbenchError(f"llama.cpp cannot load {path}: {load_reason(log)}.", f"llama-cpp-python said: {exc}") from exc
+            raise FtbenchError(
+                f"llama.cpp cannot load {path}: {load_reason(log)}.", f"llama-cpp-python said: {exc}"
+            ) from exc
         self.formatter = None
         if config.chat_template:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -65,8 +72,12 @@ class GGUFRunner:
         tokens = self.prompt_tokens(messages)
         self.llm.reset()
         out = self.llm.create_completion(
-            tokens, max_tokens=self.config.max_new_tokens, temperature=self.config.temperature,
-            top_k=1 if self.config.temperature == 0 else 0, top_p=self.config.top_p, seed=self.config.seed,
+            tokens,
+            max_tokens=self.config.max_new_tokens,
+            temperature=self.config.temperature,
+            top_k=1 if self.config.temperature == 0 else 0,
+            top_p=self.config.top_p,
+            seed=self.config.seed,
             stop=list(self.config.stop) or None,
         )
         choice = out["choices"][0]

@@ -45,17 +45,23 @@ def left_padded(model: Any, pad: int, sequences: Sequence[list[int]]) -> dict[st
     ids = torch.full((len(sequences), width), pad, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for i, t in enumerate(sequences):
-        ids[i, width - len(t):] = torch.tensor(t, dtype=torch.long)
-        mask[i, width - len(t):] = 1
+        ids[i, width - len(t) :] = torch.tensor(t, dtype=torch.long)
+        mask[i, width - len(t) :] = 1
     return {"input_ids": ids.to(model.device), "attention_mask": mask.to(model.device)}
 
 
-def generate_batch(model: Any, tokenizer: Any, stop_ids: Sequence[int], prompts: Sequence[list[int]], config: GenConfig) -> list[dict[str, Any]]:
+def generate_batch(
+    model: Any, tokenizer: Any, stop_ids: Sequence[int], prompts: Sequence[list[int]], config: GenConfig
+) -> list[dict[str, Any]]:
     """One `generate` call for a batch of tokenized prompts (the eval job's and the in-training eval's)."""
     pad = pad_id(tokenizer, stop_ids)
     enc = left_padded(model, pad, prompts)
-    kwargs: dict[str, Any] = {"max_new_tokens": config.max_new_tokens, "eos_token_id": list(stop_ids) or None, "pad_token_id": pad,
-                              "use_cache": True}
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": config.max_new_tokens,
+        "eos_token_id": list(stop_ids) or None,
+        "pad_token_id": pad,
+        "use_cache": True,
+    }
     if config.temperature > 0:
         kwargs.update(do_sample=True, temperature=config.temperature, top_p=config.top_p, top_k=0)
     else:
@@ -64,13 +70,19 @@ def generate_batch(model: Any, tokenizer: Any, stop_ids: Sequence[int], prompts:
     with torch.inference_mode():
         out = model.generate(**enc, **kwargs)
     results = []
-    for ids in out[:, enc["input_ids"].shape[1]:].tolist():
+    for ids in out[:, enc["input_ids"].shape[1] :].tolist():
         ended = next((i for i, t in enumerate(ids) if t in stop_ids), None)
         ids = ids[:ended] if ended is not None else ids
         # a budget that ends inside a multi-byte character leaves a replacement char; chat drops it the same way
         text = tokenizer.decode(ids, skip_special_tokens=True).rstrip("\ufffd")
         text, hit = cut_at_stop(text, config.stop) if config.stop else (text, False)
-        results.append({"prediction": text.strip(), "gen_tokens": len(ids), "finish": "stop" if ended is not None or hit else "length"})
+        results.append(
+            {
+                "prediction": text.strip(),
+                "gen_tokens": len(ids),
+                "finish": "stop" if ended is not None or hit else "length",
+            }
+        )
     return results
 
 
@@ -99,17 +111,26 @@ class HFRunner:
     def generate(self, name: str, batch: Sequence[list[dict[str, str]]]) -> list[dict[str, Any]]:
         """Answers for a batch of prompts: text (cut at stop strings), generated tokens and why it ended."""
         base = self._base(name)
-        stops = self.config.stop + (PLAIN_STOPS if self.config.chat_template and base.template == FALLBACK_TEMPLATE else ())
+        stops = self.config.stop + (
+            PLAIN_STOPS if self.config.chat_template and base.template == FALLBACK_TEMPLATE else ()
+        )
         with self.backend.switch(name):
-            return generate_batch(base.model, base.tokenizer, base.stop_ids, [self._prompt_ids(base, m) for m in batch],
-                                  replace(self.config, stop=stops))
+            return generate_batch(
+                base.model,
+                base.tokenizer,
+                base.stop_ids,
+                [self._prompt_ids(base, m) for m in batch],
+                replace(self.config, stop=stops),
+            )
 
     def reference_nll(self, name: str, batch: Sequence[tuple[list[dict[str, str]], str]]) -> list[tuple[float, int]]:
         """(sum of -log p(reference token | prompt, earlier reference tokens), reference tokens) per row."""
         base = self._base(name)
         prompts = [self._prompt_ids(base, m) for m, _ in batch]
         refs = [base.tokenizer(r, add_special_tokens=False)["input_ids"] for _, r in batch]
-        enc = left_padded(base.model, pad_id(base.tokenizer, base.stop_ids), [p + r for p, r in zip(prompts, refs, strict=True)])
+        enc = left_padded(
+            base.model, pad_id(base.tokenizer, base.stop_ids), [p + r for p, r in zip(prompts, refs, strict=True)]
+        )
         positions = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)  # a plain forward does not skip left padding
         with self.backend.switch(name), torch.inference_mode():
             logits = base.model(**enc, position_ids=positions).logits.float()
@@ -119,5 +140,5 @@ class HFRunner:
         out = []
         for i, ref in enumerate(refs):
             n = len(ref)
-            out.append((-float(token_lp[i, token_lp.shape[1] - n:].sum()) if n else 0.0, n))
+            out.append((-float(token_lp[i, token_lp.shape[1] - n :].sum()) if n else 0.0, n))
         return out

@@ -32,13 +32,17 @@ def eval_items(section: EvalSection, eval_rows: list[dict[str, Any]], workspace_
 
 
 class GenerationEvalCallback(TrainerCallback):
-    def __init__(self, section: EvalSection, ctx: Any, tokenizer: Any, items: list[EvalItem], rank0: bool = True) -> None:
+    def __init__(
+        self, section: EvalSection, ctx: Any, tokenizer: Any, items: list[EvalItem], rank0: bool = True
+    ) -> None:
         self.section = section
         self.ctx = ctx
         self.tokenizer = tokenizer
         self.items = items
         self.rank0 = rank0
-        self.options = ScoreOptions(metrics=tuple(section.metrics or GENERATION_METRICS), label_pattern=section.label_pattern)
+        self.options = ScoreOptions(
+            metrics=tuple(section.metrics or GENERATION_METRICS), label_pattern=section.label_pattern
+        )
         self.last_step: int | None = None
         self.latest: dict[str, Any] | None = None
 
@@ -53,8 +57,13 @@ class GenerationEvalCallback(TrainerCallback):
         try:
             for start in range(0, len(self.items), self.section.batch_size):
                 batch = self.items[start : start + self.section.batch_size]
-                prompts = [tok(tok.apply_chat_template(i.messages, tokenize=False, add_generation_prompt=True),
-                               add_special_tokens=False)["input_ids"] for i in batch]
+                prompts = [
+                    tok(
+                        tok.apply_chat_template(i.messages, tokenize=False, add_generation_prompt=True),
+                        add_special_tokens=False,
+                    )["input_ids"]
+                    for i in batch
+                ]
                 for item, answer in zip(batch, generate_batch(model, tok, stop_ids, prompts, config), strict=True):
                     scores = score_example(answer["prediction"], item.references, self.options)
                     rows.append({**answer, "references": item.references, "scores": scores})
@@ -62,7 +71,11 @@ class GenerationEvalCallback(TrainerCallback):
             if was_training:
                 model.train()
         metrics = aggregate(rows, self.options)
-        self.ctx.emit("eval", step=step, **{f"gen_{k}": v for k, v in metrics.items() if isinstance(v, (int, float)) and k != "examples"})
+        self.ctx.emit(
+            "eval",
+            step=step,
+            **{f"gen_{k}": v for k, v in metrics.items() if isinstance(v, (int, float)) and k != "examples"},
+        )
         self.last_step, self.latest = step, {"step": step, **metrics}
         return metrics
 
@@ -76,14 +89,21 @@ class GenerationEvalCallback(TrainerCallback):
             self.score(model, state.global_step)
 
 
-def generation_callbacks(recipe: Any, ctx: Any, tokenizer: Any, eval_rows: list[dict[str, Any]], rank0: bool) -> list[Any]:
+def generation_callbacks(
+    recipe: Any, ctx: Any, tokenizer: Any, eval_rows: list[dict[str, Any]], rank0: bool
+) -> list[Any]:
     """The callback when the recipe asks for generation eval and there are prompts with references, else none."""
     if not recipe.eval.generate:
         return []
     items = eval_items(recipe.eval, eval_rows, ctx.workspace.root)
     if not items:
-        ctx.log("eval.generate is on but there are no prompts with references (eval.prompts or data.eval); skipping it.")
+        ctx.log(
+            "eval.generate is on but there are no prompts with references (eval.prompts or data.eval); skipping it."
+        )
         return []
-    ctx.log(f"Generation eval on {len(items)} prompts" + (f" every {recipe.eval.every_steps} steps" if recipe.eval.every_steps else "")
-            + (" and at the end." if recipe.eval.at_end else "."))
+    ctx.log(
+        f"Generation eval on {len(items)} prompts"
+        + (f" every {recipe.eval.every_steps} steps" if recipe.eval.every_steps else "")
+        + (" and at the end." if recipe.eval.at_end else ".")
+    )
     return [GenerationEvalCallback(recipe.eval, ctx, tokenizer, items, rank0)]

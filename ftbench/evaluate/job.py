@@ -77,12 +77,20 @@ class Progress:
         self.fresh += n
         rate = self.fresh / max(time.monotonic() - self.start, 1e-6)
         eta = (self.total - self.done) / rate if rate > 0 else None
-        self.ctx.progress("generate", self.done, self.total, variant=variant, examples_per_s=round(rate, 3),
-                          eta_s=round(eta, 1) if eta is not None else None)
+        self.ctx.progress(
+            "generate",
+            self.done,
+            self.total,
+            variant=variant,
+            examples_per_s=round(rate, 3),
+            eta_s=round(eta, 1) if eta is not None else None,
+        )
 
 
 def load_items(job_dir: Path) -> list[EvalItem]:
-    rows = [json.loads(line) for line in (job_dir / ITEMS_FILE).read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [
+        json.loads(line) for line in (job_dir / ITEMS_FILE).read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     return [EvalItem(r["id"], r["messages"], r["references"]) for r in rows]
 
 
@@ -101,14 +109,20 @@ def run(ctx: Any) -> None:
     summary = evaluate(ctx, ctx.job_dir, items, [VariantSpec(**v) for v in p["variants"]], p)
     ctx.emit("metrics", phase="eval", variants={v["name"]: v["metrics"] for v in summary["variants"]})
     ctx.set_result(
-        examples=len(items), variants=[v["name"] for v in summary["variants"]], best=summary["best"],
+        examples=len(items),
+        variants=[v["name"] for v in summary["variants"]],
+        best=summary["best"],
         metrics={v["name"]: {k: x for k, x in v["metrics"].items() if k != "length"} for v in summary["variants"]},
         files=[report.METRICS_FILE, report.PREDICTIONS_FILE, report.REPORT_FILE],
     )
-    ctx.log(f"Scored {len(summary['variants'])} variant(s) on {len(items)} prompts; report in {ctx.job_dir / report.REPORT_FILE}.")
+    ctx.log(
+        f"Scored {len(summary['variants'])} variant(s) on {len(items)} prompts; report in {ctx.job_dir / report.REPORT_FILE}."
+    )
 
 
-def evaluate(ctx: Any, out_dir: Path, items: Sequence[EvalItem], specs: Sequence[VariantSpec], p: dict[str, Any]) -> dict[str, Any]:
+def evaluate(
+    ctx: Any, out_dir: Path, items: Sequence[EvalItem], specs: Sequence[VariantSpec], p: dict[str, Any]
+) -> dict[str, Any]:
     """Generate what `out_dir/cache` lacks, then score and write the outputs; `ctx` gives progress, log and stop.
 
     Shared by the eval job and export's quantization check (export/job.py), which evaluates into a sub-folder.
@@ -128,7 +142,9 @@ def evaluate(ctx: Any, out_dir: Path, items: Sequence[EvalItem], specs: Sequence
     if hf and any(len(caches[i]) < len(items) for i in hf):
         from ftbench.evaluate.hf_runner import HFRunner
 
-        ctx.log(f"Loading {len(hf)} HF variant(s) ({len({specs[i].base or specs[i].path for i in hf})} base model(s) in memory).")
+        ctx.log(
+            f"Loading {len(hf)} HF variant(s) ({len({specs[i].base or specs[i].path for i in hf})} base model(s) in memory)."
+        )
         runner = HFRunner([specs[i] for i in hf], config, device=p.get("device"))
         for i in hf:
             _run_variant(ctx, out_dir, items, specs[i], i, caches[i], progress, batch_size, want_ppl, hf_runner=runner)
@@ -149,12 +165,25 @@ def evaluate(ctx: Any, out_dir: Path, items: Sequence[EvalItem], specs: Sequence
     return write_outputs(out_dir, items, specs, p, ctx.id)
 
 
-def _run_variant(ctx: Any, out_dir: Path, items: Sequence[EvalItem], spec: VariantSpec, index: int, cache: dict[str, Any],
-                 progress: Progress, batch_size: int, want_ppl: bool, hf_runner: Any = None, gguf_runner: Any = None) -> None:
+def _run_variant(
+    ctx: Any,
+    out_dir: Path,
+    items: Sequence[EvalItem],
+    spec: VariantSpec,
+    index: int,
+    cache: dict[str, Any],
+    progress: Progress,
+    batch_size: int,
+    want_ppl: bool,
+    hf_runner: Any = None,
+    gguf_runner: Any = None,
+) -> None:
     from ftbench.core.errors import JobStopped
 
     # Prompts of similar length batch together, so left padding wastes little compute.
-    todo = sorted((item for item in items if item.id not in cache), key=lambda it: sum(len(m["content"]) for m in it.messages))
+    todo = sorted(
+        (item for item in items if item.id not in cache), key=lambda it: sum(len(m["content"]) for m in it.messages)
+    )
     if not todo:
         return
     writer = CacheWriter(cache_path(out_dir, index, spec.name))
@@ -168,7 +197,11 @@ def _run_variant(ctx: Any, out_dir: Path, items: Sequence[EvalItem], spec: Varia
                 nll = iter(hf_runner.reference_nll(spec.name, scored) if want_ppl and scored else [])
             else:
                 answers = [gguf_runner.generate(item.messages) for item in batch]
-                nll = iter([gguf_runner.reference_nll(i.messages, i.references[0]) for i in batch if i.references] if want_ppl else [])
+                nll = iter(
+                    [gguf_runner.reference_nll(i.messages, i.references[0]) for i in batch if i.references]
+                    if want_ppl
+                    else []
+                )
             rows = []
             for item, answer in zip(batch, answers, strict=True):
                 row = {"id": item.id, **answer}
@@ -182,41 +215,76 @@ def _run_variant(ctx: Any, out_dir: Path, items: Sequence[EvalItem], spec: Varia
         writer.close()
 
 
-def write_outputs(job_dir: Path, items: Sequence[EvalItem], specs: Sequence[VariantSpec], params: dict[str, Any], job_id: str) -> dict[str, Any]:
+def write_outputs(
+    job_dir: Path, items: Sequence[EvalItem], specs: Sequence[VariantSpec], params: dict[str, Any], job_id: str
+) -> dict[str, Any]:
     """Score the cached answers and write metrics.json, predictions.jsonl and report.md (each atomically)."""
-    options = ScoreOptions(metrics=tuple(params.get("metrics") or GENERATION_METRICS), label_pattern=params.get("label_pattern"))
+    options = ScoreOptions(
+        metrics=tuple(params.get("metrics") or GENERATION_METRICS), label_pattern=params.get("label_pattern")
+    )
     per_variant = []
     for i, spec in enumerate(specs):
         cache = read_cache(cache_path(job_dir, i, spec.name))
         rows = []
         for item in items:
             answer = cache[item.id]
-            rows.append({**answer, "references": item.references, "scores": score_example(answer["prediction"], item.references, options)})
+            rows.append(
+                {
+                    **answer,
+                    "references": item.references,
+                    "scores": score_example(answer["prediction"], item.references, options),
+                }
+            )
         per_variant.append(rows)
     variants = [
-        {"name": s.name, "kind": s.kind, "path": s.path, "base": s.base or None, "lora": s.lora or None,
-         "metrics": aggregate(rows, options)}
+        {
+            "name": s.name,
+            "kind": s.kind,
+            "path": s.path,
+            "base": s.base or None,
+            "lora": s.lora or None,
+            "metrics": aggregate(rows, options),
+        }
         for s, rows in zip(specs, per_variant, strict=True)
     ]
     predictions = []
     for n, item in enumerate(items):
         answers = {
-            s.name: {k: per_variant[i][n].get(k) for k in ("prediction", "scores", "nll", "ref_tokens", "gen_tokens", "finish")}
+            s.name: {
+                k: per_variant[i][n].get(k)
+                for k in ("prediction", "scores", "nll", "ref_tokens", "gen_tokens", "finish")
+            }
             for i, s in enumerate(specs)
         }
-        predictions.append({"id": item.id, "prompt": item.messages[-1]["content"], "messages": item.messages,
-                            "references": item.references, "answers": answers})
+        predictions.append(
+            {
+                "id": item.id,
+                "prompt": item.messages[-1]["content"],
+                "messages": item.messages,
+                "references": item.references,
+                "answers": answers,
+            }
+        )
     primary = report.primary_metric(predictions)
     for row in predictions:
         row["disagreement"] = report.disagreement(row["answers"], primary)
     summary = {
-        "id": job_id, "data": params.get("data_label"), "examples": len(items), "primary": primary,
-        "settings": {**params.get("gen", {}), "batch_size": params.get("batch_size"), "label_pattern": params.get("label_pattern")},
+        "id": job_id,
+        "data": params.get("data_label"),
+        "examples": len(items),
+        "primary": primary,
+        "settings": {
+            **params.get("gen", {}),
+            "batch_size": params.get("batch_size"),
+            "label_pattern": params.get("label_pattern"),
+        },
         "tokenization": tokenization_for([r for item in items for r in item.references]),
         "variants": variants,
     }
     summary["best"] = report.best_per_metric(variants)
-    atomic_write_text(job_dir / report.PREDICTIONS_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in predictions))
+    atomic_write_text(
+        job_dir / report.PREDICTIONS_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in predictions)
+    )
     atomic_write_json(job_dir / report.METRICS_FILE, summary)
     atomic_write_text(job_dir / report.REPORT_FILE, report.render_markdown(summary, predictions))
     return summary
@@ -224,4 +292,3 @@ def write_outputs(job_dir: Path, items: Sequence[EvalItem], specs: Sequence[Vari
 
 def write_items(job_dir: Path, items: Sequence[EvalItem]) -> None:
     atomic_write_text(job_dir / ITEMS_FILE, "".join(json.dumps(i.to_dict(), ensure_ascii=False) + "\n" for i in items))
-

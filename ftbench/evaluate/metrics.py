@@ -121,7 +121,11 @@ def rouge(prediction: str, references: Sequence[str]) -> dict[str, float]:
     for ref in references:
         mode = tokenization_for([prediction, ref])
         target, pred = rouge_tokens(ref, mode), rouge_tokens(prediction, mode)
-        scores = {"rouge1": _rouge_n(target, pred, 1), "rouge2": _rouge_n(target, pred, 2), "rougeL": _rouge_l(target, pred)}
+        scores = {
+            "rouge1": _rouge_n(target, pred, 1),
+            "rouge2": _rouge_n(target, pred, 2),
+            "rougeL": _rouge_l(target, pred),
+        }
         best = {k: max(v, scores[k]) for k, v in best.items()}
     return best
 
@@ -286,7 +290,12 @@ def answer_length(text: str) -> int:
 def length_stats(lengths: Sequence[int]) -> dict[str, float]:
     if not lengths:
         return {"mean": 0.0, "median": 0.0, "min": 0, "max": 0}
-    return {"mean": statistics.fmean(lengths), "median": float(statistics.median(lengths)), "min": min(lengths), "max": max(lengths)}
+    return {
+        "mean": statistics.fmean(lengths),
+        "median": float(statistics.median(lengths)),
+        "min": min(lengths),
+        "max": max(lengths),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -17,8 +17,15 @@ METRICS_FILE, PREDICTIONS_FILE, REPORT_FILE = "metrics.json", "predictions.jsonl
 # Column order of the table; only metrics some variant has are shown.
 COLUMNS = ("label_accuracy", "exact_match", "token_f1", "rouge1", "rouge2", "rougeL", "bleu", "chrf", "perplexity")
 TITLES = {
-    "label_accuracy": "label acc %", "exact_match": "EM %", "token_f1": "F1 %", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2",
-    "rougeL": "ROUGE-L", "bleu": "BLEU", "chrf": "chrF", "perplexity": "ppl",
+    "label_accuracy": "label acc %",
+    "exact_match": "EM %",
+    "token_f1": "F1 %",
+    "rouge1": "ROUGE-1",
+    "rouge2": "ROUGE-2",
+    "rougeL": "ROUGE-L",
+    "bleu": "BLEU",
+    "chrf": "chrF",
+    "perplexity": "ppl",
 }
 LOWER_IS_BETTER = frozenset({"perplexity"})
 # The per-example score that disagreement is measured on, most telling first.
@@ -74,8 +81,11 @@ def disagreement(answers: dict[str, dict[str, Any]], primary: str | None) -> flo
 def render_markdown(summary: dict[str, Any], rows: Sequence[dict[str, Any]], top: int = 10) -> str:
     headers, cells, marks = metrics_table(summary)
     lines = [f"# Eval {summary.get('id', '')}".rstrip(), ""]
-    lines.append(f"{summary.get('examples', 0)} prompts from {summary.get('data', '?')}; settings: "
-                 + ", ".join(f"{k}={v}" for k, v in (summary.get("settings") or {}).items()) + ".")
+    lines.append(
+        f"{summary.get('examples', 0)} prompts from {summary.get('data', '?')}; settings: "
+        + ", ".join(f"{k}={v}" for k, v in (summary.get("settings") or {}).items())
+        + "."
+    )
     if summary.get("tokenization") == "char":
         lines.append("Text in an unspaced script: BLEU, ROUGE and token F1 are computed on characters.")
     lines += ["", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]

@@ -37,9 +37,20 @@ def retention_rows(summary: dict[str, Any], predictions: list[dict[str, Any]], l
             == (p["answers"][REFERENCE]["scores"].get(key) if labels else p["answers"][REFERENCE]["prediction"])
             for p in predictions
         )
-        rows.append({"type": name, "metric": metric, "value": m[metric], "reference": ref[metric], "kept_pct": kept,
-                     "identical": same, "total": len(predictions), "unit": "labels" if labels else "answers",
-                     "perplexity": m.get("perplexity"), "reference_perplexity": ref.get("perplexity")})
+        rows.append(
+            {
+                "type": name,
+                "metric": metric,
+                "value": m[metric],
+                "reference": ref[metric],
+                "kept_pct": kept,
+                "identical": same,
+                "total": len(predictions),
+                "unit": "labels" if labels else "answers",
+                "perplexity": m.get("perplexity"),
+                "reference_perplexity": ref.get("perplexity"),
+            }
+        )
         rows[-1]["sentence"] = sentence(rows[-1])
     return rows
 
@@ -47,8 +58,10 @@ def retention_rows(summary: dict[str, Any], predictions: list[dict[str, Any]], l
 def sentence(row: dict[str, Any]) -> str:
     """'Q4_K_M keeps 97.2 % of the merged model's ROUGE-L, 31/32 labels identical'."""
     kept = "n/a" if row["kept_pct"] is None else f"{row['kept_pct']:.1f} %"
-    return (f"{row['type']} keeps {kept} of the merged model's {TITLES.get(row['metric'], row['metric']).removesuffix(' %')}, "
-            f"{row['identical']}/{row['total']} {row['unit']} identical")
+    return (
+        f"{row['type']} keeps {kept} of the merged model's {TITLES.get(row['metric'], row['metric']).removesuffix(' %')}, "
+        f"{row['identical']}/{row['total']} {row['unit']} identical"
+    )
 
 
 def check_eval_file(path: str, label_pattern: str | None) -> None:
@@ -60,12 +73,21 @@ def check_eval_file(path: str, label_pattern: str | None) -> None:
         try:
             re.compile(label_pattern)
         except re.error as exc:
-            raise FtbenchError(f"--eval-label-pattern {label_pattern!r} is not a valid regular expression: {exc}.",
-                               r"Use one group around the label, e.g. 'Sentiment: (\w+)'.") from exc
+            raise FtbenchError(
+                f"--eval-label-pattern {label_pattern!r} is not a valid regular expression: {exc}.",
+                r"Use one group around the label, e.g. 'Sentiment: (\w+)'.",
+            ) from exc
 
 
-def score_export(ctx: Any, source: Any, result: dict[str, Any], eval_file: str, label_pattern: str | None,
-                 keep_merged: bool, max_new_tokens: int = 64) -> list[dict[str, Any]]:
+def score_export(
+    ctx: Any,
+    source: Any,
+    result: dict[str, Any],
+    eval_file: str,
+    label_pattern: str | None,
+    keep_merged: bool,
+    max_new_tokens: int = 64,
+) -> list[dict[str, Any]]:
     """Evaluate the merged model and every model GGUF in `result["files"]`; returns the retention rows."""
     from ftbench.evaluate.job import evaluate
 
@@ -75,7 +97,12 @@ def score_export(ctx: Any, source: Any, result: dict[str, Any], eval_file: str, 
         VariantSpec(f["type"], "gguf", f["path"]) for f in result.get("files", []) if f.get("role") == "model"
     ]
     items = load_eval_file(Path(eval_file))
-    params = {"gen": {"max_new_tokens": max_new_tokens}, "batch_size": 8, "label_pattern": label_pattern, "data_label": eval_file}
+    params = {
+        "gen": {"max_new_tokens": max_new_tokens},
+        "batch_size": 8,
+        "label_pattern": label_pattern,
+        "data_label": eval_file,
+    }
     ctx.log(f"Scoring the merged model and {len(specs) - 1} GGUF(s) on {len(items)} prompts from {eval_file}.")
     out_dir = job_dir / EVAL_DIR
     out_dir.mkdir(exist_ok=True)

@@ -23,13 +23,39 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
 def test_demo_adapter_label_accuracy_is_clearly_above_the_base(demo_workspace, workspace, capsys):
-    recipe = load_recipe(REPO / "recipes" / "sft-lora-sentiment.yaml", ["training.max_steps=4", "training.batch_size=2",
-                                                                          "data.max_length=128", "data.eval=null", "training.eval_steps=null"])
+    recipe = load_recipe(
+        REPO / "recipes" / "sft-lora-sentiment.yaml",
+        [
+            "training.max_steps=4",
+            "training.batch_size=2",
+            "data.max_length=128",
+            "data.eval=null",
+            "training.eval_steps=null",
+        ],
+    )
     run_dir, _ = run_inline(workspace, resolve_recipe_paths(recipe, demo_workspace.root).to_dict())
     data = demo_workspace.root / "datasets/demo/sentiment-alpaca-eval.jsonl"
     model = demo_workspace.root / "models/smollm2-135m-instruct"
-    code = main(["eval", str(model), "--adapter", str(run_dir), "--data", str(data), "--limit", "16", "--max-tokens", "8",
-                 "--label-pattern", r"Sentiment: (\w+)", "--workspace", str(workspace.root), "--wait", "--json"])
+    code = main(
+        [
+            "eval",
+            str(model),
+            "--adapter",
+            str(run_dir),
+            "--data",
+            str(data),
+            "--limit",
+            "16",
+            "--max-tokens",
+            "8",
+            "--label-pattern",
+            r"Sentiment: (\w+)",
+            "--workspace",
+            str(workspace.root),
+            "--wait",
+            "--json",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     summary = json.loads(out)

@@ -22,7 +22,9 @@ def test_export_with_eval_writes_the_retention_table(workspace, tmp_path, capsys
     adapter = make_lora(base, tmp_path / "run-adapter")
     lines = corpus(n=2 * N, seed=5)
     data = tmp_path / "eval.jsonl"
-    data.write_text("".join(json.dumps({"prompt": lines[2 * i][:50], "reference": lines[2 * i + 1][:30]}) + "\n" for i in range(N)))
+    data.write_text(
+        "".join(json.dumps({"prompt": lines[2 * i][:50], "reference": lines[2 * i + 1][:30]}) + "\n" for i in range(N))
+    )
 
     no_refs = tmp_path / "no-refs.jsonl"
     no_refs.write_text('{"prompt": "hi"}\n')
@@ -30,7 +32,19 @@ def test_export_with_eval_writes_the_retention_table(workspace, tmp_path, capsys
     assert rc == 2 and "have no reference" in capsys.readouterr().err
     assert not workspace.exports_dir.exists() or not list(workspace.exports_dir.iterdir())  # refused before any job
 
-    rc = main(["--workspace", str(workspace.root), "export", str(adapter), "--quant", "f16,q4_k_m", "--eval", str(data), "--wait"])
+    rc = main(
+        [
+            "--workspace",
+            str(workspace.root),
+            "export",
+            str(adapter),
+            "--quant",
+            "f16,q4_k_m",
+            "--eval",
+            str(data),
+            "--wait",
+        ]
+    )
     out = capsys.readouterr()
     assert rc == 0, out.err
     job_dir = next(workspace.exports_dir.iterdir())
@@ -44,7 +58,9 @@ def test_export_with_eval_writes_the_retention_table(workspace, tmp_path, capsys
         assert row["metric"] == "rougeL" and row["unit"] == "answers" and row["total"] == N
         ref = by_name["merged"]["rougeL"]
         assert row["kept_pct"] == (pytest.approx(100 * by_name[qtype]["rougeL"] / ref) if ref else None)
-        assert row["identical"] == sum(p["answers"][qtype]["prediction"] == p["answers"]["merged"]["prediction"] for p in predictions)
+        assert row["identical"] == sum(
+            p["answers"][qtype]["prediction"] == p["answers"]["merged"]["prediction"] for p in predictions
+        )
         assert row["sentence"] in out.out  # the card printed by --wait
     # F16 holds the merged weights to 3 digits: llama.cpp's reference perplexity is the merged model's
     assert rows["F16"]["perplexity"] == pytest.approx(rows["F16"]["reference_perplexity"], rel=1e-2)

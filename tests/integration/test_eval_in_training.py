@@ -13,9 +13,17 @@ from ftbench.core.events import read_events  # noqa: E402
 
 @pytest.mark.slow  # four minutes on 2 busy cores
 def test_generation_eval_during_sft_reports_scores_as_events_and_result(workspace, tiny_lm, toy_data):  # noqa: F811
-    recipe = base_recipe(tiny_lm, toy_data["alpaca"], eval={
-        "generate": True, "label_pattern": r"Sentiment: (\w+)", "every_steps": 10, "max_new_tokens": 6, "max_prompts": 6,
-    })
+    recipe = base_recipe(
+        tiny_lm,
+        toy_data["alpaca"],
+        eval={
+            "generate": True,
+            "label_pattern": r"Sentiment: (\w+)",
+            "every_steps": 10,
+            "max_new_tokens": 6,
+            "max_prompts": 6,
+        },
+    )
     job_dir, result = run_inline(workspace, recipe)
     events = [e for e in read_events(job_dir / "events.jsonl", ["eval"]) if "gen_label_accuracy" in e]
     assert [e["step"] for e in events] == [10, 20, 30]  # every 10 steps; the end (30) is not scored twice

@@ -50,8 +50,23 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def eval_args(ws, tiny_llama: Path, adapters: dict[str, Path], eval_file: Path, *extra: str) -> list[str]:
-    return ["eval", str(tiny_llama), "--adapter", str(adapters["A"]), "--adapter", str(adapters["B"]), "--data", str(eval_file),
-            "--max-tokens", str(MAX_TOKENS), "--batch-size", "4", "--workspace", str(ws.root), *extra]
+    return [
+        "eval",
+        str(tiny_llama),
+        "--adapter",
+        str(adapters["A"]),
+        "--adapter",
+        str(adapters["B"]),
+        "--data",
+        str(eval_file),
+        "--max-tokens",
+        str(MAX_TOKENS),
+        "--batch-size",
+        "4",
+        "--workspace",
+        str(ws.root),
+        *extra,
+    ]
 
 
 def alone(tiny_llama: Path, adapters: dict[str, Path], prompts: list[str]) -> dict[str, list[str]]:
@@ -65,14 +80,18 @@ def alone(tiny_llama: Path, adapters: dict[str, Path], prompts: list[str]) -> di
     for spec in specs:
         backend.load(spec)
         out[spec.name] = [
-            backend.generate(spec.name, [{"role": "user", "content": p}], settings, lambda _: None, lambda: False)["text"].strip()
+            backend.generate(spec.name, [{"role": "user", "content": p}], settings, lambda _: None, lambda: False)[
+                "text"
+            ].strip()
             for p in prompts
         ]
     return out
 
 
 @pytest.mark.slow  # two minutes on 2 busy cores: a detached job process imports torch
-def test_eval_job_scores_every_variant_and_batched_answers_equal_single_ones(workspace, tiny_llama, adapters, eval_file, capsys):
+def test_eval_job_scores_every_variant_and_batched_answers_equal_single_ones(
+    workspace, tiny_llama, adapters, eval_file, capsys
+):
     code, out, err = run_cli(capsys, *eval_args(workspace, tiny_llama, adapters, eval_file, "--wait", "--json"))
     assert code == 0, err
     summary = json.loads(out)
@@ -108,8 +127,12 @@ def test_eval_job_scores_every_variant_and_batched_answers_equal_single_ones(wor
 
 
 @pytest.mark.slow
-def test_resumed_eval_keeps_cached_answers_and_generates_only_the_rest(workspace, tiny_llama, adapters, eval_file, capsys):
-    code, out, err = run_cli(capsys, *eval_args(workspace, tiny_llama, adapters, eval_file, "--wait", "--json", "--no-base"))
+def test_resumed_eval_keeps_cached_answers_and_generates_only_the_rest(
+    workspace, tiny_llama, adapters, eval_file, capsys
+):
+    code, out, err = run_cli(
+        capsys, *eval_args(workspace, tiny_llama, adapters, eval_file, "--wait", "--json", "--no-base")
+    )
     assert code == 0, err
     job = find_job(workspace, json.loads(out)["id"])
     first = [json.loads(line) for line in (job.dir / "predictions.jsonl").read_text().splitlines()]
@@ -152,10 +175,30 @@ def test_bad_input_is_refused_before_a_job_starts(workspace, tiny_llama, adapter
     first, second = sorted(vocab, key=vocab.get)[300:302]
     vocab[first], vocab[second] = vocab[second], vocab[first]
     (other / "tokenizer.json").write_text(json.dumps(tok), encoding="utf-8")
-    code, _, err = run_cli(capsys, "eval", str(tiny_llama), "--also", str(other), "--data", str(eval_file), "--workspace", str(workspace.root))
+    code, _, err = run_cli(
+        capsys,
+        "eval",
+        str(tiny_llama),
+        "--also",
+        str(other),
+        "--data",
+        str(eval_file),
+        "--workspace",
+        str(workspace.root),
+    )
     assert code == 2 and "have different tokenizers (token id 300" in err
 
-    code, _, err = run_cli(capsys, "eval", str(tiny_llama), "--data", str(eval_file), "--label-pattern", "(oops", "--workspace", str(workspace.root))
+    code, _, err = run_cli(
+        capsys,
+        "eval",
+        str(tiny_llama),
+        "--data",
+        str(eval_file),
+        "--label-pattern",
+        "(oops",
+        "--workspace",
+        str(workspace.root),
+    )
     assert code == 2 and "not a valid regular expression" in err
     assert not list(workspace.root.glob("jobs/*"))  # no job folder was created by any of these
 
@@ -167,20 +210,37 @@ def test_gguf_variant_scores_like_its_hf_model(workspace, tiny_llama, eval_file,
     from ftbench.export.gguf.writer import convert
 
     gguf_path = Path(convert(tiny_llama, tmp_path / "tiny-f32.gguf", "f32")["path"])
-    code, out, err = run_cli(capsys, "eval", str(tiny_llama), "--also", str(gguf_path), "--data", str(eval_file),
-                             "--max-tokens", str(MAX_TOKENS), "--workspace", str(workspace.root), "--wait", "--json")
+    code, out, err = run_cli(
+        capsys,
+        "eval",
+        str(tiny_llama),
+        "--also",
+        str(gguf_path),
+        "--data",
+        str(eval_file),
+        "--max-tokens",
+        str(MAX_TOKENS),
+        "--workspace",
+        str(workspace.root),
+        "--wait",
+        "--json",
+    )
     assert code == 0, err
     hf, gguf = (v["metrics"] for v in json.loads(out)["variants"])
     # the same weights in f32: llama.cpp's logits give the same reference perplexity, and the same answers
     assert gguf["perplexity"] == pytest.approx(hf["perplexity"], rel=1e-3)
     job = find_job(workspace, json.loads(out)["id"])
     predictions = [json.loads(line) for line in (job.dir / "predictions.jsonl").read_text().splitlines()]
+
     # The random model emits stray byte tokens: transformers decodes an invalid UTF-8 byte as U+FFFD, llama.cpp
     # drops it, and llama.cpp finishes a character cut by the token budget. The same tokens read the same apart
     # from that, so one answer is a prefix of the other once replacement characters are removed.
     def text(p, name):
         return p["answers"][name]["prediction"].replace("\ufffd", "")
 
-    same = sum(text(p, "tiny-f32").startswith(text(p, tiny_llama.name)) or text(p, tiny_llama.name).startswith(text(p, "tiny-f32"))
-               for p in predictions)
+    same = sum(
+        text(p, "tiny-f32").startswith(text(p, tiny_llama.name))
+        or text(p, tiny_llama.name).startswith(text(p, "tiny-f32"))
+        for p in predictions
+    )
     assert same >= N_PROMPTS - 1, [(text(p, tiny_llama.name), text(p, "tiny-f32")) for p in predictions]

@@ -22,18 +22,37 @@ TUNED_ANSWERS = ["Sentiment: positive", "Sentiment: negative", "Sentiment: neutr
 def make_eval_job(ws_root: Path) -> tuple[Path, dict]:
     job_dir = ws_root / "jobs" / "20261130-120000-eval-sentiment-ab12"
     job_dir.mkdir(parents=True)
-    items = [EvalItem(f"{i:05d}-x", [{"role": "user", "content": f"Review {i}"}], [f"Sentiment: {label}"]) for i, label in enumerate(LABELS)]
+    items = [
+        EvalItem(f"{i:05d}-x", [{"role": "user", "content": f"Review {i}"}], [f"Sentiment: {label}"])
+        for i, label in enumerate(LABELS)
+    ]
     write_items(job_dir, items)
     specs = [VariantSpec("base", "hf", "/m/base"), VariantSpec("tuned", "adapter", "/r/adapter", base="/m/base")]
     for index, (spec, answers) in enumerate(zip(specs, [BASE_ANSWERS, TUNED_ANSWERS], strict=True)):
         writer = CacheWriter(cache_path(job_dir, index, spec.name))
-        writer.write([{"id": item.id, "prediction": a, "gen_tokens": 4, "finish": "stop", "nll": 4.0 + index, "ref_tokens": 4}
-                      for item, a in zip(items, answers, strict=True)])
+        writer.write(
+            [
+                {"id": item.id, "prediction": a, "gen_tokens": 4, "finish": "stop", "nll": 4.0 + index, "ref_tokens": 4}
+                for item, a in zip(items, answers, strict=True)
+            ]
+        )
         writer.close()
-    params = {"label_pattern": r"Sentiment: (\w+)", "gen": {"max_new_tokens": 8}, "batch_size": 4, "data_label": "reviews.jsonl"}
+    params = {
+        "label_pattern": r"Sentiment: (\w+)",
+        "gen": {"max_new_tokens": 8},
+        "batch_size": 4,
+        "data_label": "reviews.jsonl",
+    }
     summary = write_outputs(job_dir, items, specs, params, job_dir.name)
-    status = {"id": job_dir.name, "kind": "eval", "state": "succeeded", "name": "reviews-2-variants", "created_at": 1.0,
-              "meta": {"variants": ["base", "tuned"]}, "progress": {"done": 8, "total": 8}}
+    status = {
+        "id": job_dir.name,
+        "kind": "eval",
+        "state": "succeeded",
+        "name": "reviews-2-variants",
+        "created_at": 1.0,
+        "meta": {"variants": ["base", "tuned"]},
+        "progress": {"done": 8, "total": 8},
+    }
     (job_dir / "status.json").write_text(json.dumps(status))
     return job_dir, summary
 
@@ -50,8 +69,14 @@ async def test_evals_screen_shows_the_report_numbers_and_sorts_by_disagreement(t
     app = make_app(ws)
     async with app.run_test(size=(140, 40)) as pilot:
         await pilot.press("7")
-        await wait_until(pilot, lambda: app.screen.query("#evals-examples") and app.screen.query_one("#evals-examples", DataTable).row_count == 4,
-                         what="the eval's examples")
+        await wait_until(
+            pilot,
+            lambda: (
+                app.screen.query("#evals-examples")
+                and app.screen.query_one("#evals-examples", DataTable).row_count == 4
+            ),
+            what="the eval's examples",
+        )
         screen = app.screen
         assert screen.summary == summary  # the screen shows metrics.json, the file the CLI prints
         console = Console(width=160, record=True)

@@ -112,14 +112,20 @@ def test_chat_prompt_set_references_are_scored_like_eval(tmp_path):
     from ftbench.commands.chat import prompt_set_scores, read_prompts
 
     path = tmp_path / "prompts.jsonl"
-    path.write_text('{"prompt": "a", "reference": "the cat sat"}\n{"instruction": "b", "output": "a dog ran"}\n', encoding="utf-8")
+    path.write_text(
+        '{"prompt": "a", "reference": "the cat sat"}\n{"instruction": "b", "output": "a dog ran"}\n', encoding="utf-8"
+    )
     prompts = read_prompts(path)
     assert [p["references"] for p in prompts] == [["the cat sat"], ["a dog ran"]]
     rows = []
     for i, (item, answer) in enumerate(zip(prompts, ["The cat sat!", "no idea"], strict=True), start=1):
         scores = m.score_example(answer, item["references"], m.ScoreOptions())
-        rows.append({"index": i, "references": item["references"], "answers": {"v": {"text": answer, "scores": scores}}})
+        rows.append(
+            {"index": i, "references": item["references"], "answers": {"v": {"text": answer, "scores": scores}}}
+        )
     out = prompt_set_scores(rows, ["v"])["v"]
     assert out["exact_match"] == 50.0 and out["examples"] == 2
-    assert out["bleu"] == pytest.approx(sacrebleu.corpus_bleu(["The cat sat!", "no idea"], [["the cat sat", "a dog ran"]]).score)
+    assert out["bleu"] == pytest.approx(
+        sacrebleu.corpus_bleu(["The cat sat!", "no idea"], [["the cat sat", "a dog ran"]]).score
+    )
     assert prompt_set_scores([{"index": 1, "references": [], "answers": {"v": {"text": "x"}}}], ["v"]) == {}

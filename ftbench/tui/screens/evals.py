@@ -46,11 +46,17 @@ def scan_evals(ws: Workspace) -> list[dict[str, Any]]:
             continue
         progress = status.get("progress") or {}
         done, total = progress.get("done"), progress.get("total")
-        rows.append({
-            "id": job_dir.name, "dir": str(job_dir), "state": status.get("state", "?"), "name": status.get("name", job_dir.name),
-            "variants": ", ".join((status.get("meta") or {}).get("variants", [])),
-            "progress": f"{done}/{total}" if done is not None and total else "", "created": status.get("created_at", 0),
-        })
+        rows.append(
+            {
+                "id": job_dir.name,
+                "dir": str(job_dir),
+                "state": status.get("state", "?"),
+                "name": status.get("name", job_dir.name),
+                "variants": ", ".join((status.get("meta") or {}).get("variants", [])),
+                "progress": f"{done}/{total}" if done is not None and total else "",
+                "created": status.get("created_at", 0),
+            }
+        )
     return sorted(rows, key=lambda r: -r["created"])
 
 
@@ -76,7 +82,10 @@ class EvalsScreen(PollingScreen):
         for key, label, width in JOB_COLUMNS:
             jobs.add_column(label, key=key, width=width)
         yield jobs
-        metrics = Static(Text("No eval selected. Start one with `ftbench eval MODEL --adapter RUN --data FILE`.", style="dim"), id="evals-metrics")
+        metrics = Static(
+            Text("No eval selected. Start one with `ftbench eval MODEL --adapter RUN --data FILE`.", style="dim"),
+            id="evals-metrics",
+        )
         metrics.border_title = "variants x metrics (bold *: best of the column)"
         yield metrics
         examples: DataTable[Text | str] = DataTable(id="evals-examples", cursor_type="row", zebra_stripes=True)
@@ -103,7 +112,9 @@ class EvalsScreen(PollingScreen):
         table = self.query_one("#evals-jobs", DataTable)
         table.clear()
         for row in self.rows:
-            table.add_row(*(Text(str(row[k]), no_wrap=True, overflow="ellipsis") for k, _, _ in JOB_COLUMNS), key=row["id"])
+            table.add_row(
+                *(Text(str(row[k]), no_wrap=True, overflow="ellipsis") for k, _, _ in JOB_COLUMNS), key=row["id"]
+            )
         ids = [r["id"] for r in self.rows]
         if self.selected in ids:
             table.move_cursor(row=ids.index(self.selected), animate=False)
@@ -123,7 +134,11 @@ class EvalsScreen(PollingScreen):
         self.predictions = read_predictions(Path(row["dir"])) if self.summary else []
         widget = self.query_one("#evals-metrics", Static)
         if self.summary is None:
-            widget.update(Text(f"{row['name']}: {row['state']} {row['progress']} (the table appears when it finishes)", style="dim"))
+            widget.update(
+                Text(
+                    f"{row['name']}: {row['state']} {row['progress']} (the table appears when it finishes)", style="dim"
+                )
+            )
         else:
             widget.update(self.metrics_renderable(self.summary))
         self.refresh_examples()
@@ -135,7 +150,12 @@ class EvalsScreen(PollingScreen):
         for i, h in enumerate(headers):
             table.add_column(h, justify="left" if i == 0 else "right")
         for cells, mark in zip(rows, marks, strict=True):
-            table.add_row(*(Text(c + ("*" if m else ""), style="bold green" if m else "") for c, m in zip(cells, mark, strict=True)))
+            table.add_row(
+                *(
+                    Text(c + ("*" if m else ""), style="bold green" if m else "")
+                    for c, m in zip(cells, mark, strict=True)
+                )
+            )
         return table
 
     def refresh_examples(self) -> None:
@@ -151,16 +171,33 @@ class EvalsScreen(PollingScreen):
         table.add_column("reference", width=22)
         for name in names:
             table.add_column(f"{name}" + (f" ({primary})" if primary else ""), width=26)
-        rows = sorted(self.predictions, key=lambda r: -r.get("disagreement", 0.0)) if self.by_disagreement else self.predictions
+        rows = (
+            sorted(self.predictions, key=lambda r: -r.get("disagreement", 0.0))
+            if self.by_disagreement
+            else self.predictions
+        )
         for r in rows:
             answers = []
             for name in names:
                 a = r["answers"].get(name, {})
                 score = a.get("scores", {}).get(primary) if primary else None
-                answers.append(Text(("" if score is None else f"{score:.2f} ") + " ".join(a.get("prediction", "").split()), no_wrap=True, overflow="ellipsis"))
-            table.add_row(r["id"][:5], f"{r.get('disagreement', 0.0):.2f}", Text(" ".join(r["prompt"].split()), no_wrap=True, overflow="ellipsis"),
-                          Text(" ".join((r["references"] or ["-"])[0].split()), no_wrap=True, overflow="ellipsis"), *answers)
-        table.border_subtitle = f"{len(rows)} prompts, {'most disagreeing first' if self.by_disagreement else 'file order'} (d)"
+                answers.append(
+                    Text(
+                        ("" if score is None else f"{score:.2f} ") + " ".join(a.get("prediction", "").split()),
+                        no_wrap=True,
+                        overflow="ellipsis",
+                    )
+                )
+            table.add_row(
+                r["id"][:5],
+                f"{r.get('disagreement', 0.0):.2f}",
+                Text(" ".join(r["prompt"].split()), no_wrap=True, overflow="ellipsis"),
+                Text(" ".join((r["references"] or ["-"])[0].split()), no_wrap=True, overflow="ellipsis"),
+                *answers,
+            )
+        table.border_subtitle = (
+            f"{len(rows)} prompts, {'most disagreeing first' if self.by_disagreement else 'file order'} (d)"
+        )
 
     def action_toggle_order(self) -> None:
         self.by_disagreement = not self.by_disagreement
