@@ -18,7 +18,7 @@ from ftbench import __version__
 from ftbench.core.errors import FtbenchError
 
 # Each module in ftbench.commands registers its subcommands; order is the order of `ftbench --help`.
-COMMAND_MODULES = ("jobs", "demo", "doctor", "train", "predict", "chat", "serve", "export", "catalog", "completion")
+COMMAND_MODULES = ("jobs", "demo", "doctor", "train", "predict", "chat", "eval", "serve", "export", "catalog", "completion")
 
 
 def build_parser() -> argparse.ArgumentParser:

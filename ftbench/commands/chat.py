@@ -134,7 +134,8 @@ def read_prompts(path: Path) -> list[dict[str, Any]]:
             raise FtbenchError(f"{path} line {n} has no 'prompt' (or 'text'/'instruction') string.", "Add a \"prompt\" key.")
         if obj.get("input"):
             text = f"{text}\n\n{obj['input']}"
-        out.append({"prompt": text, "system": obj.get("system")})
+        refs = obj.get("references", obj.get("reference", obj.get("output")))
+        out.append({"prompt": text, "system": obj.get("system"), "references": [refs] if isinstance(refs, str) else list(refs or [])})
     if not out:
         raise FtbenchError(f"Prompt file {path} has no prompts.", "Add one JSON line per prompt.")
     return out
@@ -187,16 +188,20 @@ def run_one_shot(ws: Workspace, client: Any, transcript: Any, loaded: list[str],
 
 
 def run_prompt_set(ws: Workspace, client: Any, transcript: Any, loaded: list[str], prompts: list[dict[str, Any]], args: argparse.Namespace) -> int:
+    from ftbench.evaluate.metrics import ScoreOptions, score_example
+
     rows = []
     t0 = time.perf_counter()
     for i, item in enumerate(prompts, start=1):
-        row: dict[str, Any] = {"index": i, "prompt": item["prompt"], "answers": {}}
+        row: dict[str, Any] = {"index": i, "prompt": item["prompt"], "references": item.get("references", []), "answers": {}}
         for name in loaded:
             settings = transcript.settings_for(name)
             if item.get("system"):
                 settings = settings.merged({"system": item["system"]})
             done = client.generate(name, [{"role": "user", "content": item["prompt"]}], settings)
             row["answers"][name] = {k: done.get(k) for k in ("text", "tokens", "ttft_s", "tok_s", "stop_reason")}
+            if item.get("references"):  # scored as `ftbench eval` scores them
+                row["answers"][name]["scores"] = score_example(done.get("text") or "", item["references"], ScoreOptions())
         rows.append(row)
         if not args.json:
             print(f"prompt {i}/{len(prompts)} done", file=sys.stderr)
@@ -207,12 +212,29 @@ def run_prompt_set(ws: Workspace, client: Any, transcript: Any, loaded: list[str
 
     atomic_write_text(md_path, compare_markdown(rows, loaded, transcript.settings))
     atomic_write_text(jsonl_path, "".join(json.dumps({"variants": loaded, **r}, ensure_ascii=False) + "\n" for r in rows))
+    scores = prompt_set_scores(rows, loaded)
     if args.json:
-        print_json({"markdown": str(md_path), "jsonl": str(jsonl_path), "variants": loaded, "rows": rows})
+        print_json({"markdown": str(md_path), "jsonl": str(jsonl_path), "variants": loaded, "rows": rows, "scores": scores})
     else:
         print_compare_table(rows, loaded)
+        for name, m in scores.items():
+            print(f"{name}: " + ", ".join(f"{k} {v:.1f}" for k, v in m.items() if k in ("exact_match", "token_f1", "rougeL", "bleu", "chrf")))
         print(f"wrote {md_path} and {jsonl_path} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     return 0
+
+
+def prompt_set_scores(rows: list[dict[str, Any]], variants: list[str]) -> dict[str, dict[str, Any]]:
+    """Per variant, the `ftbench eval` aggregate over the prompts that have references (none: empty)."""
+    from ftbench.evaluate.metrics import ScoreOptions, aggregate
+
+    scored = [r for r in rows if all("scores" in a for a in r["answers"].values())]
+    if not scored:
+        return {}
+    return {
+        name: aggregate([{"prediction": r["answers"][name]["text"] or "", "references": r["references"],
+                          "scores": r["answers"][name]["scores"]} for r in scored], ScoreOptions())
+        for name in variants
+    }
 
 
 def _cell(text: str) -> str:

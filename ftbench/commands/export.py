@@ -28,6 +28,8 @@ def register(sub: Any) -> None:
     p.add_argument("--no-verify", action="store_true", help="skip verification against the HF model")
     p.add_argument("--pre", default=None, metavar="NAME",
                    help="force llama.cpp's BPE pre-tokenizer name (default: chosen as llama.cpp's converter would)")
+    p.add_argument("--eval", default=None, metavar="FILE", help="score the merged model and each quant on these prompts with references")
+    p.add_argument("--eval-label-pattern", default=None, metavar="REGEX", help=r"with --eval: compare labels, e.g. 'Sentiment: (\w+)'")
     p.add_argument("--wait", action="store_true", help="wait for the job and print its result")
     p.add_argument("--json", action="store_true", help="print JSON")
     add_slurm_options(p)
@@ -64,6 +66,11 @@ def cmd_export(args: argparse.Namespace, ws: Workspace) -> int:
     base = str(Path(args.base).resolve()) if args.base else None
     params = {"source": pinned, "quants": quants, "adapter_only": args.adapter_only, "base": base,
               "keep": args.keep, "verify": not args.no_verify, "pre_tokenizer": args.pre}
+    if args.eval:
+        from ftbench.evaluate.retention import check_eval_file
+
+        check_eval_file(args.eval, args.eval_label_pattern)
+        params.update(eval=str(Path(args.eval).resolve()), eval_label_pattern=args.eval_label_pattern)
     slurm = slurm_options(args, ws)
     if slurm and args.nodes is None:
         slurm["nodes"] = 1  # ftbench.toml's nodes are for training

@@ -87,6 +87,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
         ("done", NUMBER, "units done"),
         ("total", NUMBER, "units in the phase, when known"),
         ("eta_s", NUMBER, "seconds left in the phase, when measurable"),
+        ("variant", str, "the variant being scored, for eval jobs"),
+        ("examples_per_s", NUMBER, "examples scored per second, for eval jobs"),
     )),
     Kind("gpu", "a sample of every GPU (NVML) and of torch's allocator", fields(
         ("devices", list, "GpuInfo.as_event() per device"),
@@ -105,7 +107,9 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
         ("state", str, "running, succeeded, failed, stopped"),
         ("error", dict, "message and hint when failed"),
     )),
-    Kind("evaluation", "reserved for the evaluation feature's events", reserved=True),
+    Kind("evaluation", "an eval job's finished scores (also in metrics.json)", fields(
+        ("variants", dict, "variant name -> its aggregate metrics"),
+    )),
     Kind("serve_request", "one request answered by `ftbench serve`, with the server's running totals", fields(
         ("path", str, "the endpoint, /v1/chat/completions or /v1/completions"),
         ("model", str, "the variant name the request asked for"),

@@ -26,6 +26,8 @@ def render_card(result: dict[str, Any]) -> str:
             f"  verify {c['type'].upper():<7} {'PASS' if c['passed'] else 'FAIL'}  tokens {'=' if c['tokens_match'] else '!='}"
             f"  NMSE {nmse}  top-1 {top1}  KL {kl}"
         )
+    for row in result.get("retention", []):
+        lines.append(f"  eval   {row['sentence']}")
     if result.get("note"):
         lines.append(f"  note: {result['note']}")
     for name, cmd in (result.get("commands") or {}).items():

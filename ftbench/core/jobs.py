@@ -43,6 +43,7 @@ JOB_TARGETS = {
     "export": "ftbench.export.job:run",
     "demo": "ftbench.demo.job:run",
     "serve": "ftbench.serve.job:run",
+    "eval": "ftbench.evaluate.job:run",
 }
 
 # File names inside a job folder; JobLayout owns them, these short aliases keep this module readable.

@@ -143,6 +143,20 @@ class DpoSection(_Section):
     max_prompt_length: int = Field(512, ge=1)
 
 
+class EvalSection(_Section):
+    """Generation eval while training (task sft): answers to held-out prompts scored like `ftbench eval`, as events."""
+
+    generate: bool = False
+    prompts: str | None = Field(None, description="JSONL of prompts with references; None: the run's eval rows")
+    metrics: list[str] | None = Field(None, description="None: all of exact_match, token_f1, rouge*, bleu, chrf (+ labels)")
+    label_pattern: str | None = Field(None, description=r"score label accuracy, e.g. 'Sentiment: (\w+)'")
+    every_steps: int | None = Field(None, ge=1)
+    at_end: bool = True
+    max_prompts: int = Field(32, ge=1)
+    max_new_tokens: int = Field(32, ge=1)
+    batch_size: int = Field(8, ge=1)
+
+
 class Recipe(_Section):
     """A whole recipe. `name` defaults to the recipe file's stem."""
 
@@ -154,6 +168,7 @@ class Recipe(_Section):
     training: TrainingSection = Field(default_factory=TrainingSection)
     dpo: DpoSection = Field(default_factory=DpoSection)
     export: dict[str, Any] | None = None
+    eval: EvalSection = Field(default_factory=EvalSection)
 
     @model_validator(mode="before")
     @classmethod

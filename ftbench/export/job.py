@@ -32,7 +32,7 @@ def run(ctx: JobContext) -> None:
             ctx.job_dir,
             quants=quants,
             adapter_only=bool(p.get("adapter_only")),
-            keep_intermediates=bool(p.get("keep")),
+            keep_intermediates=bool(p.get("keep")) or bool(p.get("eval")),  # the eval step needs the merged model
             verify=bool(p.get("verify", True)),
             phase=lambda name, done, total: ctx.progress(name, done, total),
             log=ctx.log,
@@ -42,6 +42,10 @@ def run(ctx: JobContext) -> None:
     except VerificationFailed as exc:
         ctx.set_result(**exc.result)  # the card still shows what was written and the failing numbers
         raise
+    if p.get("eval") and not p.get("adapter_only"):
+        from ftbench.evaluate.retention import score_export
+
+        result["retention"] = score_export(ctx, source, result, p["eval"], p.get("eval_label_pattern"), keep_merged=bool(p.get("keep")))
     ctx.set_result(**result)
 
 

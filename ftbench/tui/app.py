@@ -53,6 +53,7 @@ SCREEN_TABLE: tuple[ScreenEntry, ...] = (
     ScreenEntry("models", "4", "Models", "ftbench.tui.screens.models:ModelsScreen"),
     ScreenEntry("new_run", "5", "New run", "ftbench.tui.screens.new_run:NewRunScreen"),
     ScreenEntry("chat", "6", "Chat", "ftbench.tui.screens.chat:ChatScreen"),
+    ScreenEntry("evals", "7", "Evals", "ftbench.tui.screens.evals:EvalsScreen"),
 )
 SCREENS_BY_MODE = {entry.mode: entry for entry in SCREEN_TABLE}
 

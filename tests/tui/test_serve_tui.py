@@ -28,7 +28,7 @@ SERVE_ID = "20251122-090000-serve-tiny-5e5e"
 
 async def test_jobs_screen_shows_a_serve_jobs_url_requests_and_speed(fake_ws, make_app) -> None:
     write_job(fake_ws, SERVE_ID, "serve", "serve tiny", "running", 60,
-              events=[{"t": 1.0, "type": "metrics", "attempt": 1, "model": "sft-a", "status": 200, "completion_tokens": 9}],
+              events=[{"t": 1.0, "type": "serve_request", "attempt": 1, "model": "sft-a", "status": 200, "completion_tokens": 9}],
               progress={"phase": "serving 12 req 34.5 tok/s", "done": None, "total": None},
               serve={"url": "http://127.0.0.1:8123/v1", "port": 8123, "variants": ["base", "sft-a"], "auth": False,
                      "loopback": True, "ready": True})

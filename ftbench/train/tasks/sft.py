@@ -59,9 +59,12 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
     eval_ex = mark_eval(eval_ex)
     collator = SftCollator(tokenizer.pad_token_id, packed=packing)
     args = session.training_args(has_eval=bool(eval_ex))
+    from ftbench.evaluate.in_training import generation_callbacks
+
+    generation = generation_callbacks(recipe, ctx, tokenizer, rows.eval, session.rank0)
     trainer = Trainer(
         model=model, args=args, train_dataset=train_ex, eval_dataset=eval_ex or None,
-        data_collator=collator, callbacks=session.callbacks(collator),
+        data_collator=collator, callbacks=session.callbacks(collator) + generation,
     )
     result = session.run_trainer(trainer)
     metrics: dict[str, Any] = {"train_loss": result.training_loss, "steps": trainer.state.global_step, "tokens": collator.tokens}
@@ -72,6 +75,8 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
         ev = trainer.evaluate()
         metrics["eval_loss"] = ev["eval_loss"]
         metrics["perplexity"] = math.exp(min(ev["eval_loss"], 50.0))
+    if generation and generation[0].latest:
+        metrics["generation"] = generation[0].latest
     metrics.update(truncated_rows=report.truncated, skipped_rows=report.bad_rows + report.bad_lines)
     metrics.update(session.save_outputs(trainer.model, tokenizer, metrics))
     return metrics

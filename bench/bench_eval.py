@@ -1,0 +1,198 @@
+"""`ftbench eval` against the tutorials' evaluation loop: examples/s on a base model + 2 adapters, same answers.
+
+    python bench/bench_eval.py [--model HF_FOLDER] [--prompts 64] [--max-tokens 16] [--batch-size 16] [--json]
+
+Peer (the loop of the Hugging Face / PEFT tutorials): for each variant, load the base, wrap it with
+PeftModel.from_pretrained for an adapter, then one `model.generate` per prompt. ftbench: one `ftbench eval
+MODEL --adapter A --adapter B --data prompts.jsonl --wait` (a real job process, model loading included, the
+reference perplexity pass off since the peer does not compute it). Both are greedy with the same chat template
+and token budget; the bench prints examples/s of each, the ratio, and how many answers are identical.
+Without --model it uses the demo's SmolLM2-135M-Instruct (demo workspace) and its sentiment eval prompts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_ROOTS = (os.environ.get("FTBENCH_HOME"), str(REPO / ".ftbench-test-cache" / "demo"))
+
+
+def demo_root() -> Path | None:
+    for root in DEMO_ROOTS:
+        if root and (Path(root) / "models/smollm2-135m-instruct/config.json").is_file():
+            return Path(root)
+    return None
+
+
+def make_adapters(model_path: Path, out: Path, n: int = 2, rank: int = 8) -> list[Path]:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    paths = []
+    for i in range(n):
+        torch.manual_seed(100 + i)
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        cfg = LoraConfig(
+            r=rank,
+            lora_alpha=rank,
+            target_modules=["q_proj", "v_proj"],
+            task_type="CAUSAL_LM",
+            init_lora_weights="gaussian",
+        )
+        peft_model = get_peft_model(model, cfg)
+        with torch.no_grad():  # a visible but mild change, so the adapters answer differently from the base
+            for name, p in peft_model.named_parameters():
+                if "lora_B" in name:
+                    p.normal_(0.0, 0.02)
+        path = out / f"adapter{i}"
+        peft_model.save_pretrained(path)
+        paths.append(path)
+    return paths
+
+
+def prompts_file(root: Path | None, out: Path, n: int) -> Path:
+    rows = []
+    if root is not None:
+        for line in (root / "datasets/demo/sentiment-alpaca-eval.jsonl").read_text(encoding="utf-8").splitlines():
+            r = json.loads(line)
+            rows.append({"prompt": f"{r['instruction']}\n\n{r['input']}", "reference": r["output"]})
+    while len(rows) < n:
+        rows.append(
+            {
+                "prompt": f"Write one short sentence about the number {len(rows)}.",
+                "reference": f"{len(rows)} is a number.",
+            }
+        )
+    path = out / "prompts.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[:n]), encoding="utf-8")
+    return path
+
+
+def tutorial_loop(model_path: Path, adapters: list[Path], prompts: list[str], max_tokens: int) -> list[list[str]]:
+    """One variant at a time, loaded from scratch; one generate call per prompt."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    answers = []
+    for adapter in [None, *adapters]:
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        if adapter is not None:
+            model = PeftModel.from_pretrained(model, str(adapter))
+        model.eval()
+        out = []
+        for prompt in prompts:
+            text = tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+            )
+            ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+            with torch.no_grad():
+                gen = model.generate(
+                    **ids, max_new_tokens=max_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+                )
+            out.append(tokenizer.decode(gen[0, ids["input_ids"].shape[1] :], skip_special_tokens=True).strip())
+        answers.append(out)
+        del model
+    return answers
+
+
+def ftbench_eval(
+    model_path: Path, adapters: list[Path], data: Path, ws: Path, max_tokens: int, batch: int
+) -> tuple[list[list[str]], float]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "ftbench.cli",
+        "eval",
+        str(model_path),
+        *sum((["--adapter", str(a)] for a in adapters), []),
+        "--data",
+        str(data),
+        "--max-tokens",
+        str(max_tokens),
+        "--batch-size",
+        str(batch),
+        "--no-perplexity",
+        "--workspace",
+        str(ws),
+        "--wait",
+        "--json",
+    ]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": str(REPO)})
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"ftbench eval failed:\n{proc.stderr}")
+    summary = json.loads(proc.stdout)
+    job_dir = next(p for p in (ws / "jobs").iterdir() if p.name == summary["id"])
+    rows = [json.loads(line) for line in (job_dir / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+    names = [v["name"] for v in summary["variants"]]
+    return [[r["answers"][name]["prediction"] for r in rows] for name in names], wall
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--prompts", type=int, default=64)
+    ap.add_argument("--max-tokens", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    root = demo_root()
+    model = Path(args.model).resolve() if args.model else (root / "models/smollm2-135m-instruct" if root else None)
+    if model is None:
+        raise SystemExit("No demo workspace found: build it with `ftbench demo` or pass --model HF_FOLDER.")
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp)
+        adapters = make_adapters(model, scratch)
+        data = prompts_file(root, scratch, args.prompts)
+        prompts = [json.loads(line)["prompt"] for line in data.read_text(encoding="utf-8").splitlines()]
+        ours, ours_s = ftbench_eval(model, adapters, data, scratch / "ws", args.max_tokens, args.batch_size)
+        t0 = time.perf_counter()
+        peer = tutorial_loop(model, adapters, prompts, args.max_tokens)
+        peer_s = time.perf_counter() - t0
+    n = len(prompts) * (1 + len(adapters))
+    same = sum(a == b for mine, theirs in zip(ours, peer, strict=True) for a, b in zip(mine, theirs, strict=True))
+    result = {
+        "model": model.name,
+        "variants": 1 + len(adapters),
+        "prompts": len(prompts),
+        "max_tokens": args.max_tokens,
+        "batch_size": args.batch_size,
+        "threads": __import__("torch").get_num_threads(),
+        "ftbench_eval_s": round(ours_s, 2),
+        "tutorial_loop_s": round(peer_s, 2),
+        "ftbench_examples_per_s": round(n / ours_s, 3),
+        "tutorial_examples_per_s": round(n / peer_s, 3),
+        "speedup": round(peer_s / ours_s, 2),
+        "identical_answers": same,
+        "answers": n,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(
+            f"{result['variants']} variants x {result['prompts']} prompts, {args.max_tokens} new tokens, greedy, on {model.name}"
+        )
+        print(
+            f"  ftbench eval (batch {args.batch_size}, shared base): {ours_s:7.1f} s  {result['ftbench_examples_per_s']:.2f} examples/s"
+        )
+        print(
+            f"  tutorial loop (1 generate/prompt, 1 model/variant): {peer_s:7.1f} s  {result['tutorial_examples_per_s']:.2f} examples/s"
+        )
+        print(f"  ratio {result['speedup']:.2f}x; identical answers {same}/{n}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
