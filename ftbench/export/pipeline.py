@@ -8,6 +8,7 @@ unless kept, and every file appears under its final name only once complete.
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from ftbench.catalog.hf_files import text_config
 from ftbench.core.artifacts import Weights, resolve
 from ftbench.core.atomic import atomic_write_json
 from ftbench.core.errors import FtbenchError
+from ftbench.core.safe_paths import inside, safe_name
 from ftbench.core.workspace import Workspace
 from ftbench.export import merge as merge_mod
 from ftbench.export.gguf.hf import load_hf_model
@@ -63,6 +65,7 @@ def resolve_source(
     name = found.path.name
     if found.run is not None:
         name = found.run.name + (f"-{found.checkpoint}" if found.checkpoint else "")
+    name = safe_name(name, fallback="model")  # a run's name is free text from a recipe; it becomes file names
     if found.kind == "adapter":
         roots = [ws.root, *ws.model_roots()] if ws is not None else []
         info = merge_mod.read_adapter(found.path, base, search_roots=roots)
@@ -99,7 +102,7 @@ def _gb(n: int) -> str:
 
 
 def gguf_name(name: str, qtype: str) -> str:
-    return f"{name}-{qtype.upper()}.gguf"
+    return f"{safe_name(name, fallback='model')}-{qtype.upper()}.gguf"
 
 
 def run_export(
@@ -137,7 +140,8 @@ def run_export(
         step("adapter", 0, 1)
         t0 = time.perf_counter()
         try:
-            res = write_lora_gguf(source.adapter, out / f"{source.name}-LoRA-F32.gguf", name=source.name)
+            res = write_lora_gguf(source.adapter, inside(out, out / f"{safe_name(source.name)}-LoRA-F32.gguf"),
+                                  name=source.name)
             adapter_gguf = Path(res["path"])
             files.append({"path": str(adapter_gguf), "type": "lora-f32", "bytes": res["bytes"], "role": "adapter"})
             model_dir = source.adapter.base_dir
@@ -167,7 +171,7 @@ def run_export(
     need_f16 = bool(kquants) and "f16" not in direct
     for qtype in direct + (["f16"] if need_f16 else []):
         t0 = time.perf_counter()
-        dst = out / gguf_name(file_stem, qtype)
+        dst = inside(out, out / gguf_name(file_stem, qtype))
 
         def conv_progress(done: int, total: int, _q: str = qtype) -> None:
             step(f"convert {_q.upper()}", done, total)
@@ -179,7 +183,7 @@ def run_export(
     for i, qtype in enumerate(kquants):
         step(f"quantize {qtype.upper()}", i, len(kquants))
         t0 = time.perf_counter()
-        dst = out / gguf_name(file_stem, qtype)
+        dst = inside(out, out / gguf_name(file_stem, qtype))
         quantize_with_llama_cpp(made["f16"], dst, qtype)
         timings[f"quantize_{qtype}_s"] = round(time.perf_counter() - t0, 3)
         made[qtype] = dst
@@ -219,8 +223,8 @@ def run_export(
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
-    tag = "".join(c if c.isalnum() or c in "-_." else "-" for c in source.name.lower())
-    lora_arg = f" --lora {adapter_gguf}" if adapter_gguf else ""
+    tag = safe_name(source.name.lower(), fallback="model")
+    lora_arg = f" --lora {shlex.quote(str(adapter_gguf))}" if adapter_gguf else ""
     result = {
         "source": source.name,
         "files": files,
@@ -228,8 +232,8 @@ def run_export(
         "verify": [{k: c[k] for k in ("type", "passed", "tokens_match", "nmse", "top1", "kl")} for c in checks],
         "verified": bool(checks) and all(c["passed"] for c in checks),
         "commands": {
-            "llama.cpp": f"llama-cli -m {primary}{lora_arg} -cnv",
-            "ollama": f"cd {out} && ollama create {tag} -f Modelfile && ollama run {tag}",
+            "llama.cpp": f"llama-cli -m {shlex.quote(str(primary))}{lora_arg} -cnv",
+            "ollama": f"cd {shlex.quote(str(out))} && ollama create {tag} -f Modelfile && ollama run {tag}",
         },
         "timings": {**timings, "total_s": round(time.perf_counter() - t_start, 3)},
         "preflight": pre,
