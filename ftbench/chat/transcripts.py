@@ -93,7 +93,7 @@ class Transcript:
 
 
 def load_transcript(ws: Workspace, ref: str) -> Transcript:
-    """A transcript by file path or exact id; the user's text never becomes a glob pattern."""
+    """A transcript by file path, exact id or unique id prefix; the user's text never becomes a glob pattern."""
     path = Path(ref)
     if path.is_file():
         return parse_transcript(path)
@@ -102,9 +102,15 @@ def load_transcript(ws: Workspace, ref: str) -> Transcript:
     if not CHAT_ID_RE.fullmatch(ref):
         raise FtbenchError(f"{ref!r} is not a chat id or a chat file.", "List saved chats with `ftbench chat --list`.")
     path = ws.chats_dir / f"{ref}.jsonl"
-    if not path.is_file():
-        raise FtbenchError(f"No saved chat has id {ref} in {ws.chats_dir}.", "List saved chats with `ftbench chat --list`.")
-    return parse_transcript(path)
+    if path.is_file():
+        return parse_transcript(path)
+    # A unique prefix of a saved id, compared as plain strings (never a glob pattern).
+    ids = sorted(p.stem for p in ws.chats_dir.iterdir() if p.suffix == ".jsonl") if ws.chats_dir.is_dir() else []
+    matches = [chat_id for chat_id in ids if chat_id.startswith(ref)]
+    if len(matches) != 1:
+        found = "no chat" if not matches else f"{len(matches)} chats"
+        raise FtbenchError(f"'{ref}' matches {found} in {ws.chats_dir}.", "List saved chats with `ftbench chat --list`.")
+    return parse_transcript(ws.chats_dir / f"{matches[0]}.jsonl")
 
 
 def parse_transcript(path: Path) -> Transcript:
