@@ -56,8 +56,9 @@ def _free_port() -> int:
 def launch_command(recipe: Recipe, job_dir: Path, n: int, precision: str) -> list[str]:
     import torch
 
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(n), "--num_machines", "1",
-           "--main_process_port", str(_free_port()), "--dynamo_backend", "no",
+    # loopback_launch wraps `accelerate launch` so that the rendezvous store listens on 127.0.0.1 only.
+    cmd = [sys.executable, "-m", "ftbench.train.loopback_launch", "--num_processes", str(n), "--num_machines", "1",
+           "--main_process_ip", "127.0.0.1", "--main_process_port", str(_free_port()), "--dynamo_backend", "no",
            "--mixed_precision", {"bf16": "bf16", "fp16": "fp16"}.get(precision, "no")]
     # `--cpu` would make accelerate start one process; torchrun (the multi_gpu launcher) runs N CPU processes
     # just as well, and the Trainer picks the gloo backend when there is no CUDA.
@@ -72,13 +73,21 @@ def launch_command(recipe: Recipe, job_dir: Path, n: int, precision: str) -> lis
     return [*cmd, "-m", "ftbench.train.rank", str(job_dir)]
 
 
+def launch_env() -> dict[str, str]:
+    """The ranks' environment: one machine, so gloo and NCCL talk over loopback (unless the user chose otherwise)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for var in ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME"):
+        env.setdefault(var, "lo")
+    return env
+
+
 def launch(recipe: Recipe, ctx: JobContext, n: int, precision: str) -> dict[str, Any]:
     """Run the ranks and wait; returns rank 0's result. Raises on a failed rank."""
     result_path = Path(ctx.job_dir) / RESULT_FILE
     result_path.unlink(missing_ok=True)
     cmd = launch_command(recipe, Path(ctx.job_dir), n, precision)
     ctx.log(f"Launching {n} processes: {' '.join(cmd[2:])}")
-    proc = subprocess.Popen(cmd, cwd=str(ctx.job_dir), start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(cmd, cwd=str(ctx.job_dir), start_new_session=True, env=launch_env())
     try:
         while proc.poll() is None:
             time.sleep(0.5)
