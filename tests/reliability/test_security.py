@@ -54,7 +54,7 @@ def test_export_of_a_run_named_like_a_path_stays_in_its_folder(tiny_llama: Path,
     pytest.importorskip("torch")
     from ftbench.export.pipeline import resolve_source, run_export
 
-    ws = Workspace.open(tmp_path / "deep" / "er" / "ws")
+    ws = Workspace.open(tmp_path / "deep" / "e r" / "ws")  # a space: printed commands must quote it
     run = ws.runs_dir / RUN_ID
     shutil.copytree(tiny_llama, run / "model")
     (run / "status.json").write_text(json.dumps({"id": RUN_ID, "kind": "train", "state": "succeeded",
@@ -69,6 +69,10 @@ def test_export_of_a_run_named_like_a_path_stays_in_its_folder(tiny_llama: Path,
                        or p.resolve() in out.resolve().parents for p in new), new
     assert [Path(f["path"]).name for f in result["files"]] == ["somewhere-x-F16.gguf"]
     assert not (tmp_path / "deep" / "somewhere").exists() and not (tmp_path / "somewhere").exists()
+    import shlex
+
+    assert shlex.split(result["commands"]["ollama"])[:2] == ["cd", str(out)]
+    assert shlex.split(result["commands"]["llama.cpp"])[2] == str(out / "somewhere-x-F16.gguf")
 
 
 # -- 2: trust decisions never come from a stored file ---------------------------------------------------------------
@@ -182,3 +186,30 @@ def test_modelfile_escapes_an_eos_token_that_tries_to_add_instructions() -> None
     assert not any(line.startswith("ADAPTER") for line in lines)
     stop = [line for line in lines if line.startswith("PARAMETER stop")]
     assert stop == ['PARAMETER stop "x\\"\\nADAPTER /tmp/evil.gguf\\nPARAMETER stop \\"y"']
+
+
+# -- 6: files ftbench writes respect the umask ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("umask", [0o077, 0o027, 0o002])
+def test_new_files_follow_the_umask_and_replaced_files_keep_their_mode(umask: int, tmp_path: Path) -> None:
+    import os
+
+    from ftbench.core.atomic import atomic_write_text
+
+    old = os.umask(umask)
+    try:
+        atomic_write_text(tmp_path / "new.json", "{}")
+        kept = tmp_path / "kept.json"
+        kept.write_text("x")
+        kept.chmod(0o640)
+        atomic_write_text(kept, "y")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert kept.stat().st_mode & 0o777 == 0o640 and kept.read_text() == "y"
+
+
+def test_file_names_from_names_hold_no_shell_syntax() -> None:
+    from ftbench.export.pipeline import gguf_name
+
+    assert gguf_name("my run; rm -rf ~", "q8_0") == "my-run-rm-rf-Q8_0.gguf"
