@@ -47,6 +47,7 @@ class JobLayout:
     METRICS = "metrics.json"  # final metrics of a training run
     README = "README.md"  # the run's model card
     TRAINER_STATE = "trainer_state.json"  # in a checkpoint: written last, so it marks a complete one
+    CHECKPOINT_MARK = "ftbench-checkpoint.json"  # in a checkpoint: ftbench's signature (core/checkpoint_trust.py)
     LOCK = ".status.lock"
 
     @property
