@@ -40,3 +40,59 @@ def test_latin1_is_refused_with_file_line_and_hint(kind: str, tmp_path: Path) ->
     line = 2 if kind == "jsonl" else 3
     assert message.startswith(f"{path} line {line} is not UTF-8 text (byte 0xE9")
     assert "UTF-8" in (err.value.hint or "") and "\ufffd" not in message
+
+
+def fake_job(ws_root: Path, log_lines: int) -> str:
+    import json
+    import time
+
+    job_id = "20261122-000000-sft-big-ab12"
+    folder = ws_root / "runs" / job_id
+    folder.mkdir(parents=True)
+    (folder / "status.json").write_text(json.dumps({"id": job_id, "kind": "train", "state": "succeeded",
+                                                    "created_at": time.time()}))
+    (folder / "log.txt").write_text("".join(f"log line {i}\n" for i in range(log_lines)))
+    return job_id
+
+
+@pytest.mark.parametrize("command", ["logs", "show"])
+def test_a_closed_pipe_ends_quietly(command: str, tmp_path: Path) -> None:
+    """`ftbench show ID | head`: the reader is gone before ftbench writes (read end closed up front, so the
+    test does not depend on pipe buffer sizes)."""
+    import os
+    import subprocess
+    import sys
+
+    from ftbench.core.workspace import Workspace
+
+    ws = Workspace.open(tmp_path / "ws")
+    job_id = fake_job(ws.root, 2000)
+    repo = Path(__file__).resolve().parents[2]
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "ftbench.cli", "-w", str(ws.root), command, job_id],
+                              stdout=write_end, stderr=subprocess.PIPE, cwd=repo, timeout=60)
+    finally:
+        os.close(write_end)
+    assert done.stderr.decode() == "" and done.returncode == 141
+
+
+@pytest.mark.parametrize("exc", [PermissionError(13, "Permission denied", "/data/secret.jsonl"),
+                                 IsADirectoryError(21, "Is a directory", "/data/dir.jsonl")])
+def test_cli_turns_os_errors_into_one_sentence_with_the_path(exc: OSError, tmp_path: Path, capsys, monkeypatch) -> None:
+    import ftbench.commands.jobs as jobs_cmd
+    from ftbench.cli import main
+
+    def failing(*_args):
+        raise exc
+
+    from ftbench.core.workspace import Workspace
+
+    Workspace.open(tmp_path / "ws")
+    monkeypatch.setattr(jobs_cmd, "cmd_show", failing)
+    code = main(["-w", str(tmp_path / "ws"), "show", "x"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.splitlines()[0] == f"error: {exc.filename}: {exc.strerror}."
+    assert [line.split(":")[0] for line in err.splitlines()] == ["error", "hint"]
