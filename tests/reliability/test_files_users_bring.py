@@ -96,3 +96,18 @@ def test_cli_turns_os_errors_into_one_sentence_with_the_path(exc: OSError, tmp_p
     assert code == 2 and "Traceback" not in err
     assert err.splitlines()[0] == f"error: {exc.filename}: {exc.strerror}."
     assert [line.split(":")[0] for line in err.splitlines()] == ["error", "hint"]
+
+
+def test_a_row_missing_a_field_is_named_not_the_whole_file(tmp_path: Path) -> None:
+    from ftbench.core.recipe import DataSection
+    from ftbench.train.data import load_rows
+
+    rows = [{"instruction": f"q{i}", "output": f"a{i}"} for i in range(20)]
+    del rows[12]["output"]
+    path = tmp_path / "train.jsonl"
+    import json
+
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(FtbenchError) as err:
+        load_rows(DataSection(train=str(path)), "sft")
+    assert err.value.message.startswith(f"{path}: row 13: missing field 'output' for format alpaca")
