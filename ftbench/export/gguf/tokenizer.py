@@ -75,7 +75,7 @@ def detect_pre(tok_json: dict[str, Any]) -> str:
             return "qwen2"
     raise FtbenchError(
         f"The tokenizer's pre_tokenizer ({json.dumps(pre)[:120]}...) matches none of the known llama.cpp pre-tokenizers.",
-        "Known: gpt-2, smollm, llama-bpe, qwen2, tekken, gpt-4o. Pass --pre NAME if you know which one it is.",
+        "Known: gpt-2, smollm, llama-bpe, qwen2, tekken, gpt-4o; this model's tokenizer is not one ftbench can export yet.",
     )
 
 
