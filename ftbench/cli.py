@@ -81,6 +81,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _closed_pipe()
+    except UnicodeDecodeError as exc:
+        if debug:
+            raise
+        print(f"error: a file is not UTF-8 text (byte 0x{exc.object[exc.start]:02X} at offset {exc.start}).",
+              file=sys.stderr)
+        print("hint: Save it as UTF-8; run again with --debug to see which file.", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if debug:
+            raise
+        print(f"error: {os_error_sentence(exc)}", file=sys.stderr)
+        print("hint: Check the path, its permissions and free space; --debug shows where it happened.", file=sys.stderr)
+        return 2
+
+
+def os_error_sentence(exc: OSError) -> str:
+    """`[Errno 13] Permission denied: 'x'` as one sentence that names the path."""
+    reason = exc.strerror or type(exc).__name__
+    if exc.filename is None:
+        return f"{reason}."
+    target = f" -> {exc.filename2}" if exc.filename2 is not None else ""
+    return f"{exc.filename}{target}: {reason}."
+
+
+def _closed_pipe() -> int:
+    """The reader went away (`ftbench show ID | head`): stop quietly, and keep Python's exit flush from
+    complaining about the same closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141  # 128 + SIGPIPE, what a shell reports for a writer whose pipe closed
 
 
 if __name__ == "__main__":

@@ -69,13 +69,14 @@ def detect_format(rows: Iterable[Mapping[str, Any]], columns: Mapping[str, str] 
     sample = [mapped(r, columns) for r, _ in zip(rows, range(20), strict=False) if isinstance(r, Mapping)]
     if not sample:
         return None
-    keys = set(sample[0])
-    for row in sample[1:]:
-        keys &= set(row)
+    fits = {fmt: sum(all(f in row for f in FORMAT_FIELDS[fmt]) for row in sample) for fmt in DETECTION_ORDER}
     for fmt in DETECTION_ORDER:
-        if all(f in keys for f in FORMAT_FIELDS[fmt]):
+        if fits[fmt] == len(sample):
             return fmt
-    return None
+    # A few rows lacking a field do not hide the format of the rest: the format most rows fit wins, and the
+    # row check then names each row and the field it lacks ("row 13: missing field 'output'").
+    best = max(DETECTION_ORDER, key=lambda fmt: fits[fmt])  # max keeps the first of equals: detection order
+    return best if fits[best] * 2 > len(sample) else None
 
 
 def describe_formats() -> str:

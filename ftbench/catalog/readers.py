@@ -105,8 +105,40 @@ class DatasetReader(ABC):
         self.close()
 
 
+NOT_UTF8_HINT = (
+    'Save the file as UTF-8 (in a spreadsheet: "CSV UTF-8"), or convert it, e.g. `iconv -f latin1 -t utf-8 IN > OUT`.'
+)
+
+
+def not_utf8(raw: bytes, exc: UnicodeDecodeError) -> str:
+    """Where and what the first byte is that is not UTF-8 text."""
+    return f"not UTF-8 text (byte 0x{raw[exc.start]:02X} at column {exc.start + 1})"
+
+
+def first_non_utf8(path: Path) -> tuple[int, str] | None:
+    """Line number and description of the first line of `path` that is not UTF-8 text, if any."""
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return number, not_utf8(raw, exc)
+    return None
+
+
+def not_utf8_error(path: Path) -> FtbenchError:
+    """One sentence naming the file and the first line that is not UTF-8 (never silently turned into U+FFFD)."""
+    where = first_non_utf8(path)
+    line = f" line {where[0]}" if where else ""
+    what = where[1] if where else "not UTF-8 text"
+    return FtbenchError(f"{path}{line} is {what}; ftbench reads data files as UTF-8.", NOT_UTF8_HINT)
+
+
 def _parse_json_row(index: int, raw: bytes) -> Row:
-    text = raw.decode("utf-8", errors="replace")
+    try:
+        text = raw.decode("utf-8-sig")  # a byte-order mark (Windows editors) is not part of the row
+    except UnicodeDecodeError as exc:
+        return Row(index, index + 1, None, not_utf8(raw, exc), raw.decode("utf-8", "replace"))
     if not text.strip():
         return Row(index, index + 1, None, "empty line", text)
     try:
@@ -261,7 +293,10 @@ class CsvReader(DatasetReader):
         end = self._offsets[k + 1] if k + 1 < len(self._offsets) else None
         self._handle.seek(begin)
         raw = self._handle.read(end - begin) if end is not None else self._read_one_record()
-        text = raw.decode("utf-8-sig" if begin == 0 else "utf-8", errors="replace")
+        try:
+            text = raw.decode("utf-8-sig" if begin == 0 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise not_utf8_error(self.path) from exc
         parsed = next(csv.reader(io.StringIO(text), delimiter=self.delimiter), [])
         return parsed
 
@@ -318,7 +353,13 @@ class CsvReader(DatasetReader):
             return [self._row(k) for k in range(start, stop)]
 
     def iter_rows(self, stop: threading.Event | None = None) -> Iterator[Row]:
-        with open(self.path, encoding="utf-8-sig", errors="replace", newline="") as handle:
+        try:
+            yield from self._iter_rows(stop)
+        except UnicodeDecodeError as exc:
+            raise not_utf8_error(self.path) from exc
+
+    def _iter_rows(self, stop: threading.Event | None) -> Iterator[Row]:
+        with open(self.path, encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle, delimiter=self.delimiter)
             next(reader, None)
             k = 0

@@ -299,7 +299,8 @@ class HFBackend:
             raise FtbenchError(f"{path} is not a Hugging Face model folder (no config.json).", "Pass a model folder, a .gguf file or a run id.")
         device = pick_device(opts.get("device") or self.device)
         quantize = opts.get("quantize", self.quantize)
-        kwargs: dict[str, Any] = {"trust_remote_code": bool(opts.get("trust_remote_code", self.trust_remote_code))}
+        # Only the server's own flag (the live --trust-remote-code) decides; a column's options can come from a file.
+        kwargs: dict[str, Any] = {"trust_remote_code": self.trust_remote_code}
         if quantize in ("4bit", "8bit"):
             if not device.startswith("cuda"):
                 raise FtbenchError(

@@ -8,6 +8,7 @@ crash never leaves a torn transcript. No heavy imports: the TUI uses this direct
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +18,24 @@ from ftbench.chat.protocol import GenSettings, VariantSpec
 from ftbench.core.atomic import atomic_write_text
 from ftbench.core.errors import FtbenchError
 from ftbench.core.jobs import new_job_id
+from ftbench.core.safe_paths import inside
 from ftbench.core.workspace import Workspace
 
 FORMAT_VERSION = 1
+# What an id may look like: it becomes <chats>/<id>.jsonl, so no separators, no leading dot, no '..'.
+CHAT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*")
+# Options a transcript may not carry: trust is given on the live command line or in the live TUI prompt only,
+# so a shared transcript cannot switch on a model folder's own Python.
+LIVE_ONLY_OPTIONS = ("trust_remote_code",)
+
+
+def check_chat_id(chat_id: object, where: str) -> str:
+    if not isinstance(chat_id, str) or len(chat_id) > 120 or not CHAT_ID_RE.fullmatch(chat_id):
+        raise FtbenchError(
+            f"{where} has chat id {chat_id!r}, which is not a plain name.",
+            "A chat id uses letters, digits, '-', '_' and inner dots only; fix the header's \"id\".",
+        )
+    return chat_id
 
 
 @dataclass
@@ -51,7 +67,8 @@ class Transcript:
         return self.settings.merged(self.overrides.get(variant))
 
     def path(self, ws: Workspace) -> Path:
-        return ws.chats_dir / f"{self.id}.jsonl"
+        check_chat_id(self.id, "This chat")
+        return inside(ws.chats_dir, ws.chats_dir / f"{self.id}.jsonl")
 
     def to_lines(self) -> list[dict[str, Any]]:
         header = {
@@ -76,15 +93,24 @@ class Transcript:
 
 
 def load_transcript(ws: Workspace, ref: str) -> Transcript:
-    """A transcript by id, unique id prefix or file path."""
+    """A transcript by file path, exact id or unique id prefix; the user's text never becomes a glob pattern."""
     path = Path(ref)
-    if not path.is_file():
-        matches = sorted(ws.chats_dir.glob(f"{ref}*.jsonl")) if ref else []
-        if len(matches) != 1:
-            found = "no chat" if not matches else f"{len(matches)} chats"
-            raise FtbenchError(f"'{ref}' matches {found} in {ws.chats_dir}.", "List saved chats with `ftbench chat --list`.")
-        path = matches[0]
-    return parse_transcript(path)
+    if path.is_file():
+        return parse_transcript(path)
+    if ref.endswith(".jsonl") or "/" in ref or "\\" in ref:
+        raise FtbenchError(f"Chat file {ref} does not exist.", "List saved chats with `ftbench chat --list`.")
+    if not CHAT_ID_RE.fullmatch(ref):
+        raise FtbenchError(f"{ref!r} is not a chat id or a chat file.", "List saved chats with `ftbench chat --list`.")
+    path = ws.chats_dir / f"{ref}.jsonl"
+    if path.is_file():
+        return parse_transcript(path)
+    # A unique prefix of a saved id, compared as plain strings (never a glob pattern).
+    ids = sorted(p.stem for p in ws.chats_dir.iterdir() if p.suffix == ".jsonl") if ws.chats_dir.is_dir() else []
+    matches = [chat_id for chat_id in ids if chat_id.startswith(ref)]
+    if len(matches) != 1:
+        found = "no chat" if not matches else f"{len(matches)} chats"
+        raise FtbenchError(f"'{ref}' matches {found} in {ws.chats_dir}.", "List saved chats with `ftbench chat --list`.")
+    return parse_transcript(ws.chats_dir / f"{matches[0]}.jsonl")
 
 
 def parse_transcript(path: Path) -> Transcript:
@@ -96,9 +122,13 @@ def parse_transcript(path: Path) -> Transcript:
     if not objs or objs[0].get("type") != "chat":
         raise FtbenchError(f"{path} does not start with a chat header line.", "It is not an ftbench transcript.")
     head = objs[0]
+    variants = [VariantSpec.from_dict(v) for v in head.get("variants", [])]
+    for spec in variants:
+        for option in LIVE_ONLY_OPTIONS:
+            spec.options.pop(option, None)
     t = Transcript(
-        id=head["id"],
-        variants=[VariantSpec.from_dict(v) for v in head.get("variants", [])],
+        id=check_chat_id(head.get("id"), str(path)),
+        variants=variants,
         settings=GenSettings.from_dict(head.get("settings")),
         overrides=head.get("overrides") or {},
         title=head.get("title", ""),

@@ -19,6 +19,7 @@ from typing import Any
 
 from ftbench.cli import print_json, subparser
 from ftbench.core.errors import FtbenchError
+from ftbench.core.safe_paths import inside, safe_name
 from ftbench.core.workspace import Workspace
 
 SETTING_FLAGS = ("system", "temperature", "top_p", "top_k", "max_new_tokens", "repetition_penalty", "seed")
@@ -205,7 +206,8 @@ def run_prompt_set(ws: Workspace, client: Any, transcript: Any, loaded: list[str
         rows.append(row)
         if not args.json:
             print(f"prompt {i}/{len(prompts)} done", file=sys.stderr)
-    out = Path(args.out) if args.out else ws.chats_dir / "compare" / transcript.id
+    compare_dir = ws.chats_dir / "compare"
+    out = Path(args.out) if args.out else inside(compare_dir, compare_dir / safe_name(transcript.id, fallback="chat"))
     stem = out.with_suffix("") if out.suffix in (".md", ".jsonl") else out
     md_path, jsonl_path = stem.parent / (stem.name + ".md"), stem.parent / (stem.name + ".jsonl")
     from ftbench.core.atomic import atomic_write_text

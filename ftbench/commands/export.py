@@ -15,6 +15,7 @@ from ftbench.cli import print_json, subparser
 from ftbench.commands.train import add_slurm_options, slurm_options
 from ftbench.core.errors import FtbenchError
 from ftbench.core.export_card import render_card
+from ftbench.core.safe_paths import inside, safe_name
 from ftbench.core.workspace import Workspace
 
 
@@ -133,7 +134,7 @@ def cmd_import(args: argparse.Namespace, ws: Workspace) -> int:
     from ftbench.export.importer import import_gguf
 
     src = Path(args.gguf)
-    out = Path(args.out) if args.out else ws.models_dir / src.stem
+    out = Path(args.out) if args.out else inside(ws.models_dir, ws.models_dir / safe_name(src.stem, fallback="model"))
     path = import_gguf(src, out)
     print(f"Imported {src.name} -> {path}")
     return 0

@@ -26,6 +26,7 @@ def register(sub: Any) -> None:
     p.add_argument("--file", "-i", metavar="ROWS.jsonl", help="JSONL inputs: text | tokens | question+context per line")
     p.add_argument("--json", action="store_true", help="print a JSON list of results")
     p.add_argument("--batch-size", type=int, default=16, help="inputs per forward pass (default 16)")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the run's model folder")
     p.set_defaults(func=cmd_predict)
 
 
@@ -66,7 +67,7 @@ def cmd_predict(args: argparse.Namespace, ws: Workspace) -> int:
         raise FtbenchError(f"--batch-size {args.batch_size} must be at least 1.", "Use the default 16.")
     from ftbench.train.predict import finite, format_result, load_predictor, predict
 
-    predictor = load_predictor(run_dir_of(args.run, ws))
+    predictor = load_predictor(run_dir_of(args.run, ws), trust_remote_code=args.trust_remote_code)
     results = predict(predictor, inputs, batch_size=args.batch_size)
     if args.json:
         print_json([finite(r) for r in results])

@@ -45,6 +45,8 @@ def register(sub: Any) -> None:
 
     p = subparser(sub, "resume", "continue a stopped or failed run from its last checkpoint")
     p.add_argument("id", help="run id, unique prefix, or folder")
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="resume a checkpoint ftbench did not save in this workspace (it is unpickled)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--follow", "-f", action="store_true")
     mode.add_argument("--wait", action="store_true")
@@ -164,7 +166,10 @@ def cmd_resume(args: argparse.Namespace, ws: Workspace) -> int:
         raise FtbenchError(f"Job {job.id} is a {job.status.get('kind')} job, not a training run.", "Only training runs can be resumed.")
     if job.state == "succeeded":
         raise FtbenchError(f"Run {job.id} already finished successfully.", "Start a new run with `ftbench train`.")
-    job = restart_job(job, on_launch=Registry(ws).sync_job)
+    from ftbench.core.checkpoint_trust import TRUST_ENV
+
+    env = {TRUST_ENV: "1"} if args.trust_checkpoint else {TRUST_ENV: "0"}  # this attempt only, never stored
+    job = restart_job(job, env=env, on_launch=Registry(ws).sync_job)
     print(f"{job.id} (attempt {job.status.get('attempt')})")
     return watch(job, args.follow, args.wait)
 

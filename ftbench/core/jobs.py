@@ -28,7 +28,7 @@ from filelock import FileLock
 from ftbench.core.artifacts import AmbiguousReference, resolve
 from ftbench.core.atomic import atomic_write_json
 from ftbench.core.errors import FtbenchError
-from ftbench.core.handles import job_dirs
+from ftbench.core.handles import job_dirs  # noqa: F401 - callers import it from here
 from ftbench.core.layout import JobLayout
 from ftbench.core.workspace import Workspace
 
@@ -307,21 +307,20 @@ def _launch(job_dir: Path, env: dict[str, str] | None) -> None:
 
 
 def find_job(ws: Workspace, ref: str) -> Job:
-    """A job by id, unique id prefix, `last`/`last~N`, or path to its folder (the artifacts lookup order); as a
-    last resort, the one job whose id contains `ref`."""
+    """A job of this workspace by id, unique id prefix, `last`/`last~N`, or path to its folder (the artifacts
+    lookup order). Never a substring match and never a folder outside this workspace's job folders: `stop` acts
+    on what this returns."""
     try:
         path = resolve(ws, ref, want=JOB_KINDS).path
     except AmbiguousReference:
         raise
     except FtbenchError as exc:
-        contained = [d for d in job_dirs(ws) if ref and ref in d.name] if "/" not in ref else []
-        if len(contained) != 1:
-            if len(contained) > 1:
-                names = ", ".join(sorted(d.name for d in contained)[:5])
-                raise FtbenchError(f"'{ref}' matches {len(contained)} jobs: {names}.", "Give more of the id.") from exc
-            raise FtbenchError(f"No job matches '{ref}' in {ws.root}.",
-                               "List jobs with `ftbench runs` (add --all for demo and other jobs).") from exc
-        path = contained[0]
+        raise FtbenchError(f"No job matches '{ref}' in {ws.root} (a job id, a unique prefix of one, or last~N).",
+                           "List jobs with `ftbench runs` (add --all for demo and other jobs).") from exc
+    parents = {parent.resolve() for parent in ws.job_parents()}
+    if path.resolve().parent not in parents:
+        raise FtbenchError(f"{path} is not a job of the workspace {ws.root}.",
+                           "Give a job id from `ftbench runs`, or pass that workspace with -w.")
     return refresh(Job(path, read_status(path)))
 
 
@@ -393,16 +392,19 @@ def request_control(job: Job, action: str) -> Path:
 
 
 def stop_job(job: Job, grace_s: float = 60.0, wait: bool = True) -> Job:
-    """SIGTERM the job's process group; SIGKILL it if it is still there after `grace_s`."""
+    """SIGTERM the job's process group; SIGKILL it if it is still there after `grace_s`.
+
+    status.json is only a claim: the group is signalled only while its leader is verifiably the job's process
+    (same pid, same kernel start time, still leading that group). Otherwise only the cooperative stop file is
+    written, so a reused pid or an edited status never gets a stranger's processes killed."""
     job = refresh(job)
     if not job.active:
         return job
-    pgid = job.status.get("pgid") or job.status.get("pid")
     (job.dir / CONTROL).mkdir(exist_ok=True)
     (job.dir / CONTROL / "stop").write_text(str(now()))
     if (job.status.get("slurm") or {}).get("job_id"):
         return _stop_slurm(job, grace_s, wait)
-    if not _signal_group(pgid, signal.SIGTERM):
+    if not _signal_job(job.status, signal.SIGTERM):
         return refresh(job)
     if not wait:
         return Job(job.dir, read_status(job.dir))
@@ -412,7 +414,7 @@ def stop_job(job: Job, grace_s: float = 60.0, wait: bool = True) -> Job:
             break
         time.sleep(0.1)
     else:
-        _signal_group(pgid, signal.SIGKILL)
+        _signal_job(job.status, signal.SIGKILL)
         time.sleep(0.2)
         status = read_status(job.dir)
         if status.get("state") in ACTIVE_STATES:
@@ -445,8 +447,23 @@ def _stop_slurm(job: Job, grace_s: float, wait: bool) -> Job:
     return Job(job.dir, read_status(job.dir))
 
 
-def _signal_group(pgid: int | None, sig: int) -> bool:
-    if not pgid:
+def verified_group(status: dict[str, Any]) -> int | None:
+    """The job's process group id, if its recorded leader is alive, is the process that was recorded (start
+    time) and leads that group; None when any of that cannot be verified."""
+    pid, start = status.get("pid"), status.get("proc_start")
+    pgid = status.get("pgid") or pid
+    if not isinstance(pid, int) or not isinstance(start, int) or pid <= 1 or not pid_alive(pid, start):
+        return None
+    try:
+        actual = os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+    return actual if actual == pgid == pid else None
+
+
+def _signal_job(status: dict[str, Any], sig: int) -> bool:
+    pgid = verified_group(status)
+    if pgid is None:
         return False
     try:
         os.killpg(pgid, sig)

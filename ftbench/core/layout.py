@@ -48,6 +48,7 @@ class JobLayout:
     README = "README.md"  # the run's model card
     TRAINER_STATE = "trainer_state.json"  # in a checkpoint: written last, so it marks a complete one
     TENSORBOARD = "tensorboard"  # event files when the recipe has training.report_to: [tensorboard]
+    CHECKPOINT_MARK = "ftbench-checkpoint.json"  # in a checkpoint: ftbench's signature (core/checkpoint_trust.py)
     LOCK = ".status.lock"
 
     @property

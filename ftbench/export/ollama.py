@@ -37,6 +37,13 @@ def chat_format(chat_template: str | None) -> str | None:
     return None
 
 
+def quoted(value: str) -> str:
+    """A Modelfile string: quotes and backslashes escaped and newlines spelled out, so a token from the tokenizer
+    config (user-provided text) can end neither the string nor the line and add instructions of its own."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return f'"{escaped}"'
+
+
 def modelfile_text(gguf_name: str, chat_template: str | None, eos_token: str | None, n_ctx: int | None = None,
                    adapter_name: str | None = None) -> str:
     """The Modelfile for a GGUF in the same folder (relative FROM, so the folder can be moved)."""
@@ -54,7 +61,7 @@ def modelfile_text(gguf_name: str, chat_template: str | None, eos_token: str | N
     if eos_token and eos_token not in stops:
         stops.append(eos_token)
     for stop in stops:
-        lines.append(f'PARAMETER stop "{stop}"')
+        lines.append(f"PARAMETER stop {quoted(stop)}")
     lines.append("PARAMETER temperature 0.7")
     if n_ctx:  # the model's own context length: Ollama's default (2048-4096) would cut long prompts
         lines.append(f"PARAMETER num_ctx {int(n_ctx)}")

@@ -8,6 +8,7 @@ unless kept, and every file appears under its final name only once complete.
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from ftbench.core.artifacts import Weights, resolve
 from ftbench.core.atomic import atomic_write_json
 from ftbench.core.errors import FtbenchError
 from ftbench.core.humanize import decimal_size
+from ftbench.core.safe_paths import inside, safe_name
 from ftbench.core.workspace import Workspace
 from ftbench.export import merge as merge_mod
 from ftbench.export.gguf.hf import load_hf_model
@@ -65,6 +67,7 @@ def resolve_source(
     name = found.path.name
     if found.run is not None:
         name = found.run.name + (f"-{found.checkpoint}" if found.checkpoint else "")
+    name = safe_name(name, fallback="model")  # a run's name is free text from a recipe; it becomes file names
     if found.kind == "adapter":
         roots = [ws.root, *ws.model_roots()] if ws is not None else []
         info = merge_mod.read_adapter(found.path, base, search_roots=roots)
@@ -101,7 +104,7 @@ def preflight(src: Source, types: list[str], out_dir: Path, adapter_only: bool, 
 
 
 def gguf_name(name: str, qtype: str) -> str:
-    return f"{name}-{qtype.upper()}.gguf"
+    return f"{safe_name(name, fallback='model')}-{qtype.upper()}.gguf"
 
 
 class StepTimer:
@@ -215,7 +218,9 @@ def _adapter_step(run: ExportRun) -> None:
     run.phase("adapter", 0, 1)
     with run.timer.step("adapter"):
         try:
-            res = write_lora_gguf(source.adapter, run.out / f"{source.name}-LoRA-F32.gguf", name=source.name)
+            res = write_lora_gguf(
+                source.adapter, inside(run.out, run.out / f"{safe_name(source.name)}-LoRA-F32.gguf"), name=source.name
+            )
             run.adapter_gguf = Path(res["path"])
             run.files.append({"path": str(run.adapter_gguf), "type": "lora-f32", "bytes": res["bytes"], "role": "adapter"})
             run.model_dir = source.adapter.base_dir
@@ -267,7 +272,7 @@ def _convert_step(run: ExportRun) -> None:
         run.log(f"Pre-tokenizer: {run.pre_choice.describe()}")
     direct = [t for t in run.types if t in FILE_TYPE_NAMES]
     for qtype in direct + (["f16"] if _needs_f16(run) else []):
-        dst = run.out / gguf_name(_file_stem(run), qtype)
+        dst = inside(run.out, run.out / gguf_name(_file_stem(run), qtype))
 
         def conv_progress(done: int, total: int, _q: str = qtype) -> None:
             run.phase(f"convert {_q.upper()}", done, total)
@@ -290,7 +295,7 @@ def _quantize_step(run: ExportRun) -> None:
     kquants = [t for t in run.types if t in LLAMA_FTYPES]
     for i, qtype in enumerate(kquants):
         run.phase(f"quantize {qtype.upper()}", i, len(kquants))
-        dst = run.out / gguf_name(_file_stem(run), qtype)
+        dst = inside(run.out, run.out / gguf_name(_file_stem(run), qtype))
         with run.timer.step(f"quantize_{qtype}"):
             quantize_with_llama_cpp(run.made["f16"], dst, qtype)
         run.made[qtype] = dst
@@ -344,8 +349,8 @@ def _remove_intermediates(run: ExportRun) -> None:
 def _result_card(run: ExportRun, pre: dict[str, Any], modelfile: Path) -> dict[str, Any]:
     """What the job stores as its result and core/export_card.py renders."""
     primary = run.made[run.types[0]]
-    tag = "".join(c if c.isalnum() or c in "-_." else "-" for c in run.source.name.lower())
-    lora_arg = f" --lora {run.adapter_gguf}" if run.adapter_gguf else ""
+    tag = safe_name(run.source.name.lower(), fallback="model")
+    lora_arg = f" --lora {shlex.quote(str(run.adapter_gguf))}" if run.adapter_gguf else ""
     result = {
         "source": run.source.name,
         "files": run.files,
@@ -353,8 +358,8 @@ def _result_card(run: ExportRun, pre: dict[str, Any], modelfile: Path) -> dict[s
         "verify": [{k: c[k] for k in ("type", "passed", "tokens_match", "nmse", "top1", "kl")} for c in run.checks],
         "verified": bool(run.checks) and all(c["passed"] for c in run.checks),
         "commands": {
-            "llama.cpp": f"llama-cli -m {primary}{lora_arg} -cnv",
-            "ollama": f"cd {run.out} && ollama create {tag} -f Modelfile && ollama run {tag}",
+            "llama.cpp": f"llama-cli -m {shlex.quote(str(primary))}{lora_arg} -cnv",
+            "ollama": f"cd {shlex.quote(str(run.out))} && ollama create {tag} -f Modelfile && ollama run {tag}",
         },
         "timings": run.timer.summary(),
         "preflight": pre,

@@ -88,6 +88,13 @@ class EventsCallback(TrainerCallback):
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.rank0:
+            from pathlib import Path
+
+            from ftbench.core.checkpoint_trust import mark_checkpoint
+
+            checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if checkpoint.is_dir():  # signed so that resuming it later needs no --trust-checkpoint
+                mark_checkpoint(Path(args.output_dir).parent, checkpoint)
             self.emit("checkpoint", step=state.global_step, path=f"checkpoints/checkpoint-{state.global_step}")
 
 

@@ -63,8 +63,9 @@ def launch_command(recipe: Recipe, job_dir: Path, n: int, precision: str) -> lis
     if slurm_nodes() > 1:
         return srun_command(job_dir, slurm_nodes())
 
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(n), "--num_machines", "1",
-           "--main_process_port", str(_free_port()), "--dynamo_backend", "no",
+    # loopback_launch wraps `accelerate launch` so that the rendezvous store listens on 127.0.0.1 only.
+    cmd = [sys.executable, "-m", "ftbench.train.loopback_launch", "--num_processes", str(n), "--num_machines", "1",
+           "--main_process_ip", "127.0.0.1", "--main_process_port", str(_free_port()), "--dynamo_backend", "no",
            "--mixed_precision", {"bf16": "bf16", "fp16": "fp16"}.get(precision, "no")]
     # `--cpu` would make accelerate start one process; torchrun (the multi_gpu launcher) runs N CPU processes
     # just as well, and the Trainer picks the gloo backend when there is no CUDA.
@@ -79,13 +80,25 @@ def launch_command(recipe: Recipe, job_dir: Path, n: int, precision: str) -> lis
     return [*cmd, "-m", "ftbench.train.rank", str(job_dir)]
 
 
+def launch_env(one_machine: bool = True) -> dict[str, str]:
+    """The ranks' environment. On one machine gloo and NCCL talk over loopback (unless the user chose
+    otherwise); across Slurm nodes they must use the real network, so nothing is pinned."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if one_machine:
+        for var in ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME"):
+            env.setdefault(var, "lo")
+    return env
+
+
 def launch(recipe: Recipe, ctx: JobContext, n: int, precision: str) -> dict[str, Any]:
     """Run the ranks and wait; returns rank 0's result. Raises on a failed rank."""
     result_path = Path(ctx.job_dir) / RESULT_FILE
     result_path.unlink(missing_ok=True)
     cmd = launch_command(recipe, Path(ctx.job_dir), n, precision)
     ctx.log(f"Launching {n} processes: {' '.join(cmd[2:] if cmd[0] == sys.executable else cmd)}")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", PRECISION_ENV: {"bf16": "bf16", "fp16": "fp16"}.get(precision, "no")}
+    from ftbench.core.slurm import slurm_nodes
+
+    env = {**launch_env(one_machine=slurm_nodes() <= 1), PRECISION_ENV: {"bf16": "bf16", "fp16": "fp16"}.get(precision, "no")}
     proc = subprocess.Popen(cmd, cwd=str(ctx.job_dir), start_new_session=True, env=env)
     try:
         while proc.poll() is None:

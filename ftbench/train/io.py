@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ftbench.catalog.datasets import open_dataset
+from ftbench.catalog.readers import NOT_UTF8_HINT
 from ftbench.core.errors import FtbenchError
 
 
@@ -35,16 +36,20 @@ def read_rows(path: str | Path, skip_bad_rows: bool = False, max_rows: int | Non
     rows: list[dict[str, Any]] = []
     numbers: list[int] = []
     bad: list[int] = []
+    first_problem = ""
     with open_dataset(_split_folder(p)) as reader:
         for row in reader.iter_rows():
             if row.data is None:
                 if row.raw.strip():  # blank lines are not rows anyone wrote
                     bad.append(row.index + 1)
+                    first_problem = first_problem or str(row.error)
                 continue
             rows.append(row.data)
             numbers.append(row.index + 1)
             if max_rows and len(rows) >= max_rows:
                 break
+    if bad and not skip_bad_rows and first_problem.startswith("not UTF-8"):
+        raise FtbenchError(f"{p} line {bad[0]} is {first_problem}; ftbench reads data files as UTF-8.", NOT_UTF8_HINT)
     if bad and not skip_bad_rows:
         shown = ", ".join(map(str, bad[:10])) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
         raise FtbenchError(

@@ -80,8 +80,11 @@ def _recipe_task(run_dir: Path) -> str | None:
     return data.get("task") if isinstance(data, dict) else None
 
 
-def load_predictor(run_dir: str | Path, device: str | None = None) -> Predictor:
-    """Load a run's weights for inference (an adapter is applied to its base model)."""
+def load_predictor(run_dir: str | Path, device: str | None = None, trust_remote_code: bool = False) -> Predictor:
+    """Load a run's weights for inference (an adapter is applied to its base model).
+
+    `trust_remote_code` comes from the live command line only: the run folder's task file records what the run
+    was trained with, but a copied or shared run folder must not be able to switch on its own Python."""
     folder = weights_folder(Path(run_dir))
     info = json.loads((folder / TASK_FILE).read_text(encoding="utf-8"))
     task = info.get("task")
@@ -93,7 +96,7 @@ def load_predictor(run_dir: str | Path, device: str | None = None) -> Predictor:
 
     _quiet_transformers()
     auto = getattr(transformers, TASK_SPECS[task].heads[0])
-    remote = bool(info.get("trust_remote_code", False))
+    remote = trust_remote_code
     tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=remote)
     if artifacts.classify(folder) == "adapter":
         base = info.get("base_model")

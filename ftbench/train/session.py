@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftbench.core.atomic import atomic_write_json, atomic_write_text
+from ftbench.core.checkpoint_trust import TRUST_ENV, check_resume
 from ftbench.core.errors import FtbenchError
 from ftbench.core.layout import JobLayout
 from ftbench.core.recipe import Recipe
@@ -156,6 +158,7 @@ class Session:
 
         resume = self.last_checkpoint() if self.ctx.attempt > 1 else None
         if resume is not None:
+            check_resume(self.run_dir, resume, trusted=os.environ.get(TRUST_ENV) == "1")
             self.ctx.log(f"Resuming from {resume.name} (attempt {self.ctx.attempt}).")
         elif self.ctx.attempt > 1:
             self.ctx.log("No checkpoint to resume from; starting again from step 0.")

@@ -37,7 +37,6 @@ OPTIONAL: dict[str, tuple[str, str, tuple[str, ...]]] = {
 UNDECLARED_OK = {"torch": "scripts/bootstrap.sh installs a pinned CPU build only when torch is missing"}
 # Declared but never imported by ftbench itself.
 DECLARED_UNIMPORTED = {
-    "accelerate": "transformers' Trainer refuses to start without it",
     "protobuf": "transformers converts SentencePiece tokenizers (export, chat) with it",
 }
 

@@ -273,7 +273,10 @@ class MonitorScreen(Screen[None]):
         job = self._guard(self._job)
         if job is None:
             return
-        new = self._guard(restart_job, job, on_launch=Registry(self.ws).sync_job)
+        from ftbench.core.checkpoint_trust import TRUST_ENV
+
+        # Never inherit a trust switch from the app's environment: only `ftbench resume --trust-checkpoint` sets it.
+        new = self._guard(restart_job, job, env={TRUST_ENV: "0"}, on_launch=Registry(self.ws).sync_job)
         if new is not None:
             self.notify(f"Resumed {new.id} as attempt {new.status.get('attempt')}.")
 
