@@ -33,7 +33,14 @@ def find_model(explicit: str | None, scratch: Path) -> Path:
     sys.path.insert(0, str(REPO / "tests"))
     from tinymodels import make_tiny_causal_lm
 
-    return make_tiny_causal_lm(scratch / "llama", hidden_size=256, intermediate_size=512, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=4)
+    return make_tiny_causal_lm(
+        scratch / "llama",
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=8,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+    )
 
 
 def make_adapters(model_path: Path, out: Path, n: int, rank: int) -> list[Path]:
@@ -45,7 +52,13 @@ def make_adapters(model_path: Path, out: Path, n: int, rank: int) -> list[Path]:
     for i in range(n):
         torch.manual_seed(i)
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-        cfg = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], task_type="CAUSAL_LM", init_lora_weights=False)
+        cfg = LoraConfig(
+            r=rank,
+            lora_alpha=2 * rank,
+            target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+            task_type="CAUSAL_LM",
+            init_lora_weights=False,
+        )
         path = out / f"adapter{i}"
         get_peft_model(model, cfg).save_pretrained(path)
         paths.append(path)
@@ -103,7 +116,11 @@ def main() -> int:
             )
         names = ["base", *[r["adapter"] for r in rows]]
         times = []
-        sync = torch.cuda.synchronize if backend.bases[str(model_path.resolve())].device.startswith("cuda") else (lambda: None)
+        sync = (
+            torch.cuda.synchronize
+            if backend.bases[str(model_path.resolve())].device.startswith("cuda")
+            else (lambda: None)
+        )
         for k in range(args.switches):
             name = names[k % len(names)]
             t0 = time.perf_counter()
@@ -139,13 +156,17 @@ def main() -> int:
         return 0 if result["switch_ok"] else 1
     mb = 1 / 2**20
     print(f"model            {result['model']} on {result['device']}")
-    print(f"base             {result['base_param_bytes'] * mb:.1f} MiB parameters, RSS +{result['base_rss_growth_bytes'] * mb:.1f} MiB")
+    print(
+        f"base             {result['base_param_bytes'] * mb:.1f} MiB parameters, RSS +{result['base_rss_growth_bytes'] * mb:.1f} MiB"
+    )
     for r in rows:
         print(
             f"adapter {r['adapter']:<8} file {r['file_bytes'] * mb:.2f} MiB, parameters +{r['param_growth_bytes'] * mb:.2f} MiB "
             f"(ratio {r['param_growth_bytes'] / r['file_bytes']:.3f}), RSS +{r['rss_growth_bytes'] * mb:.2f} MiB, load {r['load_s'] * 1000:.0f} ms"
         )
-    print(f"switch           median {median:.3f} ms, p95 {p95:.3f} ms over {len(times)} switches (budget < 50 ms): {'OK' if result['switch_ok'] else 'OVER'}")
+    print(
+        f"switch           median {median:.3f} ms, p95 {p95:.3f} ms over {len(times)} switches (budget < 50 ms): {'OK' if result['switch_ok'] else 'OVER'}"
+    )
     print(f"reload instead   {reload_s:.2f} s -> a switch costs {result['switch_vs_reload']:.5f}x a reload")
     print(f"memory per adapter / adapter file size = {param_ratio:.3f} (budget ~1: adapters share one base)")
     return 0 if result["switch_ok"] else 1

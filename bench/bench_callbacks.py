@@ -66,8 +66,15 @@ def one_run(model_path: Path, dataset, steps: int, with_callbacks: bool, folder:
         sampler = GpuSampler(ctx.emit)
         sampler.start()
     args = TrainingArguments(
-        output_dir=str(folder / "out"), max_steps=steps, per_device_train_batch_size=4, logging_steps=1 if with_callbacks else 10**6,
-        save_strategy="no", report_to="none", use_cpu=not torch.cuda.is_available(), remove_unused_columns=False, disable_tqdm=True,
+        output_dir=str(folder / "out"),
+        max_steps=steps,
+        per_device_train_batch_size=4,
+        logging_steps=1 if with_callbacks else 10**6,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=not torch.cuda.is_available(),
+        remove_unused_columns=False,
+        disable_tqdm=True,
     )
     if not with_callbacks:
         args.logging_steps = 1  # same Trainer logging work on both sides; only our callbacks differ
@@ -106,9 +113,13 @@ def main() -> int:
                 rates[flag].append(one_run(model_path, dataset, args.steps, flag, folder))
         best_with, best_without = max(rates[True]), max(rates[False])
         result = {
-            "steps": args.steps, "rounds": args.rounds,
-            "tokens_per_s_without": round(best_without, 1), "tokens_per_s_with": round(best_with, 1),
-            "ratio": round(best_with / best_without, 4), "all_with": [round(x) for x in rates[True]], "all_without": [round(x) for x in rates[False]],
+            "steps": args.steps,
+            "rounds": args.rounds,
+            "tokens_per_s_without": round(best_without, 1),
+            "tokens_per_s_with": round(best_with, 1),
+            "ratio": round(best_with / best_without, 4),
+            "all_with": [round(x) for x in rates[True]],
+            "all_without": [round(x) for x in rates[False]],
         }
     print(json.dumps(result, indent=2))
     print(f"Callback overhead ratio (with / without): {result['ratio']:.3f}x (budget >= 0.98x)")

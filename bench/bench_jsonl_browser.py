@@ -43,7 +43,15 @@ def generate(path: Path, size_bytes: int, seed: int = 0) -> int:
         while written < size_bytes:
             user = pool[rng.randrange(len(pool))]
             answer = pool[rng.randrange(len(pool))]
-            line = json.dumps({"id": rows, "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]}) + "\n"
+            line = (
+                json.dumps(
+                    {
+                        "id": rows,
+                        "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}],
+                    }
+                )
+                + "\n"
+            )
             buf.append(line)
             written += len(line)
             rows += 1
@@ -203,7 +211,13 @@ def child_datasets(path: Path, rows: int, cache: str) -> dict:
         jumps.append(time.perf_counter() - t)
         assert got["id"][0] == i
     jumps.sort()
-    return {"import_s": import_s, "first_page_s": first_page, "jump_median_s": jumps[len(jumps) // 2], "jump_max_s": jumps[-1], "peak_rss_mb": peak_rss_mb()}
+    return {
+        "import_s": import_s,
+        "first_page_s": first_page,
+        "jump_median_s": jumps[len(jumps) // 2],
+        "jump_max_s": jumps[-1],
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def run_child(which: str, path: Path, rows: int, cache: str) -> dict:
@@ -211,7 +225,11 @@ def run_child(which: str, path: Path, rows: int, cache: str) -> dict:
     repo = Path(__file__).resolve().parents[1]
     env["PYTHONPATH"] = str(repo) + os.pathsep + env.get("PYTHONPATH", "")
     out = subprocess.run(
-        [sys.executable, __file__, "--child", which, str(path), str(rows), cache], capture_output=True, text=True, env=env, check=False
+        [sys.executable, __file__, "--child", which, str(path), str(rows), cache],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     if out.returncode != 0:
         raise SystemExit(f"{which} child failed:\n{out.stderr[-3000:]}")
@@ -222,12 +240,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-gb", type=float, default=1.0)
     parser.add_argument("--skip-datasets", action="store_true", help="skip the datasets.load_dataset baseline")
-    parser.add_argument("--keep", metavar="DIR", help="generate into DIR and keep the file (default: a temp dir, deleted)")
+    parser.add_argument(
+        "--keep", metavar="DIR", help="generate into DIR and keep the file (default: a temp dir, deleted)"
+    )
     parser.add_argument("--child", nargs=4, metavar=("WHICH", "PATH", "ROWS", "CACHE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         which, path, rows, cache = args.child
-        children = {"ftbench": lambda: child_ftbench(Path(path), int(rows)), "tui": lambda: child_tui(Path(path), int(rows), cache)}
+        children = {
+            "ftbench": lambda: child_ftbench(Path(path), int(rows)),
+            "tui": lambda: child_tui(Path(path), int(rows), cache),
+        }
         fn = children.get(which, lambda: child_datasets(Path(path), int(rows), cache))()
         print(json.dumps(fn))
         return 0
@@ -256,7 +279,8 @@ def main() -> int:
         print(
             f"budgets : Datasets screen first record {tui['first_page_after_mount_s'] * 1000:.0f} ms after mount (< 1000; "
             f"{tui['first_page_from_start_s'] * 1000:.0f} ms from a cold interpreter, {tui['imports_s'] * 1000:.0f} ms of it imports), "
-            f"jump max {tui['jump_max_s'] * 1000:.1f} ms (< 100), peak RSS {tui['peak_rss_mb']:.0f} MB (< 200) -> " + ("OK" if tui_ok else "MISSED")
+            f"jump max {tui['jump_max_s'] * 1000:.1f} ms (< 100), peak RSS {tui['peak_rss_mb']:.0f} MB (< 200) -> "
+            + ("OK" if tui_ok else "MISSED")
         )
         ok = ok and tui_ok
         if not args.skip_datasets:

@@ -29,8 +29,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 PROMPTS = [
-    "What is the capital of France?", "Write a haiku about the sea.", "Explain what a GPU does in one sentence.",
-    "List three fruits.", "What is 12 times 7?", "Give me a tip for learning Python.", "Describe a cat.",
+    "What is the capital of France?",
+    "Write a haiku about the sea.",
+    "Explain what a GPU does in one sentence.",
+    "List three fruits.",
+    "What is 12 times 7?",
+    "Give me a tip for learning Python.",
+    "Describe a cat.",
     "Why is the sky blue?",
 ]
 
@@ -67,8 +72,13 @@ def load(base_url: str, models: list[str], clients: int, requests: int, max_toke
     import httpx
 
     def one(i: int) -> tuple[float, int]:
-        body = {"model": models[i % len(models)], "messages": [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}],
-                "max_tokens": max_tokens, "temperature": 0, "seed": 0}
+        body = {
+            "model": models[i % len(models)],
+            "messages": [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}],
+            "max_tokens": max_tokens,
+            "temperature": 0,
+            "seed": 0,
+        }
         t0 = time.perf_counter()
         r = httpx.post(base_url + "/chat/completions", json=body, timeout=600)
         r.raise_for_status()
@@ -81,8 +91,13 @@ def load(base_url: str, models: list[str], clients: int, requests: int, max_toke
     wall = time.perf_counter() - t0
     latencies = [r[0] for r in results]
     tokens = sum(r[1] for r in results)
-    return {"tok_s": tokens / wall, "p50_s": statistics.median(latencies), "p95_s": percentile(latencies, 0.95),
-            "tokens": tokens, "wall_s": wall}
+    return {
+        "tok_s": tokens / wall,
+        "p50_s": statistics.median(latencies),
+        "p95_s": percentile(latencies, 0.95),
+        "tokens": tokens,
+        "wall_s": wall,
+    }
 
 
 def start(argv: list[str], log: Path) -> subprocess.Popen:
@@ -108,8 +123,20 @@ def demo_gguf() -> Path | None:
 
 
 def ftbench_serve(ws: Path, port: int, *args: str) -> list[str]:
-    return [sys.executable, "-m", "ftbench.cli", "serve", *args, "--foreground", "--port", str(port),
-            "--max-concurrency", "8", "-w", str(ws)]
+    return [
+        sys.executable,
+        "-m",
+        "ftbench.cli",
+        "serve",
+        *args,
+        "--foreground",
+        "--port",
+        str(port),
+        "--max-concurrency",
+        "8",
+        "-w",
+        str(ws),
+    ]
 
 
 def bench_llamacpp(gguf: Path, scratch: Path, requests: int, max_tokens: int, n_ctx: int) -> list[dict]:
@@ -118,11 +145,34 @@ def bench_llamacpp(gguf: Path, scratch: Path, requests: int, max_tokens: int, n_
     rows = []
     ours_port, peer_port = free_port(), free_port()
     servers = {
-        "ftbench serve": (start(ftbench_serve(scratch / "ws", ours_port, str(gguf), "--engine", "llamacpp", "--n-ctx",
-                                              str(n_ctx)), scratch / "ours.log"), ours_port, "base"),
-        "llama_cpp.server": (start([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-                                    "--port", str(peer_port), "--n_ctx", str(n_ctx)], scratch / "peer.log"), peer_port,
-                             str(gguf)),
+        "ftbench serve": (
+            start(
+                ftbench_serve(scratch / "ws", ours_port, str(gguf), "--engine", "llamacpp", "--n-ctx", str(n_ctx)),
+                scratch / "ours.log",
+            ),
+            ours_port,
+            "base",
+        ),
+        "llama_cpp.server": (
+            start(
+                [
+                    sys.executable,
+                    "-m",
+                    "llama_cpp.server",
+                    "--model",
+                    str(gguf),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(peer_port),
+                    "--n_ctx",
+                    str(n_ctx),
+                ],
+                scratch / "peer.log",
+            ),
+            peer_port,
+            str(gguf),
+        ),
     }
     try:
         for proc, port, _ in servers.values():
@@ -130,13 +180,22 @@ def bench_llamacpp(gguf: Path, scratch: Path, requests: int, max_tokens: int, n_
         for clients in (1, 8):
             # Alternate who goes first so neither always runs on a warmer machine.
             order = list(servers.items()) if clients == 1 else list(reversed(servers.items()))
-            measured = {name: load(f"http://127.0.0.1:{port}/v1", [model], clients, requests, max_tokens)
-                        for name, (_, port, model) in order}
+            measured = {
+                name: load(f"http://127.0.0.1:{port}/v1", [model], clients, requests, max_tokens)
+                for name, (_, port, model) in order
+            }
             peer = measured["llama_cpp.server"]
             for name in servers:
                 m = measured[name]
-                rows.append({"table": "llamacpp", "server": name, "clients": clients, **m,
-                             "ratio": m["tok_s"] / peer["tok_s"] if name == "ftbench serve" else 1.0})
+                rows.append(
+                    {
+                        "table": "llamacpp",
+                        "server": name,
+                        "clients": clients,
+                        **m,
+                        "ratio": m["tok_s"] / peer["tok_s"] if name == "ftbench serve" else 1.0,
+                    }
+                )
     finally:
         for proc, _, _ in servers.values():
             stop(proc)
@@ -152,8 +211,14 @@ def find_hf_model(explicit: str | None, scratch: Path) -> Path:
     sys.path.insert(0, str(REPO / "tests"))
     from tinymodels import make_tiny_causal_lm
 
-    return make_tiny_causal_lm(scratch / "llama", hidden_size=256, intermediate_size=512, num_hidden_layers=8,
-                               num_attention_heads=8, num_key_value_heads=4)
+    return make_tiny_causal_lm(
+        scratch / "llama",
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=8,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+    )
 
 
 def in_process(model: Path, adapters: list[Path], requests: int, max_tokens: int) -> dict[str, float]:
@@ -170,8 +235,13 @@ def in_process(model: Path, adapters: list[Path], requests: int, max_tokens: int
 
     def one(i: int) -> tuple[float, int]:
         t0 = time.perf_counter()
-        out = backend.generate(names[i % len(names)], [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}], settings,
-                               lambda _: None, lambda: False)
+        out = backend.generate(
+            names[i % len(names)],
+            [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}],
+            settings,
+            lambda _: None,
+            lambda: False,
+        )
         return time.perf_counter() - t0, int(out["tokens"])
 
     one(0)
@@ -179,8 +249,13 @@ def in_process(model: Path, adapters: list[Path], requests: int, max_tokens: int
     results = [one(i) for i in range(requests)]
     wall = time.perf_counter() - t0
     latencies = [r[0] for r in results]
-    return {"tok_s": sum(r[1] for r in results) / wall, "p50_s": statistics.median(latencies),
-            "p95_s": percentile(latencies, 0.95), "tokens": sum(r[1] for r in results), "wall_s": wall}
+    return {
+        "tok_s": sum(r[1] for r in results) / wall,
+        "p50_s": statistics.median(latencies),
+        "p95_s": percentile(latencies, 0.95),
+        "tokens": sum(r[1] for r in results),
+        "wall_s": wall,
+    }
 
 
 def bench_hf(model: Path, scratch: Path, requests: int, max_tokens: int) -> list[dict]:
@@ -236,8 +311,11 @@ def main() -> int:
             rows += done
             if not args.json:  # each table as soon as it is measured
                 for r in done:
-                    print(f"| {r['table']} | {r['server']} | {r['clients']} | {r['tok_s']:.1f} | {r['p50_s']:.2f} |"
-                          f" {r['p95_s']:.2f} | {r['ratio']:.2f}x |", flush=True)
+                    print(
+                        f"| {r['table']} | {r['server']} | {r['clients']} | {r['tok_s']:.1f} | {r['p50_s']:.2f} |"
+                        f" {r['p95_s']:.2f} | {r['ratio']:.2f}x |",
+                        flush=True,
+                    )
     if args.json:
         print(json.dumps(rows, indent=2))
     return 0

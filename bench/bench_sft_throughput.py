@@ -97,16 +97,32 @@ def run(model_path: str, dataset, collator, steps: int, batch_size: int, seed: i
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules=linear_module_names(model), task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=16, lora_alpha=32, lora_dropout=0.05, target_modules=linear_module_names(model), task_type="CAUSAL_LM"
+        ),
+    )
     clock = Clock(collator)
     model.register_forward_pre_hook(clock.hook, with_kwargs=True)
     args = TrainingArguments(
-        output_dir=tempfile.mkdtemp(prefix="ftbench-bench-"), max_steps=steps + 1, per_device_train_batch_size=batch_size, learning_rate=2e-4,
-        logging_steps=10**6, save_strategy="no", report_to="none", use_cpu=not torch.cuda.is_available(),
-        remove_unused_columns=False, disable_tqdm=True, dataloader_num_workers=0, seed=seed,
+        output_dir=tempfile.mkdtemp(prefix="ftbench-bench-"),
+        max_steps=steps + 1,
+        per_device_train_batch_size=batch_size,
+        learning_rate=2e-4,
+        logging_steps=10**6,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=not torch.cuda.is_available(),
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        seed=seed,
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
     )
-    Trainer(model=model, args=args, train_dataset=dataset, data_collator=clock.collate, callbacks=[clock.callback]).train()
+    Trainer(
+        model=model, args=args, train_dataset=dataset, data_collator=clock.collate, callbacks=[clock.callback]
+    ).train()
     return clock.rate()
 
 
@@ -127,13 +143,20 @@ def main() -> int:
     from ftbench.train.data import SftCollator, alpaca_prompt, load_rows, pack, tokenize_sft
 
     ws = Path(args.workspace)
-    recipe = resolve_recipe_paths(validate_recipe({"task": "sft", "model": args.model, "data": {"train": args.data, "max_length": args.max_length}}), ws)
+    recipe = resolve_recipe_paths(
+        validate_recipe(
+            {"task": "sft", "model": args.model, "data": {"train": args.data, "max_length": args.max_length}}
+        ),
+        ws,
+    )
     rows = load_rows(recipe.data, "sft")
     tokenizer = AutoTokenizer.from_pretrained(recipe.model.path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
 
-    ours = pack(tokenize_sft(rows.train, rows.report.format, tokenizer, recipe.data, rows.report), recipe.data.max_length)
+    ours = pack(
+        tokenize_sft(rows.train, rows.report.format, tokenizer, recipe.data, rows.report), recipe.data.max_length
+    )
     need = (args.steps + 1) * args.batch_size
     ours = ours[:need]
     n_examples_used = sum(p["position_ids"].count(0) for p in ours)
@@ -146,11 +169,20 @@ def main() -> int:
         tutorial.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels})
 
     tut_rate = run(recipe.model.path, tutorial, TutorialCollator(), args.steps, args.batch_size)
-    our_rate = run(recipe.model.path, ours, SftCollator(tokenizer.pad_token_id, packed=True), args.steps, args.batch_size)
+    our_rate = run(
+        recipe.model.path, ours, SftCollator(tokenizer.pad_token_id, packed=True), args.steps, args.batch_size
+    )
     result = {
-        "model": Path(recipe.model.path).name, "data": Path(recipe.data.train).name, "steps": args.steps, "batch_size": args.batch_size,
-        "ftbench_max_length": args.max_length, "tutorial_max_length": args.tutorial_length, "examples_per_ftbench_step": round(n_examples_used / len(ours) * args.batch_size, 1),
-        "tutorial_real_tokens_per_s": round(tut_rate, 1), "ftbench_real_tokens_per_s": round(our_rate, 1), "ratio": round(our_rate / tut_rate, 2),
+        "model": Path(recipe.model.path).name,
+        "data": Path(recipe.data.train).name,
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "ftbench_max_length": args.max_length,
+        "tutorial_max_length": args.tutorial_length,
+        "examples_per_ftbench_step": round(n_examples_used / len(ours) * args.batch_size, 1),
+        "tutorial_real_tokens_per_s": round(tut_rate, 1),
+        "ftbench_real_tokens_per_s": round(our_rate, 1),
+        "ratio": round(our_rate / tut_rate, 2),
     }
     print(json.dumps(result, indent=2))
     print(f"SFT throughput ratio (ftbench / tutorial, real tokens/s): {result['ratio']:.2f}x (budget >= 3x)")

@@ -27,7 +27,9 @@ def report():
     os.write(1, (line + chr(10)).encode())
 """
 
-BARE = REPORT + """
+BARE = (
+    REPORT
+    + """
 from textual.app import App
 from textual.widgets import Footer, Header, Static
 
@@ -43,8 +45,11 @@ class Bare(App):
 
 Bare().run(headless=True, size=(120, 36))
 """
+)
 
-FTBENCH = REPORT + """
+FTBENCH = (
+    REPORT
+    + """
 from ftbench.core.workspace import Workspace
 from ftbench.tui.app import FtbenchApp
 
@@ -58,12 +63,15 @@ class FirstFrame(FtbenchApp):
 
 FirstFrame(Workspace.open(sys.argv[1])).run(headless=True, size=(120, 36))
 """
+)
 
 
 def sample(script: str, *args: str) -> tuple[float, float]:
     """(wall seconds, CPU seconds) from launch to the first frame of one cold start."""
     env = {**os.environ, "BENCH_T0": repr(time.time())}
-    out = subprocess.run([sys.executable, script, *args], check=True, capture_output=True, text=True, timeout=120, env=env)
+    out = subprocess.run(
+        [sys.executable, script, *args], check=True, capture_output=True, text=True, timeout=120, env=env
+    )
     line = next(ln for ln in out.stdout.splitlines()[::-1] if ln.startswith("{"))
     data = json.loads(line)
     return data["wall"], data["cpu"]
@@ -91,14 +99,17 @@ def main() -> int:
         b = statistics.median(x[i] for x in bare)
         o = statistics.median(x[i] for x in ours)
         ratios[what] = o / b
-        print(f"{what:>4}: bare Textual app median {b * 1000:.0f} ms (min {min(x[i] for x in bare) * 1000:.0f}), "
-              f"ftbench median {o * 1000:.0f} ms (min {min(x[i] for x in ours) * 1000:.0f}), ratio {o / b:.2f}x")
+        print(
+            f"{what:>4}: bare Textual app median {b * 1000:.0f} ms (min {min(x[i] for x in bare) * 1000:.0f}), "
+            f"ftbench median {o * 1000:.0f} ms (min {min(x[i] for x in ours) * 1000:.0f}), ratio {o / b:.2f}x"
+        )
     # wall time is what a user feels, but on a shared, loaded box it mostly measures the other processes;
     # CPU time is the start-up work itself. The verdict uses CPU time when the box is loaded.
     loaded = os.getloadavg()[0] > (os.cpu_count() or 1)
     key = "cpu" if loaded else "wall"
     print(f"ratio: {ratios[key]:.2f}x ({key}{', box loaded' if loaded else ''}; budget 1.5x)")
     return 0 if ratios[key] <= 1.5 else 1
+
 
 if __name__ == "__main__":
     sys.exit(main())

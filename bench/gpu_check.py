@@ -46,10 +46,22 @@ MIB = 1024**2
 GIB = 1024**3
 # Qwen2.5-1.5B's config.json values (public model card); the weights are random, nothing is downloaded.
 QWEN25_15B = {
-    "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 1536, "intermediate_size": 8960,
-    "num_hidden_layers": 28, "num_attention_heads": 12, "num_key_value_heads": 2, "vocab_size": 151936,
-    "max_position_embeddings": 32768, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6, "tie_word_embeddings": True,
-    "hidden_act": "silu", "torch_dtype": "bfloat16", "bos_token_id": 151643, "eos_token_id": 151643,
+    "architectures": ["Qwen2ForCausalLM"],
+    "model_type": "qwen2",
+    "hidden_size": 1536,
+    "intermediate_size": 8960,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 12,
+    "num_key_value_heads": 2,
+    "vocab_size": 151936,
+    "max_position_embeddings": 32768,
+    "rope_theta": 1000000.0,
+    "rms_norm_eps": 1e-6,
+    "tie_word_embeddings": True,
+    "hidden_act": "silu",
+    "torch_dtype": "bfloat16",
+    "bos_token_id": 151643,
+    "eos_token_id": 151643,
 }
 SEQ_LENS = (512, 2048)
 ESTIMATE_BATCH = 2
@@ -70,12 +82,20 @@ def nvml_torch_rows(nvml: list[dict[str, Any]], cuda: list[dict[str, Any]]) -> l
     rows = []
     for n, t in zip(nvml, cuda, strict=False):
         torch_used = t["total"] - t["free"]
-        rows.append({
-            "index": n["index"], "name": n.get("name"), "nvml_used_mib": _mib(n.get("mem_used")), "torch_used_mib": _mib(torch_used),
-            "nvml_total_mib": _mib(n.get("mem_total")), "torch_total_mib": _mib(t["total"]),
-            "used_gap_mib": None if n.get("mem_used") is None else round(abs(n["mem_used"] - torch_used) / MIB, 1),
-            "total_gap_mib": None if n.get("mem_total") is None else round(abs(n["mem_total"] - t["total"]) / MIB, 1),
-        })
+        rows.append(
+            {
+                "index": n["index"],
+                "name": n.get("name"),
+                "nvml_used_mib": _mib(n.get("mem_used")),
+                "torch_used_mib": _mib(torch_used),
+                "nvml_total_mib": _mib(n.get("mem_total")),
+                "torch_total_mib": _mib(t["total"]),
+                "used_gap_mib": None if n.get("mem_used") is None else round(abs(n["mem_used"] - torch_used) / MIB, 1),
+                "total_gap_mib": None
+                if n.get("mem_total") is None
+                else round(abs(n["mem_total"] - t["total"]) / MIB, 1),
+            }
+        )
     return rows
 
 
@@ -83,17 +103,29 @@ def _mib(value: int | None) -> float | None:
     return None if value is None else round(value / MIB, 1)
 
 
-def estimate_row(model: str, method: str, seq_len: int, batch: int, estimate: dict[str, Any], measured: int | None,
-                 reserved: int | None = None) -> dict[str, Any]:
+def estimate_row(
+    model: str,
+    method: str,
+    seq_len: int,
+    batch: int,
+    estimate: dict[str, Any],
+    measured: int | None,
+    reserved: int | None = None,
+) -> dict[str, Any]:
     """One line of the estimate-vs-measured table; `over` > 1 means the estimate is on the safe side."""
     return {
-        "model": model, "method": method, "seq_len": seq_len, "batch": batch,
+        "model": model,
+        "method": method,
+        "seq_len": seq_len,
+        "batch": batch,
         "estimate_gib": round(estimate["total"] / GIB, 2),
         "estimate_without_overhead_gib": round((estimate["total"] - estimate["overhead"]) / GIB, 2),
         "measured_gib": None if measured is None else round(measured / GIB, 2),
         "reserved_gib": None if reserved is None else round(reserved / GIB, 2),
         "over": ratio(estimate["total"], measured),
-        "parts_gib": {k: round(estimate[k] / GIB, 3) for k in ("weights", "gradients", "optimizer", "activations", "overhead")},
+        "parts_gib": {
+            k: round(estimate[k] / GIB, 3) for k in ("weights", "gradients", "optimizer", "activations", "overhead")
+        },
     }
 
 
@@ -115,19 +147,37 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|")
 
 
-ESTIMATE_COLUMNS = [("model", "model"), ("method", "method"), ("seq_len", "seq"), ("batch", "batch"),
-                    ("estimate_gib", "estimate GiB"), ("measured_gib", "max allocated GiB"), ("reserved_gib", "max reserved GiB"),
-                    ("over", "estimate / measured")]
-NVML_COLUMNS = [("index", "GPU"), ("name", "name"), ("nvml_used_mib", "NVML used MiB"), ("torch_used_mib", "torch used MiB"),
-                ("used_gap_mib", "gap MiB"), ("nvml_total_mib", "NVML total MiB"), ("torch_total_mib", "torch total MiB")]
+ESTIMATE_COLUMNS = [
+    ("model", "model"),
+    ("method", "method"),
+    ("seq_len", "seq"),
+    ("batch", "batch"),
+    ("estimate_gib", "estimate GiB"),
+    ("measured_gib", "max allocated GiB"),
+    ("reserved_gib", "max reserved GiB"),
+    ("over", "estimate / measured"),
+]
+NVML_COLUMNS = [
+    ("index", "GPU"),
+    ("name", "name"),
+    ("nvml_used_mib", "NVML used MiB"),
+    ("torch_used_mib", "torch used MiB"),
+    ("used_gap_mib", "gap MiB"),
+    ("nvml_total_mib", "NVML total MiB"),
+    ("torch_total_mib", "torch total MiB"),
+]
 
 
 def render_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown: the environment, then each section's status, table or numbers."""
     env = report.get("environment", {})
-    lines = [f"# ftbench GPU check ({report.get('finished', '?')})", "",
-             f"{env.get('gpus', '?')} · torch {env.get('torch', '?')} (CUDA {env.get('cuda', '?')}) · driver {env.get('driver', '?')} · "
-             f"ftbench {env.get('ftbench', '?')} · {report.get('seconds', '?')} s in all", ""]
+    lines = [
+        f"# ftbench GPU check ({report.get('finished', '?')})",
+        "",
+        f"{env.get('gpus', '?')} · torch {env.get('torch', '?')} (CUDA {env.get('cuda', '?')}) · driver {env.get('driver', '?')} · "
+        f"ftbench {env.get('ftbench', '?')} · {report.get('seconds', '?')} s in all",
+        "",
+    ]
     for name, section in report.get("sections", {}).items():
         status = section.get("status", "?")
         lines += [f"## {name}: {status} ({section.get('seconds', '?')} s)", ""]
@@ -147,7 +197,11 @@ def render_markdown(report: dict[str, Any]) -> str:
                 lines.append(f"- {key}: {_cell(value)}")
             lines.append("")
     failed = [n for n, s in report.get("sections", {}).items() if s.get("status") == "failed"]
-    lines.append(f"**{len(failed)} section(s) failed: {', '.join(failed)}**" if failed else "All sections passed or were skipped with a reason.")
+    lines.append(
+        f"**{len(failed)} section(s) failed: {', '.join(failed)}**"
+        if failed
+        else "All sections passed or were skipped with a reason."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -155,7 +209,9 @@ class Skip(Exception):
     """A section that does not apply on this machine (one GPU for DDP, a CPU build of llama.cpp)."""
 
 
-def run_section(name: str, fn: Callable[[], dict[str, Any]], sections: dict[str, Any], log: Callable[[str], None] = print) -> None:
+def run_section(
+    name: str, fn: Callable[[], dict[str, Any]], sections: dict[str, Any], log: Callable[[str], None] = print
+) -> None:
     """Run one check, recording its data, or its skip reason, or its error and traceback, and its time."""
     log(f"== {name}")
     t0 = time.perf_counter()
@@ -164,7 +220,11 @@ def run_section(name: str, fn: Callable[[], dict[str, Any]], sections: dict[str,
     except Skip as exc:
         sections[name] = {"status": "skipped", "reason": str(exc)}
     except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others' numbers
-        sections[name] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc().splitlines()}
+        sections[name] = {
+            "status": "failed",
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc().splitlines(),
+        }
     sections[name]["seconds"] = round(time.perf_counter() - t0, 1)
     log(f"   {sections[name]['status']} in {sections[name]['seconds']} s")
 
@@ -182,8 +242,12 @@ class Check:
         self.demo_model = self.ws.models_dir / "smollm2-135m-instruct"
         self.demo_gguf = self.ws.models_dir / "smollm2-135m-instruct-q4_1.gguf"
         self.data = self.tmp / "alpaca.jsonl"
-        self.data.write_text("".join(json.dumps({"instruction": f"Say the number {i} in words.", "output": f"The number is {i}."}) + "\n"
-                                     for i in range(64)))
+        self.data.write_text(
+            "".join(
+                json.dumps({"instruction": f"Say the number {i} in words.", "output": f"The number is {i}."}) + "\n"
+                for i in range(64)
+            )
+        )
 
     # -- helpers ------------------------------------------------------------------------------------------
     def ensure_demo(self) -> None:
@@ -195,8 +259,15 @@ class Check:
     def recipe(self, model: Path, method: str, seq_len: int = 512, batch: int = ESTIMATE_BATCH, **training: Any) -> Any:
         from ftbench.core.recipe import validate_recipe
 
-        return validate_recipe({"task": "sft", "model": str(model), "data": {"train": str(self.data), "max_length": seq_len},
-                                "method": {"name": method}, "training": {"batch_size": batch, **training}})
+        return validate_recipe(
+            {
+                "task": "sft",
+                "model": str(model),
+                "data": {"train": str(self.data), "max_length": seq_len},
+                "method": {"name": method},
+                "training": {"batch_size": batch, **training},
+            }
+        )
 
     def random_15b(self) -> Path:
         """Qwen2.5-1.5B's shape with random bf16 weights, saved once (QLoRA quantizes at load, so it needs files)."""
@@ -206,7 +277,9 @@ class Check:
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM
 
-        config = AutoConfig.for_model(**{k: v for k, v in QWEN25_15B.items() if k not in ("architectures", "torch_dtype")})
+        config = AutoConfig.for_model(
+            **{k: v for k, v in QWEN25_15B.items() if k not in ("architectures", "torch_dtype")}
+        )
         config.architectures = QWEN25_15B["architectures"]
         torch.manual_seed(0)
         with torch.device("cuda"):
@@ -249,9 +322,14 @@ class Check:
         optimizer.zero_grad(set_to_none=True)
         torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
-        out = {"loss": float(loss.item()), "step_s": round(seconds, 3), "max_allocated": torch.cuda.max_memory_allocated(),
-               "max_reserved": torch.cuda.max_memory_reserved(), "trainable": sum(p.numel() for p in params),
-               "params": loaded.info.get("total_params")}
+        out = {
+            "loss": float(loss.item()),
+            "step_s": round(seconds, 3),
+            "max_allocated": torch.cuda.max_memory_allocated(),
+            "max_reserved": torch.cuda.max_memory_reserved(),
+            "trainable": sum(p.numel() for p in params),
+            "params": loaded.info.get("total_params"),
+        }
         del model, loaded, optimizer, params, loss
         gc.collect()
         torch.cuda.empty_cache()
@@ -299,7 +377,17 @@ class Check:
                 for seq_len in SEQ_LENS:
                     est = estimate_for_model(info, method, seq_len, ESTIMATE_BATCH).to_dict()
                     measured = self.train_step(path, method, seq_len, ESTIMATE_BATCH)
-                    rows.append(estimate_row(label, method, seq_len, ESTIMATE_BATCH, est, measured["max_allocated"], measured["max_reserved"]))
+                    rows.append(
+                        estimate_row(
+                            label,
+                            method,
+                            seq_len,
+                            ESTIMATE_BATCH,
+                            est,
+                            measured["max_allocated"],
+                            measured["max_reserved"],
+                        )
+                    )
         under = [r for r in rows if r["over"] is not None and r["over"] < 1.0]
         return {"rows": rows, "underestimates": len(under)}
 
@@ -355,8 +443,16 @@ class Check:
         self.ensure_demo()
         ws_root = self.tmp / "queue-ws"
         recipe = self.tmp / "queue.yaml"
-        recipe.write_text(json.dumps({"task": "sft", "model": str(self.demo_model), "data": {"train": str(self.data), "max_length": 256},
-                                      "training": {"max_steps": 30, "batch_size": 4, "logging_steps": 5}}))
+        recipe.write_text(
+            json.dumps(
+                {
+                    "task": "sft",
+                    "model": str(self.demo_model),
+                    "data": {"train": str(self.data), "max_length": 256},
+                    "training": {"max_steps": 30, "batch_size": 4, "logging_steps": 5},
+                }
+            )
+        )
         ids = []
         for _ in range(2):
             out = _ftbench(ws_root, "train", str(recipe), "--gpus", "0,")
@@ -377,8 +473,13 @@ class Check:
         second = wait_job(find_job(ws, ids[1]), timeout_s=300)
         ok = first.state == second.state == "succeeded" and reason is not None
         overlap = (second.status.get("started_at") or 0) < (first.status.get("ended_at") or 0)
-        data = {"first": first.state, "second": second.state, "second_waited_with": reason, "gpus": [first.status.get("gpus"), second.status.get("gpus")],
-                "second_started_after_first_ended": not overlap}
+        data = {
+            "first": first.state,
+            "second": second.state,
+            "second_waited_with": reason,
+            "gpus": [first.status.get("gpus"), second.status.get("gpus")],
+            "second_started_after_first_ended": not overlap,
+        }
         if not ok or overlap:
             raise RuntimeError(f"queue misbehaved: {data}")
         return data
@@ -390,8 +491,16 @@ class Check:
             raise Skip(f"needs 2 GPUs, this machine has {torch.cuda.device_count()}")
         self.ensure_demo()
         recipe = self.tmp / "ddp.yaml"
-        recipe.write_text(json.dumps({"task": "sft", "model": str(self.demo_model), "data": {"train": str(self.data), "max_length": 256},
-                                      "training": {"max_steps": 10, "batch_size": 4, "logging_steps": 1, "devices": 2}}))
+        recipe.write_text(
+            json.dumps(
+                {
+                    "task": "sft",
+                    "model": str(self.demo_model),
+                    "data": {"train": str(self.data), "max_length": 256},
+                    "training": {"max_steps": 10, "batch_size": 4, "logging_steps": 1, "devices": 2},
+                }
+            )
+        )
         ws_root = self.tmp / "ddp-ws"
         job_id = _ftbench(ws_root, "train", str(recipe), "--gpus", "2", "--wait").splitlines()[0]
         from ftbench.core.jobs import find_job
@@ -401,7 +510,12 @@ class Check:
         result = job.status.get("result") or {}
         if job.state != "succeeded" or result.get("processes") != 2:
             raise RuntimeError(f"DDP run ended {job.state} with result {result}")
-        return {"state": job.state, "processes": result.get("processes"), "train_loss": result.get("train_loss"), "gpus": job.status.get("gpus")}
+        return {
+            "state": job.state,
+            "processes": result.get("processes"),
+            "train_loss": result.get("train_loss"),
+            "gpus": job.status.get("gpus"),
+        }
 
     def llama_cpp_offload(self) -> dict[str, Any]:
         import llama_cpp
@@ -466,8 +580,13 @@ def _packed_batches(lengths: list[int], row_len: int, vocab: int) -> list[dict[s
 
 
 def _ftbench(ws_root: Path, *args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "ftbench.cli", "-w", str(ws_root), *args], capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))})
+    out = subprocess.run(
+        [sys.executable, "-m", "ftbench.cli", "-w", str(ws_root), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))},
+    )
     if out.returncode != 0:
         raise RuntimeError(f"ftbench {' '.join(args)} exited {out.returncode}: {out.stderr.strip()[-500:]}")
     return out.stdout
@@ -481,28 +600,51 @@ def environment() -> dict[str, Any]:
 
     report = sample_gpus()
     names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return {"gpus": ", ".join(names), "torch": torch.__version__, "cuda": torch.version.cuda, "driver": report.driver,
-            "ftbench": ftbench.__version__, "python": platform.python_version(), "host": platform.node()}
+    return {
+        "gpus": ", ".join(names),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "driver": report.driver,
+        "ftbench": ftbench.__version__,
+        "python": platform.python_version(),
+        "host": platform.node(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="folder for gpu_check.json and gpu_check.md")
-    parser.add_argument("--workspace", type=Path, default=REPO / ".ftbench-test-cache" / "demo",
-                        help="workspace holding (or to build) the demo models")
+    parser.add_argument(
+        "--workspace",
+        type=Path,
+        default=REPO / ".ftbench-test-cache" / "demo",
+        help="workspace holding (or to build) the demo models",
+    )
     parser.add_argument("--quick", action="store_true", help="skip the 1.5 B model (about half the time)")
     args = parser.parse_args(argv)
     import torch
 
     if not torch.cuda.is_available():
         reason = "torch is a CPU build" if torch.version.cuda is None else "no CUDA device is visible"
-        print(f"error: bench/gpu_check.py needs a CUDA GPU and {reason}.\nhint: run it on the GPU box, with a CUDA build of torch.", file=sys.stderr)
+        print(
+            f"error: bench/gpu_check.py needs a CUDA GPU and {reason}.\nhint: run it on the GPU box, with a CUDA build of torch.",
+            file=sys.stderr,
+        )
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     check = Check(args.out, args.workspace, args.quick)
     report: dict[str, Any] = {"environment": environment(), "sections": {}}
-    for name in ("nvml_vs_torch", "lora_step", "qlora_step", "estimate_vs_measured", "sft_tokens_per_s", "gpu_queue", "ddp", "llama_cpp_offload"):
+    for name in (
+        "nvml_vs_torch",
+        "lora_step",
+        "qlora_step",
+        "estimate_vs_measured",
+        "sft_tokens_per_s",
+        "gpu_queue",
+        "ddp",
+        "llama_cpp_offload",
+    ):
         run_section(name, getattr(check, name), report["sections"])
         _write(args.out, report, t0)  # a partial report survives a crash or a timeout
     _write(args.out, report, t0)

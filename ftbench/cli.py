@@ -18,7 +18,19 @@ from ftbench import __version__
 from ftbench.core.errors import FtbenchError
 
 # Each module in ftbench.commands registers its subcommands; order is the order of `ftbench --help`.
-COMMAND_MODULES = ("jobs", "demo", "doctor", "train", "predict", "chat", "eval", "serve", "export", "catalog", "completion")
+COMMAND_MODULES = (
+    "jobs",
+    "demo",
+    "doctor",
+    "train",
+    "predict",
+    "chat",
+    "eval",
+    "serve",
+    "export",
+    "catalog",
+    "completion",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,8 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
 def add_common(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
     """Global options, accepted before or after the subcommand."""
     default = argparse.SUPPRESS if suppress else None
-    parser.add_argument("--workspace", "-w", metavar="DIR", default=default, help="workspace folder (default: $FTBENCH_HOME or the per-user data folder)")
-    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS if suppress else False, help="show tracebacks")
+    parser.add_argument(
+        "--workspace",
+        "-w",
+        metavar="DIR",
+        default=default,
+        help="workspace folder (default: $FTBENCH_HOME or the per-user data folder)",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS if suppress else False, help="show tracebacks"
+    )
 
 
 def subparser(sub: Any, name: str, help: str, **kwargs: Any) -> argparse.ArgumentParser:
@@ -86,8 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UnicodeDecodeError as exc:
         if debug:
             raise
-        print(f"error: a file is not UTF-8 text (byte 0x{exc.object[exc.start]:02X} at offset {exc.start}).",
-              file=sys.stderr)
+        print(
+            f"error: a file is not UTF-8 text (byte 0x{exc.object[exc.start]:02X} at offset {exc.start}).",
+            file=sys.stderr,
+        )
         print("hint: Save it as UTF-8; run again with --debug to see which file.", file=sys.stderr)
         return 2
     except OSError as exc:

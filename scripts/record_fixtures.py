@@ -52,8 +52,14 @@ BAD = ["bad", "terrible", "slow", "sad", "broken"]
 
 
 def cli(ws: Path, *args: str) -> str:
-    proc = subprocess.run([sys.executable, "-m", "ftbench.cli", "-w", str(ws), *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "ftbench.cli", "-w", str(ws), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     if proc.returncode != 0:
         raise SystemExit(f"ftbench {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc.stdout
@@ -79,7 +85,10 @@ def reviews(n: int, seed: int) -> list[dict[str, str]]:
 
 
 def alpaca(n: int, seed: int) -> list[dict[str, str]]:
-    return [{"instruction": f"Review: {r['text']}. Sentiment?", "output": f"Sentiment: {r['label']}"} for r in reviews(n, seed)]
+    return [
+        {"instruction": f"Review: {r['text']}. Sentiment?", "output": f"Sentiment: {r['label']}"}
+        for r in reviews(n, seed)
+    ]
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -112,6 +121,7 @@ def snapshot(job_dir: Path, staging: Path, job_id: str) -> Path:
 
 def normalise(folder: Path, ws: Path, renames: dict[str, str]) -> None:
     """Placeholders for the workspace, fixture ids for real ones, times relative to creation, progress folded."""
+
     def text(raw: str) -> str:
         raw = raw.replace(str(ws.resolve()), "{workspace}").replace(str(ws), "{workspace}")
         for real_id, job_id in renames.items():
@@ -127,12 +137,16 @@ def normalise(folder: Path, ws: Path, renames: dict[str, str]) -> None:
             status[key] = round(status[key] - created, 3)
     (folder / "status.json").write_text(json.dumps(status, indent=1) + "\n", encoding="utf-8")
 
-    events = [json.loads(line) for line in text((folder / "events.jsonl").read_text(encoding="utf-8")).splitlines() if line]
+    events = [
+        json.loads(line) for line in text((folder / "events.jsonl").read_text(encoding="utf-8")).splitlines() if line
+    ]
     kept = []
     for i, event in enumerate(events):
         later = events[i + 1 :]
-        if event["type"] == "progress" and event.get("phase") == "training" and any(
-            e["type"] == "progress" and e.get("phase") == "training" for e in later
+        if (
+            event["type"] == "progress"
+            and event.get("phase") == "training"
+            and any(e["type"] == "progress" and e.get("phase") == "training" for e in later)
         ):
             continue  # one per logging step; the screens read only the newest
         event["t"] = round(event["t"] - created, 3)
@@ -146,8 +160,11 @@ def normalise(folder: Path, ws: Path, renames: dict[str, str]) -> None:
         spec = json.loads((folder / "job.json").read_text(encoding="utf-8"))
         spec.pop("env", None)
         (folder / "job.json").write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
-    lines = [line for line in text((folder / "log.txt").read_text(encoding="utf-8", errors="replace")).splitlines()
-             if "Warning" not in line and "warnings.warn" not in line]
+    lines = [
+        line
+        for line in text((folder / "log.txt").read_text(encoding="utf-8", errors="replace")).splitlines()
+        if "Warning" not in line and "warnings.warn" not in line
+    ]
     (folder / "log.txt").write_text("\n".join(lines[-MAX_LOG_LINES:]) + "\n", encoding="utf-8")
 
 
@@ -169,12 +186,25 @@ def record(out: Path) -> list[Path]:
         recorded: dict[str, Path] = {}
 
         def sft(name: str, r: int, lr: float, steps: int) -> Path:
-            return write_recipe(root / f"{name}.yaml", {
-                "task": "sft", "name": name, "model": str(llama), "data": {"train": str(data), "eval_split": 0.1, "max_length": 64},
-                "method": {"name": "lora", "r": r},
-                "training": {"max_steps": steps, "batch_size": 4, "lr": lr, "logging_steps": 1, "eval_steps": 16, "save_steps": 24,
-                             "warmup_steps": 2},
-            })
+            return write_recipe(
+                root / f"{name}.yaml",
+                {
+                    "task": "sft",
+                    "name": name,
+                    "model": str(llama),
+                    "data": {"train": str(data), "eval_split": 0.1, "max_length": 64},
+                    "method": {"name": "lora", "r": r},
+                    "training": {
+                        "max_steps": steps,
+                        "batch_size": 4,
+                        "lr": lr,
+                        "logging_steps": 1,
+                        "eval_steps": 16,
+                        "save_steps": 24,
+                        "warmup_steps": 2,
+                    },
+                },
+            )
 
         # running: copied while it trains, after its first checkpoint
         run_id = cli(ws_path, "train", str(sft("sft-alpaca-lora", 16, 2e-3, 400))).splitlines()[0].strip()
@@ -192,11 +222,24 @@ def record(out: Path) -> list[Path]:
         recorded["succeeded"] = snapshot(done.dir, staging, IDS["succeeded"])
 
         # failed: the process killed mid-training
-        cls = write_recipe(root / "cls.yaml", {
-            "task": "classification", "name": "cls-imdb-lora", "model": str(bert), "data": {"train": str(imdb), "eval_split": 0.1, "max_length": 16},
-            "method": {"name": "lora"},
-            "training": {"max_steps": 300, "batch_size": 8, "lr": 5e-3, "logging_steps": 2, "eval_steps": 10, "save_steps": 10},
-        })
+        cls = write_recipe(
+            root / "cls.yaml",
+            {
+                "task": "classification",
+                "name": "cls-imdb-lora",
+                "model": str(bert),
+                "data": {"train": str(imdb), "eval_split": 0.1, "max_length": 16},
+                "method": {"name": "lora"},
+                "training": {
+                    "max_steps": 300,
+                    "batch_size": 8,
+                    "lr": 5e-3,
+                    "logging_steps": 2,
+                    "eval_steps": 10,
+                    "save_steps": 10,
+                },
+            },
+        )
         cls_id = cli(ws_path, "train", str(cls)).splitlines()[0].strip()
         cls_job = find_job(ws, cls_id)
         wait_for(lambda: len(train_events(cls_job.dir)) >= 12, "the classification run to log 12 steps")
@@ -205,20 +248,30 @@ def record(out: Path) -> list[Path]:
         recorded["failed"] = snapshot(cls_job.dir, staging, IDS["failed"])
 
         # export: the succeeded run to GGUF
-        export_id = json.loads(cli(ws_path, "export", done_id, "--quant", "q8_0", "--no-verify", "--wait", "--json"))["id"]
+        export_id = json.loads(cli(ws_path, "export", done_id, "--quant", "q8_0", "--no-verify", "--wait", "--json"))[
+            "id"
+        ]
         export = find_job(ws, export_id)
         recorded["export"] = snapshot(export.dir, staging, IDS["export"])
 
         # demo: stopped by the user while it builds
         demo_ws = Workspace.open(root / "demo-ws")  # its own: the demo build must not touch the models above
         demo = start_job(demo_ws, "demo", "demo", env={"HF_HUB_OFFLINE": "1"}, meta={"what": "demo workspace"})
-        wait_for(lambda: (demo.dir / "events.jsonl").is_file() and "progress" in (demo.dir / "events.jsonl").read_text(), "demo progress")
+        wait_for(
+            lambda: (demo.dir / "events.jsonl").is_file() and "progress" in (demo.dir / "events.jsonl").read_text(),
+            "demo progress",
+        )
         time.sleep(1.0)
         stop_job(refresh(demo), grace_s=60)
         recorded["demo"] = snapshot(demo.dir, staging, IDS["demo"])
 
-        renames = {run_id: IDS["running"], done_id: IDS["succeeded"], cls_id: IDS["failed"], export_id: IDS["export"],
-                   demo.id: IDS["demo"]}
+        renames = {
+            run_id: IDS["running"],
+            done_id: IDS["succeeded"],
+            cls_id: IDS["failed"],
+            export_id: IDS["export"],
+            demo.id: IDS["demo"],
+        }
         for state, folder in recorded.items():
             normalise(folder, demo_ws.root if state == "demo" else ws_path, renames)
         if out.exists():

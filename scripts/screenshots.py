@@ -84,14 +84,18 @@ async def datasets(pilot, app) -> None:
     names = [d.name for d in screen().datasets]
     table = screen().query_one("#ds-list")
     table.move_cursor(row=names.index("demo/support-chat.jsonl"))
-    await wait_until(pilot, lambda: screen().current.name == "demo/support-chat.jsonl" and screen().current.rows_exact, timeout=30)
+    await wait_until(
+        pilot, lambda: screen().current.name == "demo/support-chat.jsonl" and screen().current.rows_exact, timeout=30
+    )
     await pilot.press("t")  # rendered records: a messages row reads like a chat
 
 
 async def models(pilot, app) -> None:
     await pilot.press("4")
     screen = lambda: app.screen  # noqa: E731
-    await wait_until(pilot, lambda: type(screen()).__name__ == "ModelsScreen" and screen().models and screen().estimates, timeout=30)
+    await wait_until(
+        pilot, lambda: type(screen()).__name__ == "ModelsScreen" and screen().models and screen().estimates, timeout=30
+    )
     names = [m.name for m in screen().models]
     screen().query_one("#md-list").move_cursor(row=names.index("smollm2-135m-instruct"))
     await wait_until(pilot, lambda: screen().current.name == "smollm2-135m-instruct" and screen().estimates, timeout=30)
@@ -102,7 +106,11 @@ async def chat(pilot, app) -> None:
     from ftbench.tui.screens.chat import ChatScreen
 
     variants = [
-        VariantSpec(name="smollm2-135m-instruct", kind="scripted", options={"reply": "I think this review is mostly positive, because the reviewer likes the battery."}),
+        VariantSpec(
+            name="smollm2-135m-instruct",
+            kind="scripted",
+            options={"reply": "I think this review is mostly positive, because the reviewer likes the battery."},
+        ),
         VariantSpec(name="sft-lora-sentiment", kind="scripted", options={"reply": "Sentiment: positive"}),
     ]
     screen = ChatScreen(app.ws, variants)
@@ -115,8 +123,14 @@ async def chat(pilot, app) -> None:
 
 
 SHOTS = {
-    "jobs": jobs, "monitor": monitor, "runs": runs, "datasets": datasets, "models": models,
-    "new_run": new_run, "chat": chat, "help": help_screen,
+    "jobs": jobs,
+    "monitor": monitor,
+    "runs": runs,
+    "datasets": datasets,
+    "models": models,
+    "new_run": new_run,
+    "chat": chat,
+    "help": help_screen,
 }
 
 

@@ -85,7 +85,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         try:
             import torch
 
-            cuda_missing = None if torch.cuda.is_available() else f"needs CUDA through torch (torch {torch.__version__} sees no CUDA device)"
+            cuda_missing = (
+                None
+                if torch.cuda.is_available()
+                else f"needs CUDA through torch (torch {torch.__version__} sees no CUDA device)"
+            )
         except Exception as exc:  # noqa: BLE001
             cuda_missing = f"needs CUDA through torch (torch does not import: {exc})"
         if cuda_missing:

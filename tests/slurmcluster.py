@@ -60,9 +60,19 @@ class SlurmCluster:
         key.write_bytes(secrets.token_bytes(1024))
         os.chmod(key, 0o400)
         socket_path = self.root / "munge" / "munge.socket"
-        self._daemon("munged", ["munged", "--force", f"--key-file={key}", f"--socket={socket_path}",
-                                f"--pid-file={self.root / 'munge' / 'munged.pid'}", f"--log-file={self.root / 'log' / 'munged.log'}",
-                                f"--seed-file={self.root / 'munge' / 'munged.seed'}"], self.root / "munge" / "munged.pid")
+        self._daemon(
+            "munged",
+            [
+                "munged",
+                "--force",
+                f"--key-file={key}",
+                f"--socket={socket_path}",
+                f"--pid-file={self.root / 'munge' / 'munged.pid'}",
+                f"--log-file={self.root / 'log' / 'munged.log'}",
+                f"--seed-file={self.root / 'munge' / 'munged.seed'}",
+            ],
+            self.root / "munge" / "munged.pid",
+        )
         self.conf.write_text(self._config(socket_path))
         self._daemon("slurmctld", ["slurmctld", "-f", str(self.conf)], self.root / "slurmctld.pid")
         self._daemon("slurmd", ["slurmd", "-f", str(self.conf), "-N", self.node], self.root / "slurmd.pid")
@@ -70,40 +80,42 @@ class SlurmCluster:
 
     def _config(self, munge_socket: Path) -> str:
         r = self.root
-        return "\n".join([
-            "ClusterName=ftbenchtest",
-            f"SlurmctldHost={self.node}(127.0.0.1)",
-            f"SlurmctldPort={_free_port()}",
-            f"SlurmdPort={_free_port()}",
-            "SlurmUser=root",
-            "SlurmdUser=root",
-            "AuthType=auth/munge",
-            "CredType=cred/munge",
-            f"AuthInfo=socket={munge_socket}",
-            f"StateSaveLocation={r / 'state'}",
-            f"SlurmdSpoolDir={r / 'spool'}",
-            f"SlurmctldPidFile={r / 'slurmctld.pid'}",
-            f"SlurmdPidFile={r / 'slurmd.pid'}",
-            f"SlurmctldLogFile={r / 'log' / 'slurmctld.log'}",
-            f"SlurmdLogFile={r / 'log' / 'slurmd.log'}",
-            "ProctrackType=proctrack/pgid",
-            "TaskPlugin=task/none",
-            "JobAcctGatherType=jobacct_gather/none",
-            "AccountingStorageType=accounting_storage/none",
-            "JobCompType=jobcomp/none",
-            "SelectType=select/cons_tres",
-            "SelectTypeParameters=CR_Core",
-            "MpiDefault=none",
-            "ReturnToService=2",
-            "SchedulerType=sched/backfill",
-            "KillWait=20",
-            "MinJobAge=300",
-            "SlurmdTimeout=60",
-            "InactiveLimit=0",
-            f"NodeName={self.node} NodeAddr=127.0.0.1 CPUs={self.cpus} State=UNKNOWN",
-            f"PartitionName=debug Nodes={self.node} Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4",
-            "",
-        ])
+        return "\n".join(
+            [
+                "ClusterName=ftbenchtest",
+                f"SlurmctldHost={self.node}(127.0.0.1)",
+                f"SlurmctldPort={_free_port()}",
+                f"SlurmdPort={_free_port()}",
+                "SlurmUser=root",
+                "SlurmdUser=root",
+                "AuthType=auth/munge",
+                "CredType=cred/munge",
+                f"AuthInfo=socket={munge_socket}",
+                f"StateSaveLocation={r / 'state'}",
+                f"SlurmdSpoolDir={r / 'spool'}",
+                f"SlurmctldPidFile={r / 'slurmctld.pid'}",
+                f"SlurmdPidFile={r / 'slurmd.pid'}",
+                f"SlurmctldLogFile={r / 'log' / 'slurmctld.log'}",
+                f"SlurmdLogFile={r / 'log' / 'slurmd.log'}",
+                "ProctrackType=proctrack/pgid",
+                "TaskPlugin=task/none",
+                "JobAcctGatherType=jobacct_gather/none",
+                "AccountingStorageType=accounting_storage/none",
+                "JobCompType=jobcomp/none",
+                "SelectType=select/cons_tres",
+                "SelectTypeParameters=CR_Core",
+                "MpiDefault=none",
+                "ReturnToService=2",
+                "SchedulerType=sched/backfill",
+                "KillWait=20",
+                "MinJobAge=300",
+                "SlurmdTimeout=60",
+                "InactiveLimit=0",
+                f"NodeName={self.node} NodeAddr=127.0.0.1 CPUs={self.cpus} State=UNKNOWN",
+                f"PartitionName=debug Nodes={self.node} Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4",
+                "",
+            ]
+        )
 
     def _daemon(self, name: str, argv: list[str], pid_file: Path) -> None:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
@@ -122,12 +134,16 @@ class SlurmCluster:
         deadline = time.monotonic() + timeout_s
         last = ""
         while time.monotonic() < deadline:
-            out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, env={**os.environ, **self.env})
+            out = subprocess.run(
+                ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, env={**os.environ, **self.env}
+            )
             last = (out.stdout + out.stderr).strip()
             if out.returncode == 0 and last.rstrip("*") in ("idle", "mixed", "allocated"):
                 return
             time.sleep(0.5)
-        raise RuntimeError(f"the Slurm node did not become idle in {timeout_s:g} s (sinfo: {last!r}); logs in {self.root / 'log'}")
+        raise RuntimeError(
+            f"the Slurm node did not become idle in {timeout_s:g} s (sinfo: {last!r}); logs in {self.root / 'log'}"
+        )
 
     def stop(self) -> None:
         """Cancel this cluster's jobs, then SIGTERM the daemons it started (slurmd first), SIGKILL any still there."""

@@ -28,7 +28,11 @@ def corpus(n: int = 400, seed: int = 0) -> list[str]:
     lines = []
     for i in range(n):
         words = rng.choices(_WORDS, k=rng.randint(4, 14))
-        lines.append(" ".join(words) + rng.choice([".", "!", "?", " 123.", " 2026-11-22", "  \t spaced", " 🙂", " café naïve"]) + f" {i}")
+        lines.append(
+            " ".join(words)
+            + rng.choice([".", "!", "?", " 123.", " 2026-11-22", "  \t spaced", " 🙂", " café naïve"])
+            + f" {i}"
+        )
     lines += ["Hello world", "   leading spaces", "digits 0123456789 3.14159", "emoji 🤖🚀 ok", "tabs\tand\nnewlines"]
     return lines
 
@@ -42,11 +46,18 @@ def train_bpe_tokenizer(out_dir: str | Path, vocab_size: int = 512, chat_templat
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+        vocab_size=vocab_size,
+        special_tokens=SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tok.train_from_iterator(corpus(), trainer)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token="<|endoftext|>"
+        tokenizer_object=tok,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
     )
     if chat_template:
         fast.chat_template = chat_template
@@ -78,8 +89,13 @@ def make_tiny_causal_lm(out_dir: str | Path, arch: str = "llama", seed: int = 0,
     )
     if arch == "gpt2":
         sizes = dict(
-            vocab_size=len(tokenizer), n_embd=64, n_layer=2, n_head=4, n_positions=256,
-            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+            vocab_size=len(tokenizer),
+            n_embd=64,
+            n_layer=2,
+            n_head=4,
+            n_positions=256,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
         )
     elif arch in ("gemma2", "gemma3_text", "qwen3"):
         sizes["head_dim"] = 16
@@ -107,8 +123,12 @@ def make_tiny_bert(out_dir: str | Path, seed: int = 0, **config_overrides) -> Pa
     tokenizer = BertTokenizer(vocab=str(out / "vocab.txt"), do_lower_case=True)
     tokenizer.save_pretrained(out)
     sizes = dict(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=256,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=256,
     )
     sizes.update(config_overrides)
     torch.manual_seed(seed)

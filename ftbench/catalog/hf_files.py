@@ -29,13 +29,16 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> dict[str, Any]:
         (length,) = struct.unpack("<Q", head)
         if length > MAX_HEADER:
             raise FtbenchError(
-                f"{p} claims a {length}-byte header; it is not a valid safetensors file.", "Re-download or re-save the model."
+                f"{p} claims a {length}-byte header; it is not a valid safetensors file.",
+                "Re-download or re-save the model.",
             )
         raw = handle.read(length)
     try:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FtbenchError(f"{p} has a corrupt safetensors header ({exc}).", "Re-download or re-save the model.") from exc
+        raise FtbenchError(
+            f"{p} has a corrupt safetensors header ({exc}).", "Re-download or re-save the model."
+        ) from exc
 
 
 def text_config(config: dict[str, Any]) -> dict[str, Any]:

@@ -25,12 +25,17 @@ class Backend(Protocol):
         """Load a variant; returns info (load_s, warnings, shares_base_with, ...). Raises FtbenchError."""
         ...
 
-    def unload(self, name: str) -> None:
-        ...
+    def unload(self, name: str) -> None: ...
 
     def generate(
-        self, name: str, messages: list[dict[str, str]], settings: GenSettings, on_token: TokenCallback, should_stop: StopCheck,
-        stops: tuple[str, ...] = (), prompt: str | None = None,
+        self,
+        name: str,
+        messages: list[dict[str, str]],
+        settings: GenSettings,
+        on_token: TokenCallback,
+        should_stop: StopCheck,
+        stops: tuple[str, ...] = (),
+        prompt: str | None = None,
     ) -> dict[str, Any]:
         """Stream a reply to `messages` (or a continuation of the raw `prompt`) through `on_token`, ending early at
         any of `stops`; returns the stats of `StreamStats.result` plus `prompt_tokens`."""

@@ -79,7 +79,9 @@ class ChatClient:
                 f"See {self.log_path}.",
             )
         if self.exit_event is not None:
-            raise FtbenchError(f"The chat server exited at start: {self.exit_event['stderr_tail']}.", f"See {self.log_path}.")
+            raise FtbenchError(
+                f"The chat server exited at start: {self.exit_event['stderr_tail']}.", f"See {self.log_path}."
+            )
         return self
 
     @property
@@ -145,7 +147,9 @@ class ChatClient:
             self._fail(rid, "The chat server closed its input.")
         return rid
 
-    def wait(self, rid: int, timeout_s: float | None = None, on_token: Callable[[str], None] | None = None) -> dict[str, Any]:
+    def wait(
+        self, rid: int, timeout_s: float | None = None, on_token: Callable[[str], None] | None = None
+    ) -> dict[str, Any]:
         """Block until request `rid` ends; passes streamed text to `on_token`. Returns the final event."""
         waiter = self.waiters[rid]
         try:
@@ -153,7 +157,9 @@ class ChatClient:
                 try:
                     event = waiter.get(timeout=timeout_s)
                 except queue.Empty as exc:
-                    raise FtbenchError(f"The chat server did not answer request {rid} within {timeout_s} s.", f"See {self.log_path}.") from exc
+                    raise FtbenchError(
+                        f"The chat server did not answer request {rid} within {timeout_s} s.", f"See {self.log_path}."
+                    ) from exc
                 if event["type"] == "token" and on_token is not None:
                     on_token(event["text"])
                 if event["type"] in FINAL_TYPES:

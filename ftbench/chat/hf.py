@@ -35,7 +35,9 @@ def adapter_config(path: Path) -> dict[str, Any]:
     """The adapter's adapter_config.json, or a clear error when the folder is not a PEFT adapter."""
     cfg = path / "adapter_config.json"
     if not path.is_dir():
-        raise FtbenchError(f"Adapter {path} does not exist or is not a folder.", "Pass a PEFT adapter folder or a run id.")
+        raise FtbenchError(
+            f"Adapter {path} does not exist or is not a folder.", "Pass a PEFT adapter folder or a run id."
+        )
     if not cfg.is_file():
         raise FtbenchError(
             f"{path} is not a PEFT adapter: it has no adapter_config.json.",
@@ -46,7 +48,9 @@ def adapter_config(path: Path) -> dict[str, Any]:
     except ValueError as exc:
         raise FtbenchError(f"{cfg} is not valid JSON.", "Re-save the adapter.") from exc
     if not isinstance(data, dict) or "peft_type" not in data:
-        raise FtbenchError(f"{cfg} has no peft_type, so it is not a PEFT adapter config.", "Re-save the adapter with peft.")
+        raise FtbenchError(
+            f"{cfg} has no peft_type, so it is not a PEFT adapter config.", "Re-save the adapter with peft."
+        )
     return data
 
 
@@ -81,7 +85,9 @@ def adapter_shape_mismatch(model: Any, adapter_path: Path) -> str | None:
     try:
         handle = safe_open(str(weights), "pt")
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
-        raise FtbenchError(f"Cannot read the adapter weights {weights}: {exc}.", "Re-save the adapter; the file looks damaged.") from exc
+        raise FtbenchError(
+            f"Cannot read the adapter weights {weights}: {exc}.", "Re-save the adapter; the file looks damaged."
+        ) from exc
     with handle as st:
         for key in st.keys():
             m = re.match(r"(?:base_model\.model\.)?(.*)\.lora_(A|B)\.weight$", key)
@@ -219,7 +225,7 @@ class _TextStreamer(BaseStreamer):
             self.stats.token("")  # still a token: it counts for time to first token and speed
             return
         text, self.hit_stop = cut_at_stop(text, self.stops) if self.stops else (text, False)
-        piece = text[len(self.emitted):] if text.startswith(self.emitted) else ""
+        piece = text[len(self.emitted) :] if text.startswith(self.emitted) else ""
         self.emitted = text if text.startswith(self.emitted) else self.emitted
         self.stats.token(piece)
         if piece:
@@ -256,7 +262,9 @@ class HFBackend:
         t0 = time.perf_counter()
         opts = spec.options
         if spec.name in self.variants:
-            raise FtbenchError(f"A column named '{spec.name}' is already loaded.", "Pick another name or remove that column first.")
+            raise FtbenchError(
+                f"A column named '{spec.name}' is already loaded.", "Pick another name or remove that column first."
+            )
         base_path = Path(spec.base if spec.kind == "adapter" else spec.path).expanduser().resolve()
         adapter_cfg = adapter_config(Path(spec.path).expanduser().resolve()) if spec.kind == "adapter" else None
         reused = str(base_path) in self.bases
@@ -266,7 +274,12 @@ class HFBackend:
             warnings.append(
                 f"{base_path.name} has no chat template; using the '{FALLBACK_TEMPLATE}' fallback (System:/User:/Assistant: lines)."
             )
-        info: dict[str, Any] = {"base": str(base_path), "base_reused": reused, "device": base.device, "template": base.template}
+        info: dict[str, Any] = {
+            "base": str(base_path),
+            "base_reused": reused,
+            "device": base.device,
+            "template": base.template,
+        }
         if adapter_cfg is not None:
             try:
                 info.update(self._add_adapter(base, spec, adapter_cfg))
@@ -295,8 +308,13 @@ class HFBackend:
     def _load_model(self, path: Path, opts: dict[str, Any]) -> LoadedBase:
         if not (path / "config.json").is_file():
             if (path / "adapter_config.json").is_file():
-                raise FtbenchError(f"{path} is a PEFT adapter, not a model.", "Pass it with --adapter on top of its base model.")
-            raise FtbenchError(f"{path} is not a Hugging Face model folder (no config.json).", "Pass a model folder, a .gguf file or a run id.")
+                raise FtbenchError(
+                    f"{path} is a PEFT adapter, not a model.", "Pass it with --adapter on top of its base model."
+                )
+            raise FtbenchError(
+                f"{path} is not a Hugging Face model folder (no config.json).",
+                "Pass a model folder, a .gguf file or a run id.",
+            )
         device = pick_device(opts.get("device") or self.device)
         quantize = opts.get("quantize", self.quantize)
         # Only the server's own flag (the live --trust-remote-code) decides; a column's options can come from a file.
@@ -316,7 +334,11 @@ class HFBackend:
             )
             kwargs["device_map"] = {"": device}
         else:
-            kwargs["dtype"] = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if device.startswith("cuda") else torch.float32
+            kwargs["dtype"] = (
+                (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+                if device.startswith("cuda")
+                else torch.float32
+            )
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=kwargs["trust_remote_code"])
             model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
@@ -330,10 +352,20 @@ class HFBackend:
                     f"Out of memory while loading {path.name} on {device}; the other columns keep working.",
                     "Close other columns, load it 4-bit (--load-in 4bit on a GPU), or pick a smaller model.",
                 ) from exc
-            raise FtbenchError(f"Cannot load the model {path}: {type(exc).__name__}: {exc}.", "Check that the folder is a complete causal-LM checkpoint.") from exc
+            raise FtbenchError(
+                f"Cannot load the model {path}: {type(exc).__name__}: {exc}.",
+                "Check that the folder is a complete causal-LM checkpoint.",
+            ) from exc
         model.eval()
         template = "model" if getattr(tokenizer, "chat_template", None) else FALLBACK_TEMPLATE
-        return LoadedBase(path=path, model=model, tokenizer=tokenizer, stop_ids=end_of_turn_ids(tokenizer, model), template=template, device=device)
+        return LoadedBase(
+            path=path,
+            model=model,
+            tokenizer=tokenizer,
+            stop_ids=end_of_turn_ids(tokenizer, model),
+            template=template,
+            device=device,
+        )
 
     def _add_adapter(self, base: LoadedBase, spec: VariantSpec, cfg: dict[str, Any]) -> dict[str, Any]:
         path = Path(spec.path).expanduser().resolve()
@@ -370,14 +402,17 @@ class HFBackend:
             base.adapters_changed()
             if is_oom(exc):
                 raise FtbenchError(
-                    f"Out of memory while loading adapter {path.name}; the other columns keep working.", "Close other columns first."
+                    f"Out of memory while loading adapter {path.name}; the other columns keep working.",
+                    "Close other columns first.",
                 ) from exc
             if "size mismatch" in str(exc) or "shape" in str(exc).lower():
                 raise FtbenchError(
                     f"Adapter {path} does not fit base '{base.path}' (it was trained on '{recorded}'): tensor shapes differ.",
                     f"Open chat with '{recorded}' as the model.",
                 ) from exc
-            raise FtbenchError(f"Cannot load adapter {path}: {type(exc).__name__}: {exc}.", "Check the adapter folder.") from exc
+            raise FtbenchError(
+                f"Cannot load adapter {path}: {type(exc).__name__}: {exc}.", "Check the adapter folder."
+            ) from exc
         base.model.eval()
         base.adapters.add(name)
         base.adapters_changed()
@@ -448,8 +483,14 @@ class HFBackend:
         return nullcontext()
 
     def generate(
-        self, name: str, messages: list[dict[str, str]], settings: GenSettings, on_token: TokenCallback, should_stop: StopCheck,
-        stops: tuple[str, ...] = (), prompt: str | None = None,
+        self,
+        name: str,
+        messages: list[dict[str, str]],
+        settings: GenSettings,
+        on_token: TokenCallback,
+        should_stop: StopCheck,
+        stops: tuple[str, ...] = (),
+        prompt: str | None = None,
     ) -> dict[str, Any]:
         """`stops` are extra stop strings; `prompt` is raw text to continue instead of the templated `messages`."""
         if name not in self.variants:
@@ -467,7 +508,9 @@ class HFBackend:
             "max_new_tokens": settings.max_new_tokens,
             "repetition_penalty": settings.repetition_penalty,
             "eos_token_id": base.stop_ids or None,
-            "pad_token_id": base.tokenizer.pad_token_id if base.tokenizer.pad_token_id is not None else (base.stop_ids or [0])[0],
+            "pad_token_id": base.tokenizer.pad_token_id
+            if base.tokenizer.pad_token_id is not None
+            else (base.stop_ids or [0])[0],
             "do_sample": not settings.greedy,
         }
         if settings.greedy:
@@ -477,9 +520,12 @@ class HFBackend:
         torch.manual_seed(settings.seed)
         with self.switch(name), torch.inference_mode():
             out = base.model.generate(
-                **enc, streamer=streamer, stopping_criteria=StoppingCriteriaList([_Stop(should_stop, streamer)]), **kwargs
+                **enc,
+                streamer=streamer,
+                stopping_criteria=StoppingCriteriaList([_Stop(should_stop, streamer)]),
+                **kwargs,
             )
-        new_ids = out[0, enc["input_ids"].shape[1]:].tolist()
+        new_ids = out[0, enc["input_ids"].shape[1] :].tolist()
         if should_stop():
             reason = "cancelled"
         elif streamer.hit_stop or (new_ids and new_ids[-1] in base.stop_ids):
@@ -488,4 +534,3 @@ class HFBackend:
             reason = "length"
         stats.tokens = len(new_ids)
         return {**stats.result(reason), "prompt_tokens": int(enc["input_ids"].shape[1])}
-

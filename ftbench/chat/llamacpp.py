@@ -98,14 +98,18 @@ class LlamaCppBackend:
 
             set_verbose(False)
             what = f"{path} with LoRA {lora}" if lora else str(path)
-            raise FtbenchError(f"llama.cpp cannot load {what}: {load_reason(log)}.", f"llama-cpp-python said: {exc}") from exc
+            raise FtbenchError(
+                f"llama.cpp cannot load {what}: {load_reason(log)}.", f"llama-cpp-python said: {exc}"
+            ) from exc
         from llama_cpp._logger import set_verbose
 
         llm.verbose = False
         set_verbose(False)  # from now on llama.cpp logs only errors
         warnings = []
         if not llm.metadata.get("tokenizer.chat_template"):
-            warnings.append(f"{path.name} has no chat template in its metadata; using llama.cpp's '{llm.chat_format or LLAMA_CPP_FALLBACK}' fallback.")
+            warnings.append(
+                f"{path.name} has no chat template in its metadata; using llama.cpp's '{llm.chat_format or LLAMA_CPP_FALLBACK}' fallback."
+            )
         self.models[spec.name] = llm
         return {
             "load_s": round(time.perf_counter() - t0, 4),
@@ -122,8 +126,14 @@ class LlamaCppBackend:
             close()
 
     def generate(
-        self, name: str, messages: list[dict[str, str]], settings: GenSettings, on_token: TokenCallback, should_stop: StopCheck,
-        stops: tuple[str, ...] = (), prompt: str | None = None,
+        self,
+        name: str,
+        messages: list[dict[str, str]],
+        settings: GenSettings,
+        on_token: TokenCallback,
+        should_stop: StopCheck,
+        stops: tuple[str, ...] = (),
+        prompt: str | None = None,
     ) -> dict[str, Any]:
         """`stops` are extra stop strings; `prompt` is raw text to continue instead of the templated `messages`."""
         if name not in self.models:
@@ -162,7 +172,10 @@ class LlamaCppBackend:
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
-        return {**stats.result(reason), "prompt_tokens": prompt_token_count(llm, messages if prompt is None else None, prompt)}
+        return {
+            **stats.result(reason),
+            "prompt_tokens": prompt_token_count(llm, messages if prompt is None else None, prompt),
+        }
 
 
 def prompt_token_count(llm: Any, messages: list[dict[str, str]] | None, prompt: str | None) -> int:
@@ -174,7 +187,9 @@ def prompt_token_count(llm: Any, messages: list[dict[str, str]] | None, prompt: 
 
         vocab = llm._model
         formatted = Jinja2ChatFormatter(
-            template=template, eos_token=vocab.token_get_text(llm.token_eos()), bos_token=vocab.token_get_text(llm.token_bos()),
+            template=template,
+            eos_token=vocab.token_get_text(llm.token_eos()),
+            bos_token=vocab.token_get_text(llm.token_bos()),
         )(messages=messages)
         return len(llm.tokenize(formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True))
     if prompt is None:  # no template: llama-cpp-python's fallback format; the contents are most of it

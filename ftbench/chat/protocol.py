@@ -87,7 +87,8 @@ class GenSettings:
                 values[key] = kind(value) if value is not None else known[key].default
             except (TypeError, ValueError) as exc:
                 raise FtbenchError(
-                    f"Generation setting {key}={value!r} is not a valid {kind.__name__}.", f"Give {key} a {kind.__name__} value."
+                    f"Generation setting {key}={value!r} is not a valid {kind.__name__}.",
+                    f"Give {key} a {kind.__name__} value.",
                 ) from exc
         return cls(**values)
 
@@ -130,11 +131,15 @@ class VariantSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VariantSpec:
         if not isinstance(data, dict):
-            raise ProtocolError(f"A variant must be a JSON object, got {type(data).__name__}.", "Send name, kind and path.")
+            raise ProtocolError(
+                f"A variant must be a JSON object, got {type(data).__name__}.", "Send name, kind and path."
+            )
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ProtocolError(f"Variant has unknown key '{unknown[0]}'.", "Allowed keys: " + ", ".join(sorted(known)) + ".")
+            raise ProtocolError(
+                f"Variant has unknown key '{unknown[0]}'.", "Allowed keys: " + ", ".join(sorted(known)) + "."
+            )
         try:
             return cls(**data)
         except TypeError as exc:
@@ -157,18 +162,27 @@ def decode(line: bytes | str) -> dict[str, Any]:
     """Parse one line into a dict, or raise ProtocolError naming what is wrong."""
     if isinstance(line, bytes):
         if len(line) > MAX_LINE_BYTES:
-            raise ProtocolError(f"A protocol line of {len(line)} bytes exceeds the {MAX_LINE_BYTES}-byte limit.", "Send shorter messages.")
+            raise ProtocolError(
+                f"A protocol line of {len(line)} bytes exceeds the {MAX_LINE_BYTES}-byte limit.",
+                "Send shorter messages.",
+            )
         try:
             line = line.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ProtocolError(f"A protocol line is not UTF-8 (byte {exc.start}).", "Encode requests as UTF-8 JSON.") from exc
+            raise ProtocolError(
+                f"A protocol line is not UTF-8 (byte {exc.start}).", "Encode requests as UTF-8 JSON."
+            ) from exc
     text = line.strip()
     try:
         obj = json.loads(text)
     except ValueError as exc:
-        raise ProtocolError(f"A protocol line is not JSON: {exc.msg} at column {exc.colno}.", "Send one JSON object per line.") from exc
+        raise ProtocolError(
+            f"A protocol line is not JSON: {exc.msg} at column {exc.colno}.", "Send one JSON object per line."
+        ) from exc
     if not isinstance(obj, dict):
-        raise ProtocolError(f"A protocol line is a JSON {type(obj).__name__}, not an object.", "Send one JSON object per line.")
+        raise ProtocolError(
+            f"A protocol line is a JSON {type(obj).__name__}, not an object.", "Send one JSON object per line."
+        )
     return obj
 
 
@@ -193,9 +207,14 @@ def check_messages(messages: Any) -> list[dict[str, str]]:
     if not isinstance(messages, list) or not messages:
         raise ProtocolError("'messages' must be a non-empty list of {role, content}.", "Send the chat history.")
     for i, msg in enumerate(messages):
-        if not isinstance(msg, dict) or msg.get("role") not in ("system", "user", "assistant") or not isinstance(msg.get("content"), str):
+        if (
+            not isinstance(msg, dict)
+            or msg.get("role") not in ("system", "user", "assistant")
+            or not isinstance(msg.get("content"), str)
+        ):
             raise ProtocolError(
-                f"messages[{i}] must be {{role: system|user|assistant, content: string}}, got {msg!r}.", "Fix that message."
+                f"messages[{i}] must be {{role: system|user|assistant, content: string}}, got {msg!r}.",
+                "Fix that message.",
             )
     return messages
 

@@ -34,8 +34,14 @@ class ScriptedBackend:
         del self.specs[name]
 
     def generate(
-        self, name: str, messages: list[dict[str, str]], settings: GenSettings, on_token: TokenCallback, should_stop: StopCheck,
-        stops: tuple[str, ...] = (), prompt: str | None = None,
+        self,
+        name: str,
+        messages: list[dict[str, str]],
+        settings: GenSettings,
+        on_token: TokenCallback,
+        should_stop: StopCheck,
+        stops: tuple[str, ...] = (),
+        prompt: str | None = None,
     ) -> dict[str, Any]:
         spec = self.specs[name]
         prompt = prompt if prompt is not None else messages[-1]["content"]

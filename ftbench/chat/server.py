@@ -136,7 +136,9 @@ class ChatServer:
 
     def load(self, rid: int, spec: VariantSpec) -> None:
         if spec.name in self.specs:
-            raise FtbenchError(f"A column named '{spec.name}' is already loaded.", "Remove it first or pick another name.")
+            raise FtbenchError(
+                f"A column named '{spec.name}' is already loaded.", "Remove it first or pick another name."
+            )
         backend = self.backend_for(spec.kind)
         info = backend.load(spec)
         self.variant_backend[spec.name] = spec.kind
@@ -156,8 +158,20 @@ class ChatServer:
             raise FtbenchError(f"No loaded column named '{name}'.", "Load the variant before generating with it.")
         settings = GenSettings.from_dict(req.get("settings"))
         if self.is_cancelled(rid):
-            self.send({"type": "done", "id": rid, "variant": name, "text": "", "tokens": 0, "ttft_s": None, "tok_s": None,
-                       "total_s": 0.0, "stop_reason": "cancelled", "cancelled": True})
+            self.send(
+                {
+                    "type": "done",
+                    "id": rid,
+                    "variant": name,
+                    "text": "",
+                    "tokens": 0,
+                    "ttft_s": None,
+                    "tok_s": None,
+                    "total_s": 0.0,
+                    "stop_reason": "cancelled",
+                    "cancelled": True,
+                }
+            )
             return
         backend = self.backend_for(self.variant_backend[name])
         result = backend.generate(
@@ -167,11 +181,15 @@ class ChatServer:
             lambda piece: self.send({"type": "token", "id": rid, "variant": name, "text": piece}),
             lambda: self.is_cancelled(rid),
         )
-        self.send({"type": "done", "id": rid, "variant": name, "cancelled": result["stop_reason"] == "cancelled", **result})
+        self.send(
+            {"type": "done", "id": rid, "variant": name, "cancelled": result["stop_reason"] == "cancelled", **result}
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ftbench.chat.server", description="ftbench chat server (JSON lines on stdio).")
+    parser = argparse.ArgumentParser(
+        prog="python -m ftbench.chat.server", description="ftbench chat server (JSON lines on stdio)."
+    )
     parser.add_argument("--device", default=None, help="cuda, cpu or auto (default)")
     parser.add_argument("--quantize", choices=("4bit", "8bit"), default=None, help="load HF bases 4/8-bit (GPU only)")
     parser.add_argument("--trust-remote-code", action="store_true")
@@ -181,7 +199,15 @@ def main(argv: list[str] | None = None) -> int:
     proto = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    server = ChatServer(proto, {"device": args.device, "quantize": args.quantize, "trust_remote_code": args.trust_remote_code, "n_ctx": args.n_ctx})
+    server = ChatServer(
+        proto,
+        {
+            "device": args.device,
+            "quantize": args.quantize,
+            "trust_remote_code": args.trust_remote_code,
+            "n_ctx": args.n_ctx,
+        },
+    )
     reader = threading.Thread(target=server.read_loop, args=(sys.stdin.buffer,), daemon=True, name="chat-reader")
     reader.start()
     server.send({"type": "ready", "pid": os.getpid(), "protocol": PROTOCOL_VERSION, "time": time.time()})

@@ -52,7 +52,9 @@ class Transcript:
 
     @classmethod
     def new(cls, variants: list[VariantSpec], settings: GenSettings | None = None, title: str = "") -> Transcript:
-        return cls(id=new_job_id("chat", title), variants=list(variants), settings=settings or GenSettings(), title=title)
+        return cls(
+            id=new_job_id("chat", title), variants=list(variants), settings=settings or GenSettings(), title=title
+        )
 
     def messages(self, variant: str) -> list[dict[str, str]]:
         """The history of one column as plain {role, content} for the model."""
@@ -109,7 +111,9 @@ def load_transcript(ws: Workspace, ref: str) -> Transcript:
     matches = [chat_id for chat_id in ids if chat_id.startswith(ref)]
     if len(matches) != 1:
         found = "no chat" if not matches else f"{len(matches)} chats"
-        raise FtbenchError(f"'{ref}' matches {found} in {ws.chats_dir}.", "List saved chats with `ftbench chat --list`.")
+        raise FtbenchError(
+            f"'{ref}' matches {found} in {ws.chats_dir}.", "List saved chats with `ftbench chat --list`."
+        )
     return parse_transcript(ws.chats_dir / f"{matches[0]}.jsonl")
 
 
@@ -151,5 +155,7 @@ def list_transcripts(ws: Workspace) -> list[dict[str, Any]]:
         except (FtbenchError, OSError, KeyError):
             continue
         turns = max((sum(1 for m in msgs if m["role"] == "user") for msgs in t.history.values()), default=0)
-        out.append({"id": t.id, "title": t.title, "columns": [v.name for v in t.variants], "turns": turns, "path": str(path)})
+        out.append(
+            {"id": t.id, "title": t.title, "columns": [v.name for v in t.variants], "turns": turns, "path": str(path)}
+        )
     return out

@@ -60,7 +60,9 @@ def resolve_adapter(
             )
         return VariantSpec(name=name or found.path.stem, kind="gguf", path=base.path, lora=str(found.path))
     if base.kind != "hf":
-        raise FtbenchError(f"Adapters go on an HF or GGUF base, not on a {base.kind} column.", "Pick an HF model as MODEL.")
+        raise FtbenchError(
+            f"Adapters go on an HF or GGUF base, not on a {base.kind} column.", "Pick an HF model as MODEL."
+        )
     found = resolve(ws, ref, want=("adapter",))
     _tell(found, on_note)
     return VariantSpec(name=name or _label(found), kind="adapter", path=str(found.path), base=base.path)
@@ -77,7 +79,11 @@ def _tell(found: Artifact, on_note: Notes) -> None:
 
 
 def build_variants(
-    ws: Workspace, model: str, adapters: list[str], include_base: bool = True, extra_models: list[str] | None = None,
+    ws: Workspace,
+    model: str,
+    adapters: list[str],
+    include_base: bool = True,
+    extra_models: list[str] | None = None,
     on_note: Notes = None,
 ) -> list[VariantSpec]:
     """The columns for `ftbench chat MODEL --adapter ... --also ...`: the base (unless excluded), each adapter on
@@ -92,5 +98,7 @@ def build_variants(
         taken.add(spec.name)
         out.append(spec)
     if not out:
-        raise FtbenchError("--no-base with no --adapter or --also leaves no column to chat with.", "Pass at least one --adapter.")
+        raise FtbenchError(
+            "--no-base with no --adapter or --also leaves no column to chat with.", "Pass at least one --adapter."
+        )
     return out

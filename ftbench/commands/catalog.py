@@ -25,7 +25,9 @@ def register(sub: Any) -> None:
     p.add_argument("--no-hf-cache", action="store_true", help="skip the Hugging Face cache")
     p.set_defaults(func=cmd_models)
 
-    p = subparser(sub, "estimate", "estimate the VRAM to fine-tune a model (weights, gradients, optimizer, activations, overhead)")
+    p = subparser(
+        sub, "estimate", "estimate the VRAM to fine-tune a model (weights, gradients, optimizer, activations, overhead)"
+    )
     p.add_argument("model", help="model folder, .gguf file, or a name from `ftbench models`")
     p.add_argument("--method", choices=[*ESTIMATED_METHODS, "all"], default="all")
     p.add_argument("--seq-len", type=int, default=1024)
@@ -34,12 +36,6 @@ def register(sub: Any) -> None:
     p.add_argument("--gradient-checkpointing", action="store_true")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.set_defaults(func=cmd_estimate)
-
-
-
-
-
-
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -65,9 +61,22 @@ def cmd_datasets(args: argparse.Namespace, ws: Workspace) -> int:
         print_json([d.to_dict() for d in found])
         return 0
     if not found:
-        print(f"No datasets under {', '.join(map(str, ws.dataset_roots()))}. Add folders to dataset_dirs in {ws.config_path}.")
+        print(
+            f"No datasets under {', '.join(map(str, ws.dataset_roots()))}. Add folders to dataset_dirs in {ws.config_path}."
+        )
         return 0
-    rows = [[d.name, d.kind, d.format, rows_text(d.rows, d.rows_exact), human_size(d.size_bytes), file_age(d.mtime, time.time()), d.error or ""] for d in found]
+    rows = [
+        [
+            d.name,
+            d.kind,
+            d.format,
+            rows_text(d.rows, d.rows_exact),
+            human_size(d.size_bytes),
+            file_age(d.mtime, time.time()),
+            d.error or "",
+        ]
+        for d in found
+    ]
     print(_table(["NAME", "FILE", "FORMAT", "ROWS", "SIZE", "AGE", "PROBLEM"], rows))
     return 0
 
@@ -82,7 +91,9 @@ def cmd_models(args: argparse.Namespace, ws: Workspace) -> int:
         print_json([m.to_dict() for m in found])
         return 0
     if not found:
-        print(f"No models under {', '.join(map(str, ws.model_roots()))}. Add folders to model_dirs in {ws.config_path}.")
+        print(
+            f"No models under {', '.join(map(str, ws.model_roots()))}. Add folders to model_dirs in {ws.config_path}."
+        )
         return 0
     rows = [
         [
@@ -131,7 +142,9 @@ def cmd_estimate(args: argparse.Namespace, ws: Workspace) -> int:
     info = resolve_model(ws, args.model)
     methods = METHODS if args.method == "all" else (args.method,)
     estimates = [
-        estimate_for_model(info, m, args.seq_len, args.batch, lora_r=args.lora_r, gradient_checkpointing=args.gradient_checkpointing)
+        estimate_for_model(
+            info, m, args.seq_len, args.batch, lora_r=args.lora_r, gradient_checkpointing=args.gradient_checkpointing
+        )
         for m in methods
     ]
     fits, reason = gpu_fits(estimates)
@@ -148,7 +161,10 @@ def cmd_estimate(args: argparse.Namespace, ws: Workspace) -> int:
         return 0
     print(f"{info.name}: {human_count(info.params)} parameters, seq_len {args.seq_len}, batch {args.batch}")
     parts = ["weights", "gradients", "optimizer", "activations", "overhead"]
-    rows = [[e.method, human_count(e.trainable_params), *(human_size(e.parts()[p]) for p in parts), human_size(e.total)] for e in estimates]
+    rows = [
+        [e.method, human_count(e.trainable_params), *(human_size(e.parts()[p]) for p in parts), human_size(e.total)]
+        for e in estimates
+    ]
     print(_table(["METHOD", "TRAINABLE", *(p.upper() for p in parts), "TOTAL"], rows))
     if fits:
         for f in fits:

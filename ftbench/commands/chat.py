@@ -26,14 +26,33 @@ SETTING_FLAGS = ("system", "temperature", "top_p", "top_k", "max_new_tokens", "r
 
 
 def register(sub: Any) -> None:
-    p = subparser(sub, "chat", "chat with a base model and its adapters side by side (one-shot, prompt set, or the chat screen)")
+    p = subparser(
+        sub, "chat", "chat with a base model and its adapters side by side (one-shot, prompt set, or the chat screen)"
+    )
     p.add_argument("model", nargs="?", help="HF model folder, .gguf file, name under models/, or run id")
-    p.add_argument("--adapter", "-a", action="append", default=[], metavar="RUN_OR_PATH", help="PEFT adapter folder or run id (repeatable); a LoRA .gguf on a GGUF model")
-    p.add_argument("--also", action="append", default=[], metavar="MODEL", help="another model column: a merged model folder, a .gguf, a run id (repeatable)")
+    p.add_argument(
+        "--adapter",
+        "-a",
+        action="append",
+        default=[],
+        metavar="RUN_OR_PATH",
+        help="PEFT adapter folder or run id (repeatable); a LoRA .gguf on a GGUF model",
+    )
+    p.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="another model column: a merged model folder, a .gguf, a run id (repeatable)",
+    )
     p.add_argument("--no-base", action="store_true", help="leave out the base model column")
     p.add_argument("--prompt", "-p", help="one prompt; every column answers it")
-    p.add_argument("--prompts", metavar="FILE", help="JSONL prompt set ({\"prompt\": ...} per line); greedy unless --temperature")
-    p.add_argument("--out", metavar="PATH", help="with --prompts: write PATH.md and PATH.jsonl (default: chats/compare/<id>.*)")
+    p.add_argument(
+        "--prompts", metavar="FILE", help='JSONL prompt set ({"prompt": ...} per line); greedy unless --temperature'
+    )
+    p.add_argument(
+        "--out", metavar="PATH", help="with --prompts: write PATH.md and PATH.jsonl (default: chats/compare/<id>.*)"
+    )
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--resume", metavar="CHAT", help="continue a saved chat (id or path)")
     p.add_argument("--save", action="store_true", help="save a one-shot exchange as a transcript")
@@ -48,7 +67,11 @@ def register(sub: Any) -> None:
     p.add_argument("--device", default=None, help="cuda, cpu or auto")
     p.add_argument("--load-in", choices=("4bit", "8bit"), default=None, help="load the HF base 4/8-bit (GPU)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the model folder")
-    p.add_argument("--allow-base-mismatch", action="store_true", help="load adapters even when their recorded base has another name")
+    p.add_argument(
+        "--allow-base-mismatch",
+        action="store_true",
+        help="load adapters even when their recorded base has another name",
+    )
     p.set_defaults(func=handle)
 
 
@@ -89,11 +112,22 @@ def handle(args: argparse.Namespace, ws: Workspace) -> int:
         transcript = load_transcript(ws, args.resume)
         transcript.settings = settings_from_args(args, transcript.settings)
     elif args.model:
-        variants = build_variants(ws, args.model, args.adapter, include_base=not args.no_base, extra_models=args.also,
-                                  on_note=lambda note: print(f"note: {note}", file=sys.stderr))
-        transcript = Transcript.new(variants, settings_from_args(args, greedy=bool(args.prompts)), title=Path(args.model).name)
+        variants = build_variants(
+            ws,
+            args.model,
+            args.adapter,
+            include_base=not args.no_base,
+            extra_models=args.also,
+            on_note=lambda note: print(f"note: {note}", file=sys.stderr),
+        )
+        transcript = Transcript.new(
+            variants, settings_from_args(args, greedy=bool(args.prompts)), title=Path(args.model).name
+        )
     else:
-        raise FtbenchError("`ftbench chat` needs a MODEL (or --resume CHAT, or --list).", "Example: ftbench chat smollm2-135m-instruct --prompt 'Hello'.")
+        raise FtbenchError(
+            "`ftbench chat` needs a MODEL (or --resume CHAT, or --list).",
+            "Example: ftbench chat smollm2-135m-instruct --prompt 'Hello'.",
+        )
     if args.allow_base_mismatch:
         for v in transcript.variants:
             v.options["allow_base_mismatch"] = True
@@ -119,7 +153,9 @@ def handle(args: argparse.Namespace, ws: Workspace) -> int:
 def read_prompts(path: Path) -> list[dict[str, Any]]:
     """A JSONL prompt set: each line a string or an object with prompt/text/instruction(+input) and optional system."""
     if not path.is_file():
-        raise FtbenchError(f"Prompt file {path} does not exist.", "Pass a JSONL file with one {\"prompt\": ...} per line.")
+        raise FtbenchError(
+            f"Prompt file {path} does not exist.", 'Pass a JSONL file with one {"prompt": ...} per line.'
+        )
     out = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -127,16 +163,26 @@ def read_prompts(path: Path) -> list[dict[str, Any]]:
         try:
             obj = json.loads(line)
         except ValueError as exc:
-            raise FtbenchError(f"{path} line {n} is not JSON ({exc.msg}).", "Write one JSON object or string per line.") from exc
+            raise FtbenchError(
+                f"{path} line {n} is not JSON ({exc.msg}).", "Write one JSON object or string per line."
+            ) from exc
         if isinstance(obj, str):
             obj = {"prompt": obj}
         text = obj.get("prompt") or obj.get("text") or obj.get("instruction") if isinstance(obj, dict) else None
         if not isinstance(text, str) or not text:
-            raise FtbenchError(f"{path} line {n} has no 'prompt' (or 'text'/'instruction') string.", "Add a \"prompt\" key.")
+            raise FtbenchError(
+                f"{path} line {n} has no 'prompt' (or 'text'/'instruction') string.", 'Add a "prompt" key.'
+            )
         if obj.get("input"):
             text = f"{text}\n\n{obj['input']}"
         refs = obj.get("references", obj.get("reference", obj.get("output")))
-        out.append({"prompt": text, "system": obj.get("system"), "references": [refs] if isinstance(refs, str) else list(refs or [])})
+        out.append(
+            {
+                "prompt": text,
+                "system": obj.get("system"),
+                "references": [refs] if isinstance(refs, str) else list(refs or []),
+            }
+        )
     if not out:
         raise FtbenchError(f"Prompt file {path} has no prompts.", "Add one JSON line per prompt.")
     return out
@@ -149,7 +195,10 @@ def load_all(client: Any, transcript: Any, quiet: bool = False) -> list[str]:
         try:
             info = client.load(spec)
         except FtbenchError as exc:
-            print(f"error: column '{spec.name}': {exc.message}" + (f"\nhint: {exc.hint}" if exc.hint else ""), file=sys.stderr)
+            print(
+                f"error: column '{spec.name}': {exc.message}" + (f"\nhint: {exc.hint}" if exc.hint else ""),
+                file=sys.stderr,
+            )
             continue
         for w in info.get("warnings", []):
             print(f"warning: {spec.name}: {w}", file=sys.stderr)
@@ -176,8 +225,20 @@ def run_one_shot(ws: Workspace, client: Any, transcript: Any, loaded: list[str],
             print(f"── {name} ──")
         on_token = None if args.json else (lambda t: (sys.stdout.write(t), sys.stdout.flush()))
         done = client.generate(name, transcript.messages(name), settings, on_token=on_token)
-        transcript.add(name, "assistant", done["text"], ttft_s=done.get("ttft_s"), tok_s=done.get("tok_s"), tokens=done.get("tokens"))
-        results.append({"variant": name, **{k: done.get(k) for k in ("text", "tokens", "ttft_s", "tok_s", "total_s", "stop_reason")}})
+        transcript.add(
+            name,
+            "assistant",
+            done["text"],
+            ttft_s=done.get("ttft_s"),
+            tok_s=done.get("tok_s"),
+            tokens=done.get("tokens"),
+        )
+        results.append(
+            {
+                "variant": name,
+                **{k: done.get(k) for k in ("text", "tokens", "ttft_s", "tok_s", "total_s", "stop_reason")},
+            }
+        )
         if not args.json:
             print(f"\n[{stats_line(done)}]\n")
     saved = transcript.save(ws) if (args.save or args.resume) else None
@@ -188,13 +249,25 @@ def run_one_shot(ws: Workspace, client: Any, transcript: Any, loaded: list[str],
     return 0
 
 
-def run_prompt_set(ws: Workspace, client: Any, transcript: Any, loaded: list[str], prompts: list[dict[str, Any]], args: argparse.Namespace) -> int:
+def run_prompt_set(
+    ws: Workspace,
+    client: Any,
+    transcript: Any,
+    loaded: list[str],
+    prompts: list[dict[str, Any]],
+    args: argparse.Namespace,
+) -> int:
     from ftbench.evaluate.metrics import ScoreOptions, score_example
 
     rows = []
     t0 = time.perf_counter()
     for i, item in enumerate(prompts, start=1):
-        row: dict[str, Any] = {"index": i, "prompt": item["prompt"], "references": item.get("references", []), "answers": {}}
+        row: dict[str, Any] = {
+            "index": i,
+            "prompt": item["prompt"],
+            "references": item.get("references", []),
+            "answers": {},
+        }
         for name in loaded:
             settings = transcript.settings_for(name)
             if item.get("system"):
@@ -202,7 +275,9 @@ def run_prompt_set(ws: Workspace, client: Any, transcript: Any, loaded: list[str
             done = client.generate(name, [{"role": "user", "content": item["prompt"]}], settings)
             row["answers"][name] = {k: done.get(k) for k in ("text", "tokens", "ttft_s", "tok_s", "stop_reason")}
             if item.get("references"):  # scored as `ftbench eval` scores them
-                row["answers"][name]["scores"] = score_example(done.get("text") or "", item["references"], ScoreOptions())
+                row["answers"][name]["scores"] = score_example(
+                    done.get("text") or "", item["references"], ScoreOptions()
+                )
         rows.append(row)
         if not args.json:
             print(f"prompt {i}/{len(prompts)} done", file=sys.stderr)
@@ -213,14 +288,23 @@ def run_prompt_set(ws: Workspace, client: Any, transcript: Any, loaded: list[str
     from ftbench.core.atomic import atomic_write_text
 
     atomic_write_text(md_path, compare_markdown(rows, loaded, transcript.settings))
-    atomic_write_text(jsonl_path, "".join(json.dumps({"variants": loaded, **r}, ensure_ascii=False) + "\n" for r in rows))
+    atomic_write_text(
+        jsonl_path, "".join(json.dumps({"variants": loaded, **r}, ensure_ascii=False) + "\n" for r in rows)
+    )
     scores = prompt_set_scores(rows, loaded)
     if args.json:
-        print_json({"markdown": str(md_path), "jsonl": str(jsonl_path), "variants": loaded, "rows": rows, "scores": scores})
+        print_json(
+            {"markdown": str(md_path), "jsonl": str(jsonl_path), "variants": loaded, "rows": rows, "scores": scores}
+        )
     else:
         print_compare_table(rows, loaded)
         for name, m in scores.items():
-            print(f"{name}: " + ", ".join(f"{k} {v:.1f}" for k, v in m.items() if k in ("exact_match", "token_f1", "rougeL", "bleu", "chrf")))
+            print(
+                f"{name}: "
+                + ", ".join(
+                    f"{k} {v:.1f}" for k, v in m.items() if k in ("exact_match", "token_f1", "rougeL", "bleu", "chrf")
+                )
+            )
         print(f"wrote {md_path} and {jsonl_path} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     return 0
 
@@ -233,8 +317,17 @@ def prompt_set_scores(rows: list[dict[str, Any]], variants: list[str]) -> dict[s
     if not scored:
         return {}
     return {
-        name: aggregate([{"prediction": r["answers"][name]["text"] or "", "references": r["references"],
-                          "scores": r["answers"][name]["scores"]} for r in scored], ScoreOptions())
+        name: aggregate(
+            [
+                {
+                    "prediction": r["answers"][name]["text"] or "",
+                    "references": r["references"],
+                    "scores": r["answers"][name]["scores"],
+                }
+                for r in scored
+            ],
+            ScoreOptions(),
+        )
         for name in variants
     }
 
@@ -245,7 +338,11 @@ def _cell(text: str) -> str:
 
 def compare_markdown(rows: list[dict[str, Any]], variants: list[str], settings: Any) -> str:
     """The prompt set side by side: one row per prompt, one column per variant, stats under each answer."""
-    mode = "greedy" if settings.greedy else f"temperature {settings.temperature}, top_p {settings.top_p}, seed {settings.seed}"
+    mode = (
+        "greedy"
+        if settings.greedy
+        else f"temperature {settings.temperature}, top_p {settings.top_p}, seed {settings.seed}"
+    )
     lines = [
         "# Chat comparison",
         "",

@@ -23,7 +23,8 @@ OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_
 
 def register(sub: Any) -> None:
     p = subparser(
-        sub, "demo",
+        sub,
+        "demo",
         "build the offline demo workspace (sample datasets, SmolLM2-135M-Instruct, all-MiniLM-L6-v2), then open the TUI",
     )
     p.add_argument("--no-tui", action="store_true", help="build and print a summary; do not open the TUI")
@@ -35,7 +36,9 @@ def cmd_demo(args: argparse.Namespace, ws: Workspace) -> int:
     from ftbench.core.jobs import start_job
     from ftbench.core.registry import Registry
 
-    job = start_job(ws, "demo", "setup", env=OFFLINE_ENV, meta={"what": "demo workspace"}, on_launch=Registry(ws).sync_job)
+    job = start_job(
+        ws, "demo", "setup", env=OFFLINE_ENV, meta={"what": "demo workspace"}, on_launch=Registry(ws).sync_job
+    )
     try:
         job = follow(job)
     except KeyboardInterrupt:
@@ -73,8 +76,13 @@ def follow(job: Any, poll_s: float = 0.2) -> Any:
     console = Console(stderr=True)
     tail = EventTail(job.events_path)
     bar = Progress(
-        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
-        console=console, transient=True,
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
     )
     with bar:
         task = bar.add_task("starting the demo job", total=None)
@@ -99,15 +107,17 @@ def show_event(bar: Any, task: Any, event: dict[str, Any], console: Any) -> None
         console.print(f"[{style}]{event.get('message')}[/]", highlight=False)
 
 
-
-
 def print_summary(ws: Workspace, result: dict[str, Any]) -> None:
     datasets = result.get("datasets") or {}
     rows = datasets.get("rows") or {}
     built = result.get("built") or []
-    print(f"Demo workspace ready at {ws.root} ({result.get('seconds', 0):.1f} s; "
-          f"{'built ' + ', '.join(built) if built else 'everything was already there'}).")
-    print(f"  datasets  {datasets.get('path')}  {len(rows)} files, {sum(rows.values())} rows, {human_size(datasets.get('bytes', 0))}")
+    print(
+        f"Demo workspace ready at {ws.root} ({result.get('seconds', 0):.1f} s; "
+        f"{'built ' + ', '.join(built) if built else 'everything was already there'})."
+    )
+    print(
+        f"  datasets  {datasets.get('path')}  {len(rows)} files, {sum(rows.values())} rows, {human_size(datasets.get('bytes', 0))}"
+    )
     for info in (result.get("models") or {}).values():
         print(f"  model     {info.get('path')}  {human_size(info.get('bytes', 0))}")
     print("Next: `ftbench` opens the workbench; recipes in recipes/ train on these files.")

@@ -19,9 +19,17 @@ from ftbench.cli import print_json, subparser
 from ftbench.core.workspace import Workspace
 
 PACKAGES = (
-    ("torch", "torch"), ("transformers", "transformers"), ("peft", "peft"), ("huggingface-hub", "huggingface_hub"),
-    ("datasets", "datasets"), ("accelerate", "accelerate"), ("bitsandbytes", "bitsandbytes"),
-    ("llama-cpp-python", "llama_cpp"), ("gguf", "gguf"), ("textual", "textual"), ("nvidia-ml-py", "pynvml"),
+    ("torch", "torch"),
+    ("transformers", "transformers"),
+    ("peft", "peft"),
+    ("huggingface-hub", "huggingface_hub"),
+    ("datasets", "datasets"),
+    ("accelerate", "accelerate"),
+    ("bitsandbytes", "bitsandbytes"),
+    ("llama-cpp-python", "llama_cpp"),
+    ("gguf", "gguf"),
+    ("textual", "textual"),
+    ("nvidia-ml-py", "pynvml"),
 )
 MIN_FREE_GB = 5.0
 
@@ -79,7 +87,9 @@ def gpu_info() -> dict[str, Any]:
         "available": report.available,
         "reason": report.reason,
         "driver": report.driver,
-        "gpus": [{**g.as_event(), "memory": f"{human_gib(g.mem_used)} / {human_gib(g.mem_total)}"} for g in report.gpus],
+        "gpus": [
+            {**g.as_event(), "memory": f"{human_gib(g.mem_used)} / {human_gib(g.mem_total)}"} for g in report.gpus
+        ],
     }
 
 
@@ -139,11 +149,19 @@ def cmd_doctor(args: argparse.Namespace, ws: Workspace) -> int:
     else:
         print(f"  - GPU: none ({gpu['reason']})")
     cuda = report["cuda"]
-    print(f"  {ok if cuda['available'] else '-'} CUDA: " + (", ".join(cuda.get("devices", [])) if cuda["available"] else cuda.get("reason", "")))
+    print(
+        f"  {ok if cuda['available'] else '-'} CUDA: "
+        + (", ".join(cuda.get("devices", [])) if cuda["available"] else cuda.get("reason", ""))
+    )
     llama = report["llama_cpp"]
-    print(f"  {ok if llama['available'] else bad} llama.cpp: " + (f"{llama['version']} (GPU offload: {llama['gpu_offload']})" if llama["available"] else llama["reason"]))
+    print(
+        f"  {ok if llama['available'] else bad} llama.cpp: "
+        + (f"{llama['version']} (GPU offload: {llama['gpu_offload']})" if llama["available"] else llama["reason"])
+    )
     wsr = report["workspace"]
-    print(f"  {ok} workspace {wsr['root']}: {sum(wsr['jobs'].values())} jobs{(' ' + str(wsr['jobs'])) if wsr['jobs'] else ''}, {wsr['free_disk_gb']} GB free, demo {'ready' if wsr['demo_ready'] else 'not built (ftbench demo)'}")
+    print(
+        f"  {ok} workspace {wsr['root']}: {sum(wsr['jobs'].values())} jobs{(' ' + str(wsr['jobs'])) if wsr['jobs'] else ''}, {wsr['free_disk_gb']} GB free, demo {'ready' if wsr['demo_ready'] else 'not built (ftbench demo)'}"
+    )
     for warning in wsr["warnings"]:
         print(f"  ! {warning}")
     if missing:

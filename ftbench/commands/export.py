@@ -20,27 +20,56 @@ from ftbench.core.workspace import Workspace
 
 
 def register(sub: Any) -> None:
-    p = subparser(sub, "export", "Export a run or model to GGUF (merge, convert, quantize, verify) as a background job.")
+    p = subparser(
+        sub, "export", "Export a run or model to GGUF (merge, convert, quantize, verify) as a background job."
+    )
     p.add_argument("source", metavar="RUN_OR_MODEL", help="run id, run/adapter folder or HF model folder")
-    p.add_argument("--quant", "-q", default=None, help="comma-separated types, e.g. q4_k_m,q8_0 (default: workspace export_quants)")
-    p.add_argument("--adapter-only", action="store_true", help="write a LoRA adapter GGUF to load on the base instead of merging")
-    p.add_argument("--base", default=None, metavar="DIR", help="base model folder for an adapter (default: from adapter_config.json)")
+    p.add_argument(
+        "--quant", "-q", default=None, help="comma-separated types, e.g. q4_k_m,q8_0 (default: workspace export_quants)"
+    )
+    p.add_argument(
+        "--adapter-only", action="store_true", help="write a LoRA adapter GGUF to load on the base instead of merging"
+    )
+    p.add_argument(
+        "--base",
+        default=None,
+        metavar="DIR",
+        help="base model folder for an adapter (default: from adapter_config.json)",
+    )
     p.add_argument("--keep", action="store_true", help="keep intermediates (merged folder, F16 used for quantizing)")
     p.add_argument("--no-verify", action="store_true", help="skip verification against the HF model")
-    p.add_argument("--pre", default=None, metavar="NAME",
-                   help="force llama.cpp's BPE pre-tokenizer name (default: chosen as llama.cpp's converter would)")
-    p.add_argument("--eval", default=None, metavar="FILE", help="score the merged model and each quant on these prompts with references")
-    p.add_argument("--eval-label-pattern", default=None, metavar="REGEX", help=r"with --eval: compare labels, e.g. 'Sentiment: (\w+)'")
+    p.add_argument(
+        "--pre",
+        default=None,
+        metavar="NAME",
+        help="force llama.cpp's BPE pre-tokenizer name (default: chosen as llama.cpp's converter would)",
+    )
+    p.add_argument(
+        "--eval",
+        default=None,
+        metavar="FILE",
+        help="score the merged model and each quant on these prompts with references",
+    )
+    p.add_argument(
+        "--eval-label-pattern",
+        default=None,
+        metavar="REGEX",
+        help=r"with --eval: compare labels, e.g. 'Sentiment: (\w+)'",
+    )
     p.add_argument("--wait", action="store_true", help="wait for the job and print its result")
     p.add_argument("--json", action="store_true", help="print JSON")
     add_slurm_options(p)
     p.set_defaults(func=cmd_export)
 
-    v = subparser(sub, "verify", "Compare a GGUF with its Hugging Face model: token ids, logits (NMSE, top-1, KL), generation.")
+    v = subparser(
+        sub, "verify", "Compare a GGUF with its Hugging Face model: token ids, logits (NMSE, top-1, KL), generation."
+    )
     v.add_argument("gguf", metavar="FILE.gguf")
     v.add_argument("--against", required=True, metavar="HF_FOLDER", help="the HF model (for an adapter GGUF: the base)")
     v.add_argument("--lora", default=None, metavar="ADAPTER.gguf", help="apply this adapter GGUF on FILE.gguf")
-    v.add_argument("--adapter", default=None, metavar="PEFT_DIR", help="PEFT adapter merged into --against for the reference")
+    v.add_argument(
+        "--adapter", default=None, metavar="PEFT_DIR", help="PEFT adapter merged into --against for the reference"
+    )
     v.add_argument("--type", default=None, help="GGUF type for the thresholds (default: read from the file)")
     v.add_argument("--json", action="store_true", help="print JSON")
     v.set_defaults(func=cmd_verify)
@@ -65,8 +94,15 @@ def cmd_export(args: argparse.Namespace, ws: Workspace) -> int:
     source = resolve_source(ws, args.source, args.base, on_note=lambda note: print(f"note: {note}", file=sys.stderr))
     pinned = str(source.adapter.path if source.adapter else source.model_dir)
     base = str(Path(args.base).resolve()) if args.base else None
-    params = {"source": pinned, "quants": quants, "adapter_only": args.adapter_only, "base": base,
-              "keep": args.keep, "verify": not args.no_verify, "pre_tokenizer": args.pre}
+    params = {
+        "source": pinned,
+        "quants": quants,
+        "adapter_only": args.adapter_only,
+        "base": base,
+        "keep": args.keep,
+        "verify": not args.no_verify,
+        "pre_tokenizer": args.pre,
+    }
     if args.eval:
         from ftbench.evaluate.retention import check_eval_file
 
@@ -76,14 +112,25 @@ def cmd_export(args: argparse.Namespace, ws: Workspace) -> int:
     if slurm and args.nodes is None:
         slurm["nodes"] = 1  # ftbench.toml's nodes are for training
     if slurm and slurm["nodes"] > 1:
-        raise FtbenchError(f"An export runs on one node; --nodes is {slurm['nodes']}.", "Pass --nodes 1 (or leave it to ftbench.toml).")
-    job = start_job(ws, "export", name=source.name, params=params, meta={"source": args.source, "quants": quants}, slurm=slurm,
-                    on_launch=Registry(ws).sync_job)
+        raise FtbenchError(
+            f"An export runs on one node; --nodes is {slurm['nodes']}.", "Pass --nodes 1 (or leave it to ftbench.toml)."
+        )
+    job = start_job(
+        ws,
+        "export",
+        name=source.name,
+        params=params,
+        meta={"source": args.source, "quants": quants},
+        slurm=slurm,
+        on_launch=Registry(ws).sync_job,
+    )
     if not args.wait:
         if args.json:
             print_json({"id": job.id, "dir": str(job.dir), "state": job.state})
         else:
-            print(f"Started export {job.id} ({', '.join(q.upper() for q in quants)}); follow it with `ftbench logs {job.id}`.")
+            print(
+                f"Started export {job.id} ({', '.join(q.upper() for q in quants)}); follow it with `ftbench logs {job.id}`."
+            )
         return 0
     job = wait_job(job)
     status = job.status
@@ -123,8 +170,10 @@ def cmd_verify(args: argparse.Namespace, ws: Workspace) -> int:
         print_json(res.to_dict())
     else:
         print(f"{path.name} ({qtype.upper()}) vs {args.against}: {'PASS' if res.passed else 'FAIL'}")
-        print(f"  tokens {'identical' if res.tokens_match else 'DIFFER'} ({res.n_tokens} ids); NMSE {res.nmse:.3g}"
-              f" (limit {res.threshold if res.threshold is not None else 'none'}); top-1 {res.top1:.1%}; KL {res.kl:.3g}")
+        print(
+            f"  tokens {'identical' if res.tokens_match else 'DIFFER'} ({res.n_tokens} ids); NMSE {res.nmse:.3g}"
+            f" (limit {res.threshold if res.threshold is not None else 'none'}); top-1 {res.top1:.1%}; KL {res.kl:.3g}"
+        )
         for problem in res.problems:
             print(f"  problem: {problem}")
     return 0 if res.passed else 1

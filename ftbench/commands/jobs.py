@@ -17,7 +17,13 @@ from ftbench.core.registry import JOB_TABLES, Registry, job_record
 from ftbench.core.workspace import Workspace
 
 STATE_MARKS = {
-    "queued": "⧗", "starting": "…", "running": "▶", "stopping": "■", "succeeded": "✓", "failed": "✗", "stopped": "◼",
+    "queued": "⧗",
+    "starting": "…",
+    "running": "▶",
+    "stopping": "■",
+    "succeeded": "✓",
+    "failed": "✗",
+    "stopped": "◼",
 }
 
 
@@ -40,7 +46,9 @@ def register(sub: Any) -> None:
 
     p = subparser(sub, "logs", "print a job's log (log.txt)")
     p.add_argument("id")
-    p.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends (Ctrl-C leaves it running)")
+    p.add_argument(
+        "-f", "--follow", action="store_true", help="keep printing until the job ends (Ctrl-C leaves it running)"
+    )
     p.add_argument("-n", "--lines", type=int, default=0, help="only the last N lines")
     p.set_defaults(func=cmd_logs)
 
@@ -67,8 +75,6 @@ def list_jobs(ws: Workspace, tables: tuple[str, ...] = JOB_TABLES) -> list[dict[
                 registry.sync_job(job)
                 records[i] = fresh
     return records
-
-
 
 
 def duration(record: dict[str, Any]) -> float | None:
@@ -103,7 +109,10 @@ def cmd_runs(args: argparse.Namespace, ws: Workspace) -> int:
         return 0
     if not records:
         what = "jobs" if args.all else "runs"
-        print(f"No {what} in {ws.root}." + ("" if args.all else " Start one with `ftbench train RECIPE` (or see `ftbench runs --all`)."))
+        print(
+            f"No {what} in {ws.root}."
+            + ("" if args.all else " Start one with `ftbench train RECIPE` (or see `ftbench runs --all`).")
+        )
         return 0
     from rich.console import Console
     from rich.table import Table
@@ -112,15 +121,20 @@ def cmd_runs(args: argparse.Namespace, ws: Workspace) -> int:
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("ID", no_wrap=True, min_width=max(len(prefixes.get(r["id"], r["id"])) for r in records))
     table.add_column("STATE", no_wrap=True)
-    columns = ("KIND", "TASK", "METHOD", "MODEL", "TIME", "BEST") if args.all else ("TASK", "METHOD", "MODEL", "TIME", "BEST")
+    columns = (
+        ("KIND", "TASK", "METHOD", "MODEL", "TIME", "BEST") if args.all else ("TASK", "METHOD", "MODEL", "TIME", "BEST")
+    )
     for col in columns:
         table.add_column(col, overflow="fold")
     for r in records:
         meta = r.get("meta") or {}
         dur = duration(r)
         cells = {
-            "KIND": r.get("kind") or "", "TASK": meta.get("task", ""), "METHOD": meta.get("method", ""),
-            "MODEL": Path(str(meta.get("model", ""))).name, "TIME": human_age(dur) if dur is not None else "",
+            "KIND": r.get("kind") or "",
+            "TASK": meta.get("task", ""),
+            "METHOD": meta.get("method", ""),
+            "MODEL": Path(str(meta.get("model", ""))).name,
+            "TIME": human_age(dur) if dur is not None else "",
             "BEST": r.get("waiting") or best_metric(r),
         }
         state = f"{STATE_MARKS.get(r.get('state', ''), '?')} {r.get('state')}"

@@ -43,9 +43,14 @@ def read_inputs(path: str) -> list[str | dict[str, Any]]:
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise FtbenchError(f"{p} line {number} is not valid JSON: {exc.msg}.", "Each line must be a JSON object or string.") from None
+                raise FtbenchError(
+                    f"{p} line {number} is not valid JSON: {exc.msg}.", "Each line must be a JSON object or string."
+                ) from None
             if not isinstance(value, (str, dict)):
-                raise FtbenchError(f"{p} line {number} is a {type(value).__name__}, not an object or string.", 'Use {"text": "..."} per line.')
+                raise FtbenchError(
+                    f"{p} line {number} is a {type(value).__name__}, not an object or string.",
+                    'Use {"text": "..."} per line.',
+                )
             items.append(value)
     return items
 
@@ -62,7 +67,10 @@ def cmd_predict(args: argparse.Namespace, ws: Workspace) -> int:
     if args.file:
         inputs.extend(read_inputs(args.file))
     if not inputs:
-        raise FtbenchError("Nothing to predict: give TEXT arguments or --file rows.jsonl.", 'Example: ftbench predict RUN "great battery life"')
+        raise FtbenchError(
+            "Nothing to predict: give TEXT arguments or --file rows.jsonl.",
+            'Example: ftbench predict RUN "great battery life"',
+        )
     if args.batch_size < 1:
         raise FtbenchError(f"--batch-size {args.batch_size} must be at least 1.", "Use the default 16.")
     from ftbench.train.predict import finite, format_result, load_predictor, predict

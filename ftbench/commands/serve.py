@@ -22,11 +22,23 @@ from ftbench.core.errors import FtbenchError
 def register(sub: Any) -> None:
     p = subparser(sub, "serve", "serve a model and its adapters over an OpenAI-compatible HTTP API (a background job)")
     p.add_argument("model", help="HF model folder, .gguf file, name under models/, or run id (served as `base`)")
-    p.add_argument("--adapter", "-a", action="append", default=[], metavar="RUN_OR_PATH",
-                   help="PEFT adapter folder or run id (repeatable); a LoRA .gguf on a GGUF model")
-    p.add_argument("--gguf", action="append", default=[], metavar="FILE", help="a GGUF file served as its own model (repeatable)")
-    p.add_argument("--engine", choices=("auto", "hf", "llamacpp", "vllm"), default="auto",
-                   help="what runs MODEL and its adapters (auto: hf for a folder, llamacpp for a .gguf)")
+    p.add_argument(
+        "--adapter",
+        "-a",
+        action="append",
+        default=[],
+        metavar="RUN_OR_PATH",
+        help="PEFT adapter folder or run id (repeatable); a LoRA .gguf on a GGUF model",
+    )
+    p.add_argument(
+        "--gguf", action="append", default=[], metavar="FILE", help="a GGUF file served as its own model (repeatable)"
+    )
+    p.add_argument(
+        "--engine",
+        choices=("auto", "hf", "llamacpp", "vllm"),
+        default="auto",
+        help="what runs MODEL and its adapters (auto: hf for a folder, llamacpp for a .gguf)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others need a key)")
     p.add_argument("--port", type=int, default=0, help="port (default: a free one, printed and recorded)")
     p.add_argument("--api-key", default=None, help="require this key (default: $FTBENCH_API_KEY when set)")
@@ -44,15 +56,30 @@ def register(sub: Any) -> None:
 def options_from(args: argparse.Namespace) -> Any:
     from ftbench.serve.runner import ServeOptions
 
-    for flag, value, low in (("--port", args.port, 0), ("--max-concurrency", args.max_concurrency, 1),
-                             ("--max-tokens-limit", args.max_tokens_limit, 1), ("--max-body-kb", args.max_body_kb, 1)):
+    for flag, value, low in (
+        ("--port", args.port, 0),
+        ("--max-concurrency", args.max_concurrency, 1),
+        ("--max-tokens-limit", args.max_tokens_limit, 1),
+        ("--max-body-kb", args.max_body_kb, 1),
+    ):
         if value < low or (flag == "--port" and value > 65535):
-            raise FtbenchError(f"{flag} {value} is out of range.", f"Give {flag} a value of at least {low}" +
-                               (" and at most 65535." if flag == "--port" else "."))
-    return ServeOptions(model=args.model, adapters=list(args.adapter), ggufs=list(args.gguf), engine=args.engine,
-                        host=args.host, port=args.port, max_concurrency=args.max_concurrency,
-                        max_tokens=args.max_tokens_limit, max_body_bytes=args.max_body_kb * 1024, device=args.device,
-                        n_ctx=args.n_ctx)
+            raise FtbenchError(
+                f"{flag} {value} is out of range.",
+                f"Give {flag} a value of at least {low}" + (" and at most 65535." if flag == "--port" else "."),
+            )
+    return ServeOptions(
+        model=args.model,
+        adapters=list(args.adapter),
+        ggufs=list(args.gguf),
+        engine=args.engine,
+        host=args.host,
+        port=args.port,
+        max_concurrency=args.max_concurrency,
+        max_tokens=args.max_tokens_limit,
+        max_body_bytes=args.max_body_kb * 1024,
+        device=args.device,
+        n_ctx=args.n_ctx,
+    )
 
 
 def cmd_serve(args: argparse.Namespace, ws: Any) -> int:
@@ -73,7 +100,9 @@ def cmd_serve(args: argparse.Namespace, ws: Any) -> int:
     serve = wait_ready(job)
     from ftbench.serve.connect import serve_card
 
-    text = "\n".join([f"Serving as job {job.id} (stop it with `ftbench stop {job.id}`)", *serve_card(serve, socket.gethostname())])
+    text = "\n".join(
+        [f"Serving as job {job.id} (stop it with `ftbench stop {job.id}`)", *serve_card(serve, socket.gethostname())]
+    )
     report(args.json, {"id": job.id, "dir": str(job.dir), **serve}, text)
     return 0
 

@@ -25,14 +25,25 @@ if TYPE_CHECKING:
 def register(sub: Any) -> None:
     p = subparser(sub, "train", "start a training run from a recipe (detached; prints the run id)")
     p.add_argument("recipe", help="recipe YAML file")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a recipe key (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a recipe key (repeatable)",
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--follow", "-f", action="store_true", help="show live progress; Ctrl-C leaves the run going")
     mode.add_argument("--wait", action="store_true", help="block until the run ends; exit 1 if it failed")
     p.add_argument("--name", help="run name (default: the recipe's name)")
     p.add_argument("--json", action="store_true", help="print the job record as JSON")
-    p.add_argument("--gpus", metavar="auto|N|I,J", help="GPUs on this box: auto, a count N, or indices I,J (one GPU: I,); overrides training.gpus; "
-                   "waits in the queue until they are free")
+    p.add_argument(
+        "--gpus",
+        metavar="auto|N|I,J",
+        help="GPUs on this box: auto, a count N, or indices I,J (one GPU: I,); overrides training.gpus; "
+        "waits in the queue until they are free",
+    )
     add_slurm_options(p)
     p.set_defaults(func=cmd_train)
 
@@ -45,8 +56,11 @@ def register(sub: Any) -> None:
 
     p = subparser(sub, "resume", "continue a stopped or failed run from its last checkpoint")
     p.add_argument("id", help="run id, unique prefix, or folder")
-    p.add_argument("--trust-checkpoint", action="store_true",
-                   help="resume a checkpoint ftbench did not save in this workspace (it is unpickled)")
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="resume a checkpoint ftbench did not save in this workspace (it is unpickled)",
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--follow", "-f", action="store_true")
     mode.add_argument("--wait", action="store_true")
@@ -62,7 +76,9 @@ SLURM_FLAGS = ("partition", "nodes", "gpus_per_node", "time", "account")
 
 def add_slurm_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("cluster", "with --on slurm; defaults from ftbench.toml [slurm]")
-    g.add_argument("--on", choices=["local", "slurm"], default="local", help="where the run executes (default: this machine)")
+    g.add_argument(
+        "--on", choices=["local", "slurm"], default="local", help="where the run executes (default: this machine)"
+    )
     g.add_argument("--partition", help="Slurm partition")
     g.add_argument("--nodes", type=int, help="nodes (more than 1: multi-node accelerate launch)")
     g.add_argument("--gpus-per-node", type=int, help="GPUs per node (0: CPU only)")
@@ -75,7 +91,9 @@ def slurm_options(args: argparse.Namespace, ws: Workspace) -> dict[str, Any] | N
     given = [f"--{k.replace('_', '-')}" for k in SLURM_FLAGS if getattr(args, k, None) is not None]
     if args.on != "slurm":
         if given:
-            raise FtbenchError(f"{', '.join(given)} only apply with --on slurm.", "Add --on slurm, or drop those flags.")
+            raise FtbenchError(
+                f"{', '.join(given)} only apply with --on slurm.", "Add --on slurm, or drop those flags."
+            )
         return None
     from dataclasses import asdict
 
@@ -135,14 +153,19 @@ def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:
     report = preflight_here(recipe)
     name = args.name or recipe.name or Path(args.recipe).stem
     meta = {
-        "task": recipe.task, "method": recipe.method.name, "model": Path(recipe.model.path).name,
-        "dataset": Path(recipe.data.train).name, "format": getattr(report, "format", None),
+        "task": recipe.task,
+        "method": recipe.method.name,
+        "model": Path(recipe.model.path).name,
+        "dataset": Path(recipe.data.train).name,
+        "format": getattr(report, "format", None),
     }
     params: dict[str, Any] = {"recipe": recipe.to_dict()}
     slurm = slurm_options(args, ws)
     if slurm:
         if args.gpus is not None:
-            raise FtbenchError("--gpus picks GPUs on this box; on Slurm use --gpus-per-node.", "Drop --gpus, or drop --on slurm.")
+            raise FtbenchError(
+                "--gpus picks GPUs on this box; on Slurm use --gpus-per-node.", "Drop --gpus, or drop --on slurm."
+            )
         meta["slurm"] = f"{slurm['nodes']} node(s) x {slurm['gpus_per_node']} GPU(s)"
     else:
         gpu_request = request_for_recipe(recipe, args.gpus)
@@ -163,7 +186,9 @@ def cmd_resume(args: argparse.Namespace, ws: Workspace) -> int:
 
     job = find_job(ws, args.id)
     if job.status.get("kind") != "train":
-        raise FtbenchError(f"Job {job.id} is a {job.status.get('kind')} job, not a training run.", "Only training runs can be resumed.")
+        raise FtbenchError(
+            f"Job {job.id} is a {job.status.get('kind')} job, not a training run.", "Only training runs can be resumed."
+        )
     if job.state == "succeeded":
         raise FtbenchError(f"Run {job.id} already finished successfully.", "Start a new run with `ftbench train`.")
     from ftbench.core.checkpoint_trust import TRUST_ENV
@@ -203,7 +228,9 @@ def report_end(job: Any) -> int:
             print(f"hint: {err['hint']}", file=sys.stderr)
         return 1
     result = job.status.get("result") or {}
-    shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items() if isinstance(v, (int, float)))
+    shown = ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items() if isinstance(v, (int, float))
+    )
     print(f"{job.id}: {state}" + (f" ({shown})" if shown else ""))
     return 0 if state in ("succeeded", "stopped") else 1
 
@@ -219,8 +246,12 @@ def follow_job(job: Any) -> int:
     console = Console(stderr=True)
     tail = EventTail(job.events_path)
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[stats]}"), console=console, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"),
+        console=console,
+        transient=False,
     )
     try:
         with progress:
@@ -248,11 +279,21 @@ def _show(progress: Any, task: Any, event: dict[str, Any], console: Any) -> None
             f"loss {event.get('loss', float('nan')):.4f}  lr {event.get('lr') or 0:.2e}  "
             f"{event.get('tokens_per_s') or 0:,.0f} tok/s  ETA {human_duration(eta) if isinstance(eta, (int, float)) else '?'}"
         )
-        progress.update(task, description="training", completed=event.get("step", 0), total=event.get("max_steps") or None, stats=stats)
+        progress.update(
+            task,
+            description="training",
+            completed=event.get("step", 0),
+            total=event.get("max_steps") or None,
+            stats=stats,
+        )
     elif kind == "eval":
-        console.print(f"eval @ step {event.get('step')}: loss {event.get('eval_loss'):.4f}, perplexity {event.get('perplexity', float('nan')):.2f}")
+        console.print(
+            f"eval @ step {event.get('step')}: loss {event.get('eval_loss'):.4f}, perplexity {event.get('perplexity', float('nan')):.2f}"
+        )
     elif kind == "progress" and event.get("phase") != "training":
-        progress.update(task, description=str(event.get("phase")), completed=event.get("done") or 0, total=event.get("total"))
+        progress.update(
+            task, description=str(event.get("phase")), completed=event.get("done") or 0, total=event.get("total")
+        )
     elif kind == "checkpoint":
         console.print(f"checkpoint saved at step {event.get('step')}")
     elif kind == "log" and event.get("level") in ("warning", "error"):

@@ -201,7 +201,9 @@ def gguf_file(path: Path, ref: str = "") -> GGUFFile:
     file_type = header.get("general.file_type")
     quant = file_type_name(int(file_type)) if isinstance(file_type, int) else None
     base = header.get("general.base_model.0.name") if is_lora else None
-    return GGUFFile(kind="gguf", path=path, ref=ref, architecture=header.architecture, quant_type=quant, is_lora=is_lora, base=base)
+    return GGUFFile(
+        kind="gguf", path=path, ref=ref, architecture=header.architecture, quant_type=quant, is_lora=is_lora, base=base
+    )
 
 
 # ---------------------------------------------------------------------------------------------- resolve

@@ -50,9 +50,10 @@ def mark_checkpoint(run_dir: Path, checkpoint: Path) -> None:
     """Sign a checkpoint this process has just saved."""
     key = _key(workspace_of(run_dir), create=True)
     assert key is not None
-    atomic_write_json(checkpoint / JobLayout.CHECKPOINT_MARK,
-                      {"run": Path(run_dir).resolve().name, "checkpoint": checkpoint.name,
-                       "mac": _mac(key, run_dir, checkpoint)})
+    atomic_write_json(
+        checkpoint / JobLayout.CHECKPOINT_MARK,
+        {"run": Path(run_dir).resolve().name, "checkpoint": checkpoint.name, "mac": _mac(key, run_dir, checkpoint)},
+    )
 
 
 def is_ours(run_dir: Path, checkpoint: Path) -> bool:
@@ -61,8 +62,11 @@ def is_ours(run_dir: Path, checkpoint: Path) -> bool:
         mark = json.loads((checkpoint / JobLayout.CHECKPOINT_MARK).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return bool(key) and isinstance(mark, dict) and hmac.compare_digest(str(mark.get("mac", "")),
-                                                                          _mac(key, run_dir, checkpoint))
+    return (
+        bool(key)
+        and isinstance(mark, dict)
+        and hmac.compare_digest(str(mark.get("mac", "")), _mac(key, run_dir, checkpoint))
+    )
 
 
 def check_resume(run_dir: Path, checkpoint: Path, trusted: bool) -> None:

@@ -33,10 +33,39 @@ CUDA_CONTEXT = 512 * 1024**2
 FRAGMENTATION = 0.10
 NF4_BYTES = 4.127 / 8  # NF4 with double-quantised absmax, blocksize 64
 LOGIT_BYTES = 10  # bf16 logits + fp32 upcast + fp32 gradient, per vocab entry per token
-UNGATED = {"gpt2", "bert", "roberta", "distilbert", "deberta", "deberta-v2", "electra", "xlm-roberta", "gpt_neox", "opt", "falcon", "phi", "bloom", "gpt_bigcode", "mpnet"}
+UNGATED = {
+    "gpt2",
+    "bert",
+    "roberta",
+    "distilbert",
+    "deberta",
+    "deberta-v2",
+    "electra",
+    "xlm-roberta",
+    "gpt_neox",
+    "opt",
+    "falcon",
+    "phi",
+    "bloom",
+    "gpt_bigcode",
+    "mpnet",
+}
 DTYPE_BYTES = {"F32": 4, "F16": 2, "BF16": 2}
 # Dense bf16/fp16 tensor TFLOPS by GPU name substring (vendor datasheets), for the time estimate.
-PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L40": 181.0, "A6000": 155.0, "4090": 165.0, "3090": 71.0, "L4": 121.0, "A10": 125.0, "V100": 125.0, "T4": 65.0}
+PEAK_TFLOPS = {
+    "H200": 989.0,
+    "H100": 989.0,
+    "A100": 312.0,
+    "L40S": 362.0,
+    "L40": 181.0,
+    "A6000": 155.0,
+    "4090": 165.0,
+    "3090": 71.0,
+    "L4": 121.0,
+    "A10": 125.0,
+    "V100": 125.0,
+    "T4": 65.0,
+}
 
 
 @dataclass
@@ -121,7 +150,10 @@ def estimate_vram(
         raise FtbenchError(f"Unknown method '{method}' for the estimate.", f"Use one of: {', '.join(METHODS)}.")
     rule = METHOD_SPECS[method].estimate
     if seq_len < 1 or batch < 1:
-        raise FtbenchError(f"Sequence length and batch size must be at least 1 (got {seq_len} and {batch}).", "Pass --seq-len N --batch N with N >= 1.")
+        raise FtbenchError(
+            f"Sequence length and batch size must be at least 1 (got {seq_len} and {batch}).",
+            "Pass --seq-len N --batch N with N >= 1.",
+        )
     h = _shape_value(shape, "hidden_size")
     layers = _shape_value(shape, "num_layers")
     vocab = shape.get("vocab_size") or 0
@@ -164,21 +196,39 @@ def estimate_vram(
     activations = tokens * (layer_part + logits + 4 * h)
     subtotal = weights + gradients + optimizer_bytes + activations
     overhead = CUDA_CONTEXT + int(FRAGMENTATION * subtotal)
-    return VramEstimate(method, seq_len, batch, params, trainable, weights, gradients, optimizer_bytes, activations, overhead, notes)
+    return VramEstimate(
+        method, seq_len, batch, params, trainable, weights, gradients, optimizer_bytes, activations, overhead, notes
+    )
 
 
 def estimate_for_model(info: Any, method: str, seq_len: int = 1024, batch: int = 4, **kwargs: Any) -> VramEstimate:
     """`estimate_vram` for a catalog ModelInfo (a HF folder or GGUF file with a known shape)."""
     if not info.params:
-        raise FtbenchError(f"The parameter count of {info.name} is unknown, so its memory cannot be estimated.", "Estimates need safetensors weights or a complete config.json.")
+        raise FtbenchError(
+            f"The parameter count of {info.name} is unknown, so its memory cannot be estimated.",
+            "Estimates need safetensors weights or a complete config.json.",
+        )
     if info.kind == "adapter":
-        raise FtbenchError(f"{info.name} is an adapter; estimate its base model {info.base_model or '(unknown)'} instead.", "Run `ftbench estimate BASE_MODEL`.")
+        raise FtbenchError(
+            f"{info.name} is an adapter; estimate its base model {info.base_model or '(unknown)'} instead.",
+            "Run `ftbench estimate BASE_MODEL`.",
+        )
     dtype = info.dtype if info.dtype in DTYPE_BYTES else "BF16"
     if dtype == "F32":
         dtype = "BF16"  # precision=auto trains in bf16 on a GPU that has it
     arch = info.architecture or ""
     causal = info.kind == "gguf" or arch.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration"))
-    return estimate_vram(info.shape, info.params, method, seq_len, batch, dtype=dtype, model_type=info.model_type, causal_lm=causal, **kwargs)
+    return estimate_vram(
+        info.shape,
+        info.params,
+        method,
+        seq_len,
+        batch,
+        dtype=dtype,
+        model_type=info.model_type,
+        causal_lm=causal,
+        **kwargs,
+    )
 
 
 def estimate_all(info: Any, seq_len: int = 1024, batch: int = 4, **kwargs: Any) -> list[VramEstimate]:
@@ -220,7 +270,9 @@ def peak_tflops(gpu_name: str) -> float | None:
     return None
 
 
-def estimate_step_seconds(params: int, tokens: int, method: str, tflops: float, mfu: float = 0.35, gradient_checkpointing: bool = False) -> float:
+def estimate_step_seconds(
+    params: int, tokens: int, method: str, tflops: float, mfu: float = 0.35, gradient_checkpointing: bool = False
+) -> float:
     """Seconds for one optimizer step over `tokens` tokens: 6P FLOPs/token for full training, 4P for LoRA
     (the frozen base needs no weight gradients), +2P for recomputation under gradient checkpointing, at
     `mfu` of the GPU's peak dense TFLOPS."""
@@ -238,7 +290,11 @@ def estimate_for_recipe(recipe: Any) -> VramEstimate | None:
     try:
         info = inspect_model(recipe.model.path)
         return estimate_for_model(
-            info, method, recipe.data.max_length, recipe.training.batch_size, lora_r=recipe.method.r,
+            info,
+            method,
+            recipe.data.max_length,
+            recipe.training.batch_size,
+            lora_r=recipe.method.r,
             gradient_checkpointing=recipe.training.gradient_checkpointing,
         )
     except FtbenchError:

@@ -64,67 +64,108 @@ def fields(*specs: tuple[str, tuple[type, ...] | type, str]) -> tuple[Field, ...
     return tuple(Field(name, types if isinstance(types, tuple) else (types,), doc) for name, types, doc in specs)
 
 
-KINDS: dict[str, Kind] = {k.name: k for k in (
-    Kind("train", "one Trainer logging step", fields(
-        ("step", int, "optimizer steps done (global, continues across resumed attempts)"),
-        ("max_steps", int, "total optimizer steps of the run, epochs converted to steps up front"),
-        ("epoch", NUMBER, "fractional epoch"),
-        ("loss", NUMBER, "training loss averaged since the previous logging step"),
-        ("lr", NUMBER, "learning rate"),
-        ("grad_norm", NUMBER, "gradient norm before clipping"),
-        ("tokens", int, "real (non-padding) tokens seen, all ranks"),
-        ("tokens_per_s", NUMBER, "tokens/s since the previous logging step"),
-        ("eta_s", NUMBER, "seconds left at this attempt's measured step rate"),
-    ), prefixes=("rewards/", "logps/")),
-    Kind("eval", "one evaluation pass; task metrics (accuracy, f1, ...) ride along as numeric extras", fields(
-        ("step", int, "optimizer step evaluated at"),
-        ("epoch", NUMBER, "fractional epoch"),
-        ("eval_loss", NUMBER, "loss on the eval split"),
-        ("perplexity", NUMBER, "exp(eval_loss), for language models"),
-    ), numeric_extras=True),
-    Kind("progress", "a phase of a job and how far it is (training, loading model, quantize, ...)", fields(
-        ("phase", str, "what the job is doing"),
-        ("done", NUMBER, "units done"),
-        ("total", NUMBER, "units in the phase, when known"),
-        ("eta_s", NUMBER, "seconds left in the phase, when measurable"),
-        ("variant", str, "the variant being scored, for eval jobs"),
-        ("examples_per_s", NUMBER, "examples scored per second, for eval jobs"),
-    )),
-    Kind("gpu", "a sample of every GPU (NVML) and of torch's allocator", fields(
-        ("devices", list, "GpuInfo.as_event() per device"),
-        ("torch_peak_allocated", int, "bytes: torch.cuda.max_memory_allocated summed over devices"),
-    )),
-    Kind("checkpoint", "a Trainer checkpoint was saved", fields(
-        ("step", int, "optimizer step of the checkpoint"),
-        ("path", str, "folder, relative to the job folder"),
-    )),
-    Kind("log", "a line for people", fields(
-        ("level", str, "info, warning or error"),
-        ("message", str, "the text"),
-        ("data_summary", dict, "what the data loader found (rows, labels), for tasks that report it"),
-    )),
-    Kind("state", "the job's lifecycle state changed (also in status.json)", fields(
-        ("state", str, "running, succeeded, failed, stopped"),
-        ("error", dict, "message and hint when failed"),
-    )),
-    Kind("evaluation", "an eval job's finished scores (also in metrics.json)", fields(
-        ("variants", dict, "variant name -> its aggregate metrics"),
-    )),
-    Kind("serve_request", "one request answered by `ftbench serve`, with the server's running totals", fields(
-        ("path", str, "the endpoint, /v1/chat/completions or /v1/completions"),
-        ("model", str, "the variant name the request asked for"),
-        ("status", int, "the HTTP status sent"),
-        ("prompt_tokens", int, "tokens in the prompt"),
-        ("completion_tokens", int, "tokens generated"),
-        ("latency_s", NUMBER, "seconds from receipt to the last byte"),
-        ("total_requests", int, "requests answered so far"),
-        ("total_errors", int, "requests that failed so far"),
-        ("total_prompt_tokens", int, "prompt tokens so far"),
-        ("total_completion_tokens", int, "generated tokens so far"),
-        ("total_tok_s", NUMBER, "generated tokens per busy second so far"),
-    )),
-    Kind("queue", "reserved for the job queue's events", reserved=True),
-)}
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in (
+        Kind(
+            "train",
+            "one Trainer logging step",
+            fields(
+                ("step", int, "optimizer steps done (global, continues across resumed attempts)"),
+                ("max_steps", int, "total optimizer steps of the run, epochs converted to steps up front"),
+                ("epoch", NUMBER, "fractional epoch"),
+                ("loss", NUMBER, "training loss averaged since the previous logging step"),
+                ("lr", NUMBER, "learning rate"),
+                ("grad_norm", NUMBER, "gradient norm before clipping"),
+                ("tokens", int, "real (non-padding) tokens seen, all ranks"),
+                ("tokens_per_s", NUMBER, "tokens/s since the previous logging step"),
+                ("eta_s", NUMBER, "seconds left at this attempt's measured step rate"),
+            ),
+            prefixes=("rewards/", "logps/"),
+        ),
+        Kind(
+            "eval",
+            "one evaluation pass; task metrics (accuracy, f1, ...) ride along as numeric extras",
+            fields(
+                ("step", int, "optimizer step evaluated at"),
+                ("epoch", NUMBER, "fractional epoch"),
+                ("eval_loss", NUMBER, "loss on the eval split"),
+                ("perplexity", NUMBER, "exp(eval_loss), for language models"),
+            ),
+            numeric_extras=True,
+        ),
+        Kind(
+            "progress",
+            "a phase of a job and how far it is (training, loading model, quantize, ...)",
+            fields(
+                ("phase", str, "what the job is doing"),
+                ("done", NUMBER, "units done"),
+                ("total", NUMBER, "units in the phase, when known"),
+                ("eta_s", NUMBER, "seconds left in the phase, when measurable"),
+                ("variant", str, "the variant being scored, for eval jobs"),
+                ("examples_per_s", NUMBER, "examples scored per second, for eval jobs"),
+            ),
+        ),
+        Kind(
+            "gpu",
+            "a sample of every GPU (NVML) and of torch's allocator",
+            fields(
+                ("devices", list, "GpuInfo.as_event() per device"),
+                ("torch_peak_allocated", int, "bytes: torch.cuda.max_memory_allocated summed over devices"),
+            ),
+        ),
+        Kind(
+            "checkpoint",
+            "a Trainer checkpoint was saved",
+            fields(
+                ("step", int, "optimizer step of the checkpoint"),
+                ("path", str, "folder, relative to the job folder"),
+            ),
+        ),
+        Kind(
+            "log",
+            "a line for people",
+            fields(
+                ("level", str, "info, warning or error"),
+                ("message", str, "the text"),
+                ("data_summary", dict, "what the data loader found (rows, labels), for tasks that report it"),
+            ),
+        ),
+        Kind(
+            "state",
+            "the job's lifecycle state changed (also in status.json)",
+            fields(
+                ("state", str, "running, succeeded, failed, stopped"),
+                ("error", dict, "message and hint when failed"),
+            ),
+        ),
+        Kind(
+            "evaluation",
+            "an eval job's finished scores (also in metrics.json)",
+            fields(
+                ("variants", dict, "variant name -> its aggregate metrics"),
+            ),
+        ),
+        Kind(
+            "serve_request",
+            "one request answered by `ftbench serve`, with the server's running totals",
+            fields(
+                ("path", str, "the endpoint, /v1/chat/completions or /v1/completions"),
+                ("model", str, "the variant name the request asked for"),
+                ("status", int, "the HTTP status sent"),
+                ("prompt_tokens", int, "tokens in the prompt"),
+                ("completion_tokens", int, "tokens generated"),
+                ("latency_s", NUMBER, "seconds from receipt to the last byte"),
+                ("total_requests", int, "requests answered so far"),
+                ("total_errors", int, "requests that failed so far"),
+                ("total_prompt_tokens", int, "prompt tokens so far"),
+                ("total_completion_tokens", int, "generated tokens so far"),
+                ("total_tok_s", NUMBER, "generated tokens per busy second so far"),
+            ),
+        ),
+        Kind("queue", "reserved for the job queue's events", reserved=True),
+    )
+}
 
 
 class UndeclaredField(LookupError):
@@ -147,8 +188,15 @@ class Event(dict):
     version: int
 
     def _check(self, key: str) -> None:
-        if self.spec is not None and not dict.__contains__(self, key) and key not in ENVELOPE and not self.spec.allows(key):
-            raise UndeclaredField(f"Event kind {self.kind!r} has no field {key!r}; declared: {sorted(self.spec.names)}.")
+        if (
+            self.spec is not None
+            and not dict.__contains__(self, key)
+            and key not in ENVELOPE
+            and not self.spec.allows(key)
+        ):
+            raise UndeclaredField(
+                f"Event kind {self.kind!r} has no field {key!r}; declared: {sorted(self.spec.names)}."
+            )
 
     def __getitem__(self, key: str) -> Any:
         self._check(key)

@@ -122,7 +122,11 @@ def downsample(points: Sequence[tuple[float, float]], max_points: int) -> list[t
     out: list[tuple[float, float]] = []
     for b in range(buckets):
         bucket = points[int(b * size) : max(int((b + 1) * size), int(b * size) + 1)]
-        chosen = {0, min(range(len(bucket)), key=lambda i: bucket[i][1]), max(range(len(bucket)), key=lambda i: bucket[i][1])}
+        chosen = {
+            0,
+            min(range(len(bucket)), key=lambda i: bucket[i][1]),
+            max(range(len(bucket)), key=lambda i: bucket[i][1]),
+        }
         out.extend(bucket[i] for i in sorted(chosen))
     if out[-1] != points[-1]:
         out.append(points[-1])

@@ -51,7 +51,11 @@ class GpuRequest:
         return len(self.indices) if self.indices is not None else (self.count or 1)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"count": self.count, "indices": list(self.indices) if self.indices is not None else None, "min_free": self.min_free}
+        return {
+            "count": self.count,
+            "indices": list(self.indices) if self.indices is not None else None,
+            "min_free": self.min_free,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GpuRequest:
@@ -77,19 +81,32 @@ def parse_gpus(value: Any, min_free: int = 0, source: str = "training.gpus") -> 
             return GpuRequest(None, None, min_free)
         parts = [p.strip() for p in text.strip("[]").split(",") if p.strip()]
         if not parts or not all(p.isdigit() for p in parts):
-            raise FtbenchError(f"{source} is '{value}', which is not a GPU count or list.", "Use auto, a count such as 2, or indices such as 0,3.")
+            raise FtbenchError(
+                f"{source} is '{value}', which is not a GPU count or list.",
+                "Use auto, a count such as 2, or indices such as 0,3.",
+            )
         value = int(parts[0]) if len(parts) == 1 and "," not in text and "[" not in text else [int(p) for p in parts]
     if isinstance(value, bool):
-        raise FtbenchError(f"{source} is {value}, not a GPU count.", "Use auto, a count such as 2, or a list such as [0, 3].")
+        raise FtbenchError(
+            f"{source} is {value}, not a GPU count.", "Use auto, a count such as 2, or a list such as [0, 3]."
+        )
     if isinstance(value, int):
         if value < 1:
-            raise FtbenchError(f"{source} is {value}; a run needs at least one GPU.", "Use auto, or a count of 1 or more.")
+            raise FtbenchError(
+                f"{source} is {value}; a run needs at least one GPU.", "Use auto, or a count of 1 or more."
+            )
         return GpuRequest(value, None, min_free)
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+    if (
+        isinstance(value, (list, tuple))
+        and value
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+    ):
         if len(set(value)) != len(value):
             raise FtbenchError(f"{source} lists a GPU twice: {list(value)}.", "List each GPU index once.")
         return GpuRequest(None, tuple(value), min_free)
-    raise FtbenchError(f"{source} is {value!r}, not a GPU count or list.", "Use auto, a count such as 2, or a list such as [0, 3].")
+    raise FtbenchError(
+        f"{source} is {value!r}, not a GPU count or list.", "Use auto, a count such as 2, or a list such as [0, 3]."
+    )
 
 
 def simulated_sampler(path: str | os.PathLike[str]) -> Sampler:
@@ -97,7 +114,15 @@ def simulated_sampler(path: str | os.PathLike[str]) -> Sampler:
 
     def sample() -> GpuReport:
         devices = json.loads(Path(path).read_text(encoding="utf-8"))
-        gpus = [GpuInfo(index=d["index"], name=d.get("name", "simulated"), mem_used=d.get("mem_used"), mem_total=d.get("mem_total")) for d in devices]
+        gpus = [
+            GpuInfo(
+                index=d["index"],
+                name=d.get("name", "simulated"),
+                mem_used=d.get("mem_used"),
+                mem_total=d.get("mem_total"),
+            )
+            for d in devices
+        ]
         return GpuReport(bool(gpus), gpus, reason="" if gpus else "no GPU")
 
     return sample
@@ -144,7 +169,9 @@ class GpuQueue:
         except FileNotFoundError:
             data = {}
         except ValueError as exc:
-            raise FtbenchError(f"{self.path} is not valid JSON.", "Delete it; running jobs re-register as they poll.") from exc
+            raise FtbenchError(
+                f"{self.path} is not valid JSON.", "Delete it; running jobs re-register as they poll."
+            ) from exc
         data.setdefault("holding", {})
         data.setdefault("waiting", [])
         return data
@@ -158,7 +185,15 @@ class GpuQueue:
             data = self._load()
             self._prune(data)
             if job_id not in data["holding"] and all(w["job"] != job_id for w in data["waiting"]):
-                data["waiting"].append({"job": job_id, "pid": pid, "proc_start": proc_start, "request": request.to_dict(), "since": time.time()})
+                data["waiting"].append(
+                    {
+                        "job": job_id,
+                        "pid": pid,
+                        "proc_start": proc_start,
+                        "request": request.to_dict(),
+                        "since": time.time(),
+                    }
+                )
             atomic_write_json(self.path, data)
 
     def try_acquire(self, job_id: str) -> Decision:
@@ -180,12 +215,23 @@ class GpuQueue:
             if index > 0:
                 ahead = waiting[index - 1]["job"]
                 atomic_write_json(self.path, data)
-                return Decision(None, index + 1, len(waiting), f"waiting behind {index} queued run{'s' if index != 1 else ''} (next: {ahead})", holders)
+                return Decision(
+                    None,
+                    index + 1,
+                    len(waiting),
+                    f"waiting behind {index} queued run{'s' if index != 1 else ''} (next: {ahead})",
+                    holders,
+                )
             if free is None:
                 atomic_write_json(self.path, data)
                 return Decision(None, 1, len(waiting), reason, holders)
             waiting.pop(index)
-            data["holding"][job_id] = {"gpus": free, "pid": entry["pid"], "proc_start": entry.get("proc_start"), "since": time.time()}
+            data["holding"][job_id] = {
+                "gpus": free,
+                "pid": entry["pid"],
+                "proc_start": entry.get("proc_start"),
+                "since": time.time(),
+            }
             atomic_write_json(self.path, data)
             return Decision(free)
 
@@ -205,7 +251,9 @@ class GpuQueue:
             waiting = data["waiting"]
             index = next((i for i, w in enumerate(waiting) if w["job"] == job_id), None)
             if index is None:
-                raise FtbenchError(f"Job {job_id} is not waiting for GPUs.", "See the waiting runs with `ftbench queue`.")
+                raise FtbenchError(
+                    f"Job {job_id} is not waiting for GPUs.", "See the waiting runs with `ftbench queue`."
+                )
             entry = waiting.pop(index)
             waiting.insert(max(0, min(position - 1, len(waiting))), entry)
             atomic_write_json(self.path, data)
@@ -297,7 +345,9 @@ def wait_for_gpus(
         raise
 
 
-def request_for_recipe(recipe: Any, override: str | None = None, sampler: Sampler | None = None) -> dict[str, Any] | None:
+def request_for_recipe(
+    recipe: Any, override: str | None = None, sampler: Sampler | None = None
+) -> dict[str, Any] | None:
     """The `gpu_request` job parameter for a training recipe (and `--gpus`), or None to start at once.
 
     `auto` on a machine without GPUs runs on the CPU as before; an explicit count or list there is an error

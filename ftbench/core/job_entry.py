@@ -112,13 +112,26 @@ def main(argv: list[str]) -> int:
     ctx = ProcessJobContext(job_dir, spec)
     signal.signal(signal.SIGTERM, lambda *_: ctx.request_stop())
     if ctx.params.get("gpu_request") and not _wait_for_gpus(ctx):
-        update_status(job_dir, state="stopped", ended_at=now(), exit_code=0, queue=None,
-                      error={"message": "Cancelled while waiting for GPUs.", "hint": "Start it again with `ftbench resume`."})
+        update_status(
+            job_dir,
+            state="stopped",
+            ended_at=now(),
+            exit_code=0,
+            queue=None,
+            error={"message": "Cancelled while waiting for GPUs.", "hint": "Start it again with `ftbench resume`."},
+        )
         _sync(ctx)
         return 0
     update_status(
-        job_dir, state="running", pid=os.getpid(), pgid=os.getpgid(0), proc_start=proc_start_time(os.getpid()),
-        started_at=now(), attempt=ctx.attempt, python=sys.executable, host=socket.gethostname(),
+        job_dir,
+        state="running",
+        pid=os.getpid(),
+        pgid=os.getpgid(0),
+        proc_start=proc_start_time(os.getpid()),
+        started_at=now(),
+        attempt=ctx.attempt,
+        python=sys.executable,
+        host=socket.gethostname(),
     )
     ctx.emit("state", state="running")
     _sync(ctx)
@@ -137,7 +150,10 @@ def main(argv: list[str]) -> int:
     except BaseException as exc:  # noqa: BLE001 - every cause must reach status.json
         traceback.print_exc()
         state, code = "failed", 1
-        error = {"message": f"{type(exc).__name__}: {exc}".strip().rstrip(":"), "hint": f"The traceback is in {job_dir / 'log.txt'}."}
+        error = {
+            "message": f"{type(exc).__name__}: {exc}".strip().rstrip(":"),
+            "hint": f"The traceback is in {job_dir / 'log.txt'}.",
+        }
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if state == "stopped" and os.environ.get("SLURM_JOB_ID") and not ctx.stop_by_user:
         state, error, code = "failed", _slurm_end(os.environ["SLURM_JOB_ID"]), 1
@@ -165,8 +181,10 @@ def _slurm_end(slurm_id: str) -> dict[str, str]:
         if state is not None and state.state in slurm.ENDED_BY_SLURM:
             return slurm.ended_by_slurm(state)
         time.sleep(1.0)
-    return {"message": f"Slurm ended job {slurm_id} before it finished (time limit, preemption or node failure).",
-            "hint": "The checkpoint saved on the way out is kept: `ftbench resume ID` continues from it."}
+    return {
+        "message": f"Slurm ended job {slurm_id} before it finished (time limit, preemption or node failure).",
+        "hint": "The checkpoint saved on the way out is kept: `ftbench resume ID` continues from it.",
+    }
 
 
 def _wait_for_gpus(ctx: ProcessJobContext) -> bool:
@@ -175,20 +193,28 @@ def _wait_for_gpus(ctx: ProcessJobContext) -> bool:
 
     request = GpuRequest.from_dict(ctx.params["gpu_request"])
     ctx.cooperative_stop = True  # a stop while waiting just leaves the queue; nothing to interrupt
-    update_status(ctx.job_dir, state="queued", pid=os.getpid(), pgid=os.getpgid(0), proc_start=proc_start_time(os.getpid()))
+    update_status(
+        ctx.job_dir, state="queued", pid=os.getpid(), pgid=os.getpgid(0), proc_start=proc_start_time(os.getpid())
+    )
     _sync(ctx)
 
     def on_wait(decision) -> None:
-        update_status(ctx.job_dir, queue={"position": decision.position, "queued": decision.queued, "reason": decision.reason})
+        update_status(
+            ctx.job_dir, queue={"position": decision.position, "queued": decision.queued, "reason": decision.reason}
+        )
         ctx.log(f"Queued ({decision.position} of {decision.queued}): {decision.reason}.")
 
-    gpus = wait_for_gpus(GpuQueue(ctx.workspace.root), ctx.id, request, lambda: ctx.stop_requested, on_wait, sleep=ctx.sleep)
+    gpus = wait_for_gpus(
+        GpuQueue(ctx.workspace.root), ctx.id, request, lambda: ctx.stop_requested, on_wait, sleep=ctx.sleep
+    )
     ctx.cooperative_stop = False
     if gpus is None:
         return False
     os.environ.update(visible_devices_env(gpus))
     update_status(ctx.job_dir, gpus=gpus, queue=None)
-    ctx.log(f"Using GPU{'s' if len(gpus) != 1 else ''} {', '.join(map(str, gpus))} (CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']}).")
+    ctx.log(
+        f"Using GPU{'s' if len(gpus) != 1 else ''} {', '.join(map(str, gpus))} (CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']})."
+    )
     return True
 
 

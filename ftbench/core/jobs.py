@@ -86,9 +86,13 @@ def read_status(job_dir: Path) -> dict[str, Any]:
     try:
         return json.loads((job_dir / STATUS).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise FtbenchError(f"{job_dir} has no {STATUS}; it is not a job folder.", "List jobs with `ftbench runs`.") from exc
+        raise FtbenchError(
+            f"{job_dir} has no {STATUS}; it is not a job folder.", "List jobs with `ftbench runs`."
+        ) from exc
     except ValueError as exc:  # atomic writes make this near impossible; say so rather than crash
-        raise FtbenchError(f"{job_dir / STATUS} is not valid JSON.", "The job folder was edited by hand; restore or delete it.") from exc
+        raise FtbenchError(
+            f"{job_dir / STATUS} is not valid JSON.", "The job folder was edited by hand; restore or delete it."
+        ) from exc
 
 
 def update_status(job_dir: Path, only_if_state: tuple[str, ...] | None = None, **changes: Any) -> dict[str, Any]:
@@ -209,7 +213,9 @@ def start_job(
     except FileExistsError as exc:
         raise FtbenchError(f"Job folder {job_dir} already exists.", "Pick another name or remove the folder.") from exc
     except OSError as exc:
-        raise FtbenchError(f"Cannot create job folder {job_dir}: {exc.strerror}.", "Check the workspace is writable.") from exc
+        raise FtbenchError(
+            f"Cannot create job folder {job_dir}: {exc.strerror}.", "Check the workspace is writable."
+        ) from exc
     spec = {
         "id": job_id,
         "kind": kind,
@@ -253,8 +259,15 @@ def restart_job(
     spec["params"] = {**spec.get("params", {}), **(params_update or {})}
     atomic_write_json(job.dir / SPEC, spec)
     update_status(
-        job.dir, state="starting", attempt=spec["attempt"], error=None, exit_code=None, ended_at=None,
-        pid=None, created_at=job.status.get("created_at", now()), restarted_at=now(),
+        job.dir,
+        state="starting",
+        attempt=spec["attempt"],
+        error=None,
+        exit_code=None,
+        ended_at=None,
+        pid=None,
+        created_at=job.status.get("created_at", now()),
+        restarted_at=now(),
     )
     (job.dir / CONTROL / "stop").unlink(missing_ok=True)  # the last attempt's stop request is not this one's
     _start(job.dir, spec, env)
@@ -284,7 +297,9 @@ def _submit_slurm(job_dir: Path, spec: dict[str, Any]) -> None:
     except FtbenchError as exc:
         update_status(job_dir, state="failed", ended_at=now(), error=exc.to_dict())
         raise
-    update_status(job_dir, state="queued", slurm={"job_id": slurm_id, "state": "PENDING", "reason": "", "checked_at": now()})
+    update_status(
+        job_dir, state="queued", slurm={"job_id": slurm_id, "state": "PENDING", "reason": "", "checked_at": now()}
+    )
 
 
 def _launch(job_dir: Path, env: dict[str, str] | None) -> None:
@@ -292,7 +307,13 @@ def _launch(job_dir: Path, env: dict[str, str] | None) -> None:
 
     with open(job_dir / LOG, "ab") as log:
         proc = subprocess.Popen(
-            [*systemd_run_prefix(f"ftbench-{job_dir.name}"), sys.executable, "-m", "ftbench.core.job_entry", str(job_dir)],
+            [
+                *systemd_run_prefix(f"ftbench-{job_dir.name}"),
+                sys.executable,
+                "-m",
+                "ftbench.core.job_entry",
+                str(job_dir),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -315,12 +336,16 @@ def find_job(ws: Workspace, ref: str) -> Job:
     except AmbiguousReference:
         raise
     except FtbenchError as exc:
-        raise FtbenchError(f"No job matches '{ref}' in {ws.root} (a job id, a unique prefix of one, or last~N).",
-                           "List jobs with `ftbench runs` (add --all for demo and other jobs).") from exc
+        raise FtbenchError(
+            f"No job matches '{ref}' in {ws.root} (a job id, a unique prefix of one, or last~N).",
+            "List jobs with `ftbench runs` (add --all for demo and other jobs).",
+        ) from exc
     parents = {parent.resolve() for parent in ws.job_parents()}
     if path.resolve().parent not in parents:
-        raise FtbenchError(f"{path} is not a job of the workspace {ws.root}.",
-                           "Give a job id from `ftbench runs`, or pass that workspace with -w.")
+        raise FtbenchError(
+            f"{path} is not a job of the workspace {ws.root}.",
+            "Give a job id from `ftbench runs`, or pass that workspace with -w.",
+        )
     return refresh(Job(path, read_status(path)))
 
 
@@ -375,10 +400,17 @@ def _refresh_slurm(job_dir: Path, status: dict[str, Any]) -> Job:
         fields = {"checked_at": now(), **({"state": state.state, "reason": state.reason} if state else {})}
         return Job(job_dir, update_status(job_dir, slurm=fields))
     time.sleep(0.05)  # the worker may be writing its final state right now
-    return Job(job_dir, update_status(
-        job_dir, only_if_state=ACTIVE_STATES, state="failed", ended_at=now(), error=slurm.ended_by_slurm(state),
-        slurm={"state": state.state, "reason": state.reason, "checked_at": now()},
-    ))
+    return Job(
+        job_dir,
+        update_status(
+            job_dir,
+            only_if_state=ACTIVE_STATES,
+            state="failed",
+            ended_at=now(),
+            error=slurm.ended_by_slurm(state),
+            slurm={"state": state.state, "reason": state.reason, "checked_at": now()},
+        ),
+    )
 
 
 def request_control(job: Job, action: str) -> Path:
@@ -419,8 +451,14 @@ def stop_job(job: Job, grace_s: float = 60.0, wait: bool = True) -> Job:
         status = read_status(job.dir)
         if status.get("state") in ACTIVE_STATES:
             update_status(
-                job.dir, only_if_state=ACTIVE_STATES, state="stopped", ended_at=now(),
-                error={"message": f"Killed after not stopping within {grace_s:g} s.", "hint": "Any checkpoint saved before is kept."},
+                job.dir,
+                only_if_state=ACTIVE_STATES,
+                state="stopped",
+                ended_at=now(),
+                error={
+                    "message": f"Killed after not stopping within {grace_s:g} s.",
+                    "hint": "Any checkpoint saved before is kept.",
+                },
             )
     return refresh(Job(job.dir, read_status(job.dir)))
 
@@ -432,8 +470,16 @@ def _stop_slurm(job: Job, grace_s: float, wait: bool) -> Job:
     slurm_id = job.status["slurm"]["job_id"]
     if job.state == "queued":
         slurm.cancel(slurm_id)
-        update_status(job.dir, only_if_state=("queued",), state="stopped", ended_at=now(),
-                      error={"message": f"Cancelled before Slurm started it (job {slurm_id}).", "hint": "Start it again with `ftbench resume`."})
+        update_status(
+            job.dir,
+            only_if_state=("queued",),
+            state="stopped",
+            ended_at=now(),
+            error={
+                "message": f"Cancelled before Slurm started it (job {slurm_id}).",
+                "hint": "Start it again with `ftbench resume`.",
+            },
+        )
         return Job(job.dir, read_status(job.dir))
     slurm.cancel(slurm_id, "TERM")
     if not wait:
@@ -442,8 +488,16 @@ def _stop_slurm(job: Job, grace_s: float, wait: bool) -> Job:
     while time.monotonic() < deadline and read_status(job.dir).get("state") in ACTIVE_STATES:
         time.sleep(0.2)
     slurm.cancel(slurm_id)
-    update_status(job.dir, only_if_state=ACTIVE_STATES, state="stopped", ended_at=now(),
-                  error={"message": f"Cancelled after not stopping within {grace_s:g} s.", "hint": "Any checkpoint saved before is kept."})
+    update_status(
+        job.dir,
+        only_if_state=ACTIVE_STATES,
+        state="stopped",
+        ended_at=now(),
+        error={
+            "message": f"Cancelled after not stopping within {grace_s:g} s.",
+            "hint": "Any checkpoint saved before is kept.",
+        },
+    )
     return Job(job.dir, read_status(job.dir))
 
 

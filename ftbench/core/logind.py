@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CONF = Path("/etc/systemd/logind.conf")
-DROP_IN_DIRS = (Path("/usr/lib/systemd/logind.conf.d"), Path("/run/systemd/logind.conf.d"), Path("/etc/systemd/logind.conf.d"))
+DROP_IN_DIRS = (
+    Path("/usr/lib/systemd/logind.conf.d"),
+    Path("/run/systemd/logind.conf.d"),
+    Path("/etc/systemd/logind.conf.d"),
+)
 SYSTEMD_RUN_ENV = "FTBENCH_SYSTEMD_RUN"
 TRUE = ("yes", "true", "on", "1")
 
@@ -76,7 +80,12 @@ def lingering(user: str) -> bool | None:
     """Whether `user` lingers: loginctl if it answers, else the /var/lib/systemd/linger flag file; None if unknown."""
     if shutil.which("loginctl"):
         try:
-            out = subprocess.run(["loginctl", "show-user", user, "--property=Linger", "--value"], capture_output=True, text=True, timeout=5)
+            out = subprocess.run(
+                ["loginctl", "show-user", user, "--property=Linger", "--value"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            )
             if out.returncode == 0 and out.stdout.strip() in ("yes", "no"):
                 return out.stdout.strip() == "yes"
         except (OSError, subprocess.TimeoutExpired):

@@ -82,7 +82,9 @@ class MethodSection(_Section):
     @model_validator(mode="after")
     def _prompt_text(self) -> MethodSection:
         if self.name == "prompt_tuning" and self.prompt_init == "text" and not self.prompt_init_text:
-            raise ValueError("method.prompt_init: text needs method.prompt_init_text (the words the soft prompt starts from)")
+            raise ValueError(
+                "method.prompt_init: text needs method.prompt_init_text (the words the soft prompt starts from)"
+            )
         return self
 
 
@@ -93,13 +95,27 @@ class TrainingSection(_Section):
     max_steps: int = -1
     batch_size: int = Field(4, ge=1)
     gradient_accumulation: int = Field(1, ge=1)
-    lr: float | None = Field(None, gt=0, description="None: the method's default (core/specs.py: 2e-4 lora/qlora, 2e-5 full, 3e-2 prompt tuning)")
-    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial"] = "cosine"
+    lr: float | None = Field(
+        None,
+        gt=0,
+        description="None: the method's default (core/specs.py: 2e-4 lora/qlora, 2e-5 full, 3e-2 prompt tuning)",
+    )
+    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial"] = (
+        "cosine"
+    )
     warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
     warmup_steps: int = Field(0, ge=0)
     weight_decay: float = Field(0.0, ge=0.0)
     max_grad_norm: float = 1.0
-    optimizer: Literal["adamw_torch", "adamw_torch_fused", "adafactor", "sgd", "paged_adamw_8bit", "paged_adamw_32bit", "adamw_bnb_8bit"] = "adamw_torch"
+    optimizer: Literal[
+        "adamw_torch",
+        "adamw_torch_fused",
+        "adafactor",
+        "sgd",
+        "paged_adamw_8bit",
+        "paged_adamw_32bit",
+        "adamw_bnb_8bit",
+    ] = "adamw_torch"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     gradient_checkpointing: bool = False
     logging_steps: int = Field(10, ge=1)
@@ -115,7 +131,8 @@ class TrainingSection(_Section):
     distributed: Literal["ddp", "fsdp", "deepspeed"] = "ddp"
     deepspeed_stage: Literal[1, 2, 3] = 2
     report_to: list[Literal["tensorboard"]] = Field(
-        default_factory=list, description="experiment trackers besides events.jsonl; tensorboard writes to RUN/tensorboard"
+        default_factory=list,
+        description="experiment trackers besides events.jsonl; tensorboard writes to RUN/tensorboard",
     )
 
     @field_validator("devices")
@@ -148,7 +165,9 @@ class EvalSection(_Section):
 
     generate: bool = False
     prompts: str | None = Field(None, description="JSONL of prompts with references; None: the run's eval rows")
-    metrics: list[str] | None = Field(None, description="None: all of exact_match, token_f1, rouge*, bleu, chrf (+ labels)")
+    metrics: list[str] | None = Field(
+        None, description="None: all of exact_match, token_f1, rouge*, bleu, chrf (+ labels)"
+    )
     label_pattern: str | None = Field(None, description=r"score label accuracy, e.g. 'Sentiment: (\w+)'")
     every_steps: int | None = Field(None, ge=1)
     at_end: bool = True
@@ -209,22 +228,27 @@ class Recipe(_Section):
     qa: QaSection = Field(default_factory=lambda: QaSection())
 
 
-
 # --- encoder-task sections (classification, ner, qa); owned by the encoder-task engineer -------------------
 
 
 class ClassificationSection(_Section):
     """Sequence classification (task: classification). Columns come from data.columns (text, text_pair, label)."""
 
-    labels: list[str] | None = Field(None, description="label names in id order; None: discovered from the data, sorted")
+    labels: list[str] | None = Field(
+        None, description="label names in id order; None: discovered from the data, sorted"
+    )
     multi_label: bool | None = Field(None, description="None: multi-label when the label column holds lists")
-    threshold: float = Field(0.5, gt=0.0, lt=1.0, description="multi-label: a label is predicted when its probability >= this")
+    threshold: float = Field(
+        0.5, gt=0.0, lt=1.0, description="multi-label: a label is predicted when its probability >= this"
+    )
 
 
 class NerSection(_Section):
     """Token classification (task: ner). Columns from data.columns (tokens, ner_tags)."""
 
-    labels: list[str] | None = Field(None, description="tag names in id order (needed when tags are ints); None: from the data")
+    labels: list[str] | None = Field(
+        None, description="tag names in id order (needed when tags are ints); None: from the data"
+    )
     label_all_tokens: bool = Field(False, description="label every sub-token of a word, not only the first")
 
 
@@ -249,7 +273,9 @@ def load_recipe_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
-        raise FtbenchError(f"Recipe file {p} does not exist.", "Check the path; example recipes are in recipes/.") from exc
+        raise FtbenchError(
+            f"Recipe file {p} does not exist.", "Check the path; example recipes are in recipes/."
+        ) from exc
     except OSError as exc:
         raise FtbenchError(f"Cannot read recipe {p}: {exc.strerror}.", "Check the file's permissions.") from exc
     try:
@@ -258,11 +284,15 @@ def load_recipe_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise FtbenchError(f"Recipe {p} is not valid YAML at{where}: {problem}.", "Fix the YAML syntax (indentation, colons, quotes).") from exc
+        raise FtbenchError(
+            f"Recipe {p} is not valid YAML at{where}: {problem}.", "Fix the YAML syntax (indentation, colons, quotes)."
+        ) from exc
     if raw is None:
         raise FtbenchError(f"Recipe {p} is empty.", "A recipe needs at least task, model and data.")
     if not isinstance(raw, dict):
-        raise FtbenchError(f"Recipe {p} must be a mapping of keys, not a {type(raw).__name__}.", "Start with `task: sft`.")
+        raise FtbenchError(
+            f"Recipe {p} must be a mapping of keys, not a {type(raw).__name__}.", "Start with `task: sft`."
+        )
     raw.setdefault("name", p.stem)
     return raw
 
@@ -288,7 +318,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...])
             if child is None:
                 child = {}
             if not isinstance(child, dict):
-                raise FtbenchError(f"--set {key}: {part} is a value ({child!r}), not a section.", "Set the value itself, e.g. --set " + ".".join(parts[: parts.index(part) + 1]) + "=...")
+                raise FtbenchError(
+                    f"--set {key}: {part} is a value ({child!r}), not a section.",
+                    "Set the value itself, e.g. --set " + ".".join(parts[: parts.index(part) + 1]) + "=...",
+                )
             node[part] = child
             node = child
         node[parts[-1]] = parsed
@@ -336,19 +369,29 @@ def _explain(exc: ValidationError, raw: dict[str, Any], source: str) -> FtbenchE
         allowed = sorted(owner.model_fields) if owner else []
         near = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.5)
         section = ".".join(str(p) for p in loc[:-1]) or "the top level"
-        hint = f"Did you mean '{'.'.join([*map(str, loc[:-1]), near[0]])}'?" if near else f"Allowed keys in {section}: {', '.join(allowed)}."
+        hint = (
+            f"Did you mean '{'.'.join([*map(str, loc[:-1]), near[0]])}'?"
+            if near
+            else f"Allowed keys in {section}: {', '.join(allowed)}."
+        )
         return FtbenchError(f"{source}: unknown key '{path}'{more}.", hint)
     if kind == "missing":
         return FtbenchError(f"{source}: required key '{path}' is missing{more}.", _missing_hint(path))
     if kind in ("literal_error", "enum"):
         expected = err.get("ctx", {}).get("expected", "")
-        return FtbenchError(f"{source}: {path} = {value!r} is not allowed; expected {expected}{more}.", "Pick one of the allowed values.")
+        return FtbenchError(
+            f"{source}: {path} = {value!r} is not allowed; expected {expected}{more}.",
+            "Pick one of the allowed values.",
+        )
     if kind == "value_error":
         msg = str(err.get("msg", "")).removeprefix("Value error, ")
         return FtbenchError(f"{source}: {msg}{more}.", "Change the recipe so these settings fit together.")
     msg = err.get("msg", "invalid value")
     shown = repr(value) if not isinstance(value, dict) else "a mapping"
-    return FtbenchError(f"{source}: {path} = {shown} is invalid: {msg}{more}.", f"Fix {path}; `ftbench validate RECIPE` shows every key with its default.")
+    return FtbenchError(
+        f"{source}: {path} = {shown} is invalid: {msg}{more}.",
+        f"Fix {path}; `ftbench validate RECIPE` shows every key with its default.",
+    )
 
 
 def _missing_hint(path: str) -> str:
@@ -361,8 +404,9 @@ def _missing_hint(path: str) -> str:
     }.get(path, f"Add {path} to the recipe.")
 
 
-def resolve_path(value: str, workspace: Workspace | Path | None, recipe_dir: Path | None = None,
-                 want: tuple[str, ...] = ("model",)) -> str:
+def resolve_path(
+    value: str, workspace: Workspace | Path | None, recipe_dir: Path | None = None, want: tuple[str, ...] = ("model",)
+) -> str:
     """An absolute path for a recipe path, in the artifacts lookup order with the recipe's folder as the
     "current folder" (a run id, absolute, recipe-relative, workspace-relative, the model/dataset folders).
 

@@ -124,7 +124,9 @@ class Registry:
             if present is None:
                 count = self._rebuild_locked()
                 if problem or count:
-                    self.on_warning(f"{problem or f'{self.path} was missing'}; rebuilt the index from {count} job folders.")
+                    self.on_warning(
+                        f"{problem or f'{self.path} was missing'}; rebuilt the index from {count} job folders."
+                    )
             db = TinyDB(storage_path, storage=AtomicJSONStorage)
             try:
                 yield db

@@ -82,11 +82,17 @@ class SlurmOptions:
         if self.cpus_per_task is not None and self.cpus_per_task < 1:
             raise FtbenchError(f"cpus_per_task is {self.cpus_per_task}.", "Use 1 or more, or leave it unset.")
         if self.time is not None and not _TIME.match(self.time):
-            raise FtbenchError(f"--time '{self.time}' is not a Slurm time limit.", "Use minutes (30), HH:MM:SS (2:00:00) or D-HH:MM:SS (1-12:00:00).")
+            raise FtbenchError(
+                f"--time '{self.time}' is not a Slurm time limit.",
+                "Use minutes (30), HH:MM:SS (2:00:00) or D-HH:MM:SS (1-12:00:00).",
+            )
         for key in ("partition", "account"):
             value = getattr(self, key)
             if value is not None and not _NAME.match(value):
-                raise FtbenchError(f"--{key} '{value}' has characters Slurm does not allow in a {key} name.", "Use letters, digits, '_', '-' and '.'.")
+                raise FtbenchError(
+                    f"--{key} '{value}' has characters Slurm does not allow in a {key} name.",
+                    "Use letters, digits, '_', '-' and '.'.",
+                )
         return self
 
 
@@ -111,8 +117,10 @@ class SlurmState:
 def require_slurm() -> None:
     missing = [cmd for cmd in ("sbatch", "squeue", "scancel") if shutil.which(cmd) is None]
     if missing:
-        raise FtbenchError(f"Slurm's {', '.join(missing)} is not on PATH, so --on slurm cannot submit.",
-                           "Run ftbench on the cluster's login node (where `sbatch` works), or train locally without --on slurm.")
+        raise FtbenchError(
+            f"Slurm's {', '.join(missing)} is not on PATH, so --on slurm cannot submit.",
+            "Run ftbench on the cluster's login node (where `sbatch` works), or train locally without --on slurm.",
+        )
 
 
 def _q(value: str | os.PathLike[str]) -> str:
@@ -121,8 +129,13 @@ def _q(value: str | os.PathLike[str]) -> str:
 
 def render_sbatch(job_dir: Path, job_id: str, options: SlurmOptions, python: str = sys.executable) -> str:
     """The batch script: sbatch options, the first node and port for multi-node, then the job process."""
-    lines = ["#!/bin/bash", f"#SBATCH --job-name=ftbench-{re.sub(r'[^A-Za-z0-9_.-]', '-', job_id)[:60]}",
-             "#SBATCH --output=slurm-%j.out", f"#SBATCH --nodes={options.nodes}", "#SBATCH --ntasks-per-node=1"]
+    lines = [
+        "#!/bin/bash",
+        f"#SBATCH --job-name=ftbench-{re.sub(r'[^A-Za-z0-9_.-]', '-', job_id)[:60]}",
+        "#SBATCH --output=slurm-%j.out",
+        f"#SBATCH --nodes={options.nodes}",
+        "#SBATCH --ntasks-per-node=1",
+    ]
     if options.gpus_per_node:
         lines.append(f"#SBATCH --gpus-per-node={options.gpus_per_node}")
     if options.cpus_per_task:
@@ -133,10 +146,16 @@ def render_sbatch(job_dir: Path, job_id: str, options: SlurmOptions, python: str
     lines += [
         f"# Written by ftbench for job {job_id}; submitted with `sbatch {SCRIPT}` from the job folder.",
         "# The job process writes status.json, events.jsonl and log.txt here, as a local job does.",
-        *([f"# {options.nodes} nodes: the job process starts `{' '.join(srun_command(Path('.'), options.nodes)[:-1])} {NODE_SCRIPT}`,",
-           "# one `accelerate launch --machine_rank $SLURM_NODEID` per node (see node.sh)."] if options.nodes > 1 else []),
+        *(
+            [
+                f"# {options.nodes} nodes: the job process starts `{' '.join(srun_command(Path('.'), options.nodes)[:-1])} {NODE_SCRIPT}`,",
+                "# one `accelerate launch --machine_rank $SLURM_NODEID` per node (see node.sh).",
+            ]
+            if options.nodes > 1
+            else []
+        ),
         "set -euo pipefail",
-        f"{MAIN_NODE_ENV}=\"$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1)\"",
+        f'{MAIN_NODE_ENV}="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"',
         f"{MAIN_PORT_ENV}=$(( {PORT_BASE} + SLURM_JOB_ID % 20000 ))",
         f"export {MAIN_NODE_ENV} {MAIN_PORT_ENV}",
         f"export {NODES_ENV}={options.nodes}",
@@ -148,11 +167,18 @@ def render_sbatch(job_dir: Path, job_id: str, options: SlurmOptions, python: str
     return "\n".join(lines)
 
 
-def render_node_script(job_dir: Path, options: SlurmOptions, distributed: str = "ddp", deepspeed_stage: int = 2,
-                       python: str = sys.executable) -> str:
+def render_node_script(
+    job_dir: Path,
+    options: SlurmOptions,
+    distributed: str = "ddp",
+    deepspeed_stage: int = 2,
+    python: str = sys.executable,
+) -> str:
     """What `srun` runs once per node: one `accelerate launch` for that node's GPUs, ranked by $SLURM_NODEID."""
     per_node = max(1, options.gpus_per_node)
-    backend = {"fsdp": ["--use_fsdp"], "deepspeed": ["--use_deepspeed", "--zero_stage", str(deepspeed_stage)]}.get(distributed, ["--multi_gpu"])
+    backend = {"fsdp": ["--use_fsdp"], "deepspeed": ["--use_deepspeed", "--zero_stage", str(deepspeed_stage)]}.get(
+        distributed, ["--multi_gpu"]
+    )
     args = [
         f"exec {_q(python)} -m accelerate.commands.launch",
         f"--num_machines {options.nodes} --num_processes {options.nodes * per_node}",
@@ -162,18 +188,27 @@ def render_node_script(job_dir: Path, options: SlurmOptions, distributed: str = 
         " ".join(backend),
         f"-m ftbench.train.distributed {_q(job_dir)}",
     ]
-    return "\n".join([
-        "#!/bin/bash",
-        "# Started by `srun` on every node of the allocation; accelerate starts this node's ranks.",
-        "set -euo pipefail",
-        " \\\n  ".join(args),
-        "",
-    ])
+    return "\n".join(
+        [
+            "#!/bin/bash",
+            "# Started by `srun` on every node of the allocation; accelerate starts this node's ranks.",
+            "set -euo pipefail",
+            " \\\n  ".join(args),
+            "",
+        ]
+    )
 
 
 def srun_command(job_dir: Path, nodes: int) -> list[str]:
     """The worker's launch of node.sh on every node (one task per node; any failed node ends them all)."""
-    return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1", "bash", str(job_dir / NODE_SCRIPT)]
+    return [
+        "srun",
+        f"--nodes={nodes}",
+        "--ntasks-per-node=1",
+        "--kill-on-bad-exit=1",
+        "bash",
+        str(job_dir / NODE_SCRIPT),
+    ]
 
 
 def slurm_nodes() -> int:
@@ -188,7 +223,10 @@ def write_scripts(job_dir: Path, job_id: str, options: SlurmOptions, recipe: Any
     script = job_dir / SCRIPT
     atomic_write_text(script, render_sbatch(job_dir, job_id, options))
     if options.nodes > 1 and recipe is not None:
-        atomic_write_text(job_dir / NODE_SCRIPT, render_node_script(job_dir, options, recipe.training.distributed, recipe.training.deepspeed_stage))
+        atomic_write_text(
+            job_dir / NODE_SCRIPT,
+            render_node_script(job_dir, options, recipe.training.distributed, recipe.training.deepspeed_stage),
+        )
     return script
 
 
@@ -198,15 +236,19 @@ def _run(argv: list[str], cwd: Path | None = None, timeout: float = 30.0) -> sub
     except FileNotFoundError as exc:
         raise FtbenchError(f"`{argv[0]}` is not installed here.", "Run ftbench where Slurm's commands work.") from exc
     except subprocess.TimeoutExpired as exc:
-        raise FtbenchError(f"`{' '.join(argv)}` did not answer within {timeout:g} s.", "The Slurm controller may be down; try again.") from exc
+        raise FtbenchError(
+            f"`{' '.join(argv)}` did not answer within {timeout:g} s.", "The Slurm controller may be down; try again."
+        ) from exc
 
 
 def submit(job_dir: Path) -> str:
     """sbatch the job folder's script; returns Slurm's job id."""
     out = _run(["sbatch", "--parsable", SCRIPT], cwd=job_dir)
     if out.returncode != 0:
-        raise FtbenchError(f"sbatch refused the job: {(out.stderr or out.stdout).strip()}",
-                           f"Check the options in {job_dir / SCRIPT} against `sinfo` (partition, time, GPUs).")
+        raise FtbenchError(
+            f"sbatch refused the job: {(out.stderr or out.stdout).strip()}",
+            f"Check the options in {job_dir / SCRIPT} against `sinfo` (partition, time, GPUs).",
+        )
     return out.stdout.strip().split(";")[0]
 
 

@@ -114,7 +114,7 @@ _DEFAULTS_SCHEMA: dict[str, tuple[type | tuple[type, ...], str]] = {
 _SLURM_SCHEMA: dict[str, tuple[type | tuple[type, ...], str]] = {
     "partition": (str, "a partition name"),
     "account": (str, "an account name"),
-    "time": (str, "a Slurm time limit such as \"4:00:00\""),
+    "time": (str, 'a Slurm time limit such as "4:00:00"'),
     "nodes": (int, "a whole number of nodes"),
     "gpus_per_node": (int, "a whole number of GPUs"),
     "cpus_per_task": (int, "a whole number of CPUs"),
@@ -243,7 +243,9 @@ def load_config(path: Path) -> WorkspaceConfig:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise FtbenchError(f"{path} is not valid TOML: {exc}.", "Fix the line it names, or delete the file to get defaults.") from exc
+        raise FtbenchError(
+            f"{path} is not valid TOML: {exc}.", "Fix the line it names, or delete the file to get defaults."
+        ) from exc
     _check(path, data, _SCHEMA)
     defaults = data.pop("defaults", {})
     _check(path, defaults, _DEFAULTS_SCHEMA, prefix="defaults.")

@@ -48,8 +48,13 @@ def code_fingerprint(*module_names: str) -> str:
 
 
 # Datasets take a second to regenerate, so any edit of their code rebuilds them; models use a version number.
-DATASETS_CODE = ("ftbench.demo.datasets", "ftbench.demo.gen_reviews", "ftbench.demo.gen_shop", "ftbench.demo.gen_docs",
-                 "ftbench.demo.gen_extract")
+DATASETS_CODE = (
+    "ftbench.demo.datasets",
+    "ftbench.demo.gen_reviews",
+    "ftbench.demo.gen_shop",
+    "ftbench.demo.gen_docs",
+    "ftbench.demo.gen_extract",
+)
 
 
 def models_fingerprint() -> str:
@@ -160,8 +165,12 @@ def _install(tmp: Path, final: Path) -> None:
 
 def _folder_info(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     files = manifest.get("files", {})
-    return {"path": str(folder), "bytes": sum(files.values()), "files": len(files),
-            **{k: v for k, v in manifest.items() if k not in ("files", "version", "created_at", "code")}}
+    return {
+        "path": str(folder),
+        "bytes": sum(files.values()),
+        "files": len(files),
+        **{k: v for k, v in manifest.items() if k not in ("files", "version", "created_at", "code")},
+    }
 
 
 def _step_datasets(ws: Workspace, progress: ProgressFn, log: LogFn) -> tuple[bool, dict[str, Any]]:

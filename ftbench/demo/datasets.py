@@ -105,22 +105,49 @@ def readme(summary: dict[str, dict[str, Any]]) -> str:
 
 
 DESCRIPTIONS = {
-    "sentiment-alpaca.jsonl": ("alpaca: instruction/input/output", "instruction SFT: the review is `input`; the answer is exactly `Sentiment: positive`, `Sentiment: negative` or `Sentiment: neutral`, a format the base model does not produce by itself (10% Korean reviews)"),
+    "sentiment-alpaca.jsonl": (
+        "alpaca: instruction/input/output",
+        "instruction SFT: the review is `input`; the answer is exactly `Sentiment: positive`, `Sentiment: negative` or `Sentiment: neutral`, a format the base model does not produce by itself (10% Korean reviews)",
+    ),
     "sentiment-alpaca-eval.jsonl": ("alpaca", "held-out reviews for the SFT run's eval loss and accuracy"),
-    "support-chat.jsonl": ("messages: role/content (system, user, assistant)", "chat SFT (LoRA/QLoRA): Lumen Lane customer service, some multi-turn, some Korean"),
-    "support-chat-sharegpt.json": ("sharegpt: JSON array, `conversations` with from/value (system/human/gpt)", "the same kind of chats, to exercise the sharegpt reader"),
-    "domain-qa.jsonl": ("alpaca: instruction/input/output", "domain QA SFT: questions about the Nimbus H2 hub's documentation with consistent answers (some Korean)"),
-    "preferences.jsonl": ("preference: prompt/chosen/rejected", "DPO: chosen is the polite answer that follows shop policy, rejected is curt or wrong"),
-    "reviews.jsonl": ("classification: text/label (positive, negative)", "sequence classification (English: the demo encoder's vocabulary is English)"),
+    "support-chat.jsonl": (
+        "messages: role/content (system, user, assistant)",
+        "chat SFT (LoRA/QLoRA): Lumen Lane customer service, some multi-turn, some Korean",
+    ),
+    "support-chat-sharegpt.json": (
+        "sharegpt: JSON array, `conversations` with from/value (system/human/gpt)",
+        "the same kind of chats, to exercise the sharegpt reader",
+    ),
+    "domain-qa.jsonl": (
+        "alpaca: instruction/input/output",
+        "domain QA SFT: questions about the Nimbus H2 hub's documentation with consistent answers (some Korean)",
+    ),
+    "preferences.jsonl": (
+        "preference: prompt/chosen/rejected",
+        "DPO: chosen is the polite answer that follows shop policy, rejected is curt or wrong",
+    ),
+    "reviews.jsonl": (
+        "classification: text/label (positive, negative)",
+        "sequence classification (English: the demo encoder's vocabulary is English)",
+    ),
     "reviews-eval.jsonl": ("classification", "held-out reviews for accuracy/F1"),
     "reviews.csv": ("CSV with columns text,label", "the rows of reviews.jsonl, to exercise the CSV reader"),
     "reviews.parquet": ("Parquet (row groups of 256)", "the rows of reviews.jsonl, to exercise the Parquet reader"),
-    "topics.jsonl": ("multi-label classification: text/labels (list of billing, shipping, product, account)", "multi-label classification of support tickets"),
+    "topics.jsonl": (
+        "multi-label classification: text/labels (list of billing, shipping, product, account)",
+        "multi-label classification of support tickets",
+    ),
     "ner.jsonl": ("ner: tokens/ner_tags (BIO strings: PER, ORG, LOC, PRODUCT)", "token classification, CoNLL-style"),
     "ner-eval.jsonl": ("ner", "held-out sentences for seqeval-style F1"),
-    "squad.jsonl": ("squad: id/title/context/question/answers{text,answer_start}", "extractive QA; ~10% unanswerable (empty lists)"),
+    "squad.jsonl": (
+        "squad: id/title/context/question/answers{text,answer_start}",
+        "extractive QA; ~10% unanswerable (empty lists)",
+    ),
     "squad-eval.jsonl": ("squad", "held-out paragraphs (no context shared with train)"),
-    "notes.jsonl": ("text: {\"text\": ...}", "plain-text / continued-pretraining style notes about the Nimbus H2 (some Korean)"),
+    "notes.jsonl": (
+        'text: {"text": ...}',
+        "plain-text / continued-pretraining style notes about the Nimbus H2 (some Korean)",
+    ),
 }
 NOTES = [
     "Facts are consistent across files: returns within 30 days, refunds in 5-7 business days, free shipping over $50,",

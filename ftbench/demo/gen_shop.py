@@ -27,67 +27,149 @@ SYSTEM_PROMPTS = [
     f"You work in customer support at {SHOP}. Be polite, precise and follow the shop's policies.",
     f"You are {SHOP}'s support assistant. Answer clearly and kindly.",
 ]
-NAMES = ["Emma", "Liam", "Sofia", "Noah", "Yuna", "Minho", "Aisha", "Lucas", "Chloe", "Mateo", "Hana", "Ethan", "Zara", "Omar"]
-ITEMS = ["kettle", "blender", "desk lamp", "bluetooth speaker", "air fryer", "backpack", "yoga mat", "toaster", "webcam", "humidifier"]
+NAMES = [
+    "Emma",
+    "Liam",
+    "Sofia",
+    "Noah",
+    "Yuna",
+    "Minho",
+    "Aisha",
+    "Lucas",
+    "Chloe",
+    "Mateo",
+    "Hana",
+    "Ethan",
+    "Zara",
+    "Omar",
+]
+ITEMS = [
+    "kettle",
+    "blender",
+    "desk lamp",
+    "bluetooth speaker",
+    "air fryer",
+    "backpack",
+    "yoga mat",
+    "toaster",
+    "webcam",
+    "humidifier",
+]
 
 # intent -> (user phrasings, assistant answer, follow-ups as (user, assistant) pairs)
 INTENTS: dict[str, tuple[list[str], str, list[tuple[str, str]]]] = {
     "order_status": (
-        ["Where is my order #{o}?", "Hi, I ordered a {i} three days ago (order #{o}). When will it arrive?",
-         "Can you check the status of order #{o}, please?", "My order #{o} still says processing. What's going on?"],
+        [
+            "Where is my order #{o}?",
+            "Hi, I ordered a {i} three days ago (order #{o}). When will it arrive?",
+            "Can you check the status of order #{o}, please?",
+            "My order #{o} still says processing. What's going on?",
+        ],
         "Thanks for reaching out{n}! Order #{o} was dispatched and is on its way. Standard delivery takes "
         f"{POLICY['standard_days']}, and the tracking link is in your dispatch email and on the My Orders page.",
-        [("I can't find the dispatch email.", "No problem. Please check your spam folder; you can also open My Orders, "
-          "select order #{o} and press Track parcel to see the same tracking link."),
-         ("Great, thank you!", "You're welcome! Enjoy your {i}, and let us know if anything else comes up.")],
+        [
+            (
+                "I can't find the dispatch email.",
+                "No problem. Please check your spam folder; you can also open My Orders, "
+                "select order #{o} and press Track parcel to see the same tracking link.",
+            ),
+            ("Great, thank you!", "You're welcome! Enjoy your {i}, and let us know if anything else comes up."),
+        ],
     ),
     "return": (
-        ["How do I return a {i}?", "I'd like to return the {i} I bought last week.",
-         "Can I send back my {i}? It doesn't fit my kitchen.", "What is your return policy?"],
+        [
+            "How do I return a {i}?",
+            "I'd like to return the {i} I bought last week.",
+            "Can I send back my {i}? It doesn't fit my kitchen.",
+            "What is your return policy?",
+        ],
         f"Of course{{n}}. You can return any unused item in its original packaging within {POLICY['return_days']} days "
         "of delivery. Go to My Orders, choose Return item, and print the free return label. Once we receive the "
         f"parcel, the refund goes to your original payment method within {POLICY['refund_days']}.",
-        [("Do I have to pay for the return shipping?", "No, the return label is free for every order."),
-         ("What if I already threw away the box?", "Please contact us with your order number; items without the "
-          "original packaging are checked case by case, and we will tell you the options.")],
+        [
+            ("Do I have to pay for the return shipping?", "No, the return label is free for every order."),
+            (
+                "What if I already threw away the box?",
+                "Please contact us with your order number; items without the "
+                "original packaging are checked case by case, and we will tell you the options.",
+            ),
+        ],
     ),
     "shipping_cost": (
-        ["How much is shipping?", "Do you have free delivery?", "What are your shipping options?",
-         "How long does delivery take?"],
+        [
+            "How much is shipping?",
+            "Do you have free delivery?",
+            "What are your shipping options?",
+            "How long does delivery take?",
+        ],
         f"Standard shipping is free on orders over {POLICY['free_shipping_over']} and takes {POLICY['standard_days']}. "
         f"If you are in a hurry, express delivery takes {POLICY['express']}.",
-        [("Can I upgrade to express after ordering?", "Yes, as long as the order has not been dispatched: open My Orders "
-          "and choose Change delivery. The $12 fee is charged to the same payment method.")],
+        [
+            (
+                "Can I upgrade to express after ordering?",
+                "Yes, as long as the order has not been dispatched: open My Orders "
+                "and choose Change delivery. The $12 fee is charged to the same payment method.",
+            )
+        ],
     ),
     "damaged": (
-        ["My {i} arrived broken.", "The {i} from order #{o} has a crack in it.",
-         "The box was crushed and the {i} inside is damaged.", "I received a damaged {i}, what can I do?"],
+        [
+            "My {i} arrived broken.",
+            "The {i} from order #{o} has a crack in it.",
+            "The box was crushed and the {i} inside is damaged.",
+            "I received a damaged {i}, what can I do?",
+        ],
         f"I'm very sorry about that{{n}}! Please send us a photo of the damage within {POLICY['damage_days']} days of "
         "delivery by replying to your order confirmation for #{o}. We will ship a free replacement right away, and "
         "you don't need to send the broken item back.",
-        [("Can I get a refund instead of a replacement?", "Yes, if you prefer we can refund the full amount to your "
-          f"original payment method within {POLICY['refund_days']}.")],
+        [
+            (
+                "Can I get a refund instead of a replacement?",
+                "Yes, if you prefer we can refund the full amount to your "
+                f"original payment method within {POLICY['refund_days']}.",
+            )
+        ],
     ),
     "password": (
-        ["I forgot my password.", "I can't log in to my account.", "How do I reset my password?",
-         "The password reset link doesn't work."],
+        [
+            "I forgot my password.",
+            "I can't log in to my account.",
+            "How do I reset my password?",
+            "The password reset link doesn't work.",
+        ],
         "No worries{n}. On the sign-in page, click Forgot password and enter your email address. We will send a "
         f"reset link that is valid for {POLICY['reset_valid']}. If it doesn't arrive within a few minutes, please "
         "check your spam folder.",
-        [("The link says it expired.", f"Reset links expire after {POLICY['reset_valid']}. Just request a new one from "
-          "the sign-in page and use it right away.")],
+        [
+            (
+                "The link says it expired.",
+                f"Reset links expire after {POLICY['reset_valid']}. Just request a new one from "
+                "the sign-in page and use it right away.",
+            )
+        ],
     ),
     "address": (
-        ["Can I change the delivery address for order #{o}?", "I put the wrong address on my order #{o}.",
-         "I'm moving next week, can my {i} be delivered somewhere else?"],
+        [
+            "Can I change the delivery address for order #{o}?",
+            "I put the wrong address on my order #{o}.",
+            "I'm moving next week, can my {i} be delivered somewhere else?",
+        ],
         "Yes{n}, you can change the address until the order is dispatched: open My Orders, select #{o} and "
         "choose Edit address. If it has already been dispatched, reply here and we will contact the courier for you.",
-        [("It says dispatched already.", "Thanks for checking. I have asked the courier to redirect order #{o}; you "
-          "will get an email confirmation within one business day.")],
+        [
+            (
+                "It says dispatched already.",
+                "Thanks for checking. I have asked the courier to redirect order #{o}; you "
+                "will get an email confirmation within one business day.",
+            )
+        ],
     ),
     "warranty": (
-        ["Is there a warranty on the {i}?", "My {i} stopped working after eight months. Is it covered?",
-         "How long is the warranty on electronics?"],
+        [
+            "Is there a warranty on the {i}?",
+            "My {i} stopped working after eight months. Is it covered?",
+            "How long is the warranty on electronics?",
+        ],
         f"All electronics from {SHOP} come with a {POLICY['warranty_years']}-year warranty{{n}}. If your {{i}} has a "
         "fault, send us the order number and a short description, and we will repair or replace it free of charge.",
         [],
@@ -99,13 +181,21 @@ INTENTS: dict[str, tuple[list[str], str, list[tuple[str, str]]]] = {
         [],
     ),
     "discount": (
-        ["My discount code isn't working.", "Can I use two discount codes on one order?",
-         "The code WELCOME10 was not accepted at checkout."],
+        [
+            "My discount code isn't working.",
+            "Can I use two discount codes on one order?",
+            "The code WELCOME10 was not accepted at checkout.",
+        ],
         "I'm sorry for the trouble{n}. Only one discount code can be used per order, and each code has an expiry "
         "date shown in the email it came with. If your code is still valid, tell me the code and I'll apply it "
         "manually.",
-        [("It's SPRING15.", "Thanks! SPRING15 is valid until the end of the month, so I've applied it to your order; "
-          "you'll see the updated total in your confirmation email.")],
+        [
+            (
+                "It's SPRING15.",
+                "Thanks! SPRING15 is valid until the end of the month, so I've applied it to your order; "
+                "you'll see the updated total in your confirmation email.",
+            )
+        ],
     ),
     "cancel": (
         ["Please cancel order #{o}.", "I ordered the wrong {i}, can I cancel?", "How do I cancel my order?"],
@@ -138,7 +228,11 @@ KO_INTENTS: dict[str, tuple[list[str], str]] = {
     ),
 }
 THANKS = ["Thanks!", "Thank you so much.", "Perfect, thanks.", "Got it, thank you."]
-THANKS_REPLIES = ["You're welcome! Have a lovely day.", "Happy to help. Anything else, just ask!", "Glad I could help{n}!"]
+THANKS_REPLIES = [
+    "You're welcome! Have a lovely day.",
+    "Happy to help. Anything else, just ask!",
+    "Glad I could help{n}!",
+]
 
 
 def _slots(rng: random.Random) -> dict[str, str]:
@@ -196,14 +290,22 @@ def support_sharegpt(seed: int, count: int) -> list[dict]:
     """The same kind of chats in sharegpt form (`conversations` with from/value: system, human, gpt)."""
     names = {"system": "system", "user": "human", "assistant": "gpt"}
     return [
-        {"id": f"lumen-{i:04d}", "conversations": [{"from": names[m["role"]], "value": m["content"]} for m in row["messages"]]}
+        {
+            "id": f"lumen-{i:04d}",
+            "conversations": [{"from": names[m["role"]], "value": m["content"]} for m in row["messages"]],
+        }
         for i, row in enumerate(support_chats(seed, count))
     ]
 
 
 REJECTED = [
-    "Not my problem.", "Read the website.", "No idea, ask someone else.", "Can't help with that.",
-    "We don't do that.", "Figure it out yourself.", "Whatever. Try again later.",
+    "Not my problem.",
+    "Read the website.",
+    "No idea, ask someone else.",
+    "Can't help with that.",
+    "We don't do that.",
+    "Figure it out yourself.",
+    "Whatever. Try again later.",
 ]
 # Confidently wrong answers: a preference model must learn politeness and the policy facts.
 WRONG = {

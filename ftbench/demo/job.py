@@ -21,7 +21,9 @@ def run(ctx: JobContext) -> None:
         progress=lambda phase, done, total: ctx.progress(phase, done, total),
         log=ctx.log,
     )
-    ctx.log(f"Demo ready in {summary['seconds']:.1f} s (built: {', '.join(summary['built']) or 'nothing, all present'}).")
+    ctx.log(
+        f"Demo ready in {summary['seconds']:.1f} s (built: {', '.join(summary['built']) or 'nothing, all present'})."
+    )
     ctx.set_result(
         seconds=summary["seconds"],
         built=summary["built"],

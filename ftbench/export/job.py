@@ -25,7 +25,9 @@ def run(ctx: JobContext) -> None:
 
     source = resolve_source(ctx.workspace, str(p["source"]), p.get("base"))
     pre_tokenizer = p.get("pre_tokenizer") or recipe_export_option(source, "pre_tokenizer")
-    ctx.log(f"Exporting {source.name} to {', '.join(q.upper() for q in (quants if isinstance(quants, list) else quants.split(',')))}")
+    ctx.log(
+        f"Exporting {source.name} to {', '.join(q.upper() for q in (quants if isinstance(quants, list) else quants.split(',')))}"
+    )
     try:
         result = run_export(
             source,
@@ -45,7 +47,9 @@ def run(ctx: JobContext) -> None:
     if p.get("eval") and not p.get("adapter_only"):
         from ftbench.evaluate.retention import score_export
 
-        result["retention"] = score_export(ctx, source, result, p["eval"], p.get("eval_label_pattern"), keep_merged=bool(p.get("keep")))
+        result["retention"] = score_export(
+            ctx, source, result, p["eval"], p.get("eval_label_pattern"), keep_merged=bool(p.get("keep"))
+        )
     ctx.set_result(**result)
 
 

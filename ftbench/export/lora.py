@@ -48,7 +48,9 @@ def why_not_expressible(info: AdapterInfo, tensor_names: list[str]) -> str | Non
     if info.use_dora:
         return "it uses DoRA, whose magnitude vectors llama.cpp adapters cannot hold"
     if info.config.get("modules_to_save") or any(".modules_to_save." in n for n in tensor_names):
-        return "it trains whole modules (modules_to_save, e.g. embeddings or the head), which LoRA tensors cannot express"
+        return (
+            "it trains whole modules (modules_to_save, e.g. embeddings or the head), which LoRA tensors cannot express"
+        )
     if any("lora_embedding_" in n for n in tensor_names):
         return "it trains the token embeddings (LoRA on embed_tokens)"
     return None
@@ -57,7 +59,9 @@ def why_not_expressible(info: AdapterInfo, tensor_names: list[str]) -> str | Non
 def _adapter_file(adapter_dir: Path) -> Path:
     path = adapter_dir / "adapter_model.safetensors"
     if not path.is_file():
-        raise FtbenchError(f"{adapter_dir} has no adapter_model.safetensors.", "Save the adapter with safe_serialization=True.")
+        raise FtbenchError(
+            f"{adapter_dir} has no adapter_model.safetensors.", "Save the adapter with safe_serialization=True."
+        )
     return path
 
 
@@ -68,8 +72,10 @@ def write_lora_gguf(info: AdapterInfo, out_path: str | Path, name: str | None = 
     tensors = read_tensors(_adapter_file(info.path))
     reason = why_not_expressible(info, list(tensors))
     if reason:
-        raise NotExpressible(f"The adapter in {info.path} cannot be exported without merging: {reason}.",
-                             "Export without --adapter-only; ftbench merges it into the base instead.")
+        raise NotExpressible(
+            f"The adapter in {info.path} cannot be exported without merging: {reason}.",
+            "Export without --adapter-only; ftbench merges it into the base instead.",
+        )
     base = load_hf_model(info.base_dir)
     rule = archs.rule_for(base)
     cfg = text_config(base.config)
@@ -79,7 +85,10 @@ def write_lora_gguf(info: AdapterInfo, out_path: str | Path, name: str | None = 
     for tname, t in tensors.items():
         m = re.match(r"^(?:base_model\.model\.)?(.+)\.lora_([AB])(?:\.[^.]+)?\.weight$", tname)
         if not m:
-            raise NotExpressible(f"Adapter tensor {tname} in {info.path} is not a LoRA A/B matrix.", "Export without --adapter-only to merge it.")
+            raise NotExpressible(
+                f"Adapter tensor {tname} in {info.path} is not a LoRA A/B matrix.",
+                "Export without --adapter-only to merge it.",
+            )
         module, which = m.group(1), m.group(2)
         pairs.setdefault(module, {})[which] = t
     out = Path(out_path)
@@ -92,11 +101,16 @@ def write_lora_gguf(info: AdapterInfo, out_path: str | Path, name: str | None = 
         for module in sorted(pairs, key=lambda s: [int(p) if p.isdigit() else p for p in s.split(".")]):
             ab = pairs[module]
             if set(ab) != {"A", "B"}:
-                raise NotExpressible(f"Module {module} in {info.path} lacks its lora_A or lora_B tensor.", "Re-save the adapter.")
+                raise NotExpressible(
+                    f"Module {module} in {info.path} lacks its lora_A or lora_B tensor.", "Re-save the adapter."
+                )
             hf_name = archs.strip_prefix(module) or module
             gname = tmap.get_name(hf_name + ".weight", try_suffixes=(".weight",))
             if gname is None:
-                raise NotExpressible(f"Adapted module {module} has no GGUF counterpart for {rule.gguf_arch}.", "Export without --adapter-only.")
+                raise NotExpressible(
+                    f"Adapted module {module} has no GGUF counterpart for {rule.gguf_arch}.",
+                    "Export without --adapter-only.",
+                )
             plan.append((module, hf_name, gname, ab["A"], ab["B"]))
             w.add_tensor_info(gname + ".lora_a", ab["A"].shape, np.dtype(np.float32), 4 * int(np.prod(ab["A"].shape)))
             w.add_tensor_info(gname + ".lora_b", ab["B"].shape, np.dtype(np.float32), 4 * int(np.prod(ab["B"].shape)))

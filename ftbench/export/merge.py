@@ -17,8 +17,17 @@ from typing import Any
 from ftbench.core.errors import FtbenchError
 from ftbench.export.gguf.hf import load_hf_model
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
-                   "chat_template.jinja", "chat_template.json", "vocab.json", "merges.txt", "added_tokens.json")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "chat_template.jinja",
+    "chat_template.json",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+)
 
 
 @dataclass
@@ -38,13 +47,17 @@ class AdapterInfo:
         return str(self.config.get("peft_type", "LORA")).upper()
 
 
-def read_adapter(adapter_dir: str | Path, base_dir: str | Path | None = None, search_roots: list[Path] | None = None) -> AdapterInfo:
+def read_adapter(
+    adapter_dir: str | Path, base_dir: str | Path | None = None, search_roots: list[Path] | None = None
+) -> AdapterInfo:
     """The adapter's config and its base model folder (explicit, or from base_model_name_or_path,
     which may be absolute, relative to a search root such as the workspace, or a model name there)."""
     path = Path(adapter_dir)
     cfg_path = path / "adapter_config.json"
     if not cfg_path.is_file():
-        raise FtbenchError(f"{path} has no adapter_config.json, so it is not a PEFT adapter.", "Point at the run's adapter/ folder.")
+        raise FtbenchError(
+            f"{path} has no adapter_config.json, so it is not a PEFT adapter.", "Point at the run's adapter/ folder."
+        )
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
     base = Path(base_dir) if base_dir else Path(str(cfg.get("base_model_name_or_path") or ""))
     if not base_dir and not (base / "config.json").is_file():
@@ -86,8 +99,10 @@ def merge_adapter(info: AdapterInfo, out_dir: str | Path, max_shard_size: str = 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if info.peft_type not in ("LORA",):
-        raise FtbenchError(f"{info.path} is a {info.peft_type} adapter; only LoRA/QLoRA/DoRA adapters can be merged.",
-                           "Prompt-tuning adapters need the PEFT runtime; chat with them in ftbench instead of exporting.")
+        raise FtbenchError(
+            f"{info.path} is a {info.peft_type} adapter; only LoRA/QLoRA/DoRA adapters can be merged.",
+            "Prompt-tuning adapters need the PEFT runtime; chat with them in ftbench instead of exporting.",
+        )
     out = Path(out_dir)
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -96,7 +111,9 @@ def merge_adapter(info: AdapterInfo, out_dir: str | Path, max_shard_size: str = 
     model = PeftModel.from_pretrained(base, info.path)
     merged = model.merge_and_unload()
     merged.save_pretrained(partial, max_shard_size=max_shard_size, safe_serialization=True)
-    tok_src = info.path if any((info.path / f).is_file() for f in ("tokenizer.json", "tokenizer.model")) else info.base_dir
+    tok_src = (
+        info.path if any((info.path / f).is_file() for f in ("tokenizer.json", "tokenizer.model")) else info.base_dir
+    )
     AutoTokenizer.from_pretrained(tok_src).save_pretrained(partial)
     for name in ("chat_template.jinja", "README.md"):
         src = tok_src / name

@@ -15,16 +15,28 @@ from ftbench.core.atomic import atomic_write_text
 # templates read only `.Messages`, so it appears once. Gemma has no system role: its system text becomes a
 # user turn, as in Ollama's own Gemma template.
 TEMPLATES = {
-    "chatml": ("<|im_start|>", ["<|im_end|>"],
-               "{{ range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"),
-    "llama3": ("<|start_header_id|>", ["<|eot_id|>"],
-               "{{ range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}<|eot_id|>{{ end }}"
-               "<|start_header_id|>assistant<|end_header_id|>\n\n"),
-    "gemma": ("<start_of_turn>", ["<end_of_turn>"],
-              "{{ range .Messages }}<start_of_turn>{{ if eq .Role \"assistant\" }}model{{ else }}user{{ end }}\n"
-              "{{ .Content }}<end_of_turn>\n{{ end }}<start_of_turn>model\n"),
-    "phi3": ("<|assistant|>", ["<|end|>"],
-             "{{ range .Messages }}<|{{ .Role }}|>\n{{ .Content }}<|end|>\n{{ end }}<|assistant|>\n"),
+    "chatml": (
+        "<|im_start|>",
+        ["<|im_end|>"],
+        "{{ range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n",
+    ),
+    "llama3": (
+        "<|start_header_id|>",
+        ["<|eot_id|>"],
+        "{{ range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}<|eot_id|>{{ end }}"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n",
+    ),
+    "gemma": (
+        "<start_of_turn>",
+        ["<end_of_turn>"],
+        '{{ range .Messages }}<start_of_turn>{{ if eq .Role "assistant" }}model{{ else }}user{{ end }}\n'
+        "{{ .Content }}<end_of_turn>\n{{ end }}<start_of_turn>model\n",
+    ),
+    "phi3": (
+        "<|assistant|>",
+        ["<|end|>"],
+        "{{ range .Messages }}<|{{ .Role }}|>\n{{ .Content }}<|end|>\n{{ end }}<|assistant|>\n",
+    ),
 }
 
 
@@ -44,8 +56,13 @@ def quoted(value: str) -> str:
     return f'"{escaped}"'
 
 
-def modelfile_text(gguf_name: str, chat_template: str | None, eos_token: str | None, n_ctx: int | None = None,
-                   adapter_name: str | None = None) -> str:
+def modelfile_text(
+    gguf_name: str,
+    chat_template: str | None,
+    eos_token: str | None,
+    n_ctx: int | None = None,
+    adapter_name: str | None = None,
+) -> str:
     """The Modelfile for a GGUF in the same folder (relative FROM, so the folder can be moved)."""
     fmt = chat_format(chat_template)
     lines = [f"FROM ./{gguf_name}"]
@@ -57,7 +74,9 @@ def modelfile_text(gguf_name: str, chat_template: str | None, eos_token: str | N
         lines.append(f'TEMPLATE """{template}"""')
         stops.extend(fmt_stops)
     else:
-        lines.append("# No TEMPLATE: the chat format is not one ftbench knows, so Ollama uses the template in the GGUF.")
+        lines.append(
+            "# No TEMPLATE: the chat format is not one ftbench knows, so Ollama uses the template in the GGUF."
+        )
     if eos_token and eos_token not in stops:
         stops.append(eos_token)
     for stop in stops:
@@ -68,8 +87,14 @@ def modelfile_text(gguf_name: str, chat_template: str | None, eos_token: str | N
     return "\n".join(lines) + "\n"
 
 
-def write_modelfile(folder: Path, gguf_name: str, chat_template: str | None, eos_token: str | None,
-                    n_ctx: int | None = None, adapter_name: str | None = None) -> Path:
+def write_modelfile(
+    folder: Path,
+    gguf_name: str,
+    chat_template: str | None,
+    eos_token: str | None,
+    n_ctx: int | None = None,
+    adapter_name: str | None = None,
+) -> Path:
     path = folder / "Modelfile"
     atomic_write_text(path, modelfile_text(gguf_name, chat_template, eos_token, n_ctx, adapter_name))
     return path

@@ -71,8 +71,12 @@ def resolve_source(
     if found.kind == "adapter":
         roots = [ws.root, *ws.model_roots()] if ws is not None else []
         info = merge_mod.read_adapter(found.path, base, search_roots=roots)
-        return Source(name=name, adapter=info, base_name=info.base_dir.name,
-                      meta={"name": name, "basename": info.base_dir.name, "finetune": name, "base_model": info.base_dir.name})
+        return Source(
+            name=name,
+            adapter=info,
+            base_name=info.base_dir.name,
+            meta={"name": name, "basename": info.base_dir.name, "finetune": name, "base_model": info.base_dir.name},
+        )
     return Source(name=name, model_dir=found.path, meta={"name": name, "basename": name})
 
 
@@ -93,8 +97,15 @@ def preflight(src: Source, types: list[str], out_dir: Path, adapter_only: bool, 
     need = int((merged + intermediate + outputs) * 1.05) + (64 << 20)
     out_dir.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(out_dir).free
-    info = {"params": params, "need_bytes": need, "free_bytes": free, "merge_bytes": merged, "intermediate_bytes": intermediate,
-            "output_bytes": outputs, "merge_memory_bytes": merge_mod.merge_memory_bytes(src.weights_dir) if merged else 0}
+    info = {
+        "params": params,
+        "need_bytes": need,
+        "free_bytes": free,
+        "merge_bytes": merged,
+        "intermediate_bytes": intermediate,
+        "output_bytes": outputs,
+        "merge_memory_bytes": merge_mod.merge_memory_bytes(src.weights_dir) if merged else 0,
+    }
     if need > free:
         raise FtbenchError(
             f"Exporting needs about {decimal_size(need)} on {out_dir} (merge {decimal_size(merged)} + F16 {decimal_size(intermediate)} + outputs {decimal_size(outputs)}) but only {decimal_size(free)} is free.",
@@ -177,8 +188,17 @@ def run_export(
     architectures ftbench has no rule for.
     """
     types = normalize_types(list(quants) if not isinstance(quants, str) else quants)
-    run = ExportRun(source, Path(out_dir), types, adapter_only, keep_intermediates, phase or (lambda *_: None), log,
-                    pre_tokenizer=pre_tokenizer, fallback=fallback)
+    run = ExportRun(
+        source,
+        Path(out_dir),
+        types,
+        adapter_only,
+        keep_intermediates,
+        phase or (lambda *_: None),
+        log,
+        pre_tokenizer=pre_tokenizer,
+        fallback=fallback,
+    )
     pre = _preflight_step(run)
     _adapter_step(run)
     _merge_step(run)
@@ -191,8 +211,11 @@ def run_export(
     result = _result_card(run, pre, modelfile)
     failed = [c for c in run.checks if not c["passed"]]
     if failed:
-        raise VerificationFailed(result,
-            "Verification failed for " + ", ".join(f"{c['type'].upper()} ({'; '.join(c['problems'])})" for c in failed) + ".",
+        raise VerificationFailed(
+            result,
+            "Verification failed for "
+            + ", ".join(f"{c['type'].upper()} ({'; '.join(c['problems'])})" for c in failed)
+            + ".",
             f"The files are kept in {run.out} for inspection; verify.json has the numbers. Please report this with the model's config.json.",
         )
     return result
@@ -201,8 +224,10 @@ def run_export(
 def _preflight_step(run: ExportRun) -> dict[str, Any]:
     run.phase("preflight", 0, 1)
     pre = preflight(run.source, run.types, run.out, run.adapter_only, run.fallback)
-    run.log(f"Preflight: {pre['params']:,} parameters; needs ~{decimal_size(pre['need_bytes'])} disk, {decimal_size(pre['free_bytes'])} free"
-            + (f"; merging needs ~{decimal_size(pre['merge_memory_bytes'])} RAM." if pre["merge_memory_bytes"] else "."))
+    run.log(
+        f"Preflight: {pre['params']:,} parameters; needs ~{decimal_size(pre['need_bytes'])} disk, {decimal_size(pre['free_bytes'])} free"
+        + (f"; merging needs ~{decimal_size(pre['merge_memory_bytes'])} RAM." if pre["merge_memory_bytes"] else ".")
+    )
     run.model_dir = run.source.model_dir
     return pre
 
@@ -222,7 +247,9 @@ def _adapter_step(run: ExportRun) -> None:
                 source.adapter, inside(run.out, run.out / f"{safe_name(source.name)}-LoRA-F32.gguf"), name=source.name
             )
             run.adapter_gguf = Path(res["path"])
-            run.files.append({"path": str(run.adapter_gguf), "type": "lora-f32", "bytes": res["bytes"], "role": "adapter"})
+            run.files.append(
+                {"path": str(run.adapter_gguf), "type": "lora-f32", "bytes": res["bytes"], "role": "adapter"}
+            )
             run.model_dir = source.adapter.base_dir
             run.log(f"Adapter GGUF: {res['modules']} modules -> {run.adapter_gguf.name}")
         except NotExpressible as exc:
@@ -282,10 +309,14 @@ def _convert_step(run: ExportRun) -> None:
                 external.convert(run.model_dir, dst, qtype, run.log)
                 res = {"bytes": dst.stat().st_size, "tensors": "?", "pre": "chosen by llama.cpp"}
             else:
-                res = convert(run.model_dir, dst, qtype, meta=run.source.meta, pre=run.pre_choice, progress=conv_progress)
+                res = convert(
+                    run.model_dir, dst, qtype, meta=run.source.meta, pre=run.pre_choice, progress=conv_progress
+                )
         run.made[qtype] = dst
-        run.log(f"Wrote {dst.name} ({decimal_size(res['bytes'])}, {res['tensors']} tensors, pre-tokenizer {res['pre']}) "
-                f"in {run.timer.seconds(f'convert_{qtype}')}s")
+        run.log(
+            f"Wrote {dst.name} ({decimal_size(res['bytes'])}, {res['tensors']} tensors, pre-tokenizer {res['pre']}) "
+            f"in {run.timer.seconds(f'convert_{qtype}')}s"
+        )
 
 
 def _quantize_step(run: ExportRun) -> None:
@@ -320,10 +351,19 @@ def _verify_step(run: ExportRun) -> None:
         res = check_gguf(run.made[qtype], ref, qtype, lora_path=run.adapter_gguf)
         run.checks.append(res.to_dict())
         run.phase("verify", i + 1, len(types))
-        run.log(f"Verify {qtype.upper()}: tokens {'match' if res.tokens_match else 'DIFFER'}, NMSE {res.nmse:.3g}, top-1 {res.top1:.1%}, KL {res.kl:.3g}"
-                + ("" if res.passed else f" -> FAILED: {'; '.join(res.problems)}"))
-    atomic_write_json(run.out / "verify.json", {"reference": str(ref_dir), "adapter": str(run.adapter_gguf) if run.adapter_gguf else None,
-                                                "n_tokens": len(ref.ids), "checks": run.checks})
+        run.log(
+            f"Verify {qtype.upper()}: tokens {'match' if res.tokens_match else 'DIFFER'}, NMSE {res.nmse:.3g}, top-1 {res.top1:.1%}, KL {res.kl:.3g}"
+            + ("" if res.passed else f" -> FAILED: {'; '.join(res.problems)}")
+        )
+    atomic_write_json(
+        run.out / "verify.json",
+        {
+            "reference": str(ref_dir),
+            "adapter": str(run.adapter_gguf) if run.adapter_gguf else None,
+            "n_tokens": len(ref.ids),
+            "checks": run.checks,
+        },
+    )
 
 
 def _modelfile_step(run: ExportRun) -> Path:
@@ -335,7 +375,9 @@ def _modelfile_step(run: ExportRun) -> Path:
     chat_template, eos = _chat_template_and_eos(run.model_dir)
     cfg = text_config(json.loads((run.model_dir / "config.json").read_text(encoding="utf-8")))
     n_ctx = cfg.get("max_position_embeddings") or cfg.get("n_positions")
-    return write_modelfile(run.out, primary.name, chat_template, eos, n_ctx, run.adapter_gguf.name if run.adapter_gguf else None)
+    return write_modelfile(
+        run.out, primary.name, chat_template, eos, n_ctx, run.adapter_gguf.name if run.adapter_gguf else None
+    )
 
 
 def _remove_intermediates(run: ExportRun) -> None:

@@ -78,6 +78,7 @@ def top1_agreement(ref: np.ndarray, test: np.ndarray) -> float:
 
 def mean_kl(ref: np.ndarray, test: np.ndarray) -> float:
     """Mean over positions of KL(softmax(ref) || softmax(test))."""
+
     def log_softmax(x: np.ndarray) -> np.ndarray:
         x = x.astype(np.float64)
         x = x - x.max(axis=-1, keepdims=True)
@@ -91,8 +92,10 @@ def _llama_cpp():
     try:
         import llama_cpp
     except ImportError as exc:
-        raise FtbenchError("Verifying a GGUF needs llama-cpp-python, which is not installed.",
-                           "pip install llama-cpp-python (it compiles llama.cpp; allow ~10 minutes).") from exc
+        raise FtbenchError(
+            "Verifying a GGUF needs llama-cpp-python, which is not installed.",
+            "pip install llama-cpp-python (it compiles llama.cpp; allow ~10 minutes).",
+        ) from exc
     return llama_cpp
 
 
@@ -118,7 +121,9 @@ class HFReference:
 
         self.hf_dir = Path(hf_dir)
         self.text = text
-        self.tokenizer = AutoTokenizer.from_pretrained(adapter_dir if adapter_dir and (Path(adapter_dir) / "tokenizer_config.json").is_file() else self.hf_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            adapter_dir if adapter_dir and (Path(adapter_dir) / "tokenizer_config.json").is_file() else self.hf_dir
+        )
         self.ids: list[int] = list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
         model = AutoModelForCausalLM.from_pretrained(self.hf_dir, dtype=torch.float32)
         if adapter_dir:  # the reference for an adapter GGUF is base + adapter merged in fp32
@@ -135,7 +140,9 @@ class HFReference:
 def load_gguf(path: str | Path, n_ctx: int = 256, lora_path: str | Path | None = None, vocab_only: bool = False):
     llama_cpp = _llama_cpp()
     quiet_llama_logs()
-    kwargs: dict[str, Any] = dict(n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx, logits_all=True, n_threads=2, verbose=False, seed=0)
+    kwargs: dict[str, Any] = dict(
+        n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx, logits_all=True, n_threads=2, verbose=False, seed=0
+    )
     if lora_path:
         kwargs["lora_path"] = str(lora_path)
     if vocab_only:
@@ -143,7 +150,9 @@ def load_gguf(path: str | Path, n_ctx: int = 256, lora_path: str | Path | None =
     try:
         return llama_cpp.Llama(model_path=str(path), **kwargs)
     except (ValueError, RuntimeError) as exc:
-        raise FtbenchError(f"llama.cpp could not load {path}: {exc}.", "The GGUF is invalid for this llama.cpp build; re-export it.") from exc
+        raise FtbenchError(
+            f"llama.cpp could not load {path}: {exc}.", "The GGUF is invalid for this llama.cpp build; re-export it."
+        ) from exc
 
 
 def check_gguf(path: str | Path, ref: HFReference, gguf_type: str, lora_path: str | Path | None = None) -> CheckResult:
@@ -151,14 +160,20 @@ def check_gguf(path: str | Path, ref: HFReference, gguf_type: str, lora_path: st
     t0 = time.perf_counter()
     gguf_type = gguf_type.lower()
     gate = THRESHOLDS.get(gguf_type)
-    res = CheckResult(file=str(path), type=gguf_type, passed=False, n_tokens=len(ref.ids), threshold=gate[0] if gate else None)
+    res = CheckResult(
+        file=str(path), type=gguf_type, passed=False, n_tokens=len(ref.ids), threshold=gate[0] if gate else None
+    )
     llm = load_gguf(path, n_ctx=max(64, len(ref.ids) + 32), lora_path=lora_path)
     try:
         ids = llm.tokenize(ref.text.encode("utf-8"), add_bos=True, special=True)
         res.tokens_match = list(ids) == ref.ids
         if not res.tokens_match:
-            first = next((i for i, (a, b) in enumerate(zip(ids, ref.ids, strict=False)) if a != b), min(len(ids), len(ref.ids)))
-            res.problems.append(f"token ids differ from HF at position {first} (llama.cpp {len(ids)} ids, HF {len(ref.ids)})")
+            first = next(
+                (i for i, (a, b) in enumerate(zip(ids, ref.ids, strict=False)) if a != b), min(len(ids), len(ref.ids))
+            )
+            res.problems.append(
+                f"token ids differ from HF at position {first} (llama.cpp {len(ids)} ids, HF {len(ref.ids)})"
+            )
         llm.reset()
         llm.eval(ref.ids)
         got = np.array(llm.scores[: len(ref.ids)], dtype=np.float32)

@@ -65,8 +65,13 @@ class ServeStats:
 
     def snapshot(self) -> dict[str, Any]:
         tok_s = self.completion_tokens / self.busy_s if self.busy_s > 0 else 0.0
-        return {"requests": self.requests, "errors": self.errors, "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens, "tok_s": round(tok_s, 2)}
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "tok_s": round(tok_s, 2),
+        }
 
 
 def error_response(err: ApiError) -> JSONResponse:
@@ -76,8 +81,16 @@ def error_response(err: ApiError) -> JSONResponse:
 class Server:
     """The state behind the routes; `build_app` wires it into Starlette."""
 
-    def __init__(self, engine: Engine, api_key: str | None = None, limits: Limits | None = None, max_concurrency: int = 4,
-                 max_queue: int = 64, on_request: RequestHook | None = None, log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        api_key: str | None = None,
+        limits: Limits | None = None,
+        max_concurrency: int = 4,
+        max_queue: int = 64,
+        on_request: RequestHook | None = None,
+        log: Callable[[str], None] = print,
+    ) -> None:
         self.engine = engine
         self.api_key = api_key
         self.limits = limits or Limits()
@@ -95,8 +108,12 @@ class Server:
     # -- plumbing ------------------------------------------------------------------------------------------
     def _check_key(self, request: Request) -> None:
         if self.api_key is not None and not key_matches(self.api_key, request.headers.get("authorization")):
-            raise ApiError(401, "Missing or wrong API key; send it as 'Authorization: Bearer KEY'.",
-                           type="authentication_error", code="invalid_api_key")
+            raise ApiError(
+                401,
+                "Missing or wrong API key; send it as 'Authorization: Bearer KEY'.",
+                type="authentication_error",
+                code="invalid_api_key",
+            )
 
     async def _json_body(self, request: Request) -> Any:
         limit = self.limits.max_body_bytes
@@ -125,9 +142,17 @@ class Server:
         tokens = int((result or {}).get("tokens") or 0)
         self.log(f"POST {path} model={req.model} status={status} tokens={tokens} {seconds:.2f}s")
         if self.on_request is not None:
-            self.on_request({"path": path, "model": req.model, "status": status, "completion_tokens": tokens,
-                             "prompt_tokens": int((result or {}).get("prompt_tokens") or 0),
-                             "latency_s": round(seconds, 4), **{f"total_{k}": v for k, v in snapshot.items()}})
+            self.on_request(
+                {
+                    "path": path,
+                    "model": req.model,
+                    "status": status,
+                    "completion_tokens": tokens,
+                    "prompt_tokens": int((result or {}).get("prompt_tokens") or 0),
+                    "latency_s": round(seconds, 4),
+                    **{f"total_{k}": v for k, v in snapshot.items()},
+                }
+            )
 
     # -- routes --------------------------------------------------------------------------------------------
     async def health(self, request: Request) -> Response:
@@ -153,19 +178,29 @@ class Server:
         except ApiError as err:
             return error_response(err)
         if self.pending >= self.max_concurrency + self.max_queue:
-            return error_response(ApiError(429, f"The server is busy ({self.pending} requests in flight); retry shortly.",
-                                           type="rate_limit_error", code="server_busy"))
+            return error_response(
+                ApiError(
+                    429,
+                    f"The server is busy ({self.pending} requests in flight); retry shortly.",
+                    type="rate_limit_error",
+                    code="server_busy",
+                )
+            )
         if self._admit is None:
             self._admit = asyncio.Semaphore(self.max_concurrency)
         if req.stream:
-            return StreamingResponse(self._stream(request.url.path, req), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            return StreamingResponse(
+                self._stream(request.url.path, req),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
         t0 = time.perf_counter()
         self.pending += 1
         try:
             async with self._admit, self._lock_for(req.model):
                 result = await asyncio.get_running_loop().run_in_executor(
-                    self.executor, lambda: self._generate(req, lambda _piece: None, lambda: False))
+                    self.executor, lambda: self._generate(req, lambda _piece: None, lambda: False)
+                )
         except ApiError as err:
             self._finish(request.url.path, req, err.status, None, t0)
             return error_response(err)
@@ -174,10 +209,19 @@ class Server:
         self._finish(request.url.path, req, 200, result, t0)
         return JSONResponse(completion_body(req, new_id("chatcmpl" if chat else "cmpl"), int(time.time()), result))
 
-    def _generate(self, req: GenRequest, on_token: Callable[[str], None], should_stop: Callable[[], bool]) -> dict[str, Any]:
+    def _generate(
+        self, req: GenRequest, on_token: Callable[[str], None], should_stop: Callable[[], bool]
+    ) -> dict[str, Any]:
         try:
-            return self.engine.generate(req.model, req.messages or [], req.settings, on_token,
-                                        lambda: should_stop() or self.closing.is_set(), stops=req.stops, prompt=req.prompt)
+            return self.engine.generate(
+                req.model,
+                req.messages or [],
+                req.settings,
+                on_token,
+                lambda: should_stop() or self.closing.is_set(),
+                stops=req.stops,
+                prompt=req.prompt,
+            )
         except FtbenchError as exc:
             raise ApiError(400, exc.message) from exc
         except Exception as exc:  # noqa: BLE001 - a failing generation is this request's error, not the server's end
@@ -189,15 +233,20 @@ class Server:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         cancelled = threading.Event()
-        rid, created, t0 = new_id("chatcmpl" if req.messages is not None else "cmpl"), int(time.time()), time.perf_counter()
+        rid, created, t0 = (
+            new_id("chatcmpl" if req.messages is not None else "cmpl"),
+            int(time.time()),
+            time.perf_counter(),
+        )
 
         def event(body: dict[str, Any]) -> bytes:
             return f"data: {json.dumps(body, ensure_ascii=False)}\n\n".encode()
 
         def work() -> None:
             try:
-                result = self._generate(req, lambda piece: loop.call_soon_threadsafe(queue.put_nowait, ("piece", piece)),
-                                        cancelled.is_set)
+                result = self._generate(
+                    req, lambda piece: loop.call_soon_threadsafe(queue.put_nowait, ("piece", piece)), cancelled.is_set
+                )
                 loop.call_soon_threadsafe(queue.put_nowait, ("done", result))
             except ApiError as err:
                 loop.call_soon_threadsafe(queue.put_nowait, ("error", err))
@@ -243,8 +292,13 @@ def build_app(server: Server) -> Starlette:
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
-        return error_response(ApiError(status, f"No route {request.method} {request.url.path}; see GET /v1/models.",
-                                       code="not_found" if status == 404 else "method_not_allowed"))
+        return error_response(
+            ApiError(
+                status,
+                f"No route {request.method} {request.url.path}; see GET /v1/models.",
+                code="not_found" if status == 404 else "method_not_allowed",
+            )
+        )
 
     async def crashed(request: Request, exc: Exception) -> Response:
         server.log(f"error: {request.method} {request.url.path}: {type(exc).__name__}: {exc}")

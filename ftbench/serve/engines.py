@@ -99,8 +99,14 @@ class Engine:
         return list(self.routes)
 
     def generate(
-        self, name: str, messages: list[dict[str, str]], settings: GenSettings, on_token: TokenCallback,
-        should_stop: StopCheck, stops: tuple[str, ...] = (), prompt: str | None = None,
+        self,
+        name: str,
+        messages: list[dict[str, str]],
+        settings: GenSettings,
+        on_token: TokenCallback,
+        should_stop: StopCheck,
+        stops: tuple[str, ...] = (),
+        prompt: str | None = None,
     ) -> dict[str, Any]:
         route = self.routes[name]
         with self._locks[route.group]:
@@ -121,22 +127,35 @@ class VllmBackend:
             raise FtbenchError(VLLM_MISSING, "vLLM runs on Linux with an NVIDIA GPU.") from exc
         base = specs[0]
         if base.kind != "hf":
-            raise FtbenchError(f"The vllm engine serves Hugging Face folders, and {base.path} is not one.", "Use --engine llamacpp.")
+            raise FtbenchError(
+                f"The vllm engine serves Hugging Face folders, and {base.path} is not one.", "Use --engine llamacpp."
+            )
         adapters = [s for s in specs[1:] if s.kind == "adapter"]
         if len(adapters) != len(specs) - 1:
-            raise FtbenchError("The vllm engine serves one base and its PEFT adapters, not extra GGUF files.", "Drop --gguf.")
+            raise FtbenchError(
+                "The vllm engine serves one base and its PEFT adapters, not extra GGUF files.", "Drop --gguf."
+            )
         self.llm = LLM(model=base.path, enable_lora=bool(adapters), max_loras=max(1, len(adapters)), max_lora_rank=64)
         self.lora = {s.name: LoRARequest(s.name, i, s.path) for i, s in enumerate(adapters, start=1)}
 
     def generate(
-        self, name: str, messages: list[dict[str, str]], settings: GenSettings, on_token: TokenCallback,
-        should_stop: StopCheck, stops: tuple[str, ...] = (), prompt: str | None = None,
+        self,
+        name: str,
+        messages: list[dict[str, str]],
+        settings: GenSettings,
+        on_token: TokenCallback,
+        should_stop: StopCheck,
+        stops: tuple[str, ...] = (),
+        prompt: str | None = None,
     ) -> dict[str, Any]:
         from vllm import SamplingParams
 
         params = SamplingParams(
-            temperature=settings.temperature, top_p=settings.top_p, max_tokens=settings.max_new_tokens,
-            seed=settings.seed, stop=list(stops) or None,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            max_tokens=settings.max_new_tokens,
+            seed=settings.seed,
+            stop=list(stops) or None,
         )
         stats = StreamStats()
         lora = self.lora.get(name)
@@ -149,4 +168,8 @@ class VllmBackend:
         if choice.text:
             on_token(choice.text)
         reason = "length" if choice.finish_reason == "length" else "stop"
-        return {**stats.result(reason), "tokens": len(choice.token_ids), "prompt_tokens": len(out.prompt_token_ids or [])}
+        return {
+            **stats.result(reason),
+            "tokens": len(choice.token_ids),
+            "prompt_tokens": len(out.prompt_token_ids or []),
+        }

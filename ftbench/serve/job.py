@@ -46,10 +46,17 @@ def run(ctx: Any) -> None:
 
     def on_request(record: dict[str, Any]) -> None:
         ctx.emit(  # spelled out so the event contract test sees every key (core/event_schema.py)
-            "serve_request", path=record["path"], model=record["model"], status=record["status"],
-            prompt_tokens=record["prompt_tokens"], completion_tokens=record["completion_tokens"],
-            latency_s=record["latency_s"], total_requests=record["total_requests"], total_errors=record["total_errors"],
-            total_prompt_tokens=record["total_prompt_tokens"], total_completion_tokens=record["total_completion_tokens"],
+            "serve_request",
+            path=record["path"],
+            model=record["model"],
+            status=record["status"],
+            prompt_tokens=record["prompt_tokens"],
+            completion_tokens=record["completion_tokens"],
+            latency_s=record["latency_s"],
+            total_requests=record["total_requests"],
+            total_errors=record["total_errors"],
+            total_prompt_tokens=record["total_prompt_tokens"],
+            total_completion_tokens=record["total_completion_tokens"],
             total_tok_s=record["total_tok_s"],
         )
         last["record"] = record

@@ -24,9 +24,14 @@ def start_serve_job(ws: Workspace, opts: ServeOptions, api_key: str | None = Non
     """Refuse a public bind without a key and a bad MODEL/--adapter/--gguf here, before a job exists."""
     check_bind(opts.host, api_key)
     names = [spec.name for spec in serve_variants(ws, opts)]
-    return start_job(ws, "serve", name=f"serve {Path(opts.model).name}", params=opts.to_dict(),
-                     meta={"model": opts.model, "variants": names, "engine": opts.engine},
-                     env={KEY_ENV: api_key} if api_key else None)
+    return start_job(
+        ws,
+        "serve",
+        name=f"serve {Path(opts.model).name}",
+        params=opts.to_dict(),
+        meta={"model": opts.model, "variants": names, "engine": opts.engine},
+        env={KEY_ENV: api_key} if api_key else None,
+    )
 
 
 def wait_ready(job: Job, timeout_s: float = READY_TIMEOUT_S, poll_s: float = 0.2) -> dict[str, Any]:
@@ -39,11 +44,15 @@ def wait_ready(job: Job, timeout_s: float = READY_TIMEOUT_S, poll_s: float = 0.2
             return serve
         if not job.active:
             err = job.status.get("error") or {}
-            raise FtbenchError(f"Serve job {job.id} {job.state} before it was ready: {err.get('message', 'see its log')}",
-                               err.get("hint") or f"See `ftbench logs {job.id}`.")
+            raise FtbenchError(
+                f"Serve job {job.id} {job.state} before it was ready: {err.get('message', 'see its log')}",
+                err.get("hint") or f"See `ftbench logs {job.id}`.",
+            )
         if time.monotonic() > deadline:
-            raise FtbenchError(f"Serve job {job.id} is still loading after {timeout_s:g} s.",
-                               f"Follow it with `ftbench logs {job.id} -f`.")
+            raise FtbenchError(
+                f"Serve job {job.id} is still loading after {timeout_s:g} s.",
+                f"Follow it with `ftbench logs {job.id} -f`.",
+            )
         time.sleep(poll_s)
 
 
@@ -53,12 +62,16 @@ def options_for_run(run_dir: Path) -> ServeOptions:
         return ServeOptions(model=str(run_dir / "model"))
     cfg = run_dir / "adapter" / "adapter_config.json"
     if not cfg.is_file():
-        raise FtbenchError(f"Run {run_dir.name} has no adapter/ or model/ folder to serve (yet).",
-                           "Serve it when the run has finished.")
+        raise FtbenchError(
+            f"Run {run_dir.name} has no adapter/ or model/ folder to serve (yet).",
+            "Serve it when the run has finished.",
+        )
     base = json.loads(cfg.read_text(encoding="utf-8")).get("base_model_name_or_path")
     if not base:
-        raise FtbenchError(f"{cfg} does not say which base model the adapter belongs to.",
-                           "Serve it from the CLI: ftbench serve BASE --adapter RUN.")
+        raise FtbenchError(
+            f"{cfg} does not say which base model the adapter belongs to.",
+            "Serve it from the CLI: ftbench serve BASE --adapter RUN.",
+        )
     return ServeOptions(model=str(base), adapters=[str(run_dir)])
 
 
@@ -66,7 +79,9 @@ def options_for_model(path: Path, kind: str, base_model: str | None) -> ServeOpt
     """A Models-screen entry: a model (HF folder or GGUF) alone, or an adapter on its recorded base."""
     if kind == "adapter":
         if not base_model:
-            raise FtbenchError(f"Adapter {path} does not record its base model.", "Serve it from the CLI with its base.")
+            raise FtbenchError(
+                f"Adapter {path} does not record its base model.", "Serve it from the CLI with its base."
+            )
         return ServeOptions(model=base_model, adapters=[str(path)])
     return ServeOptions(model=str(path))
 

@@ -22,8 +22,14 @@ DEFAULT_MAX_TOKENS = 256
 class ApiError(Exception):
     """An HTTP error in OpenAI's shape."""
 
-    def __init__(self, status: int, message: str, type: str = "invalid_request_error", param: str | None = None,
-                 code: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
 
@@ -68,7 +74,9 @@ def _content(message: dict[str, Any], index: int) -> str:
         return content
     if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in content):
         return "".join(str(p.get("text", "")) for p in content)
-    raise ApiError(400, f"messages[{index}].content must be a string or a list of text parts.", param=f"messages[{index}].content")
+    raise ApiError(
+        400, f"messages[{index}].content must be a string or a list of text parts.", param=f"messages[{index}].content"
+    )
 
 
 def _messages(body: dict[str, Any]) -> list[dict[str, str]]:
@@ -81,8 +89,11 @@ def _messages(body: dict[str, Any]) -> list[dict[str, str]]:
             raise ApiError(400, f"messages[{i}] must be an object with role and content.", param=f"messages[{i}]")
         role = "system" if m.get("role") == "developer" else m.get("role")
         if role not in ROLES:
-            raise ApiError(400, f"messages[{i}].role must be one of {', '.join(ROLES)}, not {m.get('role')!r}.",
-                           param=f"messages[{i}].role")
+            raise ApiError(
+                400,
+                f"messages[{i}].role must be one of {', '.join(ROLES)}, not {m.get('role')!r}.",
+                param=f"messages[{i}].role",
+            )
         out.append({"role": role, "content": _content(m, i)})
     return out
 
@@ -105,8 +116,12 @@ def parse_request(body: Any, known_models: list[str], limits: Limits, chat: bool
     if not isinstance(model, str) or not model:
         raise ApiError(400, "'model' is required: one of " + ", ".join(known_models) + ".", param="model")
     if model not in known_models:
-        raise ApiError(404, f"The model '{model}' does not exist here; this server has: {', '.join(known_models)}.",
-                       param="model", code="model_not_found")
+        raise ApiError(
+            404,
+            f"The model '{model}' does not exist here; this server has: {', '.join(known_models)}.",
+            param="model",
+            code="model_not_found",
+        )
     n = body.get("n", 1)
     if n != 1:
         raise ApiError(400, f"Only n=1 is supported, not {n!r}.", param="n")
@@ -121,13 +136,21 @@ def parse_request(body: Any, known_models: list[str], limits: Limits, chat: bool
     options = body.get("stream_options") or {}
     try:
         settings = GenSettings(
-            temperature=float(temperature), top_p=max(float(top_p), 1e-6), top_k=0, max_new_tokens=int(max_tokens),
+            temperature=float(temperature),
+            top_p=max(float(top_p), 1e-6),
+            top_k=0,
+            max_new_tokens=int(max_tokens),
             seed=int(seed) % 2**32,
         )
     except FtbenchError as exc:
         raise ApiError(400, exc.message) from exc
-    request = GenRequest(model=model, settings=settings, stops=_stops(body), stream=stream,
-                         include_usage=bool(isinstance(options, dict) and options.get("include_usage")))
+    request = GenRequest(
+        model=model,
+        settings=settings,
+        stops=_stops(body),
+        stream=stream,
+        include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
+    )
     if chat:
         request.messages = _messages(body)
     else:
@@ -157,17 +180,35 @@ def completion_body(req: GenRequest, rid: str, created: int, result: dict[str, A
     """The non-streamed response for either endpoint."""
     reason = finish_reason(result["stop_reason"])
     if req.messages is not None:
-        choice = {"index": 0, "message": {"role": "assistant", "content": result["text"]}, "logprobs": None,
-                  "finish_reason": reason}
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": result["text"]},
+            "logprobs": None,
+            "finish_reason": reason,
+        }
         obj = "chat.completion"
     else:
         choice = {"index": 0, "text": result["text"], "logprobs": None, "finish_reason": reason}
         obj = "text_completion"
-    return {"id": rid, "object": obj, "created": created, "model": req.model, "choices": [choice], "usage": usage(result)}
+    return {
+        "id": rid,
+        "object": obj,
+        "created": created,
+        "model": req.model,
+        "choices": [choice],
+        "usage": usage(result),
+    }
 
 
-def chunk_body(req: GenRequest, rid: str, created: int, piece: str | None = None, reason: str | None = None,
-               role: bool = False, usage_of: dict[str, Any] | None = None) -> dict[str, Any]:
+def chunk_body(
+    req: GenRequest,
+    rid: str,
+    created: int,
+    piece: str | None = None,
+    reason: str | None = None,
+    role: bool = False,
+    usage_of: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """One server-sent event of a streamed response; with `usage_of`, the final usage-only chunk."""
     if req.messages is not None:
         delta: dict[str, Any] = {"role": "assistant", "content": ""} if role else ({"content": piece} if piece else {})
@@ -176,8 +217,13 @@ def chunk_body(req: GenRequest, rid: str, created: int, piece: str | None = None
     else:
         choices = [{"index": 0, "text": piece or "", "logprobs": None, "finish_reason": reason}]
         obj = "text_completion"
-    body: dict[str, Any] = {"id": rid, "object": obj, "created": created, "model": req.model,
-                            "choices": [] if usage_of is not None else choices}
+    body: dict[str, Any] = {
+        "id": rid,
+        "object": obj,
+        "created": created,
+        "model": req.model,
+        "choices": [] if usage_of is not None else choices,
+    }
     if usage_of is not None:
         body["usage"] = usage(usage_of)
     return body
@@ -185,4 +231,7 @@ def chunk_body(req: GenRequest, rid: str, created: int, piece: str | None = None
 
 def models_body(names: list[str], created: int | None = None) -> dict[str, Any]:
     created = created or int(time.time())
-    return {"object": "list", "data": [{"id": n, "object": "model", "created": created, "owned_by": "ftbench"} for n in names]}
+    return {
+        "object": "list",
+        "data": [{"id": n, "object": "model", "created": created, "owned_by": "ftbench"} for n in names],
+    }

@@ -64,12 +64,21 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         return socket.create_server((host.strip("[]"), port), family=family, reuse_port=False)
     except OSError as exc:
-        raise FtbenchError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}.",
-                           "Pick another --port (or leave it out for a free one).") from exc
+        raise FtbenchError(
+            f"Cannot listen on {host}:{port}: {exc.strerror or exc}.",
+            "Pick another --port (or leave it out for a free one).",
+        ) from exc
 
 
-def serve(ws: Workspace, opts: ServeOptions, api_key: str | None, on_ready: Callable[[dict[str, Any]], None],
-          on_request: Callable[[dict[str, Any]], None] | None, stop: threading.Event, log: Callable[[str], None]) -> None:
+def serve(
+    ws: Workspace,
+    opts: ServeOptions,
+    api_key: str | None,
+    on_ready: Callable[[dict[str, Any]], None],
+    on_request: Callable[[dict[str, Any]], None] | None,
+    stop: threading.Event,
+    log: Callable[[str], None],
+) -> None:
     """Load, bind, announce (`on_ready` gets the serve card data), and serve until `stop` is set or a signal."""
     import uvicorn
 
@@ -83,15 +92,31 @@ def serve(ws: Workspace, opts: ServeOptions, api_key: str | None, on_ready: Call
     engine.load(specs, opts.engine, log=log)
     sock = bind(opts.host, opts.port)
     port = sock.getsockname()[1]
-    server = Server(engine, api_key=api_key, limits=Limits(opts.max_tokens, opts.max_body_bytes),
-                    max_concurrency=opts.max_concurrency, max_queue=opts.max_queue, on_request=on_request,
-                    log=lambda line: print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True))
-    config = uvicorn.Config(build_app(server), log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=5)
+    server = Server(
+        engine,
+        api_key=api_key,
+        limits=Limits(opts.max_tokens, opts.max_body_bytes),
+        max_concurrency=opts.max_concurrency,
+        max_queue=opts.max_queue,
+        on_request=on_request,
+        log=lambda line: print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True),
+    )
+    config = uvicorn.Config(
+        build_app(server), log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5
+    )
     http = uvicorn.Server(config)
-    threading.Thread(target=lambda: (stop.wait(), setattr(http, "should_exit", True)), name="serve-stop", daemon=True).start()
-    card = {"url": base_url(opts.host, port), "host": opts.host, "port": port, "variants": engine.names,
-            "engine": opts.engine, "auth": api_key is not None, "loopback": is_loopback(opts.host)}
+    threading.Thread(
+        target=lambda: (stop.wait(), setattr(http, "should_exit", True)), name="serve-stop", daemon=True
+    ).start()
+    card = {
+        "url": base_url(opts.host, port),
+        "host": opts.host,
+        "port": port,
+        "variants": engine.names,
+        "engine": opts.engine,
+        "auth": api_key is not None,
+        "loopback": is_loopback(opts.host),
+    }
     on_ready(card)
     log(f"Serving {', '.join(engine.names)} at {card['url']}" + (" (API key required)" if api_key else ""))
     try:

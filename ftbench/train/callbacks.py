@@ -30,7 +30,9 @@ class EventsCallback(TrainerCallback):
 
     def __init__(self, emit: Any, token_counter: Any = None, rank0: bool = True, progress: Any = None) -> None:
         self.emit = emit
-        self.progress = progress or (lambda phase, done, total, **extra: emit("progress", phase=phase, done=done, total=total, **extra))
+        self.progress = progress or (
+            lambda phase, done, total, **extra: emit("progress", phase=phase, done=done, total=total, **extra)
+        )
         self.counter = token_counter
         self.rank0 = rank0
         self._t0 = time.monotonic()
@@ -66,15 +68,25 @@ class EventsCallback(TrainerCallback):
             eta = self._eta(state)
             self.emit(
                 "train",
-                step=state.global_step, max_steps=state.max_steps, epoch=round(state.epoch or 0.0, 4),
-                loss=logs.get("loss"), lr=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
-                tokens=tokens, tokens_per_s=round((tokens - self._last_tokens) / dt, 1), eta_s=eta,
+                step=state.global_step,
+                max_steps=state.max_steps,
+                epoch=round(state.epoch or 0.0, 4),
+                loss=logs.get("loss"),
+                lr=logs.get("learning_rate"),
+                grad_norm=logs.get("grad_norm"),
+                tokens=tokens,
+                tokens_per_s=round((tokens - self._last_tokens) / dt, 1),
+                eta_s=eta,
                 **{k: v for k, v in logs.items() if k.startswith(("rewards/", "logps/"))},
             )
             self.progress("training", state.global_step, state.max_steps, eta_s=eta)
             self._last_t, self._last_tokens = now, tokens
         elif "eval_loss" in logs:
-            metrics = {k.removeprefix("eval_"): v for k, v in logs.items() if k.startswith("eval_") and isinstance(v, (int, float))}
+            metrics = {
+                k.removeprefix("eval_"): v
+                for k, v in logs.items()
+                if k.startswith("eval_") and isinstance(v, (int, float))
+            }
             loss = metrics.pop("loss")
             perplexity = metrics.pop("perplexity", None)
             if perplexity is None:
@@ -82,7 +94,11 @@ class EventsCallback(TrainerCallback):
 
                 perplexity = math.exp(min(loss, 50.0))
             self.emit(
-                "eval", step=state.global_step, epoch=round(state.epoch or 0.0, 4), eval_loss=loss, perplexity=perplexity,
+                "eval",
+                step=state.global_step,
+                epoch=round(state.epoch or 0.0, 4),
+                eval_loss=loss,
+                perplexity=perplexity,
                 **metrics,
             )
 

@@ -64,7 +64,9 @@ def load_rows(data: DataSection, task: str) -> LoadedRows:
     """Read, detect the format, check every row and split off eval rows; fails before any model loads."""
     train = read_rows(data.train, data.skip_bad_rows, data.max_rows)
     if not train.rows:
-        raise FtbenchError(f"Dataset {data.train} has no rows.", "Point data.train at a file with at least one example.")
+        raise FtbenchError(
+            f"Dataset {data.train} has no rows.", "Point data.train at a file with at least one example."
+        )
     fmt = data.format if data.format != "auto" else detect_format(train.rows, data.columns)
     if fmt is None:
         cols = ", ".join(sorted(map(str, train.rows[0])))
@@ -89,7 +91,10 @@ def load_rows(data: DataSection, task: str) -> LoadedRows:
         random.Random(1234).shuffle(order)
         n_eval = max(1, round(len(rows) * data.eval_split))
         if n_eval >= len(rows):
-            raise FtbenchError(f"data.eval_split {data.eval_split} leaves no training rows out of {len(rows)}.", "Use a smaller eval_split or more data.")
+            raise FtbenchError(
+                f"data.eval_split {data.eval_split} leaves no training rows out of {len(rows)}.",
+                "Use a smaller eval_split or more data.",
+            )
         held = set(order[:n_eval])
         eval_rows = [r for i, r in enumerate(rows) if i in held]
         rows = [r for i, r in enumerate(rows) if i not in held]
@@ -107,7 +112,10 @@ def _checked(loaded: Rows, fmt: str, data: DataSection, report: DataReport, sour
             good.append(mapped(row, data.columns))
             continue
         if not data.skip_bad_rows:
-            raise FtbenchError(f"{source}: row {number}: {problem}.", "Fix the row, map columns with data.columns, or set data.skip_bad_rows: true.")
+            raise FtbenchError(
+                f"{source}: row {number}: {problem}.",
+                "Fix the row, map columns with data.columns, or set data.skip_bad_rows: true.",
+            )
         report.bad_rows += 1
     if not good:
         raise FtbenchError(f"{source}: no row fits the {fmt} format.", "Check data.format and data.columns.")
@@ -213,7 +221,7 @@ def preference_texts(row: Mapping[str, Any], tokenizer: Any) -> tuple[str, str, 
 
     def completion(text: str) -> str:
         full = _apply(tokenizer, [*messages, {"role": "assistant", "content": text}], False)
-        return full[len(prefix):] if full.startswith(prefix) else text + (tokenizer.eos_token or "")
+        return full[len(prefix) :] if full.startswith(prefix) else text + (tokenizer.eos_token or "")
 
     return prefix, completion(chosen), completion(rejected)
 
@@ -226,7 +234,14 @@ def _ids(tokenizer: Any, text: str, special: bool) -> list[int]:
     return list(tokenizer(text, add_special_tokens=special)["input_ids"])
 
 
-def tokenize_sft(rows: Sequence[Mapping[str, Any]], fmt: str, tokenizer: Any, data: DataSection, report: DataReport, progress: Any = None) -> list[dict[str, list[int]]]:
+def tokenize_sft(
+    rows: Sequence[Mapping[str, Any]],
+    fmt: str,
+    tokenizer: Any,
+    data: DataSection,
+    report: DataReport,
+    progress: Any = None,
+) -> list[dict[str, list[int]]]:
     """input_ids/labels per row, truncated to max_length; rows with nothing left to learn are dropped."""
     out = []
     step = max(1, len(rows) // 20)
@@ -250,7 +265,9 @@ def tokenize_sft(rows: Sequence[Mapping[str, Any]], fmt: str, tokenizer: Any, da
     return out
 
 
-def tokenize_preference(rows: Sequence[Mapping[str, Any]], tokenizer: Any, max_length: int, max_prompt_length: int, report: DataReport) -> list[dict[str, list[int]]]:
+def tokenize_preference(
+    rows: Sequence[Mapping[str, Any]], tokenizer: Any, max_length: int, max_prompt_length: int, report: DataReport
+) -> list[dict[str, list[int]]]:
     """prompt_ids, chosen_ids, rejected_ids per row; the prompt is cut from the left, answers from the right."""
     out = []
     for row in rows:
@@ -350,7 +367,9 @@ class PreferenceCollator:
     def __call__(self, batch: Sequence[Mapping[str, list[int]]]) -> dict[str, Any]:
         import torch
 
-        seqs = [(b["prompt_ids"], b["chosen_ids"]) for b in batch] + [(b["prompt_ids"], b["rejected_ids"]) for b in batch]
+        seqs = [(b["prompt_ids"], b["chosen_ids"]) for b in batch] + [
+            (b["prompt_ids"], b["rejected_ids"]) for b in batch
+        ]
         longest = max(len(p) + len(a) for p, a in seqs)
         counted = not batch[0].get("_eval")
         ids, labels, mask = [], [], []

@@ -64,9 +64,23 @@ def launch_command(recipe: Recipe, job_dir: Path, n: int, precision: str) -> lis
         return srun_command(job_dir, slurm_nodes())
 
     # loopback_launch wraps `accelerate launch` so that the rendezvous store listens on 127.0.0.1 only.
-    cmd = [sys.executable, "-m", "ftbench.train.loopback_launch", "--num_processes", str(n), "--num_machines", "1",
-           "--main_process_ip", "127.0.0.1", "--main_process_port", str(_free_port()), "--dynamo_backend", "no",
-           "--mixed_precision", {"bf16": "bf16", "fp16": "fp16"}.get(precision, "no")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ftbench.train.loopback_launch",
+        "--num_processes",
+        str(n),
+        "--num_machines",
+        "1",
+        "--main_process_ip",
+        "127.0.0.1",
+        "--main_process_port",
+        str(_free_port()),
+        "--dynamo_backend",
+        "no",
+        "--mixed_precision",
+        {"bf16": "bf16", "fp16": "fp16"}.get(precision, "no"),
+    ]
     # `--cpu` would make accelerate start one process; torchrun (the multi_gpu launcher) runs N CPU processes
     # just as well, and the Trainer picks the gloo backend when there is no CUDA.
     if not torch.cuda.is_available():
@@ -98,7 +112,10 @@ def launch(recipe: Recipe, ctx: JobContext, n: int, precision: str) -> dict[str,
     ctx.log(f"Launching {n} processes: {' '.join(cmd[2:] if cmd[0] == sys.executable else cmd)}")
     from ftbench.core.slurm import slurm_nodes
 
-    env = {**launch_env(one_machine=slurm_nodes() <= 1), PRECISION_ENV: {"bf16": "bf16", "fp16": "fp16"}.get(precision, "no")}
+    env = {
+        **launch_env(one_machine=slurm_nodes() <= 1),
+        PRECISION_ENV: {"bf16": "bf16", "fp16": "fp16"}.get(precision, "no"),
+    }
     proc = subprocess.Popen(cmd, cwd=str(ctx.job_dir), start_new_session=True, env=env)
     try:
         while proc.poll() is None:
@@ -110,4 +127,7 @@ def launch(recipe: Recipe, ctx: JobContext, n: int, precision: str) -> dict[str,
         return json.loads(result_path.read_text(encoding="utf-8"))
     if ctx.stop_requested:
         return {}
-    raise FtbenchError(f"The distributed training processes failed (exit code {proc.returncode}).", f"The ranks' output is in {Path(ctx.job_dir) / 'log.txt'}.")
+    raise FtbenchError(
+        f"The distributed training processes failed (exit code {proc.returncode}).",
+        f"The ranks' output is in {Path(ctx.job_dir) / 'log.txt'}.",
+    )

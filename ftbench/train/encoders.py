@@ -94,7 +94,9 @@ class Numbered(NamedTuple):
     row: dict[str, Any]
 
 
-def load_task_rows(recipe: Recipe, fmt: str, aliases: dict[str, tuple[str, ...]] | None = None) -> tuple[list[Numbered], list[Numbered]]:
+def load_task_rows(
+    recipe: Recipe, fmt: str, aliases: dict[str, tuple[str, ...]] | None = None
+) -> tuple[list[Numbered], list[Numbered]]:
     """Train and eval rows in format `fmt` (columns mapped), each checked against the format with its row number.
 
     `aliases` names common alternative columns for a field (e.g. `labels` for `label`), used when the recipe
@@ -125,7 +127,10 @@ def load_task_rows(recipe: Recipe, fmt: str, aliases: dict[str, tuple[str, ...]]
             if problem is None:
                 out.append(Numbered(str(path), i, mapped(row, columns)))
             elif not data.skip_bad_rows:
-                raise FtbenchError(f"{path}: row {i}: {problem}.", "Fix the row, map columns with data.columns, or set data.skip_bad_rows: true.")
+                raise FtbenchError(
+                    f"{path}: row {i}: {problem}.",
+                    "Fix the row, map columns with data.columns, or set data.skip_bad_rows: true.",
+                )
         if not out:
             raise FtbenchError(f"{path}: no row fits the {fmt} format.", "Check data.format and data.columns.")
         return out
@@ -140,7 +145,10 @@ def load_task_rows(recipe: Recipe, fmt: str, aliases: dict[str, tuple[str, ...]]
     random.Random(recipe.training.seed).shuffle(order)
     n_eval = max(1, int(round(len(rows) * fraction)))
     if n_eval >= len(rows):
-        raise FtbenchError(f"data.eval_split {fraction} leaves no training rows out of {len(rows)}.", "Use a smaller eval_split or more data.")
+        raise FtbenchError(
+            f"data.eval_split {fraction} leaves no training rows out of {len(rows)}.",
+            "Use a smaller eval_split or more data.",
+        )
     held = set(order[:n_eval])
     return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
 
@@ -178,8 +186,19 @@ def final_evaluation(trainer: Any, keep: dict[str, Any]) -> dict[str, Any]:
 
 
 def fit(
-    recipe: Recipe, ctx: JobContext, session: Session, *, model: Any, tokenizer: Any, train_ds: Any, eval_ds: Any,
-    collator: Any, compute_metrics: Any, keep: dict[str, Any], info: dict[str, Any], report: dict[str, Any],
+    recipe: Recipe,
+    ctx: JobContext,
+    session: Session,
+    *,
+    model: Any,
+    tokenizer: Any,
+    train_ds: Any,
+    eval_ds: Any,
+    collator: Any,
+    compute_metrics: Any,
+    keep: dict[str, Any],
+    info: dict[str, Any],
+    report: dict[str, Any],
 ) -> dict[str, Any]:
     """Train through the shared Session (events, stop/resume, checkpoints), evaluate, and save the weights,
     metrics.json, the model card and ftbench_task.json (what `ftbench predict` needs).
@@ -188,10 +207,17 @@ def fit(
     """
     from transformers import Trainer
 
-    args = session.training_args(has_eval=eval_ds is not None, per_device_eval_batch_size=max(recipe.training.batch_size, 8))
+    args = session.training_args(
+        has_eval=eval_ds is not None, per_device_eval_batch_size=max(recipe.training.batch_size, 8)
+    )
     trainer = Trainer(
-        model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, data_collator=collator,
-        compute_metrics=compute_metrics if eval_ds is not None else None, callbacks=session.callbacks(),
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        data_collator=collator,
+        compute_metrics=compute_metrics if eval_ds is not None else None,
+        callbacks=session.callbacks(),
     )
     result = session.run_trainer(trainer)
     metrics: dict[str, Any] = {"train_loss": result.training_loss, "steps": trainer.state.global_step}
@@ -204,7 +230,9 @@ def fit(
     metrics.update(report)
     outputs = session.save_outputs(trainer.model, tokenizer, metrics)
     for folder in outputs.values():
-        atomic_write_json(Path(folder) / TASK_FILE, {**info, "method": recipe.method.name, "weights": Path(folder).name})
+        atomic_write_json(
+            Path(folder) / TASK_FILE, {**info, "method": recipe.method.name, "weights": Path(folder).name}
+        )
     headline = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
     ctx.log(f"Final: {headline}")
     return {**metrics, **outputs}
@@ -231,7 +259,9 @@ def effective_max_length(recipe: Recipe, config: Any, tokenizer: Any) -> int:
     positions = getattr(config, "max_position_embeddings", None)
     if isinstance(positions, int) and positions > 0:
         # RoBERTa-family configs count two extra padding positions
-        limits.append(positions - 2 if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") else positions)
+        limits.append(
+            positions - 2 if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") else positions
+        )
     model_max = getattr(tokenizer, "model_max_length", None)
     if isinstance(model_max, int) and 0 < model_max < 1_000_000:
         limits.append(model_max)

@@ -32,7 +32,10 @@ def read_rows(path: str | Path, skip_bad_rows: bool = False, max_rows: int | Non
     """All rows of a data file (or `save_to_disk` folder) as dicts; broken rows fail with their numbers unless skipped."""
     p = Path(path)
     if not p.exists():
-        raise FtbenchError(f"Data file {p} does not exist.", "Check data.train / data.eval; relative paths are relative to the workspace.")
+        raise FtbenchError(
+            f"Data file {p} does not exist.",
+            "Check data.train / data.eval; relative paths are relative to the workspace.",
+        )
     rows: list[dict[str, Any]] = []
     numbers: list[int] = []
     bad: list[int] = []
@@ -72,4 +75,6 @@ def _split_folder(p: Path) -> Path:
     for name in ("train", *splits):
         if (p / name).is_dir():
             return p / name
-    raise FtbenchError(f"{p} is a saved DatasetDict without a split folder.", "Save the dataset again with save_to_disk.")
+    raise FtbenchError(
+        f"{p} is a saved DatasetDict without a split folder.", "Save the dataset again with save_to_disk."
+    )

@@ -27,8 +27,16 @@ def hold_loopback_store(port: int, world_size: int) -> tuple[socket.socket, obje
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
     listener.listen(128)
-    store = dist.TCPStore("127.0.0.1", port, world_size, True, datetime.timedelta(minutes=30),
-                          wait_for_workers=False, multi_tenant=True, master_listen_fd=listener.fileno())
+    store = dist.TCPStore(
+        "127.0.0.1",
+        port,
+        world_size,
+        True,
+        datetime.timedelta(minutes=30),
+        wait_for_workers=False,
+        multi_tenant=True,
+        master_listen_fd=listener.fileno(),
+    )
     return listener, store
 
 

@@ -51,7 +51,9 @@ def apply_lora(model: Any, recipe: Recipe, info: dict[str, Any]) -> Any:
     if method.name == "qlora":
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=recipe.training.gradient_checkpointing)
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=recipe.training.gradient_checkpointing
+        )
     if method.target_modules != "auto":
         targets = list(method.target_modules)
     elif task.causal:
@@ -66,8 +68,13 @@ def apply_lora(model: Any, recipe: Recipe, info: dict[str, Any]) -> Any:
     info["target_modules"] = targets
     heads = None if task.causal else head_modules(model)
     config = LoraConfig(
-        task_type=getattr(TaskType, task.peft_task_type), r=method.r, lora_alpha=method.alpha,
-        lora_dropout=method.dropout, use_rslora=method.rslora, target_modules=targets, modules_to_save=heads,
+        task_type=getattr(TaskType, task.peft_task_type),
+        r=method.r,
+        lora_alpha=method.alpha,
+        lora_dropout=method.dropout,
+        use_rslora=method.rslora,
+        target_modules=targets,
+        modules_to_save=heads,
     )
     try:
         return get_peft_model(model, config)
@@ -133,7 +140,17 @@ def lora_target_modules(model_type: str, model: Any = None) -> list[str]:
         found: set[str] = set()
         for name, module in model.named_modules():
             leaf = name.rsplit(".", 1)[-1]
-            if isinstance(module, torch.nn.Linear) and leaf in {"query", "value", "q_proj", "v_proj", "q_lin", "v_lin", "query_proj", "value_proj", "Wqkv"}:
+            if isinstance(module, torch.nn.Linear) and leaf in {
+                "query",
+                "value",
+                "q_proj",
+                "v_proj",
+                "q_lin",
+                "v_lin",
+                "query_proj",
+                "value_proj",
+                "Wqkv",
+            }:
                 found.add(leaf)
         if found:
             return sorted(found)
@@ -148,4 +165,6 @@ def head_modules(model: Any) -> list[str]:
     DistilBERT: pre_classifier + classifier; DeBERTa-v2: pooler + classifier; ModernBERT: head + classifier;
     QA: qa_outputs). These start untrained, so LoRA trains them in full and saves them with the adapter."""
     prefix = getattr(model, "base_model_prefix", "")
-    return sorted(name for name, child in model.named_children() if name != prefix and any(True for _ in child.parameters()))
+    return sorted(
+        name for name, child in model.named_children() if name != prefix and any(True for _ in child.parameters())
+    )

@@ -31,10 +31,16 @@ def check_model_path(recipe: Recipe) -> dict[str, Any]:
     if not path.exists():
         if not recipe.model.path.startswith(("/", ".", "~")) and recipe.model.path.count("/") == 1:
             return {}  # a hub id: transformers resolves it from the local cache (offline) and reports misses
-        raise FtbenchError(f"Model path {path} does not exist.", "Set model.path to a Hugging Face model folder (relative to the workspace or absolute).")
+        raise FtbenchError(
+            f"Model path {path} does not exist.",
+            "Set model.path to a Hugging Face model folder (relative to the workspace or absolute).",
+        )
     config_path = path / "config.json"
     if not config_path.is_file():
-        raise FtbenchError(f"Model folder {path} has no config.json.", "Point model.path at the folder that holds config.json and the weights.")
+        raise FtbenchError(
+            f"Model folder {path} has no config.json.",
+            "Point model.path at the folder that holds config.json and the weights.",
+        )
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except ValueError as exc:
@@ -56,7 +62,10 @@ def resolve_precision(requested: str) -> str:
 
     if requested != "auto":
         if requested == "fp16" and not torch.cuda.is_available():
-            raise FtbenchError("training.precision fp16 needs a GPU; this machine has none.", "Use precision: auto (fp32 on the CPU) or bf16.")
+            raise FtbenchError(
+                "training.precision fp16 needs a GPU; this machine has none.",
+                "Use precision: auto (fp32 on the CPU) or bf16.",
+            )
         return requested
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -105,7 +114,10 @@ def load_model(recipe: Recipe, precision: str) -> LoadedModel:
         compute = torch.bfloat16 if precision != "fp16" else torch.float16
         if method.bits == 4:
             kwargs["quantization_config"] = BitsAndBytesConfig(
-                load_in_4bit=True, bnb_4bit_quant_type=method.quant_type, bnb_4bit_use_double_quant=method.double_quant, bnb_4bit_compute_dtype=compute
+                load_in_4bit=True,
+                bnb_4bit_quant_type=method.quant_type,
+                bnb_4bit_use_double_quant=method.double_quant,
+                bnb_4bit_compute_dtype=compute,
             )
         else:
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
@@ -115,7 +127,10 @@ def load_model(recipe: Recipe, precision: str) -> LoadedModel:
         model = AutoModelForCausalLM.from_pretrained(recipe.model.path, **kwargs)
     except ValueError as exc:
         if "trust_remote_code" in str(exc):
-            raise FtbenchError(f"Model {recipe.model.path} needs trust_remote_code, which is off.", "Set model.trust_remote_code: true if you trust its code.") from exc
+            raise FtbenchError(
+                f"Model {recipe.model.path} needs trust_remote_code, which is off.",
+                "Set model.trust_remote_code: true if you trust its code.",
+            ) from exc
         raise
     info: dict[str, Any] = {"architecture": model.config.model_type}
     if recipe.training.gradient_checkpointing:

@@ -89,7 +89,10 @@ def load_predictor(run_dir: str | Path, device: str | None = None, trust_remote_
     info = json.loads((folder / TASK_FILE).read_text(encoding="utf-8"))
     task = info.get("task")
     if task not in PREDICT_TASKS:
-        raise FtbenchError(f"{folder / TASK_FILE} names task {task!r}, which predict does not know.", "Retrain the run with this ftbench version.")
+        raise FtbenchError(
+            f"{folder / TASK_FILE} names task {task!r}, which predict does not know.",
+            "Retrain the run with this ftbench version.",
+        )
     import torch
     import transformers
     from transformers import AutoTokenizer
@@ -110,9 +113,15 @@ def load_predictor(run_dir: str | Path, device: str | None = None, trust_remote_
         kwargs: dict[str, Any] = {}
         if task != "qa":
             labels = info["labels"]
-            kwargs = {"num_labels": len(labels), "id2label": dict(enumerate(labels)), "label2id": {n: i for i, n in enumerate(labels)}}
+            kwargs = {
+                "num_labels": len(labels),
+                "id2label": dict(enumerate(labels)),
+                "label2id": {n: i for i, n in enumerate(labels)},
+            }
             if task == "classification":
-                kwargs["problem_type"] = "multi_label_classification" if info.get("multi_label") else "single_label_classification"
+                kwargs["problem_type"] = (
+                    "multi_label_classification" if info.get("multi_label") else "single_label_classification"
+                )
         base_model = auto.from_pretrained(base, trust_remote_code=remote, **kwargs)
         if base_model.config.pad_token_id is None:
             base_model.config.pad_token_id = tokenizer.pad_token_id
@@ -157,7 +166,10 @@ def _text_of(item: str | dict[str, Any], index: int) -> str:
             return item[key]
     if isinstance(item.get("tokens"), list):
         return " ".join(map(str, item["tokens"]))
-    raise FtbenchError(f"Input {index + 1} has no 'text' field ({', '.join(map(str, item)) or 'no fields'}).", "Give each JSONL row a \"text\" string.")
+    raise FtbenchError(
+        f"Input {index + 1} has no 'text' field ({', '.join(map(str, item)) or 'no fields'}).",
+        'Give each JSONL row a "text" string.',
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -169,7 +181,9 @@ def classify(predictor: Predictor, inputs: list[str | dict[str, Any]]) -> list[d
     import torch
 
     texts = [_text_of(x, i) for i, x in enumerate(inputs)]
-    enc = predictor.tokenizer(texts, truncation=True, max_length=predictor.info.get("max_length", 512), padding=True, return_tensors="pt").to(_device(predictor))
+    enc = predictor.tokenizer(
+        texts, truncation=True, max_length=predictor.info.get("max_length", 512), padding=True, return_tensors="pt"
+    ).to(_device(predictor))
     with torch.no_grad():
         logits = predictor.model(**enc).logits.float()
     labels = predictor.info["labels"]
@@ -223,7 +237,13 @@ def tag_entities(predictor: Predictor, inputs: list[str | dict[str, Any]]) -> li
         if not words:
             results.append({"text": text, "tokens": [], "tags": [], "entities": []})
             continue
-        enc = predictor.tokenizer([w for w, _, _ in words], is_split_into_words=True, truncation=True, max_length=predictor.info.get("max_length", 512), return_tensors="pt")
+        enc = predictor.tokenizer(
+            [w for w, _, _ in words],
+            is_split_into_words=True,
+            truncation=True,
+            max_length=predictor.info.get("max_length", 512),
+            return_tensors="pt",
+        )
         word_ids = enc.word_ids(0)
         with torch.no_grad():
             probs = torch.softmax(predictor.model(**enc.to(_device(predictor))).logits.float()[0], dim=-1)
@@ -239,10 +259,15 @@ def tag_entities(predictor: Predictor, inputs: list[str | dict[str, Any]]) -> li
         entities = []
         for type_, first, last in get_entities(tags):
             start, end = words[first][1], words[last][2]
-            entities.append({
-                "type": type_, "text": text[start:end], "start": start, "end": end,
-                "score": sum(confidence[first : last + 1]) / (last - first + 1),
-            })
+            entities.append(
+                {
+                    "type": type_,
+                    "text": text[start:end],
+                    "start": start,
+                    "end": end,
+                    "score": sum(confidence[first : last + 1]) / (last - first + 1),
+                }
+            )
         results.append({"text": text, "tokens": [w for w, _, _ in words], "tags": tags, "entities": entities})
     return results
 
@@ -256,7 +281,10 @@ def parse_qa(item: str | dict[str, Any], index: int) -> tuple[str, str]:
         q, c = item.get("question"), item.get("context")
         if isinstance(q, str) and isinstance(c, str):
             return q, c
-        raise FtbenchError(f"Input {index + 1} needs 'question' and 'context' strings.", 'Give each JSONL row {"question": ..., "context": ...}.')
+        raise FtbenchError(
+            f"Input {index + 1} needs 'question' and 'context' strings.",
+            'Give each JSONL row {"question": ..., "context": ...}.',
+        )
     question, sep, context = item.partition(QA_SEPARATOR)
     if not sep or not question.strip() or not context.strip():
         raise FtbenchError(
@@ -275,20 +303,39 @@ def answer(predictor: Predictor, inputs: list[str | dict[str, Any]]) -> list[dic
 
     pairs = [parse_qa(x, i) for i, x in enumerate(inputs)]
     info = predictor.info
-    enc = tokenize_windows(predictor.tokenizer, [q for q, _ in pairs], [c for _, c in pairs], info["max_length"], info.get("doc_stride", 0), padding=True)
+    enc = tokenize_windows(
+        predictor.tokenizer,
+        [q for q, _ in pairs],
+        [c for _, c in pairs],
+        info["max_length"],
+        info.get("doc_stride", 0),
+        padding=True,
+    )
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
     batch = {k: torch.tensor(enc[k], device=_device(predictor)) for k in keys}
     with torch.no_grad():
         out = predictor.model(**batch)
     best = best_answers(
-        [c for _, c in pairs], list(enc["overflow_to_sample_mapping"]), context_offsets(enc),
-        np.asarray(out.start_logits.float().cpu()), np.asarray(out.end_logits.float().cpu()),
-        info.get("n_best", 20), info.get("max_answer_length", 30), bool(info.get("allow_unanswerable")),
+        [c for _, c in pairs],
+        list(enc["overflow_to_sample_mapping"]),
+        context_offsets(enc),
+        np.asarray(out.start_logits.float().cpu()),
+        np.asarray(out.end_logits.float().cpu()),
+        info.get("n_best", 20),
+        info.get("max_answer_length", 30),
+        bool(info.get("allow_unanswerable")),
         info.get("null_score_diff_threshold", 0.0),
     )
     return [
-        {"question": q, "context": c, "answer": b["text"], "start": b["start"], "end": b["end"],
-         "score": b["score"], "probability": b["probability"]}
+        {
+            "question": q,
+            "context": c,
+            "answer": b["text"],
+            "start": b["start"],
+            "end": b["end"],
+            "score": b["score"],
+            "probability": b["probability"],
+        }
         for (q, c), b in zip(pairs, best, strict=True)
     ]
 
@@ -306,7 +353,9 @@ def format_result(task: str, result: dict[str, Any]) -> str:
     if task == "ner":
         if not result["entities"]:
             return f"(no entities)\t{_short(result['text'])}"
-        spans = "  ".join(f"{e['type']}: {e['text']!r} [{e['start']}:{e['end']}] {e['score']:.2f}" for e in result["entities"])
+        spans = "  ".join(
+            f"{e['type']}: {e['text']!r} [{e['start']}:{e['end']}] {e['score']:.2f}" for e in result["entities"]
+        )
         return f"{spans}\t{_short(result['text'])}"
     if result["answer"]:
         return f"{result['answer']!r} [{result['start']}:{result['end']}] p={result['probability']:.3f} score={result['score']:.2f}\t{_short(result['question'])}"

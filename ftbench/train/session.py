@@ -77,7 +77,9 @@ class Session:
             eval_strategy = "steps" if t.eval_steps else "epoch"
         save_strategy = "steps" if t.save_steps else "epoch"
         early = t.early_stopping_patience is not None and has_eval
-        if early and (eval_strategy != save_strategy or (t.eval_steps and t.save_steps and t.save_steps % t.eval_steps)):
+        if early and (
+            eval_strategy != save_strategy or (t.eval_steps and t.save_steps and t.save_steps % t.eval_steps)
+        ):
             raise FtbenchError(
                 "training.early_stopping_patience needs checkpoints saved where evaluation runs (save_steps a multiple of eval_steps, or both per epoch).",
                 "Set training.save_steps equal to training.eval_steps.",
@@ -117,7 +119,9 @@ class Session:
             gradient_checkpointing=False,  # applied at load time (works with PEFT and k-bit)
         )
         if t.optimizer in ("paged_adamw_8bit", "paged_adamw_32bit", "adamw_bnb_8bit") and not torch.cuda.is_available():
-            raise FtbenchError(f"training.optimizer {t.optimizer} needs a GPU.", "Use optimizer: adamw_torch on the CPU.")
+            raise FtbenchError(
+                f"training.optimizer {t.optimizer} needs a GPU.", "Use optimizer: adamw_torch on the CPU."
+            )
         kwargs.update(overrides)
         return TrainingArguments(**kwargs)
 
@@ -216,10 +220,18 @@ def model_card(recipe: Recipe, metrics: dict[str, Any], info: dict[str, Any], we
     """A Hugging Face style README.md: what was trained from what, how, and how well."""
     t, m = recipe.training, recipe.method
     hyper = {
-        "method": m.name, "epochs": t.epochs, "max_steps": t.max_steps, "batch_size": t.batch_size,
-        "gradient_accumulation": t.gradient_accumulation, "learning_rate": recipe.learning_rate(),
-        "scheduler": t.scheduler, "warmup": t.warmup_steps or t.warmup_ratio, "optimizer": t.optimizer,
-        "max_length": recipe.data.max_length, "packing": recipe.data.packing, "seed": t.seed,
+        "method": m.name,
+        "epochs": t.epochs,
+        "max_steps": t.max_steps,
+        "batch_size": t.batch_size,
+        "gradient_accumulation": t.gradient_accumulation,
+        "learning_rate": recipe.learning_rate(),
+        "scheduler": t.scheduler,
+        "warmup": t.warmup_steps or t.warmup_ratio,
+        "optimizer": t.optimizer,
+        "max_length": recipe.data.max_length,
+        "packing": recipe.data.packing,
+        "seed": t.seed,
     }
     for key in method_spec(m.name).fields:  # the method's own settings; target_modules as resolved
         hyper[key] = info.get(key) if key == "target_modules" else getattr(m, key)

@@ -58,7 +58,13 @@ def train_in_process(recipe: Recipe, ctx: JobContext, distributed: bool = False)
     from ftbench.train.model import resolve_precision
 
     rank0 = ctx.rank == 0
-    session = Session(recipe=recipe, ctx=ctx, run_dir=Path(ctx.job_dir), precision=resolve_precision(recipe.training.precision), rank0=rank0)
+    session = Session(
+        recipe=recipe,
+        ctx=ctx,
+        run_dir=Path(ctx.job_dir),
+        precision=resolve_precision(recipe.training.precision),
+        rank0=rank0,
+    )
     session.info["model_type"] = config.get("model_type")
     if hasattr(module, "preflight"):
         module.preflight(recipe, session)
@@ -95,7 +101,10 @@ def check_writable(run_dir: Path) -> None:
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:
-        raise FtbenchError(f"The run folder {run_dir} is not writable: {exc.strerror}.", "Check the workspace's permissions and free space.") from exc
+        raise FtbenchError(
+            f"The run folder {run_dir} is not writable: {exc.strerror}.",
+            "Check the workspace's permissions and free space.",
+        ) from exc
 
 
 def model_bytes(path: str) -> int:

@@ -74,7 +74,9 @@ class FtbenchApp(App[int]):
         Binding("q", "quit", "Quit", id="quit"),
         Binding("question_mark", "help", "Help", key_display="?", id="help"),
         *(
-            Binding(e.key, f"switch_screen_to('{e.mode}')", e.title, show=e.mode in ("jobs", "runs"), id=f"screen_{e.mode}")
+            Binding(
+                e.key, f"switch_screen_to('{e.mode}')", e.title, show=e.mode in ("jobs", "runs"), id=f"screen_{e.mode}"
+            )
             for e in SCREEN_TABLE
         ),
         Binding("f8", "screenshot", "Screenshot", show=False, id="screenshot"),
@@ -97,8 +99,12 @@ class FtbenchApp(App[int]):
         self.gpu_report: GpuReport | None = None
         self._stop = threading.Event()
         self.services = Services(
-            clock=clock, poll_s=poll_s, gpu_report=lambda: self.gpu_report, stopping=self._stop.is_set,
-            open_monitor=self.open_monitor, open_chat=self.open_chat,
+            clock=clock,
+            poll_s=poll_s,
+            gpu_report=lambda: self.gpu_report,
+            stopping=self._stop.is_set,
+            open_monitor=self.open_monitor,
+            open_chat=self.open_chat,
         )
         self.sub_title = str(ws.root)
         self._present = {e.mode for e in SCREEN_TABLE if e.exists()}

@@ -54,4 +54,8 @@ def palette_commands(
         if binding.action.startswith("switch_screen_to"):
             continue
         title = binding.description[:1].upper() + binding.description[1:]
-        yield SystemCommand(title, binding.tooltip or f"{binding.description} (key {display})", partial(app.run_action, binding.action, node))
+        yield SystemCommand(
+            title,
+            binding.tooltip or f"{binding.description} (key {display})",
+            partial(app.run_action, binding.action, node),
+        )

@@ -51,7 +51,11 @@ def shown_step(screen: str) -> int:
 
 def open_tui(tmux: Tmux, ws: Workspace, editor: str) -> None:
     ftbench = Path(sys.executable).with_name("ftbench")
-    cmd = f"{ftbench} --workspace {ws.root}" if ftbench.exists() else f"{sys.executable} -m ftbench.cli --workspace {ws.root}"
+    cmd = (
+        f"{ftbench} --workspace {ws.root}"
+        if ftbench.exists()
+        else f"{sys.executable} -m ftbench.cli --workspace {ws.root}"
+    )
     env = f"env -u COLUMNS -u LINES TERM=xterm-256color LANG=C.UTF-8 FTBENCH_HOME= EDITOR={shlex.quote(editor)} "
     tmux("new-session", "-d", "-s", "e2e", "-x", "120", "-y", "36", env + cmd)
     tmux("set", "-s", "escape-time", "0")

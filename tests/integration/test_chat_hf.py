@@ -26,7 +26,9 @@ def make_adapter(base: Path, out: Path, seed: int, task_type: str = "CAUSAL_LM",
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(base)
-    cfg = LoraConfig(r=r, lora_alpha=2 * r, target_modules=["q_proj", "v_proj"], task_type=task_type, init_lora_weights=False)
+    cfg = LoraConfig(
+        r=r, lora_alpha=2 * r, target_modules=["q_proj", "v_proj"], task_type=task_type, init_lora_weights=False
+    )
     get_peft_model(model, cfg).save_pretrained(out)
     return out
 
@@ -60,7 +62,10 @@ def test_adapters_share_one_base_and_match_separate_loads(tiny_llama: Path, adap
     # Memory growth per adapter is the adapter's own tensors, not another base.
     for name, info in (("A", a_info), ("B", b_info)):
         assert info["adapter_param_bytes"] == safetensors_bytes(adapters[name]) > 0
-    assert b_info["param_bytes"] == base_info["param_bytes"] + a_info["adapter_param_bytes"] + b_info["adapter_param_bytes"]
+    assert (
+        b_info["param_bytes"]
+        == base_info["param_bytes"] + a_info["adapter_param_bytes"] + b_info["adapter_param_bytes"]
+    )
 
     # Interleave columns: each must answer exactly as a fresh model holding only that variant.
     interleaved = {name: gen(shared, name)["text"] for name in ("A", "base", "B")}
@@ -99,7 +104,9 @@ def test_generation_stats_sampling_seed_and_history(tiny_llama: Path) -> None:
     assert gen(backend, "m", settings=sampled)["text"] == gen(backend, "m", settings=sampled)["text"]
     history = [*HELLO, {"role": "assistant", "content": result["text"]}, {"role": "user", "content": "and again"}]
     assert gen(backend, "m", messages=history)["tokens"] > 0
-    cancelled = backend.generate("m", HELLO, GenSettings(temperature=0.0, max_new_tokens=50), lambda _: None, lambda: True)
+    cancelled = backend.generate(
+        "m", HELLO, GenSettings(temperature=0.0, max_new_tokens=50), lambda _: None, lambda: True
+    )
     assert cancelled["stop_reason"] == "cancelled" and cancelled["tokens"] <= 1
 
 
@@ -131,13 +138,20 @@ def test_model_without_chat_template_gets_named_fallback(tiny_llama: Path, tmp_p
     backend = HFBackend(device="cpu")
     info = backend.load(VariantSpec(name="m", kind="hf", path=str(folder)))
     assert info["template"] == "plain"
-    assert info["warnings"] == ["no-template has no chat template; using the 'plain' fallback (System:/User:/Assistant: lines)."]
+    assert info["warnings"] == [
+        "no-template has no chat template; using the 'plain' fallback (System:/User:/Assistant: lines)."
+    ]
     base = backend.bases[str(folder.resolve())]
-    assert base.render([{"role": "system", "content": "s"}, {"role": "user", "content": "hi"}]) == "System: s\nUser: hi\nAssistant:"
+    assert (
+        base.render([{"role": "system", "content": "s"}, {"role": "user", "content": "hi"}])
+        == "System: s\nUser: hi\nAssistant:"
+    )
     assert gen(backend, "m")["tokens"] > 0
 
 
-def test_loading_errors_are_clear_and_leave_other_columns_working(tiny_llama: Path, adapters: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
+def test_loading_errors_are_clear_and_leave_other_columns_working(
+    tiny_llama: Path, adapters: dict[str, Path], tmp_path: Path, monkeypatch
+) -> None:
     from tinymodels import make_tiny_causal_lm
 
     backend = HFBackend(device="cpu")
@@ -155,7 +169,11 @@ def test_loading_errors_are_clear_and_leave_other_columns_working(tiny_llama: Pa
         backend.load(VariantSpec(name="f", kind="adapter", path=str(foreign), base=str(tiny_llama)))
     assert f"trained on base '{other}'" in err.value.message and str(tiny_llama) in err.value.message
     with pytest.raises(FtbenchError, match="tensor shapes differ"):
-        backend.load(VariantSpec(name="f", kind="adapter", path=str(foreign), base=str(tiny_llama), options={"allow_base_mismatch": True}))
+        backend.load(
+            VariantSpec(
+                name="f", kind="adapter", path=str(foreign), base=str(tiny_llama), options={"allow_base_mismatch": True}
+            )
+        )
 
     alone = HFBackend(device="cpu")  # a base loaded only for a failing adapter is not kept
     with pytest.raises(FtbenchError, match="trained on base"):
@@ -190,7 +208,9 @@ def test_loading_errors_are_clear_and_leave_other_columns_working(tiny_llama: Pa
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(hf.AutoModelForCausalLM, "from_pretrained", oom)
-    with pytest.raises(FtbenchError, match="Out of memory while loading other-llama on cpu; the other columns keep working"):
+    with pytest.raises(
+        FtbenchError, match="Out of memory while loading other-llama on cpu; the other columns keep working"
+    ):
         backend.load(VariantSpec(name="big", kind="hf", path=str(other)))
     monkeypatch.undo()
 

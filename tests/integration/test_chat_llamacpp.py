@@ -37,8 +37,12 @@ def attn_v_shapes(smollm2_gguf: Path) -> list[tuple[str, int, int]]:
     backend.load(VariantSpec(name="probe", kind="gguf", path=str(smollm2_gguf)))
     meta = backend.models["probe"].metadata
     backend.unload("probe")
-    n_embd, heads, kv_heads = (int(meta[f"llama.{k}"]) for k in ("embedding_length", "attention.head_count", "attention.head_count_kv"))
-    return [(f"blk.{i}.attn_v.weight", n_embd, n_embd // heads * kv_heads) for i in range(int(meta["llama.block_count"]))]
+    n_embd, heads, kv_heads = (
+        int(meta[f"llama.{k}"]) for k in ("embedding_length", "attention.head_count", "attention.head_count_kv")
+    )
+    return [
+        (f"blk.{i}.attn_v.weight", n_embd, n_embd // heads * kv_heads) for i in range(int(meta["llama.block_count"]))
+    ]
 
 
 def write_lora_gguf(shapes: list[tuple[str, int, int]], out: Path, scale: float, r: int = 8) -> Path:

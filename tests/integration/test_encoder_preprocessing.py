@@ -97,7 +97,12 @@ def test_ner_length_mismatch_and_bad_tags() -> None:
     from ftbench.train.tasks.ner import discover_tags
 
     with pytest.raises(FtbenchError, match="row 2 has 2 tokens but 1 ner_tags"):
-        discover_tags([Numbered("n.jsonl", 1, {"tokens": ["a"], "ner_tags": ["O"]}), Numbered("n.jsonl", 2, {"tokens": ["a", "b"], "ner_tags": ["O"]})])
+        discover_tags(
+            [
+                Numbered("n.jsonl", 1, {"tokens": ["a"], "ner_tags": ["O"]}),
+                Numbered("n.jsonl", 2, {"tokens": ["a", "b"], "ner_tags": ["O"]}),
+            ]
+        )
     with pytest.raises(FtbenchError, match="'PERSON'"):
         discover_tags([Numbered("n.jsonl", 1, {"tokens": ["a"], "ner_tags": ["PERSON"]})])
     with pytest.raises(FtbenchError, match="inconsistent"):
@@ -136,7 +141,11 @@ CONTEXT = "alice lives in paris and bob lives in seoul . the city is big ."
 def test_answer_start_checked_against_context() -> None:
     from ftbench.train.tasks.qa import check_rows
 
-    good = {"question": "where", "context": CONTEXT, "answers": {"text": ["paris"], "answer_start": [CONTEXT.index("paris")]}}
+    good = {
+        "question": "where",
+        "context": CONTEXT,
+        "answers": {"text": ["paris"], "answer_start": [CONTEXT.index("paris")]},
+    }
     none = {"question": "what price", "context": CONTEXT, "answers": {"text": [], "answer_start": []}}
     assert check_rows([Numbered("s.jsonl", 1, good), Numbered("s.jsonl", 2, none)]) == (1, 1)
     bad = {**good, "answers": {"text": ["paris"], "answer_start": [3]}}
@@ -156,7 +165,9 @@ def test_windows_cover_long_context_and_label_the_answer(tokenizer: Any) -> None
         {"text": ["seoul"], "answer_start": [CONTEXT.index("seoul")]},
         {"text": [], "answer_start": []},
     ]
-    enc = tokenize_windows(tokenizer, ["where does bob live ?", "what price ?"], [CONTEXT, CONTEXT], max_length=14, stride=3)
+    enc = tokenize_windows(
+        tokenizer, ["where does bob live ?", "what price ?"], [CONTEXT, CONTEXT], max_length=14, stride=3
+    )
     samples = list(enc["overflow_to_sample_mapping"])
     assert samples.count(0) > 1  # the context needs several windows
     starts, ends = label_windows(enc, answers)
@@ -190,7 +201,14 @@ def test_best_answers_picks_span_across_windows_and_abstains() -> None:
     (forced,) = best_answers([context], [0, 0], offsets, start, end, allow_null=False)
     assert forced["text"] == "paris"
     # spans longer than max_answer_length or ending before they start are never chosen
-    (short,) = best_answers([context], [0, 0], offsets, np.array([[0, 9, 0, 0], [0, 0, 0, 0.0]]), np.array([[0, 0, 0, 0], [0, 0, 9, 0.0]]), max_answer_length=1)
+    (short,) = best_answers(
+        [context],
+        [0, 0],
+        offsets,
+        np.array([[0, 9, 0, 0], [0, 0, 0, 0.0]]),
+        np.array([[0, 0, 0, 0], [0, 0, 9, 0.0]]),
+        max_answer_length=1,
+    )
     assert short["text"] in ("alice", "lives", "in", "paris")
 
 
@@ -250,8 +268,12 @@ def test_rows_checked_with_format_columns_and_aliases(tmp_path: Path) -> None:
     from ftbench.train.tasks.classification import LABEL_ALIASES, TEXT_ALIASES
 
     data = tmp_path / "tickets.jsonl"
-    data.write_text("".join(json.dumps({"body": f"ticket {i}", "labels": ["billing"]}) + "\n" for i in range(20)), encoding="utf-8")
-    recipe = validate_recipe({"task": "classification", "model": "m", "data": {"train": str(data), "columns": {"text": "body"}}})
+    data.write_text(
+        "".join(json.dumps({"body": f"ticket {i}", "labels": ["billing"]}) + "\n" for i in range(20)), encoding="utf-8"
+    )
+    recipe = validate_recipe(
+        {"task": "classification", "model": "m", "data": {"train": str(data), "columns": {"text": "body"}}}
+    )
     train, held = load_task_rows(recipe, "classification", {"label": LABEL_ALIASES, "text": TEXT_ALIASES})
     assert (len(train), len(held)) == (18, 2)  # 10% held out by default
     assert train[0].row["label"] == ["billing"] and train[0].row["text"].startswith("ticket")
@@ -276,6 +298,8 @@ def test_untrained_heads_are_trained_in_full_with_lora() -> None:
     from ftbench.train.methods import head_modules
 
     small = dict(num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=32)
-    assert head_modules(DistilBertForSequenceClassification(DistilBertConfig(n_layers=1, dim=32, hidden_dim=32, n_heads=2))) == ["classifier", "pre_classifier"]
+    assert head_modules(
+        DistilBertForSequenceClassification(DistilBertConfig(n_layers=1, dim=32, hidden_dim=32, n_heads=2))
+    ) == ["classifier", "pre_classifier"]
     assert head_modules(BertForQuestionAnswering(BertConfig(**small))) == ["qa_outputs"]
     assert head_modules(DebertaV2ForSequenceClassification(DebertaV2Config(**small))) == ["classifier", "pooler"]

@@ -59,7 +59,10 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
 def reviews(n: int = 48, seed: int = 0) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     return [
-        {"text": " ".join(rng.choices(GOOD if i % 2 == 0 else BAD, k=4)), "label": "positive" if i % 2 == 0 else "negative"}
+        {
+            "text": " ".join(rng.choices(GOOD if i % 2 == 0 else BAD, k=4)),
+            "label": "positive" if i % 2 == 0 else "negative",
+        }
         for i in range(n)
     ]
 
@@ -69,7 +72,11 @@ def topics(n: int = 40, seed: int = 0) -> list[dict[str, Any]]:
     rows = []
     for _ in range(n):
         labels = sorted(rng.sample(["people", "places", "mood"], k=rng.randint(0, 2)))
-        words = (["alice"] if "people" in labels else []) + (["paris"] if "places" in labels else []) + (["happy"] if "mood" in labels else [])
+        words = (
+            (["alice"] if "people" in labels else [])
+            + (["paris"] if "places" in labels else [])
+            + (["happy"] if "mood" in labels else [])
+        )
         rows.append({"text": " ".join(words + ["the", "review"]), "labels": labels})
     return rows
 
@@ -77,7 +84,10 @@ def topics(n: int = 40, seed: int = 0) -> list[dict[str, Any]]:
 def ner_rows(n: int = 40, seed: int = 0) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     return [
-        {"tokens": ["hello", rng.choice(NAMES), "from", rng.choice(PLACES), "thanks"], "ner_tags": ["O", "B-PER", "O", "B-LOC", "O"]}
+        {
+            "tokens": ["hello", rng.choice(NAMES), "from", rng.choice(PLACES), "thanks"],
+            "ner_tags": ["O", "B-PER", "O", "B-LOC", "O"],
+        }
         for _ in range(n)
     ]
 
@@ -89,9 +99,23 @@ def squad_rows(n: int = 40, seed: int = 0) -> list[dict[str, Any]]:
         who, where = rng.choice(NAMES), rng.choice(PLACES)
         context = f"the review says {who} lives in {where} and likes the product a lot"
         if i % 8 == 7:
-            rows.append({"id": f"q{i}", "question": "what is the price", "context": context, "answers": {"text": [], "answer_start": []}})
+            rows.append(
+                {
+                    "id": f"q{i}",
+                    "question": "what is the price",
+                    "context": context,
+                    "answers": {"text": [], "answer_start": []},
+                }
+            )
         else:
-            rows.append({"id": f"q{i}", "question": f"where is {who}", "context": context, "answers": {"text": [where], "answer_start": [context.index(where)]}})
+            rows.append(
+                {
+                    "id": f"q{i}",
+                    "question": f"where is {who}",
+                    "context": context,
+                    "answers": {"text": [where], "answer_start": [context.index(where)]},
+                }
+            )
     return rows
 
 
@@ -104,7 +128,13 @@ def run_inline(ws: Any, recipe: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
     resolved = validate_recipe(recipe).to_dict()
     job_dir = ws.root / "runs" / new_job_id("train", recipe["task"])
     job_dir.mkdir(parents=True)
-    spec = {"id": job_dir.name, "kind": "train", "target": "ftbench.train.worker:run", "workspace": str(ws.root), "params": {"recipe": resolved}}
+    spec = {
+        "id": job_dir.name,
+        "kind": "train",
+        "target": "ftbench.train.worker:run",
+        "workspace": str(ws.root),
+        "params": {"recipe": resolved},
+    }
     atomic_write_json(job_dir / SPEC, spec)
     update_status(job_dir, id=job_dir.name, kind="train", state="running", attempt=1)
     ctx = ProcessJobContext(job_dir, spec)
@@ -121,7 +151,14 @@ def recipe_for(task: str, model: Path, train: Path, method: str = "lora", **extr
         "model": str(model),
         "data": {"train": str(train), "max_length": 32, "eval_split": 0.2},
         "method": {"name": method, "r": 4},
-        "training": {"max_steps": 8, "batch_size": 8, "lr": 5e-3, "eval_steps": 4, "logging_steps": 2, "scheduler": "constant"},
+        "training": {
+            "max_steps": 8,
+            "batch_size": 8,
+            "lr": 5e-3,
+            "eval_steps": 4,
+            "logging_steps": 2,
+            "scheduler": "constant",
+        },
     }
     for key, value in extra.items():
         recipe.setdefault(key, {}).update(value) if isinstance(value, dict) else recipe.__setitem__(key, value)
@@ -194,7 +231,9 @@ def ner_run(ws: Any, bert: Path, data_dir: Path) -> tuple[Path, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def qa_run(ws: Any, bert: Path, data_dir: Path) -> tuple[Path, dict[str, Any]]:
-    recipe = with_eval(recipe_for("qa", bert, data_dir / "squad.jsonl", qa={"doc_stride": 4}), data_dir / "squad-eval.jsonl")
+    recipe = with_eval(
+        recipe_for("qa", bert, data_dir / "squad.jsonl", qa={"doc_stride": 4}), data_dir / "squad-eval.jsonl"
+    )
     recipe["data"]["max_length"] = 20  # forces several windows per context
     return run_inline(ws, recipe)
 
@@ -221,7 +260,9 @@ def test_classification_lora_metrics_in_events_status_and_files(cls_run: tuple[P
     assert metrics["per_class"]["positive"]["support"] == 5
     assert metrics["f1_macro"] == pytest.approx(result["f1_macro"], abs=1e-6)
     task = json.loads((job_dir / "adapter" / "ftbench_task.json").read_text())
-    assert task["labels"] == ["negative", "positive"] and task["multi_label"] is False and task["task"] == "classification"
+    assert (
+        task["labels"] == ["negative", "positive"] and task["multi_label"] is False and task["task"] == "classification"
+    )
     adapter_cfg = json.loads((job_dir / "adapter" / "adapter_config.json").read_text())
     assert sorted(adapter_cfg["target_modules"]) == ["query", "value"]
     assert "classifier" in adapter_cfg["modules_to_save"]
@@ -239,7 +280,9 @@ def test_multilabel_full_uses_bce_and_keeps_label_names(multi_run: tuple[Path, d
     # baseline: every label for every row (an untrained head's likeliest shape); its micro F1 is 2p/(1+p)
     density = sum(c["support"] for c in result["per_class"].values()) / (result["eval_rows"] * 3)
     all_labels = 2 * density / (1 + density)
-    assert result["f1_micro"] > all_labels, f"f1_micro {result['f1_micro']} does not beat guessing every label ({all_labels:.3f})"
+    assert result["f1_micro"] > all_labels, (
+        f"f1_micro {result['f1_micro']} does not beat guessing every label ({all_labels:.3f})"
+    )
     assert eval_events(job_dir)[-1]["f1_micro"] == pytest.approx(result["f1_micro"])
 
 
@@ -300,9 +343,13 @@ def predict_cli(ws: Any, capsys: Any, *args: str) -> Any:
     return out.out
 
 
-def test_predict_classification_matches_eval_accuracy(ws: Any, cls_run: tuple[Path, dict[str, Any]], data_dir: Path, capsys: Any) -> None:
+def test_predict_classification_matches_eval_accuracy(
+    ws: Any, cls_run: tuple[Path, dict[str, Any]], data_dir: Path, capsys: Any
+) -> None:
     job_dir, status = cls_run
-    results = json.loads(predict_cli(ws, capsys, job_dir.name, "--file", str(data_dir / "reviews-eval.jsonl"), "--json"))
+    results = json.loads(
+        predict_cli(ws, capsys, job_dir.name, "--file", str(data_dir / "reviews-eval.jsonl"), "--json")
+    )
     gold = [r["label"] for r in reviews(10, seed=1)]
     assert len(results) == 10
     for r in results:
@@ -323,7 +370,9 @@ def test_predict_multilabel_returns_label_lists(ws: Any, multi_run: tuple[Path, 
     assert result["label"] == [d["label"] for d in result["labels"] if d["score"] >= 0.5]
 
 
-def test_predict_ner_matches_eval_f1(ws: Any, ner_run: tuple[Path, dict[str, Any]], data_dir: Path, capsys: Any) -> None:
+def test_predict_ner_matches_eval_f1(
+    ws: Any, ner_run: tuple[Path, dict[str, Any]], data_dir: Path, capsys: Any
+) -> None:
     from ftbench.train.metrics import entity_metrics
 
     job_dir, status = ner_run
@@ -341,7 +390,9 @@ def test_predict_ner_matches_eval_f1(ws: Any, ner_run: tuple[Path, dict[str, Any
         assert "hello bob, from paris!"[e["start"] : e["end"]] == e["text"]
 
 
-def test_predict_qa_matches_eval_predictions(ws: Any, qa_run: tuple[Path, dict[str, Any]], data_dir: Path, capsys: Any) -> None:
+def test_predict_qa_matches_eval_predictions(
+    ws: Any, qa_run: tuple[Path, dict[str, Any]], data_dir: Path, capsys: Any
+) -> None:
     job_dir, _ = qa_run
     results = json.loads(predict_cli(ws, capsys, job_dir.name, "--file", str(data_dir / "squad-eval.jsonl"), "--json"))
     expected = json.loads((job_dir / "eval_predictions.json").read_text())
@@ -350,11 +401,15 @@ def test_predict_qa_matches_eval_predictions(ws: Any, qa_run: tuple[Path, dict[s
         assert 0.0 <= r["probability"] <= 1.0
         if r["answer"]:
             assert r["context"][r["start"] : r["end"]] == r["answer"]
-    (one,) = json.loads(predict_cli(ws, capsys, job_dir.name, "where is bob ||| the review says bob lives in paris", "--json"))
+    (one,) = json.loads(
+        predict_cli(ws, capsys, job_dir.name, "where is bob ||| the review says bob lives in paris", "--json")
+    )
     assert one["question"] == "where is bob" and one["context"].endswith("paris")
 
 
-def test_predict_errors(ws: Any, cls_run: tuple[Path, dict[str, Any]], qa_run: tuple[Path, dict[str, Any]], capsys: Any) -> None:
+def test_predict_errors(
+    ws: Any, cls_run: tuple[Path, dict[str, Any]], qa_run: tuple[Path, dict[str, Any]], capsys: Any
+) -> None:
     from ftbench.cli import main
 
     assert main(["--workspace", str(ws.root), "predict", cls_run[0].name]) == 2
@@ -458,13 +513,23 @@ def test_prompt_tuning_refused_for_ner(workspace: Any, bert: Path, tmp_path: Pat
     assert "prompt_tuning" in _error(workspace, recipe_for("ner", bert, data, method="prompt_tuning"))
 
 
-def test_cli_train_refuses_bad_encoder_data_before_any_job(workspace: Any, bert: Path, tmp_path: Path, capsys: Any) -> None:
+def test_cli_train_refuses_bad_encoder_data_before_any_job(
+    workspace: Any, bert: Path, tmp_path: Path, capsys: Any
+) -> None:
     import yaml
 
     from ftbench.cli import main
 
     data = tmp_path / "squad.jsonl"
-    rows = [{"id": str(i), "question": "Who?", "context": "Alice met Bob in Paris.", "answers": {"text": ["Bob"], "answer_start": [10]}} for i in range(6)]
+    rows = [
+        {
+            "id": str(i),
+            "question": "Who?",
+            "context": "Alice met Bob in Paris.",
+            "answers": {"text": ["Bob"], "answer_start": [10]},
+        }
+        for i in range(6)
+    ]
     rows[2]["answers"]["answer_start"] = [3]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     recipe = tmp_path / "qa.yaml"

@@ -50,7 +50,19 @@ def test_export_job_merges_quantizes_verifies_and_writes_modelfile(base_and_adap
 
 def test_adapter_only_export_and_cli_verify(base_and_adapter, workspace, capsys):
     base, adapter = base_and_adapter
-    rc = main(["--workspace", str(workspace.root), "export", str(adapter), "--quant", "f16", "--adapter-only", "--wait", "--json"])
+    rc = main(
+        [
+            "--workspace",
+            str(workspace.root),
+            "export",
+            str(adapter),
+            "--quant",
+            "f16",
+            "--adapter-only",
+            "--wait",
+            "--json",
+        ]
+    )
     assert rc == 0
     status = json.loads(capsys.readouterr().out)
     files = {f["type"]: f["path"] for f in status["result"]["files"]}
@@ -59,7 +71,9 @@ def test_adapter_only_export_and_cli_verify(base_and_adapter, workspace, capsys)
     assert "ADAPTER ./" in (workspace.exports_dir / status["id"] / "Modelfile").read_text()
     rc = main(["verify", files["F16"], "--against", str(base), "--lora", files["lora-f32"], "--adapter", str(adapter)])
     assert rc == 0 and "PASS" in capsys.readouterr().out
-    rc = main(["verify", files["F16"], "--against", str(base), "--adapter", str(adapter)])  # adapter missing on the GGUF side
+    rc = main(
+        ["verify", files["F16"], "--against", str(base), "--adapter", str(adapter)]
+    )  # adapter missing on the GGUF side
     assert rc == 1 and "FAIL" in capsys.readouterr().out
 
 
@@ -81,7 +95,9 @@ def test_disk_preflight_names_the_numbers(base_and_adapter, workspace, monkeypat
     _, adapter = base_and_adapter
     monkeypatch.setattr(pipeline.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
     with pytest.raises(FtbenchError) as err:
-        pipeline.preflight(pipeline.resolve_source(workspace, str(adapter)), ["q4_k_m", "q8_0"], workspace.exports_dir / "x", False)
+        pipeline.preflight(
+            pipeline.resolve_source(workspace, str(adapter)), ["q4_k_m", "q8_0"], workspace.exports_dir / "x", False
+        )
     assert "MB" in err.value.message and "merge" in err.value.message and "free" in err.value.message
 
 
@@ -138,14 +154,28 @@ def test_export_last_at_best_exports_the_best_checkpoint(base_and_adapter, works
     _, adapter = base_and_adapter
     run = workspace.runs_dir / "20261130-010000-sft-demo-ab12"
     run.mkdir()
-    (run / "status.json").write_text(json.dumps({"id": run.name, "kind": "train", "name": "sft-demo", "state": "running"}))
+    (run / "status.json").write_text(
+        json.dumps({"id": run.name, "kind": "train", "name": "sft-demo", "state": "running"})
+    )
     for step, loss in ((2, 0.9), (4, 0.5), (6, 0.7)):
         cp = run / "checkpoints" / f"checkpoint-{step}"
         shutil.copytree(adapter, cp)
         history = [{"step": s, "eval_loss": v} for s, v in ((2, 0.9), (4, 0.5), (6, 0.7)) if s <= step]
         (cp / "trainer_state.json").write_text(json.dumps({"global_step": step, "log_history": history}))
         assert loss == history[-1]["eval_loss"]
-    rc = main(["--workspace", str(workspace.root), "export", "last@best", "--quant", "q8_0", "--no-verify", "--wait", "--json"])
+    rc = main(
+        [
+            "--workspace",
+            str(workspace.root),
+            "export",
+            "last@best",
+            "--quant",
+            "q8_0",
+            "--no-verify",
+            "--wait",
+            "--json",
+        ]
+    )
     out = capsys.readouterr()
     assert rc == 0, out.err
     status = json.loads(out.out)

@@ -20,7 +20,9 @@ def _demo_adapter(base, out):
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(0)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"))
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base), LoraConfig(r=16, lora_alpha=32, target_modules="all-linear")
+    )
     with torch.no_grad():
         for name, param in model.named_parameters():
             if "lora_B" in name:
@@ -34,7 +36,7 @@ def _greedy_hf(model, tok, prompt_ids, n):
 
     with torch.no_grad():
         out = model.generate(torch.tensor([prompt_ids]), max_new_tokens=n, do_sample=False)
-    return out[0, len(prompt_ids):].tolist()
+    return out[0, len(prompt_ids) :].tolist()
 
 
 def test_demo_smollm2_adapter_to_q8_0_and_q4_k_m(demo_workspace, tmp_path):
@@ -46,7 +48,9 @@ def test_demo_smollm2_adapter_to_q8_0_and_q4_k_m(demo_workspace, tmp_path):
 
     base = demo_workspace.models_dir / "smollm2-135m-instruct"
     adapter = _demo_adapter(base, tmp_path / "sft-sentiment")
-    result = run_export(resolve_source(None, str(adapter)), tmp_path / "out", quants="q8_0,q4_k_m", keep_intermediates=True, log=print)
+    result = run_export(
+        resolve_source(None, str(adapter)), tmp_path / "out", quants="q8_0,q4_k_m", keep_intermediates=True, log=print
+    )
     assert result["verified"]
     checks = {c["type"]: c for c in result["verify"]}
     assert checks["q8_0"]["tokens_match"] and checks["q8_0"]["nmse"] < 1e-2
@@ -55,7 +59,11 @@ def test_demo_smollm2_adapter_to_q8_0_and_q4_k_m(demo_workspace, tmp_path):
     row = json.loads((demo_workspace.datasets_dir / "demo" / "sentiment-alpaca-eval.jsonl").read_text().splitlines()[0])
     merged = tmp_path / "out" / "merged"
     tok = AutoTokenizer.from_pretrained(merged)
-    prompt = tok.apply_chat_template([{"role": "user", "content": f"{row['instruction']}\n\n{row['input']}"}], add_generation_prompt=True, tokenize=False)
+    prompt = tok.apply_chat_template(
+        [{"role": "user", "content": f"{row['instruction']}\n\n{row['input']}"}],
+        add_generation_prompt=True,
+        tokenize=False,
+    )
     ids = tok(prompt, add_special_tokens=True)["input_ids"]
     hf_model = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32)
     want = _greedy_hf(hf_model, tok, ids, 12)

@@ -41,7 +41,9 @@ def test_q4_k_m_loads_generates_and_uses_k_blocks(tmp_path):
 def llama_and_lora(tmp_path_factory):
     root = tmp_path_factory.mktemp("lora")
     base = make_arch_model(root / "base", "llama")
-    adapter = make_lora(base, root / "adapter", use_rslora=True, rank_pattern={"down_proj": 4}, alpha_pattern={"v_proj": 32})
+    adapter = make_lora(
+        base, root / "adapter", use_rslora=True, rank_pattern={"down_proj": 4}, alpha_pattern={"v_proj": 32}
+    )
     return base, adapter
 
 
@@ -71,7 +73,9 @@ def test_dora_is_refused_for_adapter_only_and_merged_instead(llama_and_lora, tmp
     with pytest.raises(NotExpressible) as err:
         write_lora_gguf(read_adapter(dora), tmp_path / "x.gguf")
     assert "DoRA" in err.value.message
-    result = run_export(resolve_source(None, str(dora)), tmp_path / "out", quants="q8_0", adapter_only=True, log=lambda m: None)
+    result = run_export(
+        resolve_source(None, str(dora)), tmp_path / "out", quants="q8_0", adapter_only=True, log=lambda m: None
+    )
     assert "DoRA" in result["note"]
     assert [f["type"] for f in result["files"]] == ["Q8_0"] and result["verified"]
     assert not (tmp_path / "out" / "merged").exists()  # intermediate removed

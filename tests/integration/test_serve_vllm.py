@@ -34,8 +34,13 @@ def test_vllm_serves_the_base_and_an_adapter_by_name(tiny_llama: Path, tmp_path:
     shutil.copytree(tiny_llama, model)
     adapter = make_adapter(model, tmp_path / "a", 1)
     engine = Engine()
-    engine.load([VariantSpec(name="base", kind="hf", path=str(model)),
-                 VariantSpec(name="a", kind="adapter", path=str(adapter), base=str(model))], "vllm")
+    engine.load(
+        [
+            VariantSpec(name="base", kind="hf", path=str(model)),
+            VariantSpec(name="a", kind="adapter", path=str(adapter), base=str(model)),
+        ],
+        "vllm",
+    )
     greedy = GenSettings(temperature=0.0, max_new_tokens=6)
     hello = [{"role": "user", "content": "hello model"}]
     base = engine.generate("base", hello, greedy, lambda _: None, lambda: False)

@@ -21,15 +21,28 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def ftbench(ws, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ftbench.cli", "-w", str(ws.root), *args], capture_output=True, text=True,
-                          cwd=REPO, env={**os.environ, **(env or {})}, timeout=timeout)
+def ftbench(
+    ws, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ftbench.cli", "-w", str(ws.root), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
 
 
 def recipe_file(tmp_path: Path, model: Path, name: str, **training) -> Path:
     data = write_jsonl(tmp_path / "toy.jsonl", toy_alpaca(40))
-    recipe = {"task": "sft", "name": name, "model": str(model), "data": {"train": str(data), "max_length": 64, "packing": False},
-              "training": {"batch_size": 2, "logging_steps": 1, **training}}
+    recipe = {
+        "task": "sft",
+        "name": name,
+        "model": str(model),
+        "data": {"train": str(data), "max_length": 64, "packing": False},
+        "training": {"batch_size": 2, "logging_steps": 1, **training},
+    }
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(recipe))
     return path
@@ -77,12 +90,17 @@ def test_pending_job_shows_slurms_reason_and_cancels(slurm_cluster, workspace, t
         reason = lambda: (find_job(workspace, job.id).status.get("slurm") or {}).get("reason")  # noqa: E731
         wait_until(lambda: reason() == "PartitionDown", 30, "Slurm's pending reason")
         runs = ftbench(workspace, "runs", env={"COLUMNS": "200"})
-        assert "queued" in runs.stdout and f"Slurm job {job.status['slurm']['job_id']}: PENDING (PartitionDown)" in runs.stdout
+        assert (
+            "queued" in runs.stdout
+            and f"Slurm job {job.status['slurm']['job_id']}: PENDING (PartitionDown)" in runs.stdout
+        )
         stopped = ftbench(workspace, "stop", job.id)
         assert stopped.returncode == 0 and stopped.stdout.strip().endswith("stopped")
     finally:
         subprocess.run([*partition, "State=UP"], check=True, capture_output=True)
-    squeue = subprocess.run(["squeue", "-h", "-j", job.status["slurm"]["job_id"], "-o", "%T"], capture_output=True, text=True)
+    squeue = subprocess.run(
+        ["squeue", "-h", "-j", job.status["slurm"]["job_id"], "-o", "%T"], capture_output=True, text=True
+    )
     assert squeue.stdout.strip() in ("", "CANCELLED")
     assert read_status(job.dir)["error"]["message"].startswith("Cancelled before Slurm started it")
     time.sleep(3)
@@ -101,14 +119,23 @@ def test_stop_checkpoints_then_resume_continues(slurm_cluster, workspace, tiny_l
     assert checkpoints, "stop saved no checkpoint"
     saved_step = int(checkpoints[-1].split("-")[1])
     first_id = job.status["slurm"]["job_id"]
-    in_squeue = lambda: subprocess.run(["squeue", "-h", "-j", first_id, "-o", "%T"], capture_output=True, text=True).stdout.strip()  # noqa: E731
+
+    def in_squeue() -> str:
+        return subprocess.run(
+            ["squeue", "-h", "-j", first_id, "-o", "%T"], capture_output=True, text=True
+        ).stdout.strip()
+
     wait_until(lambda: in_squeue() in ("", "CANCELLED", "COMPLETED"), 60, "the first Slurm job to leave the queue")
     # Resume: a new Slurm job continues from the checkpoint; stop it again once it has gone past it.
     resumed = ftbench(workspace, "resume", job.id)
     assert resumed.returncode == 0, resumed.stderr
     job = find_job(workspace, job.id)
     assert job.status["slurm"]["job_id"] != first_id and job.status["attempt"] == 2
-    wait_until(lambda: any(e.get("attempt") == 2 for e in read_events(job.dir / "events.jsonl", ["train"])), 300, "attempt 2 steps")
+    wait_until(
+        lambda: any(e.get("attempt") == 2 for e in read_events(job.dir / "events.jsonl", ["train"])),
+        300,
+        "attempt 2 steps",
+    )
     assert ftbench(workspace, "stop", job.id, "--grace", "60").returncode == 0
     second = [e["step"] for e in read_events(job.dir / "events.jsonl", ["train"]) if e.get("attempt") == 2]
     assert second[0] == saved_step + 1
@@ -127,8 +154,19 @@ def test_time_limit_ends_failed_with_slurms_reason(slurm_cluster, workspace, tin
 
 
 def test_export_job_runs_on_slurm_too(slurm_cluster, workspace, tiny_llama):
-    out = ftbench(workspace, "export", str(tiny_llama), "--quant", "f16", "--no-verify", "--on", "slurm", "--gpus-per-node", "0",
-                  "--json")
+    out = ftbench(
+        workspace,
+        "export",
+        str(tiny_llama),
+        "--quant",
+        "f16",
+        "--no-verify",
+        "--on",
+        "slurm",
+        "--gpus-per-node",
+        "0",
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     job = find_job(workspace, json.loads(out.stdout)["id"])
     assert (job.dir / "slurm.sbatch").is_file() and job.status["slurm"]["job_id"].isdigit()

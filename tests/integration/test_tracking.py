@@ -15,7 +15,9 @@ from ftbench.core.layout import JobLayout
 
 def test_tensorboard_event_files_hold_the_losses_of_events_jsonl(workspace, tiny_lm, toy_data):  # noqa: F811
     event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
-    recipe = base_recipe(tiny_lm, toy_data["alpaca"], training={"max_steps": 12, "logging_steps": 3, "report_to": ["tensorboard"]})
+    recipe = base_recipe(
+        tiny_lm, toy_data["alpaca"], training={"max_steps": 12, "logging_steps": 3, "report_to": ["tensorboard"]}
+    )
     job_dir, result = run_inline(workspace, recipe)
     assert result["steps"] == 12
 
@@ -49,5 +51,7 @@ def test_report_to_rejects_an_unknown_tracker():
     from ftbench.core.recipe import validate_recipe
 
     with pytest.raises(FtbenchError) as info:
-        validate_recipe({"task": "sft", "model": "m", "data": {"train": "d.jsonl"}, "training": {"report_to": ["tensorbord"]}})
+        validate_recipe(
+            {"task": "sft", "model": "m", "data": {"train": "d.jsonl"}, "training": {"report_to": ["tensorbord"]}}
+        )
     assert "report_to" in info.value.message

@@ -25,8 +25,11 @@ def decoded_labels(tokenizer, ex) -> str:
 
 def test_every_assistant_turn_is_trained_and_nothing_else(tokenizer):
     msgs = [
-        {"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"},
-        {"role": "assistant", "content": "good day"}, {"role": "user", "content": "thanks"}, {"role": "assistant", "content": "happy to help"},
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "hello"},
+        {"role": "assistant", "content": "good day"},
+        {"role": "user", "content": "thanks"},
+        {"role": "assistant", "content": "happy to help"},
     ]
     segs = chat_segments(tokenizer, msgs)
     assert [t for t, trainable in segs if trainable] == ["good day<|im_end|>\n", "happy to help<|im_end|>\n"]
@@ -40,10 +43,22 @@ def test_every_assistant_turn_is_trained_and_nothing_else(tokenizer):
 
 def test_sharegpt_and_alpaca_render_through_the_chat_template(tokenizer):
     report = DataReport("alpaca")
-    [a] = tokenize_sft([{"instruction": "rate it", "input": "good review", "output": "Sentiment: positive"}], "alpaca", tokenizer, data_section(), report)
+    [a] = tokenize_sft(
+        [{"instruction": "rate it", "input": "good review", "output": "Sentiment: positive"}],
+        "alpaca",
+        tokenizer,
+        data_section(),
+        report,
+    )
     assert decoded_labels(tokenizer, a) == "Sentiment: positive<|im_end|>\n"
     assert tokenizer.decode(a["input_ids"]).startswith("<|im_start|>user\nrate it\n\ngood review<|im_end|>")
-    [s] = tokenize_sft([{"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]}], "sharegpt", tokenizer, data_section(), report)
+    [s] = tokenize_sft(
+        [{"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]}],
+        "sharegpt",
+        tokenizer,
+        data_section(),
+        report,
+    )
     assert decoded_labels(tokenizer, s) == "hello<|im_end|>\n"
     prompt, chosen, rejected = preference_texts({"prompt": "q?", "chosen": "yes", "rejected": "no"}, tokenizer)
     assert prompt.endswith("<|im_start|>assistant\n") and chosen == "yes<|im_end|>\n" and rejected == "no<|im_end|>\n"
@@ -67,7 +82,11 @@ def test_packing_keeps_examples_apart(tiny_llama, tokenizer):
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
-    texts = ["the model learns to answer", "happy support team thanks please", "refund price quality battery screen fast"]
+    texts = [
+        "the model learns to answer",
+        "happy support team thanks please",
+        "refund price quality battery screen fast",
+    ]
     examples = [{"input_ids": tokenizer(t)["input_ids"], "labels": tokenizer(t)["input_ids"]} for t in texts]
     packed = pack(examples, max_length=64)
     assert len(packed) == 1 and sorted(packed[0]["position_ids"]).count(0) == 3
@@ -79,7 +98,9 @@ def test_packing_keeps_examples_apart(tiny_llama, tokenizer):
         logits = model(**batch).logits[0]
         starts = [i for i, p in enumerate(packed[0]["position_ids"]) if p == 0]
         for start in starts:
-            n = next(e for e in examples if e["input_ids"] == packed[0]["input_ids"][start : start + len(e["input_ids"])])
+            n = next(
+                e for e in examples if e["input_ids"] == packed[0]["input_ids"][start : start + len(e["input_ids"])]
+            )
             alone = model(input_ids=torch.tensor([n["input_ids"]])).logits[0]
             torch.testing.assert_close(logits[start : start + len(n["input_ids"])], alone, atol=1e-4, rtol=1e-4)
     # the first token of each example is never a target (it would be predicted from the previous example)

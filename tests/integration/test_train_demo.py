@@ -23,11 +23,13 @@ FORMAT = re.compile(r"^Sentiment: (positive|negative|neutral)\b")
 def greedy(model, tokenizer, prompt: str) -> str:
     import torch
 
-    text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+    )
     ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
     with torch.no_grad():
         out = model.generate(**ids, max_new_tokens=6, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-    return tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+    return tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True).strip()
 
 
 @pytest.mark.slow
@@ -38,12 +40,24 @@ def test_demo_lora_adapter_teaches_the_format(demo_workspace, workspace):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.manual_seed(0)
-    recipe = load_recipe(REPO / "recipes" / "sft-lora-sentiment.yaml", ["training.max_steps=4", "training.batch_size=2", "data.max_length=128", "data.eval=null", "training.eval_steps=null"])
+    recipe = load_recipe(
+        REPO / "recipes" / "sft-lora-sentiment.yaml",
+        [
+            "training.max_steps=4",
+            "training.batch_size=2",
+            "data.max_length=128",
+            "data.eval=null",
+            "training.eval_steps=null",
+        ],
+    )
     recipe = resolve_recipe_paths(recipe, demo_workspace.root)
     job_dir, result = run_inline(workspace, recipe.to_dict())
     assert result["steps"] == 4
 
-    held_out = [json.loads(line) for line in (demo_workspace.root / "datasets/demo/sentiment-alpaca-eval.jsonl").read_text().splitlines()[:1]]
+    held_out = [
+        json.loads(line)
+        for line in (demo_workspace.root / "datasets/demo/sentiment-alpaca-eval.jsonl").read_text().splitlines()[:1]
+    ]
     tokenizer = AutoTokenizer.from_pretrained(job_dir / "adapter")
     base = AutoModelForCausalLM.from_pretrained(recipe.model.path, dtype=torch.float32).eval()
     prompts = [f"{row['instruction']}\n\n{row['input']}" for row in held_out]

@@ -24,14 +24,22 @@ REPO = Path(__file__).resolve().parents[2]
 def test_two_cpu_processes_train_one_run(workspace, tiny_llama, tmp_path):
     data = write_jsonl(tmp_path / "toy.jsonl", toy_alpaca(40))
     recipe = {
-        "task": "sft", "model": str(tiny_llama), "data": {"train": str(data), "max_length": 64, "packing": False},
+        "task": "sft",
+        "model": str(tiny_llama),
+        "data": {"train": str(data), "max_length": 64, "packing": False},
         "training": {"max_steps": 4, "batch_size": 2, "logging_steps": 1, "devices": 2},
     }
     path = tmp_path / "ddp.yaml"
     path.write_text(yaml.safe_dump(recipe))
     env = {**os.environ, "FTBENCH_DDP_CPU": "1"}
-    out = subprocess.run([sys.executable, "-m", "ftbench.cli", "-w", str(workspace.root), "train", str(path), "--wait"],
-                         capture_output=True, text=True, cwd=REPO, env=env, timeout=400)
+    out = subprocess.run(
+        [sys.executable, "-m", "ftbench.cli", "-w", str(workspace.root), "train", str(path), "--wait"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=400,
+    )
     assert out.returncode == 0, out.stderr + out.stdout
     job = find_job(workspace, out.stdout.splitlines()[0])
     assert job.state == "succeeded"
@@ -40,5 +48,7 @@ def test_two_cpu_processes_train_one_run(workspace, tiny_llama, tmp_path):
     assert steps == [1, 2, 3, 4]  # one event stream (rank 0), no duplicates
     epochs = [e["epoch"] for e in read_events(job.dir / "events.jsonl", ["train"])]
     assert abs(epochs[-1] - 4 * 2 * 2 / 40) < 1e-3  # each step consumed batch_size x 2 ranks rows
-    assert "--multi_gpu" in (job.dir / "log.txt").read_text() and "--num_processes 2" in (job.dir / "log.txt").read_text()
+    assert (
+        "--multi_gpu" in (job.dir / "log.txt").read_text() and "--num_processes 2" in (job.dir / "log.txt").read_text()
+    )
     assert (job.dir / "adapter" / "adapter_model.safetensors").is_file()

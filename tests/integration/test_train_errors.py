@@ -43,15 +43,25 @@ def write(path: Path, text: str) -> Path:
     ("content", "extra", "words"),
     [
         ("", {}, ["has no rows"]),
-        ('{"instruction": "a", "output": "b"}\nnot json\n{"instruction": "c", "output": "d"}\n{broken\n', {}, ["2 row(s)", "row 2, 4", "skip_bad_rows"]),
-        ('{"instruction": "a", "output": "b"}\n{"instruction": "c"}\n', {"format": "alpaca"}, ["row 2", "'output'", "columns present: instruction"]),
+        (
+            '{"instruction": "a", "output": "b"}\nnot json\n{"instruction": "c", "output": "d"}\n{broken\n',
+            {},
+            ["2 row(s)", "row 2, 4", "skip_bad_rows"],
+        ),
+        (
+            '{"instruction": "a", "output": "b"}\n{"instruction": "c"}\n',
+            {"format": "alpaca"},
+            ["row 2", "'output'", "columns present: instruction"],
+        ),
         ('{"question": "a", "reply": "b"}\n', {}, ["Cannot tell the format", "question, reply"]),
         ('{"prompt": "a", "chosen": "b", "rejected": "c"}\n', {}, ["preference format", "task sft cannot"]),
     ],
 )
 def test_bad_data_fails_before_launch(workspace, tmp_path, fake_model, capsys, content, extra, words):
     data = write(tmp_path / "d.jsonl", content)
-    code, err = train(workspace, tmp_path, {"task": "sft", "model": str(fake_model), "data": {"train": str(data), **extra}}, capsys)
+    code, err = train(
+        workspace, tmp_path, {"task": "sft", "model": str(fake_model), "data": {"train": str(data), **extra}}, capsys
+    )
     assert code == 2
     first = err.splitlines()[0]
     assert first.startswith("error: ") and "Traceback" not in err
@@ -63,15 +73,24 @@ def test_bad_data_fails_before_launch(workspace, tmp_path, fake_model, capsys, c
 def test_skip_bad_rows_counts_instead_of_failing(tmp_path):
     from ftbench.train.data import load_rows
 
-    data = write(tmp_path / "d.jsonl", '{"instruction": "a", "output": "b"}\nnot json\n{"instruction": "c"}\n{"instruction": "e", "output": "f"}\n')
-    recipe = validate_recipe({"task": "sft", "model": "m", "data": {"train": str(data), "format": "alpaca", "skip_bad_rows": True}})
+    data = write(
+        tmp_path / "d.jsonl",
+        '{"instruction": "a", "output": "b"}\nnot json\n{"instruction": "c"}\n{"instruction": "e", "output": "f"}\n',
+    )
+    recipe = validate_recipe(
+        {"task": "sft", "model": "m", "data": {"train": str(data), "format": "alpaca", "skip_bad_rows": True}}
+    )
     rows = load_rows(recipe.data, "sft")
     assert len(rows.train) == 2 and rows.report.bad_lines == 1 and rows.report.bad_rows == 1
 
 
 @pytest.mark.parametrize(
     ("model", "words"),
-    [("missing-folder/x/y", ["does not exist"]), ("EMPTY", ["has no config.json"]), ("REMOTE", ["trust_remote_code", "auto_map"])],
+    [
+        ("missing-folder/x/y", ["does not exist"]),
+        ("EMPTY", ["has no config.json"]),
+        ("REMOTE", ["trust_remote_code", "auto_map"]),
+    ],
 )
 def test_bad_model_paths(workspace, tmp_path, capsys, model, words):
     data = write(tmp_path / "d.jsonl", '{"text": "hello"}\n')
@@ -81,7 +100,9 @@ def test_bad_model_paths(workspace, tmp_path, capsys, model, words):
     elif model == "REMOTE":
         remote = tmp_path / "remote"
         remote.mkdir()
-        (remote / "config.json").write_text(json.dumps({"model_type": "mystery_lm", "auto_map": {"AutoModelForCausalLM": "modeling.Mystery"}}))
+        (remote / "config.json").write_text(
+            json.dumps({"model_type": "mystery_lm", "auto_map": {"AutoModelForCausalLM": "modeling.Mystery"}})
+        )
         model = str(remote)
     code, err = train(workspace, tmp_path, {"task": "sft", "model": model, "data": str(data)}, capsys)
     assert code == 2
@@ -91,9 +112,19 @@ def test_bad_model_paths(workspace, tmp_path, capsys, model, words):
 
 def test_unknown_key_and_wrong_type_at_the_prompt(workspace, tmp_path, fake_model, capsys):
     data = write(tmp_path / "d.jsonl", '{"text": "hello"}\n')
-    code, err = train(workspace, tmp_path, {"task": "sft", "model": str(fake_model), "data": str(data), "training": {"epoch": 2}}, capsys)
+    code, err = train(
+        workspace,
+        tmp_path,
+        {"task": "sft", "model": str(fake_model), "data": str(data), "training": {"epoch": 2}},
+        capsys,
+    )
     assert code == 2 and "unknown key 'training.epoch'" in err and "Did you mean 'training.epochs'?" in err
-    code, err = train(workspace, tmp_path, {"task": "sft", "model": str(fake_model), "data": str(data), "training": {"lr": "fast"}}, capsys)
+    code, err = train(
+        workspace,
+        tmp_path,
+        {"task": "sft", "model": str(fake_model), "data": str(data), "training": {"lr": "fast"}},
+        capsys,
+    )
     assert code == 2 and "training.lr = 'fast'" in err
 
 
@@ -102,7 +133,11 @@ def test_validate_prints_resolved_recipe(workspace, tmp_path, fake_model, capsys
     path = write(tmp_path / "r.yaml", f"task: sft\nmodel: {fake_model}\ndata: {data}\n")
     assert main(["-w", str(workspace.root), "validate", str(path), "--data", "--set", "training.seed=7"]) == 0
     resolved = yaml.safe_load(capsys.readouterr().out)
-    assert resolved["training"]["seed"] == 7 and resolved["data"]["packing"] is True and resolved["method"]["target_modules"] == "auto"
+    assert (
+        resolved["training"]["seed"] == 7
+        and resolved["data"]["packing"] is True
+        and resolved["method"]["target_modules"] == "auto"
+    )
 
 
 def test_job_side_preflight(tmp_path, fake_model, monkeypatch):
@@ -113,7 +148,9 @@ def test_job_side_preflight(tmp_path, fake_model, monkeypatch):
 
     gpus = torch.cuda.device_count()  # this machine's real count: the message must name it, whatever it is
     asked = gpus + 4
-    recipe = validate_recipe({"task": "sft", "model": str(fake_model), "data": "d.jsonl", "training": {"devices": asked}})
+    recipe = validate_recipe(
+        {"task": "sft", "model": str(fake_model), "data": "d.jsonl", "training": {"devices": asked}}
+    )
     monkeypatch.delenv("FTBENCH_DDP_CPU", raising=False)
     with pytest.raises(FtbenchError, match=f"training.devices is {asked} but this machine has {gpus} GPU"):
         worker.check_devices(recipe)
@@ -137,7 +174,9 @@ def read_only_dir(tmp_path):
     locked.chmod(0o700)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders; the refusal is tested as a normal user")
+@pytest.mark.skipif(
+    os.geteuid() == 0, reason="root writes into read-only folders; the refusal is tested as a normal user"
+)
 def test_read_only_run_folder_is_refused(read_only_dir):
     from ftbench.train import worker
 

@@ -23,7 +23,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def cli(ws, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "ftbench.cli", "-w", str(ws.root), *args], capture_output=True, text=True, cwd=REPO, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ftbench.cli", "-w", str(ws.root), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -48,9 +54,18 @@ def train_events(job_dir: Path, attempt: int | None = None) -> list[dict]:
 def long_recipe(workspace, tiny_llama, tmp_path) -> Path:
     data = write_jsonl(tmp_path / "toy.jsonl", toy_alpaca(32))
     recipe = {
-        "task": "sft", "model": str(tiny_llama), "data": {"train": str(data), "max_length": 64},
-        "training": {"max_steps": 100000, "batch_size": 2, "logging_steps": 1, "save_steps": 100000, "lr": 5e-3,
-                     "scheduler": "constant", "warmup_steps": 0},
+        "task": "sft",
+        "model": str(tiny_llama),
+        "data": {"train": str(data), "max_length": 64},
+        "training": {
+            "max_steps": 100000,
+            "batch_size": 2,
+            "logging_steps": 1,
+            "save_steps": 100000,
+            "lr": 5e-3,
+            "scheduler": "constant",
+            "warmup_steps": 0,
+        },
     }
     path = tmp_path / "long.yaml"
     path.write_text(yaml.safe_dump(recipe))
@@ -61,7 +76,11 @@ def test_sighup_checkpoint_kill_resume_stop(workspace, long_recipe):
     # Launch from a shell in its own session that follows the run, then hang that session up.
     shell = subprocess.Popen(
         [sys.executable, "-m", "ftbench.cli", "-w", str(workspace.root), "train", str(long_recipe), "--follow"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+        start_new_session=True,
     )
     run_id = shell.stdout.readline().strip()
     job = find_job(workspace, run_id)
@@ -132,7 +151,9 @@ def test_train_wait_reports_success_and_outputs(workspace, tiny_llama, tmp_path)
     data = write_jsonl(tmp_path / "toy.jsonl", toy_alpaca(16))
     recipe = tmp_path / "r.yaml"
     recipe.write_text(f"task: sft\nmodel: {tiny_llama}\ndata: {data}\n")
-    out = cli(workspace, "train", str(recipe), "--wait", "--set", "training.max_steps=3", "--set", "data.eval_split=0.25")
+    out = cli(
+        workspace, "train", str(recipe), "--wait", "--set", "training.max_steps=3", "--set", "data.eval_split=0.25"
+    )
     run_id = out.stdout.splitlines()[0]
     job = find_job(workspace, run_id)
     assert job.state == "succeeded"
@@ -141,7 +162,10 @@ def test_train_wait_reports_success_and_outputs(workspace, tiny_llama, tmp_path)
     frozen = yaml.safe_load((job.dir / "recipe.yaml").read_text())
     assert frozen["training"]["max_steps"] == 3 and frozen["data"]["eval_split"] == 0.25 and frozen["method"]["r"] == 16
     assert (job.dir / "adapter" / "adapter_model.safetensors").is_file()
-    assert "chat_template" in json.loads((job.dir / "adapter" / "tokenizer_config.json").read_text()) or (job.dir / "adapter" / "chat_template.jinja").is_file()
+    assert (
+        "chat_template" in json.loads((job.dir / "adapter" / "tokenizer_config.json").read_text())
+        or (job.dir / "adapter" / "chat_template.jinja").is_file()
+    )
     card = (job.dir / "README.md").read_text()
     assert str(tiny_llama) in card and "| eval_loss |" in card
     from ftbench.core.registry import Registry

@@ -45,14 +45,25 @@ def few_steps(recipe: dict, steps: int = 6) -> dict:
     """The recipe as written, shrunk: a few rows seen several times, no eval, no checkpoints, every step logged."""
     data, training = recipe["data"], recipe["training"]
     data.update(max_rows=8, max_length=min(data.get("max_length") or 128, 128), eval=None, eval_split=0.0)
-    training.update(max_steps=steps, epochs=1, batch_size=min(training["batch_size"], 4), gradient_accumulation=1,
-                    logging_steps=1, eval_steps=None, save_steps=10_000, early_stopping_patience=None, warmup_steps=0,
-                    warmup_ratio=0.0)
+    training.update(
+        max_steps=steps,
+        epochs=1,
+        batch_size=min(training["batch_size"], 4),
+        gradient_accumulation=1,
+        logging_steps=1,
+        eval_steps=None,
+        save_steps=10_000,
+        early_stopping_patience=None,
+        warmup_steps=0,
+        warmup_ratio=0.0,
+    )
     return recipe
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.gpu) if n in NEEDS_CUDA else n for n in ALL_RECIPES])
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.gpu) if n in NEEDS_CUDA else n for n in ALL_RECIPES]
+)
 def test_recipe_trains_and_its_loss_falls(demo_workspace, workspace, name):
     from test_encoder_tasks import run_inline
 

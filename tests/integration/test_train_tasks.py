@@ -37,7 +37,13 @@ def toy_preferences(n: int = 32, seed: int = 0) -> list[dict[str, str]]:
     for _ in range(n):
         label = rng.choice(list(WORDS))
         other = "negative" if label == "positive" else "positive"
-        rows.append({"prompt": f"Review: it is {rng.choice(WORDS[label])}", "chosen": f"Sentiment: {label}", "rejected": f"Sentiment: {other}"})
+        rows.append(
+            {
+                "prompt": f"Review: it is {rng.choice(WORDS[label])}",
+                "chosen": f"Sentiment: {label}",
+                "rejected": f"Sentiment: {other}",
+            }
+        )
     return rows
 
 
@@ -47,7 +53,9 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def run_inline(ws: Any, recipe: dict[str, Any], attempt: int = 1, job_dir: Path | None = None) -> tuple[Path, dict[str, Any]]:
+def run_inline(
+    ws: Any, recipe: dict[str, Any], attempt: int = 1, job_dir: Path | None = None
+) -> tuple[Path, dict[str, Any]]:
     """Run the training job target in this process with a real JobContext; returns (run dir, result)."""
     from ftbench.core.job_entry import ProcessJobContext
     from ftbench.core.recipe import validate_recipe
@@ -57,7 +65,14 @@ def run_inline(ws: Any, recipe: dict[str, Any], attempt: int = 1, job_dir: Path 
     if job_dir is None:
         job_dir = ws.root / "runs" / new_job_id("train", "t")
         job_dir.mkdir(parents=True)
-    spec = {"id": job_dir.name, "kind": "train", "target": "ftbench.train.worker:run", "workspace": str(ws.root), "params": {"recipe": resolved}, "attempt": attempt}
+    spec = {
+        "id": job_dir.name,
+        "kind": "train",
+        "target": "ftbench.train.worker:run",
+        "workspace": str(ws.root),
+        "params": {"recipe": resolved},
+        "attempt": attempt,
+    }
     atomic_write_json(job_dir / SPEC, spec)
     update_status(job_dir, id=job_dir.name, kind="train", state="running", attempt=attempt)
     ctx = ProcessJobContext(job_dir, spec)
@@ -78,7 +93,15 @@ def base_recipe(model: Path, data_path: Path, **sections: Any) -> dict[str, Any]
         "model": str(model),
         "data": {"train": str(data_path), "max_length": 64, "eval_split": 0.125},
         "method": {"name": "lora", "r": 8},
-        "training": {"max_steps": 30, "batch_size": 4, "lr": 5e-3, "logging_steps": 5, "eval_steps": 15, "save_steps": 30, "warmup_steps": 2},
+        "training": {
+            "max_steps": 30,
+            "batch_size": 4,
+            "lr": 5e-3,
+            "logging_steps": 5,
+            "eval_steps": 15,
+            "save_steps": 30,
+            "warmup_steps": 2,
+        },
     }
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(recipe.get(key), dict):
@@ -96,7 +119,9 @@ def assert_learned(job_dir: Path, result: dict[str, Any], drop: float = 0.7) -> 
     assert result["steps"] == 30
     assert result["tokens"] > 0
     assert (job_dir / "README.md").read_text().count("| learning_rate |") == 1
-    assert json.loads((job_dir / "metrics.json").read_text())["train_loss"] == pytest.approx(result["train_loss"], rel=1e-4)
+    assert json.loads((job_dir / "metrics.json").read_text())["train_loss"] == pytest.approx(
+        result["train_loss"], rel=1e-4
+    )
 
 
 @pytest.fixture(scope="session")
@@ -111,7 +136,10 @@ def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def toy_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("toy")
-    return {"alpaca": write_jsonl(d / "alpaca.jsonl", toy_alpaca()), "pref": write_jsonl(d / "pref.jsonl", toy_preferences())}
+    return {
+        "alpaca": write_jsonl(d / "alpaca.jsonl", toy_alpaca()),
+        "pref": write_jsonl(d / "pref.jsonl", toy_preferences()),
+    }
 
 
 @pytest.mark.parametrize("method", ["lora", "full", "prompt_tuning"])
@@ -122,9 +150,13 @@ def test_sft_methods_learn(workspace, tiny_lm, toy_data, method):
         extra["training"] = {"lr": 1e-1}
     job_dir, result = run_inline(workspace, base_recipe(tiny_lm, toy_data["alpaca"], **extra))
     assert_learned(job_dir, result, drop=0.85 if method == "prompt_tuning" else 0.5)
-    assert result["eval_loss"] > 0 and result["perplexity"] == pytest.approx(__import__("math").exp(result["eval_loss"]), rel=1e-6)
+    assert result["eval_loss"] > 0 and result["perplexity"] == pytest.approx(
+        __import__("math").exp(result["eval_loss"]), rel=1e-6
+    )
     out = job_dir / ("model" if method == "full" else "adapter")
-    assert (out / "tokenizer_config.json").is_file() and "chat_template" in (out / "tokenizer_config.json").read_text() + "".join(p.name for p in out.iterdir())
+    assert (out / "tokenizer_config.json").is_file() and "chat_template" in (
+        out / "tokenizer_config.json"
+    ).read_text() + "".join(p.name for p in out.iterdir())
     if method == "full":
         assert (out / "config.json").is_file()
     else:
@@ -176,4 +208,6 @@ def test_gpu_sampler_reports_memory():
     assert problems("gpu", fields) == []
     view = RunView()
     view.add(parse_event(encode_event("gpu", fields, attempt=1)))
-    assert view.torch_peak_allocated == events[0]["torch_peak_allocated"] and len(view.gpu_latest) == len(fields["devices"])
+    assert view.torch_peak_allocated == events[0]["torch_peak_allocated"] and len(view.gpu_latest) == len(
+        fields["devices"]
+    )

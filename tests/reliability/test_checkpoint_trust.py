@@ -50,8 +50,9 @@ def test_a_forged_or_moved_mark_is_refused(workspace: Workspace, tmp_path: Path)
     mark_checkpoint(run, ckpt)
     # Forged: the attacker writes a mark of their own.
     other_run, other_ckpt = make_checkpoint(workspace, "20261122-000000-sft-d-ab12")
-    (other_ckpt / JobLayout.CHECKPOINT_MARK).write_text(json.dumps({"run": other_run.name, "checkpoint": other_ckpt.name,
-                                                                   "mac": "0" * 64}))
+    (other_ckpt / JobLayout.CHECKPOINT_MARK).write_text(
+        json.dumps({"run": other_run.name, "checkpoint": other_ckpt.name, "mac": "0" * 64})
+    )
     assert not is_ours(other_run, other_ckpt)
     # Moved: a signed checkpoint copied into another run of the same workspace.
     shutil.rmtree(other_ckpt)

@@ -55,7 +55,8 @@ def is_loopback(hex_addr: str) -> bool:
     if len(hex_addr) == 8:  # IPv4, little-endian bytes: 127.x.x.x ends in 7F
         return hex_addr.endswith("7F")
     return hex_addr == "00000000000000000000000001000000" or (
-        hex_addr.startswith("0000000000000000FFFF0000") and hex_addr.endswith("7F"))
+        hex_addr.startswith("0000000000000000FFFF0000") and hex_addr.endswith("7F")
+    )
 
 
 def listeners(inodes: set[str]) -> list[tuple[str, int, bool]]:
@@ -80,14 +81,22 @@ def test_is_loopback_decodes_proc_net() -> None:
 def test_two_process_run_listens_on_loopback_only(workspace, tiny_llama, tmp_path) -> None:
     data = write_jsonl(tmp_path / "toy.jsonl", toy_alpaca(40))
     recipe = {
-        "task": "sft", "model": str(tiny_llama), "data": {"train": str(data), "max_length": 64, "packing": False},
+        "task": "sft",
+        "model": str(tiny_llama),
+        "data": {"train": str(data), "max_length": 64, "packing": False},
         "training": {"max_steps": 4, "batch_size": 2, "logging_steps": 1, "devices": 2},
     }
     path = tmp_path / "ddp.yaml"
     path.write_text(yaml.safe_dump(recipe))
     env = {**os.environ, "FTBENCH_DDP_CPU": "1"}
-    out = subprocess.run([sys.executable, "-m", "ftbench.cli", "-w", str(workspace.root), "train", str(path)],
-                         capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "ftbench.cli", "-w", str(workspace.root), "train", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     job_dir = next(workspace.runs_dir.iterdir())
     seen: set[tuple[str, int, bool]] = set()

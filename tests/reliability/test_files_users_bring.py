@@ -49,8 +49,9 @@ def fake_job(ws_root: Path, log_lines: int) -> str:
     job_id = "20261122-000000-sft-big-ab12"
     folder = ws_root / "runs" / job_id
     folder.mkdir(parents=True)
-    (folder / "status.json").write_text(json.dumps({"id": job_id, "kind": "train", "state": "succeeded",
-                                                    "created_at": time.time()}))
+    (folder / "status.json").write_text(
+        json.dumps({"id": job_id, "kind": "train", "state": "succeeded", "created_at": time.time()})
+    )
     (folder / "log.txt").write_text("".join(f"log line {i}\n" for i in range(log_lines)))
     return job_id
 
@@ -71,15 +72,25 @@ def test_a_closed_pipe_ends_quietly(command: str, tmp_path: Path) -> None:
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        done = subprocess.run([sys.executable, "-m", "ftbench.cli", "-w", str(ws.root), command, job_id],
-                              stdout=write_end, stderr=subprocess.PIPE, cwd=repo, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "ftbench.cli", "-w", str(ws.root), command, job_id],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            cwd=repo,
+            timeout=60,
+        )
     finally:
         os.close(write_end)
     assert done.stderr.decode() == "" and done.returncode == 141
 
 
-@pytest.mark.parametrize("exc", [PermissionError(13, "Permission denied", "/data/secret.jsonl"),
-                                 IsADirectoryError(21, "Is a directory", "/data/dir.jsonl")])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        PermissionError(13, "Permission denied", "/data/secret.jsonl"),
+        IsADirectoryError(21, "Is a directory", "/data/dir.jsonl"),
+    ],
+)
 def test_cli_turns_os_errors_into_one_sentence_with_the_path(exc: OSError, tmp_path: Path, capsys, monkeypatch) -> None:
     import ftbench.commands.jobs as jobs_cmd
     from ftbench.cli import main

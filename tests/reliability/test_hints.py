@@ -23,8 +23,15 @@ def cli_flags() -> set[str]:
     return flags
 
 
-ARGV_BUILDERS = ("chat/server.py", "chat/client.py", "train/distributed.py", "train/loopback_launch.py",
-                 "export/quantize.py", "core/logind.py", "core/slurm.py")  # they build other programs' command lines, not hints
+ARGV_BUILDERS = (
+    "chat/server.py",
+    "chat/client.py",
+    "train/distributed.py",
+    "train/loopback_launch.py",
+    "export/quantize.py",
+    "core/logind.py",
+    "core/slurm.py",
+)  # they build other programs' command lines, not hints
 SUGGESTION = re.compile(r"ftbench |[Pp]ass --|[Aa]dd --|[Ww]ith --|[Dd]rop --|[Uu]se --|[Rr]un .*--")
 
 

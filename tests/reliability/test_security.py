@@ -50,6 +50,7 @@ def test_inside_follows_symlinks(tmp_path: Path) -> None:
 
 # -- 1: a run name becomes the export's file names ------------------------------------------------------------------
 
+
 def test_export_of_a_run_named_like_a_path_stays_in_its_folder(tiny_llama: Path, tmp_path: Path) -> None:
     pytest.importorskip("torch")
     from ftbench.export.pipeline import resolve_source, run_export
@@ -57,16 +58,19 @@ def test_export_of_a_run_named_like_a_path_stays_in_its_folder(tiny_llama: Path,
     ws = Workspace.open(tmp_path / "deep" / "e r" / "ws")  # a space: printed commands must quote it
     run = ws.runs_dir / RUN_ID
     shutil.copytree(tiny_llama, run / "model")
-    (run / "status.json").write_text(json.dumps({"id": RUN_ID, "kind": "train", "state": "succeeded",
-                                                 "name": "../../../somewhere/x"}))
+    (run / "status.json").write_text(
+        json.dumps({"id": RUN_ID, "kind": "train", "state": "succeeded", "name": "../../../somewhere/x"})
+    )
     before = all_files(tmp_path)
     source = resolve_source(ws, RUN_ID)
     assert source.name == "somewhere-x"
     out = ws.exports_dir / "e1"
     result = run_export(source, out, quants=["f16"], verify=False, log=lambda _m: None)
     new = all_files(tmp_path) - before
-    assert new and all(out.resolve() in p.resolve().parents or p.resolve() == out.resolve()
-                       or p.resolve() in out.resolve().parents for p in new), new
+    assert new and all(
+        out.resolve() in p.resolve().parents or p.resolve() == out.resolve() or p.resolve() in out.resolve().parents
+        for p in new
+    ), new
     assert [Path(f["path"]).name for f in result["files"]] == ["somewhere-x-F16.gguf"]
     assert not (tmp_path / "deep" / "somewhere").exists() and not (tmp_path / "somewhere").exists()
     import shlex
@@ -77,27 +81,42 @@ def test_export_of_a_run_named_like_a_path_stays_in_its_folder(tiny_llama: Path,
 
 # -- 2: trust decisions never come from a stored file ---------------------------------------------------------------
 
+
 def evil_model(tiny_llama: Path, folder: Path, marker: Path) -> Path:
     """A model folder whose auto_map points at Python that leaves a marker file when imported."""
     shutil.copytree(tiny_llama, folder)
     (folder / "evil.py").write_text(f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n")
     cfg = json.loads((folder / "config.json").read_text())
-    cfg["auto_map"] = {"AutoConfig": "evil.EvilConfig", "AutoModelForCausalLM": "evil.EvilModel",
-                       "AutoTokenizer": ["evil.EvilTokenizer", None]}
+    cfg["auto_map"] = {
+        "AutoConfig": "evil.EvilConfig",
+        "AutoModelForCausalLM": "evil.EvilModel",
+        "AutoTokenizer": ["evil.EvilTokenizer", None],
+    }
     (folder / "config.json").write_text(json.dumps(cfg))
     return folder
 
 
 def write_transcript(path: Path, chat_id: str, variants: list[dict]) -> Path:
-    head = {"type": "chat", "version": 1, "id": chat_id, "title": "", "created": 0.0, "variants": variants,
-            "settings": {}, "overrides": {}}
+    head = {
+        "type": "chat",
+        "version": 1,
+        "id": chat_id,
+        "title": "",
+        "created": 0.0,
+        "variants": variants,
+        "settings": {},
+        "overrides": {},
+    }
     path.write_text(json.dumps(head) + "\n")
     return path
 
 
 def test_transcript_cannot_carry_trust_remote_code(tmp_path: Path) -> None:
-    path = write_transcript(tmp_path / "t.jsonl", "shared", [
-        {"name": "m", "kind": "hf", "path": "/x", "options": {"trust_remote_code": True, "seed": 3}}])
+    path = write_transcript(
+        tmp_path / "t.jsonl",
+        "shared",
+        [{"name": "m", "kind": "hf", "path": "/x", "options": {"trust_remote_code": True, "seed": 3}}],
+    )
     t = parse_transcript(path)
     assert t.variants[0].options == {"seed": 3}
     assert "trust_remote_code" not in json.dumps(t.to_lines())
@@ -138,8 +157,9 @@ def test_predict_ignores_trust_in_the_run_folder(tiny_bert: Path, tmp_path: Path
     cfg = json.loads((weights / "config.json").read_text())
     cfg["auto_map"] = {"AutoConfig": "evil.C", "AutoModelForSequenceClassification": "evil.M"}
     (weights / "config.json").write_text(json.dumps(cfg))
-    (weights / "ftbench_task.json").write_text(json.dumps({"task": "classification", "labels": ["a", "b"],
-                                                           "trust_remote_code": True}))
+    (weights / "ftbench_task.json").write_text(
+        json.dumps({"task": "classification", "labels": ["a", "b"], "trust_remote_code": True})
+    )
     try:
         load_predictor(run, device="cpu")
     except FtbenchError:
@@ -148,6 +168,7 @@ def test_predict_ignores_trust_in_the_run_folder(tiny_bert: Path, tmp_path: Path
 
 
 # -- 3: transcript ids never become paths ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("chat_id", ["../../../x", "/tmp/x", "..", ".hidden", "a/b", ""])
 def test_transcript_with_a_path_for_an_id_is_refused(chat_id: str, tmp_path: Path) -> None:
@@ -180,6 +201,7 @@ def test_load_by_id_is_exact_not_a_glob(ref: str, tmp_path: Path) -> None:
 
 # -- 6: what ftbench writes into Modelfiles and shell commands is quoted ----------------------------------------------
 
+
 def test_modelfile_escapes_an_eos_token_that_tries_to_add_instructions() -> None:
     text = modelfile_text("m-F16.gguf", None, 'x"\nADAPTER /tmp/evil.gguf\nPARAMETER stop "y')
     lines = text.splitlines()
@@ -189,6 +211,7 @@ def test_modelfile_escapes_an_eos_token_that_tries_to_add_instructions() -> None
 
 
 # -- 6: files ftbench writes respect the umask ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("umask", [0o077, 0o027, 0o002])
 def test_new_files_follow_the_umask_and_replaced_files_keep_their_mode(umask: int, tmp_path: Path) -> None:

@@ -33,9 +33,18 @@ def victim():
 def fake_running_job(ws: Workspace, job_id: str = JOB_ID, **status) -> Path:
     folder = ws.runs_dir / job_id
     folder.mkdir(parents=True)
-    (folder / "status.json").write_text(json.dumps({
-        "id": job_id, "kind": "train", "state": "running", "created_at": time.time(), "host": socket.gethostname(),
-        **status}))
+    (folder / "status.json").write_text(
+        json.dumps(
+            {
+                "id": job_id,
+                "kind": "train",
+                "state": "running",
+                "created_at": time.time(),
+                "host": socket.gethostname(),
+                **status,
+            }
+        )
+    )
     return folder
 
 

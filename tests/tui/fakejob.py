@@ -27,8 +27,18 @@ def run(ctx) -> None:
             ctx.emit("checkpoint", step=step, path=f"checkpoints/checkpoint-{step}")
             ctx.log(f"checkpoint saved at step {step}")
         eta = (time.monotonic() - begun) / (step - start + 1) * (total - step)
-        ctx.emit("train", step=step, max_steps=total, epoch=step / total, loss=2.0 / (1 + step / 10), lr=1e-4, grad_norm=1.0,
-                 tokens=step * 64, tokens_per_s=640.0, eta_s=round(eta, 1))
+        ctx.emit(
+            "train",
+            step=step,
+            max_steps=total,
+            epoch=step / total,
+            loss=2.0 / (1 + step / 10),
+            lr=1e-4,
+            grad_norm=1.0,
+            tokens=step * 64,
+            tokens_per_s=640.0,
+            eta_s=round(eta, 1),
+        )
         if step % 20 == 0:
             ctx.progress("training", step, total, eta_s=round(eta, 1))
         time.sleep(0.05)

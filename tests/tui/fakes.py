@@ -77,7 +77,15 @@ def write_job(
     else:
         record.setdefault("ended_at", NOW - created_ago + 600)
     (job_dir / "status.json").write_text(json.dumps(record))
-    spec = {"id": job_id, "kind": kind, "name": name, "target": "fakejob:run", "workspace": str(ws.root), "params": {}, "attempt": 1}
+    spec = {
+        "id": job_id,
+        "kind": kind,
+        "name": name,
+        "target": "fakejob:run",
+        "workspace": str(ws.root),
+        "params": {},
+        "attempt": 1,
+    }
     (job_dir / "job.json").write_text(json.dumps(spec))
     if events is not None:
         (job_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
@@ -100,7 +108,12 @@ def install_fixture(ws: Workspace, job_id: str, created_ago: float, as_id: str |
     created = NOW - created_ago
 
     def text(name: str) -> str:
-        return (src / name).read_text(encoding="utf-8").replace("{workspace}", str(ws.root)).replace(job_id, as_id or job_id)
+        return (
+            (src / name)
+            .read_text(encoding="utf-8")
+            .replace("{workspace}", str(ws.root))
+            .replace(job_id, as_id or job_id)
+        )
 
     record = json.loads(text("status.json"))
     for key in ("created_at", "started_at", "ended_at"):
@@ -111,7 +124,9 @@ def install_fixture(ws: Workspace, job_id: str, created_ago: float, as_id: str |
     job_dir.mkdir(parents=True, exist_ok=True)
     (job_dir / "status.json").write_text(json.dumps(record))
     events = [json.loads(line) for line in text("events.jsonl").splitlines() if line]
-    (job_dir / "events.jsonl").write_text("".join(json.dumps({**e, "t": round(created + e["t"], 3)}) + "\n" for e in events))
+    (job_dir / "events.jsonl").write_text(
+        "".join(json.dumps({**e, "t": round(created + e["t"], 3)}) + "\n" for e in events)
+    )
     for name in ("job.json", "log.txt", "recipe.yaml"):
         if (src / name).is_file():
             (job_dir / name).write_text(text(name), encoding="utf-8")

@@ -44,7 +44,10 @@ async def test_jobs_listed_newest_first_with_states_in_words(fake_ws, make_app):
         assert states[DEMO] == "■ stopped"
         progress = recorded_status(RUNNING)["progress"]  # what the real trainer wrote: step of max_steps, ETA
         assert progress["phase"] == "training" and progress["total"] > progress["done"] > 0
-        assert cell(app, ids[0], "progress") == f"step {progress['done']}/{progress['total']} ETA {human_duration(progress['eta_s'])}"
+        assert (
+            cell(app, ids[0], "progress")
+            == f"step {progress['done']}/{progress['total']} ETA {human_duration(progress['eta_s'])}"
+        )
         assert cell(app, FAILED, "progress").startswith("step ") and "ETA" not in cell(app, FAILED, "progress")
         assert cell(app, ids[0], "age") == "5m"  # frozen clock: created 300 s before NOW
         assert app.sub_title == str(fake_ws.root)
@@ -58,8 +61,11 @@ async def test_selected_job_log_and_events_tail(fake_ws, make_app):
         recorded_log = (FIXTURES / RUNNING / "log.txt").read_text().splitlines()
         await wait_until(pilot, lambda: log.line_count >= len(recorded_log), what="log tail of the first job")
         assert log.lines[-1] == recorded_log[-1]
-        last_eval = [json.loads(line) for line in (FIXTURES / RUNNING / "events.jsonl").read_text().splitlines()
-                     if '"type": "eval"' in line][-1]
+        last_eval = [
+            json.loads(line)
+            for line in (FIXTURES / RUNNING / "events.jsonl").read_text().splitlines()
+            if '"type": "eval"' in line
+        ][-1]
         assert any(line.startswith(f"eval       step={last_eval['step']} epoch=") for line in events.lines)
         # appended lines arrive incrementally, without re-reading the file
         job_dir = fake_ws.runs_dir / RUNNING
@@ -192,9 +198,14 @@ async def test_finished_export_shows_its_result_card(tmp_path, make_app):
     ws = Workspace.open(tmp_path / "ws")
     result = {
         "source": "sft-sentiment",
-        "files": [{"path": "exports/x/sft-sentiment-Q4_K_M.gguf", "type": "Q4_K_M", "bytes": 105_000_000, "role": "model"}],
+        "files": [
+            {"path": "exports/x/sft-sentiment-Q4_K_M.gguf", "type": "Q4_K_M", "bytes": 105_000_000, "role": "model"}
+        ],
         "verify": [{"type": "q4_k_m", "passed": True, "tokens_match": True, "nmse": 0.038, "top1": 0.9, "kl": 0.091}],
-        "commands": {"llama.cpp": "llama-cli -m exports/x/sft-sentiment-Q4_K_M.gguf -cnv", "ollama": "ollama create x -f Modelfile"},
+        "commands": {
+            "llama.cpp": "llama-cli -m exports/x/sft-sentiment-Q4_K_M.gguf -cnv",
+            "ollama": "ollama create x -f Modelfile",
+        },
     }
     write_job(ws, "20251122-090000-export-sft-1111", "export", "sft-sentiment", "succeeded", 60, result=result)
     app = make_app(ws)

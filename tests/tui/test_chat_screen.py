@@ -56,14 +56,34 @@ class FrozenClient:
         self.sent.append((op, fields))
         if op == "load":
             name = fields["variant"]["name"]
-            self.on_event({"type": "loaded", "id": rid, "variant": name, "load_s": 1.25, "warnings": [], "base_reused": fields["variant"]["kind"] == "adapter"})
+            self.on_event(
+                {
+                    "type": "loaded",
+                    "id": rid,
+                    "variant": name,
+                    "load_s": 1.25,
+                    "warnings": [],
+                    "base_reused": fields["variant"]["kind"] == "adapter",
+                }
+            )
         elif op == "generate":
             name = fields["variant"]
             text = self.replies.get(name, "ok")
             for word in text.split(" "):
                 self.on_event({"type": "token", "id": rid, "variant": name, "text": word + " "})
-            self.on_event({"type": "done", "id": rid, "variant": name, "text": text + " ", "tokens": len(text.split()), "ttft_s": 0.042,
-                           "tok_s": 31.5, "stop_reason": "stop", "cancelled": False})
+            self.on_event(
+                {
+                    "type": "done",
+                    "id": rid,
+                    "variant": name,
+                    "text": text + " ",
+                    "tokens": len(text.split()),
+                    "ttft_s": 0.042,
+                    "tok_s": 31.5,
+                    "stop_reason": "stop",
+                    "cancelled": False,
+                }
+            )
         return rid
 
 
@@ -86,7 +106,12 @@ async def submit(pilot, screen: ChatScreen, text: str) -> None:
 def frozen_screen(workspace) -> ChatScreen:
     variants = [
         VariantSpec(name="smollm2-135m-instruct", kind="hf", path="/ws/models/smollm2-135m-instruct"),
-        VariantSpec(name="sft-demo-3f2a", kind="adapter", path="/ws/runs/sft-demo-3f2a/adapter", base="/ws/models/smollm2-135m-instruct"),
+        VariantSpec(
+            name="sft-demo-3f2a",
+            kind="adapter",
+            path="/ws/runs/sft-demo-3f2a/adapter",
+            base="/ws/models/smollm2-135m-instruct",
+        ),
     ]
     replies = {
         "smollm2-135m-instruct": "Hello! How can I help you today?",
@@ -119,12 +144,17 @@ async def test_columns_stream_and_keep_their_own_settings(workspace) -> None:
         await wait_until(pilot, lambda: all(c.last_stats for c in screen.columns()))
         client: FrozenClient = screen.client
         gens = {f["variant"]: f for op, f in client.sent if op == "generate"}
-        assert gens["sft-demo-3f2a"]["settings"]["temperature"] == 0.3 and gens["sft-demo-3f2a"]["settings"]["top_k"] == 5
+        assert (
+            gens["sft-demo-3f2a"]["settings"]["temperature"] == 0.3 and gens["sft-demo-3f2a"]["settings"]["top_k"] == 5
+        )
         assert gens["smollm2-135m-instruct"]["settings"]["temperature"] == 0.0
         assert all(g["settings"]["system"] == "Be brief." for g in gens.values())
         col = screen.column("sft-demo-3f2a")
         assert col.last_stats == "12 tok · TTFT 42 ms · 31.5 tok/s"
-        assert [m.text for m in col.query(ChatMessage)] == ["Where is my refund?", "Thanks for your order! Your refund was sent to the original card. "]
+        assert [m.text for m in col.query(ChatMessage)] == [
+            "Where is my refund?",
+            "Thanks for your order! Your refund was sent to the original card. ",
+        ]
         assert "temperature=0.3" in str(col.query_one(".col-head").render())
         # Toggle one column off: the next prompt goes to the other only; each keeps its own history.
         await submit(pilot, screen, "/toggle smollm2-135m-instruct")
@@ -132,7 +162,11 @@ async def test_columns_stream_and_keep_their_own_settings(workspace) -> None:
         await wait_until(pilot, lambda: len(screen.transcript.history["sft-demo-3f2a"]) == 4)
         assert len(screen.transcript.history["smollm2-135m-instruct"]) == 2
         last = [f for op, f in client.sent if op == "generate"][-1]
-        assert last["variant"] == "sft-demo-3f2a" and [m["role"] for m in last["messages"]] == ["user", "assistant", "user"]
+        assert last["variant"] == "sft-demo-3f2a" and [m["role"] for m in last["messages"]] == [
+            "user",
+            "assistant",
+            "user",
+        ]
         # Unknown commands and bad values are explained, not crashes.
         await submit(pilot, screen, "/set temperature=hot")
         await submit(pilot, screen, "/fly")
@@ -146,12 +180,16 @@ async def test_open_from_a_run_adds_base_and_adapter(workspace) -> None:
     run = workspace.runs_dir / "20261122-141503-sft-demo-3f2a"
     (run / "adapter").mkdir(parents=True)
     (run / "status.json").write_text(json.dumps({"id": run.name, "kind": "train", "state": "succeeded"}))
-    (run / "adapter" / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "base_model_name_or_path": "/elsewhere/tiny-base"}))
+    (run / "adapter" / "adapter_config.json").write_text(
+        json.dumps({"peft_type": "LORA", "base_model_name_or_path": "/elsewhere/tiny-base"})
+    )
     screen = ChatScreen(workspace, client_factory=lambda on_event: FrozenClient(on_event, {}))
     async with Host(screen).run_test(size=SIZE) as pilot:
         assert screen.query("#chat-empty") and screen.client is None  # nothing loaded, no server yet
         screen.add_adapter(run / "adapter")
-        await wait_until(pilot, lambda: len(screen.columns()) == 2 and all(c.status == "ready" for c in screen.columns()))
+        await wait_until(
+            pilot, lambda: len(screen.columns()) == 2 and all(c.status == "ready" for c in screen.columns())
+        )
         kinds = {v.name: (v.kind, v.path, v.base) for v in screen.transcript.variants}
         assert kinds == {
             "tiny-base": ("hf", str(base), ""),
@@ -185,7 +223,9 @@ def pid_alive(pid: int) -> bool:
 
 async def test_real_server_streams_survives_a_crash_and_reopens(workspace) -> None:
     variants = [
-        VariantSpec(name="base", kind="scripted", options={"reply": "base says {prompt}", "delay_s": 0.01, "crash_on": "CRASH"}),
+        VariantSpec(
+            name="base", kind="scripted", options={"reply": "base says {prompt}", "delay_s": 0.01, "crash_on": "CRASH"}
+        ),
         VariantSpec(name="tuned", kind="scripted", options={"reply": "tuned turn {turn}: {prompt}", "delay_s": 0.01}),
     ]
     screen = ChatScreen(workspace, variants)
@@ -196,20 +236,27 @@ async def test_real_server_streams_survives_a_crash_and_reopens(workspace) -> No
         await submit(pilot, screen, "hello there")
         await wait_until(pilot, lambda: all(c.last_stats for c in screen.columns()))
         texts = {c.variant: [m.text for m in c.query(ChatMessage)] for c in screen.columns()}
-        assert texts == {"base": ["hello there", "base says hello there"], "tuned": ["hello there", "tuned turn 1: hello there"]}
+        assert texts == {
+            "base": ["hello there", "base says hello there"],
+            "tuned": ["hello there", "tuned turn 1: hello there"],
+        }
         assert all("TTFT" in c.last_stats and "tok/s" in c.last_stats for c in screen.columns())
         saved = screen.saved_path
         assert saved is not None and saved.is_file()
 
         # esc stops a long reply mid-stream; the column says so and stays usable.
-        await submit(pilot, screen, "/add " + str(workspace.root / "none") + " as x")  # not a model: explained, no column
+        await submit(
+            pilot, screen, "/add " + str(workspace.root / "none") + " as x"
+        )  # not a model: explained, no column
         assert len(screen.columns()) == 2
         screen.add_variant(VariantSpec(name="slow", kind="scripted", options={"reply": "slow " * 200, "delay_s": 0.05}))
         await wait_until(pilot, lambda: screen.column("slow").status == "ready")
         await submit(pilot, screen, "/toggle base")
         await submit(pilot, screen, "/toggle tuned")
         await submit(pilot, screen, "go")
-        await wait_until(pilot, lambda: screen.column("slow").reply is not None and len(screen.column("slow").reply.text) > 10)
+        await wait_until(
+            pilot, lambda: screen.column("slow").reply is not None and len(screen.column("slow").reply.text) > 10
+        )
         await pilot.press("escape")
         await wait_until(pilot, lambda: screen.column("slow").status == "ready")
         assert screen.column("slow").last_stats.endswith("· stopped")
@@ -226,7 +273,9 @@ async def test_real_server_streams_survives_a_crash_and_reopens(workspace) -> No
         assert any("chat server exited (code 3)" in m.text for m in screen.query(ChatMessage))
         assert not pid_alive(first_pid)
         await pilot.press("ctrl+r")
-        await wait_until(pilot, lambda: screen.server_state == "running" and all(c.status == "ready" for c in screen.columns()))
+        await wait_until(
+            pilot, lambda: screen.server_state == "running" and all(c.status == "ready" for c in screen.columns())
+        )
         assert screen.client.pid != first_pid
         await submit(pilot, screen, "second")
         await wait_until(pilot, lambda: len(screen.transcript.history["tuned"]) == 4)
@@ -239,7 +288,12 @@ async def test_real_server_streams_survives_a_crash_and_reopens(workspace) -> No
 
     # Reopen the saved transcript: each column shows its own history and continues from it.
     transcript = load_transcript(workspace, screen.transcript.id)
-    assert [m["content"] for m in transcript.history["tuned"]] == ["hello there", "tuned turn 1: hello there", "second", "tuned turn 2: second"]
+    assert [m["content"] for m in transcript.history["tuned"]] == [
+        "hello there",
+        "tuned turn 1: hello there",
+        "second",
+        "tuned turn 2: second",
+    ]
     reopened = ChatScreen(workspace, transcript=transcript)
     async with Host(reopened).run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: all(c.status == "ready" for c in reopened.columns()))
@@ -264,7 +318,10 @@ def test_chat_column_stats_format() -> None:
     from ftbench.tui.widgets.chat_column import format_stats
 
     assert format_stats({"tokens": 5, "ttft_s": 0.1234, "tok_s": 12.345}) == "5 tok · TTFT 123 ms · 12.3 tok/s"
-    assert format_stats({"tokens": 0, "ttft_s": None, "tok_s": None, "cancelled": True}) == "0 tok · TTFT n/a · n/a · stopped"
+    assert (
+        format_stats({"tokens": 0, "ttft_s": None, "tok_s": None, "cancelled": True})
+        == "0 tok · TTFT n/a · n/a · stopped"
+    )
     assert ChatColumn("x", "hf").enabled
 
 
@@ -274,7 +331,9 @@ async def test_standalone_chat_app_closes_with_its_server(workspace) -> None:
 
     app = ChatApp(workspace, Transcript.new([VariantSpec(name="s", kind="scripted")]))
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen) and all(c.status == "ready" for c in app.screen.columns()))
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, ChatScreen) and all(c.status == "ready" for c in app.screen.columns())
+        )
         pid = app.screen.client.pid
         await pilot.press("ctrl+o")
         await wait_until(pilot, lambda: not pid_alive(pid), timeout=10)

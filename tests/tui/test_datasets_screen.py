@@ -49,10 +49,16 @@ def build_workspace(root: Path) -> Workspace:
             if i == 41:
                 f.write("{not json\n")
                 continue
-            turns = [{"role": "user", "content": f"How do I return order {i}?"}, {"role": "assistant", "content": f"Reply with order {i} and we refund it."}]
+            turns = [
+                {"role": "user", "content": f"How do I return order {i}?"},
+                {"role": "assistant", "content": f"Reply with order {i} and we refund it."},
+            ]
             f.write(json.dumps({"messages": turns}) + "\n")
     with open(demo / "ner.jsonl", "w", encoding="utf-8") as f:
-        f.write(json.dumps({"tokens": ["EU", "rejects", "German", "call"], "ner_tags": ["B-ORG", "O", "B-MISC", "O"]}) + "\n")
+        f.write(
+            json.dumps({"tokens": ["EU", "rejects", "German", "call"], "ner_tags": ["B-ORG", "O", "B-MISC", "O"]})
+            + "\n"
+        )
     (demo / "reviews.csv").write_text("text,label\ngreat battery,1\nslow ship,0\n", encoding="utf-8")
     for path in demo.iterdir():
         os.utime(path, (NOW - 7200, NOW - 7200))
@@ -130,12 +136,24 @@ async def test_switching_dataset_renders_ner_and_csv(ws: Workspace) -> None:
         screen = app.screen
         screen.query_one("#ds-list", DataTable).focus()
         await pilot.press("down")
-        await wait_for(pilot, lambda: screen.current.name == "demo/ner.jsonl" and screen.query_one(RecordView).row is not None and screen.query_one(RecordView).fmt == "ner")
+        await wait_for(
+            pilot,
+            lambda: (
+                screen.current.name == "demo/ner.jsonl"
+                and screen.query_one(RecordView).row is not None
+                and screen.query_one(RecordView).fmt == "ner"
+            ),
+        )
         text = render_record(screen.query_one(RecordView).row, "ner")
         rendered = "".join(str(r) for r in text.renderables)
         assert "EU/B-ORG" in rendered and "German/B-MISC" in rendered and "rejects/O" not in rendered
         await pilot.press("down")
-        await wait_for(pilot, lambda: screen.current.name == "demo/reviews.csv" and screen.reader is not None and screen.current.rows_exact)
+        await wait_for(
+            pilot,
+            lambda: (
+                screen.current.name == "demo/reviews.csv" and screen.reader is not None and screen.current.rows_exact
+            ),
+        )
         assert screen.query_one(DatasetTable).row_count == 2
         assert screen.query_one(RecordView).row.data == {"text": "great battery", "label": "1"}
 
@@ -143,7 +161,11 @@ async def test_switching_dataset_renders_ner_and_csv(ws: Workspace) -> None:
 def test_chat_record_renders_turns() -> None:
     from ftbench.catalog.datasets import Row
 
-    row = Row(0, 1, {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello\nthere"}], "id": 7})
+    row = Row(
+        0,
+        1,
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello\nthere"}], "id": 7},
+    )
     lines = [str(r) for r in render_record(row, "messages").renderables]
     assert lines == ["row 1 · line 1", "▌user", "  hi", "▌assistant", "  hello\n  there", "id: 7"]
 
@@ -167,7 +189,9 @@ def test_snapshot(ws: Workspace, snap_compare) -> None:
     assert snap_compare(Host(ws), terminal_size=SIZE, run_before=ready)
 
 
-async def test_first_page_opens_while_the_list_is_still_being_read(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_first_page_opens_while_the_list_is_still_being_read(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Details (rows, format) are held back: the rows are listed and the first file is already browsable."""
     import threading
 

@@ -24,7 +24,9 @@ from ftbench.tui.screens.models import ModelsScreen, estimate_table, info_table
 from ftbench.tui.services import Services
 
 SIZE = (130, 34)
-FAKE_GPUS = GpuReport(True, [GpuInfo(0, "NVIDIA H100 80GB HBM3", 10 * GIB, 80 * GIB), GpuInfo(1, "NVIDIA L4", 23 * GIB, 24 * GIB)])
+FAKE_GPUS = GpuReport(
+    True, [GpuInfo(0, "NVIDIA H100 80GB HBM3", 10 * GIB, 80 * GIB), GpuInfo(1, "NVIDIA L4", 23 * GIB, 24 * GIB)]
+)
 CONFIG = {
     "architectures": ["LlamaForCausalLM"],
     "model_type": "llama",
@@ -68,7 +70,9 @@ def ws(tmp_path: Path) -> Workspace:
     save_file({"w": np.zeros((1000, 1000), np.float16)}, str(model / "model.safetensors"))
     adapter = ws.models_dir / "my-adapter"
     adapter.mkdir()
-    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "base_model_name_or_path": "llama-1b-shape"}))
+    (adapter / "adapter_config.json").write_text(
+        json.dumps({"peft_type": "LORA", "base_model_name_or_path": "llama-1b-shape"})
+    )
     return ws
 
 
@@ -91,7 +95,11 @@ async def test_details_estimate_and_fit(ws: Workspace) -> None:
         screen = app.screen
         assert [m.name for m in screen.models] == ["llama-1b-shape", "my-adapter"]
         assert screen.current.params == 1_000_000 and screen.current.license == "llama3.2"
-        assert [(e.method, e.seq_len, e.batch) for e in screen.estimates] == [("full", 1024, 4), ("lora", 1024, 4), ("qlora", 1024, 4)]
+        assert [(e.method, e.seq_len, e.batch) for e in screen.estimates] == [
+            ("full", 1024, 4),
+            ("lora", 1024, 4),
+            ("qlora", 1024, 4),
+        ]
         shown = text_of(estimate_table(screen.estimates, FAKE_GPUS))
         assert "GPU 0 NVIDIA H100 80GB HBM3: 70.0 GB free" in shown
         total_full = screen.estimates[0].total / GIB
@@ -210,7 +218,9 @@ async def test_the_highlighted_row_is_read_first(five: Workspace, monkeypatch: p
         assert gate.calls == ["e.gguf", "c-model", "a-model", "b-model", "d-model"]
 
 
-async def test_leaving_cancels_and_a_revisit_reads_only_what_is_not_cached(five: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_leaving_cancels_and_a_revisit_reads_only_what_is_not_cached(
+    five: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from textual.screen import Screen
 
     gate = Gate(monkeypatch)

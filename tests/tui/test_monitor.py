@@ -104,7 +104,9 @@ async def test_export_starts_an_export_job(fake_ws, make_app, monkeypatch):
         await wait_until(pilot, lambda: notes)
         assert "still going" in notes[-1]  # a running run is not exported
         await pilot.press("escape", "down", "down", "enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.status.get("state") == "succeeded")
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.status.get("state") == "succeeded"
+        )
         await pilot.press("g")
         await wait_until(pilot, lambda: len(notes) == 2)
         assert notes[-1].startswith("Export started")
@@ -112,7 +114,10 @@ async def test_export_starts_an_export_job(fake_ws, make_app, monkeypatch):
     assert len(exports) == 1
     spec = json.loads((exports[0] / "job.json").read_text())
     assert spec["kind"] == "export"
-    assert spec["params"] == {"source": str(fake_ws.runs_dir / "20251122-070000-sft-alpaca-lora-r8-c3d4"), "quants": ["q4_k_m", "q8_0"]}
+    assert spec["params"] == {
+        "source": str(fake_ws.runs_dir / "20251122-070000-sft-alpaca-lora-r8-c3d4"),
+        "quants": ["q4_k_m", "q8_0"],
+    }
     from ftbench.core.jobs import Job, stop_job
 
     stop_job(Job(exports[0], read_status(exports[0])), grace_s=10)
@@ -121,7 +126,9 @@ async def test_export_starts_an_export_job(fake_ws, make_app, monkeypatch):
 async def test_live_job_checkpoint_and_stop_from_the_monitor(workspace, make_app):
     """A real detached job process: the monitor follows it, checkpoint-now and stop reach it."""
     here = str(Path(__file__).parent)
-    job = start_job(workspace, "train", "fake-live", params={"steps": 600}, target="fakejob:run", env={"PYTHONPATH": here})
+    job = start_job(
+        workspace, "train", "fake-live", params={"steps": 600}, target="fakejob:run", env={"PYTHONPATH": here}
+    )
     try:
         app = make_app(workspace)
         async with app.run_test(size=SIZE) as pilot:
@@ -160,7 +167,9 @@ async def test_resume_continues_the_same_run(fake_ws, make_app, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # the job runs tests/tui/fakejob.py
     failed = fake_ws.runs_dir / FAILED
     spec = json.loads((failed / "job.json").read_text())
-    (failed / "job.json").write_text(json.dumps({**spec, "target": "fakejob:run"}))  # no real model in the fake workspace
+    (failed / "job.json").write_text(
+        json.dumps({**spec, "target": "fakejob:run"})
+    )  # no real model in the fake workspace
     killed = [(float(e["step"]), e["loss"]) for e in recorded(FAILED, "train")]
     resume_at = recorded(FAILED, "checkpoint")[-1]["step"]
     app = make_app(fake_ws)
@@ -169,7 +178,9 @@ async def test_resume_continues_the_same_run(fake_ws, make_app, monkeypatch):
         async with app.run_test(size=SIZE) as pilot:
             app.notify = lambda message, **kw: notes.append(message)  # type: ignore[method-assign]
             app.open_monitor(failed)
-            await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen) and len(app.screen.view.loss) == len(killed))
+            await wait_until(
+                pilot, lambda: isinstance(app.screen, MonitorScreen) and len(app.screen.view.loss) == len(killed)
+            )
             mon = app.screen
             await pilot.press("t")  # no adapter in this run: says so instead of opening chat
             await wait_until(pilot, lambda: notes)
@@ -177,8 +188,12 @@ async def test_resume_continues_the_same_run(fake_ws, make_app, monkeypatch):
             await pilot.press("r")
             await wait_until(pilot, lambda: notes[-1].startswith("Resumed"), what="resume notification")
             assert notes[-1].endswith("as attempt 2.")
-            await wait_until(pilot, lambda: 2 in mon.view.attempts and mon.view.loss[-1][0] > killed[-1][0] + 2, timeout=20,
-                             what="attempt 2 past attempt 1's last step")
+            await wait_until(
+                pilot,
+                lambda: 2 in mon.view.attempts and mon.view.loss[-1][0] > killed[-1][0] + 2,
+                timeout=20,
+                what="attempt 2 past attempt 1's last step",
+            )
             # one curve: attempt 1 up to its checkpoint, then attempt 2 (which restarted there) for every later step
             steps = [s for s, _ in mon.view.loss]
             assert steps == sorted(set(steps))
@@ -201,19 +216,31 @@ async def test_vanished_process_shows_as_failed(fake_ws, make_app):
 
     proc = subprocess.Popen(["sleep", "60"])
     try:
-        job_dir = write_job(fake_ws, "20251122-091000-sft-vanish-7777", "train", "vanish", "running", 60,
-                            events=[], log="[09:10:00] loading model\n")
+        job_dir = write_job(
+            fake_ws,
+            "20251122-091000-sft-vanish-7777",
+            "train",
+            "vanish",
+            "running",
+            60,
+            events=[],
+            log="[09:10:00] loading model\n",
+        )
         status = json.loads((job_dir / "status.json").read_text())
         status.update(pid=proc.pid, pgid=proc.pid, proc_start=proc_start_time(proc.pid))
         (job_dir / "status.json").write_text(json.dumps(status))
         app = make_app(fake_ws)
         async with app.run_test(size=SIZE) as pilot:
             app.open_monitor(job_dir)
-            await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.status.get("state") == "running")
+            await wait_until(
+                pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.status.get("state") == "running"
+            )
             mon = app.screen
             proc.kill()
             proc.wait()
-            await wait_until(pilot, lambda: mon.status.get("state") == "failed", timeout=15, what="failed after the process died")
+            await wait_until(
+                pilot, lambda: mon.status.get("state") == "failed", timeout=15, what="failed after the process died"
+            )
             stats = str(mon.query_one("#monitor-stats", Static).render())
             assert "process vanished" in stats and "loading model" in stats
     finally:
@@ -249,14 +276,18 @@ async def test_chat_and_export_a_checkpoint_of_a_running_run(fake_ws, make_app, 
     run = fake_ws.runs_dir / RUNNING
     checkpoint = run / "checkpoints" / "checkpoint-100"
     checkpoint.mkdir(parents=True)
-    (checkpoint / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "base_model_name_or_path": "models/tiny-base"}))
+    (checkpoint / "adapter_config.json").write_text(
+        json.dumps({"peft_type": "LORA", "base_model_name_or_path": "models/tiny-base"})
+    )
     (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 100, "log_history": []}))
     app = make_app(fake_ws)
     notes: list[str] = []
     async with app.run_test(size=SIZE) as pilot:
         app.notify = lambda message, **kw: notes.append(message)  # type: ignore[method-assign]
         app.open_monitor(run)
-        await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.checkpoint_names(), what="checkpoints")
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.checkpoint_names(), what="checkpoints"
+        )
         mon = app.screen
         assert not (run / "adapter").exists() and mon.adapter_path() == checkpoint  # no final weights yet
         listing = mon.query_one("#monitor-checkpoints", OptionList)
@@ -265,8 +296,11 @@ async def test_chat_and_export_a_checkpoint_of_a_running_run(fake_ws, make_app, 
         await pilot.pause()
         assert mon.selected_checkpoint() == "checkpoint-100"
         await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen) and len(app.screen.transcript.variants) == 2,
-                         what="chat columns")
+        await wait_until(
+            pilot,
+            lambda: isinstance(app.screen, ChatScreen) and len(app.screen.transcript.variants) == 2,
+            what="chat columns",
+        )
         variants = {v.name: (v.kind, v.path, v.base) for v in app.screen.transcript.variants}
         assert variants == {
             "tiny-base": ("hf", str(base), ""),
@@ -278,7 +312,9 @@ async def test_chat_and_export_a_checkpoint_of_a_running_run(fake_ws, make_app, 
     app = make_app(fake_ws)
     async with app.run_test(size=SIZE) as pilot:
         app.open_monitor(run)
-        await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.checkpoint_names(), what="checkpoints")
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.checkpoint_names(), what="checkpoints"
+        )
         listing = app.screen.query_one("#monitor-checkpoints", OptionList)
         listing.focus()
         listing.highlighted = 0
@@ -286,4 +322,9 @@ async def test_chat_and_export_a_checkpoint_of_a_running_run(fake_ws, make_app, 
         await pilot.press("g")
         await wait_until(pilot, lambda: started, what="export job")
     [(_, kind, name, params, meta)] = started
-    assert (kind, name, params["source"], meta["checkpoint"]) == ("export", "sft-alpaca-lora-checkpoint-100", str(checkpoint), "checkpoint-100")
+    assert (kind, name, params["source"], meta["checkpoint"]) == (
+        "export",
+        "sft-alpaca-lora-checkpoint-100",
+        str(checkpoint),
+        "checkpoint-100",
+    )

@@ -48,7 +48,9 @@ async def test_validation_templates_and_prefill(fake_ws, make_app):
         options.focus()
         options.highlighted = index
         await pilot.press("enter")
-        await wait_until(pilot, lambda: screen.recipe is not None and screen.recipe.method.r == 8, what="past run loaded")
+        await wait_until(
+            pilot, lambda: screen.recipe is not None and screen.recipe.method.r == 8, what="past run loaded"
+        )
         assert screen.source_path == fake_ws.runs_dir / "20251122-070000-sft-alpaca-lora-r8-c3d4" / "recipe.yaml"
 
 

@@ -34,7 +34,12 @@ async def test_rows_filter_sort(fake_ws, make_app):
         assert names(runs) == ["sft-alpaca-lora", "sft-alpaca-lora-r8", "cls-imdb-lora"]  # exports/demo are not runs
         by_name = {r["name"]: r for r in runs.rows}
         r8 = by_name["sft-alpaca-lora-r8"]
-        assert (r8["task"], r8["method"], r8["model"], r8["dataset"]) == ("sft", "lora", "smollm2-135m-instruct", "alpaca.jsonl")
+        assert (r8["task"], r8["method"], r8["model"], r8["dataset"]) == (
+            "sft",
+            "lora",
+            "smollm2-135m-instruct",
+            "alpaca.jsonl",
+        )
         recorded = json.loads((FIXTURES / SUCCEEDED / "status.json").read_text())
         assert r8["duration"] == human_duration(recorded["ended_at"] - recorded["started_at"])
         assert r8["best_eval"] == f"{min(v for _, v in r8['eval_loss']):.4f}"
@@ -82,10 +87,30 @@ async def test_pick_two_overlays_and_diffs(fake_ws, make_app):
 
 def test_pure_helpers():
     rows = [
-        {"name": "b", "id": "2", "state": "running", "task": "sft", "model": "smol", "dataset": "d", "method": "lora",
-         "best_value": 0.5, "duration_s": 10, "created_at": 2},
-        {"name": "a", "id": "1", "state": "failed", "task": "ner", "model": "bert", "dataset": "conll", "method": "full",
-         "best_value": None, "duration_s": 30, "created_at": 1},
+        {
+            "name": "b",
+            "id": "2",
+            "state": "running",
+            "task": "sft",
+            "model": "smol",
+            "dataset": "d",
+            "method": "lora",
+            "best_value": 0.5,
+            "duration_s": 10,
+            "created_at": 2,
+        },
+        {
+            "name": "a",
+            "id": "1",
+            "state": "failed",
+            "task": "ner",
+            "model": "bert",
+            "dataset": "conll",
+            "method": "full",
+            "best_value": None,
+            "duration_s": 30,
+            "created_at": 1,
+        },
     ]
     assert [r["id"] for r in rows if matches(r, "task:ner")] == ["1"]
     assert [r["id"] for r in rows if matches(r, "smol lora")] == ["2"]

@@ -27,11 +27,26 @@ SERVE_ID = "20251122-090000-serve-tiny-5e5e"
 
 
 async def test_jobs_screen_shows_a_serve_jobs_url_requests_and_speed(fake_ws, make_app) -> None:
-    write_job(fake_ws, SERVE_ID, "serve", "serve tiny", "running", 60,
-              events=[{"t": 1.0, "type": "serve_request", "attempt": 1, "model": "sft-a", "status": 200, "completion_tokens": 9}],
-              progress={"phase": "serving 12 req 34.5 tok/s", "done": None, "total": None},
-              serve={"url": "http://127.0.0.1:8123/v1", "port": 8123, "variants": ["base", "sft-a"], "auth": False,
-                     "loopback": True, "ready": True})
+    write_job(
+        fake_ws,
+        SERVE_ID,
+        "serve",
+        "serve tiny",
+        "running",
+        60,
+        events=[
+            {"t": 1.0, "type": "serve_request", "attempt": 1, "model": "sft-a", "status": 200, "completion_tokens": 9}
+        ],
+        progress={"phase": "serving 12 req 34.5 tok/s", "done": None, "total": None},
+        serve={
+            "url": "http://127.0.0.1:8123/v1",
+            "port": 8123,
+            "variants": ["base", "sft-a"],
+            "auth": False,
+            "loopback": True,
+            "ready": True,
+        },
+    )
     app = make_app(fake_ws)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, JobsScreen) and app.screen.rows, what="jobs")
@@ -40,7 +55,9 @@ async def test_jobs_screen_shows_a_serve_jobs_url_requests_and_speed(fake_ws, ma
         assert row["kind"] == "serve" and row["progress"] == "serving 12 req 34.5 tok/s"
         table = screen.query_one("#jobs-table", DataTable)
         table.move_cursor(row=[r["id"] for r in screen.rows].index(SERVE_ID))
-        await wait_until(pilot, lambda: "8123" in str(screen.query_one("#job-info", Static).render()), what="serve info")
+        await wait_until(
+            pilot, lambda: "8123" in str(screen.query_one("#job-info", Static).render()), what="serve info"
+        )
         info = str(screen.query_one("#job-info", Static).render())
         assert "URL:      http://127.0.0.1:8123/v1" in info and "models:   base, sft-a" in info
         assert "ssh -N -L 8123:127.0.0.1:8123" in info and "curl http://127.0.0.1:8123/v1/chat/completions" in info
@@ -58,8 +75,18 @@ def run_ws(tmp_path: Path, tiny_llama: Path) -> Workspace:
     shutil.copytree(tiny_llama, model)
     run = ws.runs_dir / "20251122-080000-sft-tiny-7a7a"
     run.mkdir(parents=True)
-    (run / "status.json").write_text(json.dumps({"id": run.name, "kind": "train", "state": "succeeded", "name": "sft-tiny",
-                                                 "created_at": NOW - 100, "ended_at": NOW - 10}))
+    (run / "status.json").write_text(
+        json.dumps(
+            {
+                "id": run.name,
+                "kind": "train",
+                "state": "succeeded",
+                "name": "sft-tiny",
+                "created_at": NOW - 100,
+                "ended_at": NOW - 10,
+            }
+        )
+    )
     (run / "events.jsonl").write_text(json.dumps({"t": NOW, "type": "train", "step": 1, "loss": 1.0}) + "\n")
     make_adapter(model, run / "adapter", 1)
     return ws
@@ -101,10 +128,14 @@ async def test_models_v_on_an_adapter_serves_it_on_its_base_and_shows_a_failure_
     (model / "model.safetensors").write_bytes(b"not weights")
     adapter = ws.models_dir / "my-adapter"
     adapter.mkdir()
-    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "base_model_name_or_path": "llama-1b-shape"}))
+    (adapter / "adapter_config.json").write_text(
+        json.dumps({"peft_type": "LORA", "base_model_name_or_path": "llama-1b-shape"})
+    )
     app = Host(ws)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, ModelsScreen) and len(app.screen.models) == 2, what="models")
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, ModelsScreen) and len(app.screen.models) == 2, what="models"
+        )
         app.screen.query_one("#md-list", DataTable).focus()
         await pilot.press("down")
         await wait_until(pilot, lambda: app.screen.current.name == "my-adapter", what="adapter row")
@@ -114,7 +145,9 @@ async def test_models_v_on_an_adapter_serves_it_on_its_base_and_shows_a_failure_
         job = find_job(ws, dialog.job_id)
         spec = json.loads((job.dir / "job.json").read_text())
         assert spec["kind"] == "serve" and spec["params"]["model"] == "llama-1b-shape"
-        assert spec["params"]["adapters"] == [str(ws.models_dir / "my-adapter")] and spec["params"]["host"] == "127.0.0.1"
+        assert (
+            spec["params"]["adapters"] == [str(ws.models_dir / "my-adapter")] and spec["params"]["host"] == "127.0.0.1"
+        )
         title = dialog.query_one("#serve-title", Static)
         await wait_until(pilot, lambda: "Cannot serve" in str(title.render()), timeout=180, what="failure shown")
         assert f"Serve job {job.id} failed before it was ready" in str(title.render())

@@ -59,7 +59,9 @@ def test_run_monitor(snap_compare, fake_ws, make_app):
         steps = (FIXTURES / RUNNING / "events.jsonl").read_text().count('"type": "train"')
         log_lines = len((FIXTURES / RUNNING / "log.txt").read_text().splitlines())
         await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen) and len(app.screen.view.loss) == steps)
-        await wait_until(pilot, lambda: app.screen.query_one("#monitor-log").line_count >= log_lines and app.screen.status)
+        await wait_until(
+            pilot, lambda: app.screen.query_one("#monitor-log").line_count >= log_lines and app.screen.status
+        )
 
     assert snap_compare(make_app(fake_ws, gpu=FAKE_GPUS), terminal_size=(120, 40), run_before=ready)
 
@@ -72,7 +74,9 @@ def test_run_monitor_on_two_gpus(snap_compare, fake_ws, make_app):
         await jobs_ready(pilot, count=6)
         app = pilot.app
         app.open_monitor(job_dir)
-        await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.view.gpu_latest and app.screen.status)
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.view.gpu_latest and app.screen.status
+        )
         await wait_until(pilot, lambda: app.screen.query_one("#monitor-log").line_count > 0)
 
     assert snap_compare(make_app(fake_ws, gpu=FAKE_GPUS), terminal_size=(120, 40), run_before=ready)

@@ -38,7 +38,24 @@ def test_models_json(filled, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_estimate_by_name_json(filled, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["-w", str(filled.root), "estimate", "tiny", "--method", "lora", "--seq-len", "128", "--batch", "2", "--json"]) == 0
+    assert (
+        main(
+            [
+                "-w",
+                str(filled.root),
+                "estimate",
+                "tiny",
+                "--method",
+                "lora",
+                "--seq-len",
+                "128",
+                "--batch",
+                "2",
+                "--json",
+            ]
+        )
+        == 0
+    )
     data = json.loads(capsys.readouterr().out)
     [est] = data["estimates"]
     assert (est["method"], est["seq_len"], est["batch"], est["params"]) == ("lora", 128, 2, 100)

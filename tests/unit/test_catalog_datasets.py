@@ -45,7 +45,9 @@ def make_hub_repo(hub: Path, repo_type: str, repo_id: str, files: dict[str, byte
 
 
 def test_jsonl_rows_keep_line_numbers_and_report_bad_rows(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "a.jsonl", [{"text": "a", "label": 0}, "{broken", "[1, 2]", "", {"text": "e", "label": 1}])
+    path = write_jsonl(
+        tmp_path / "a.jsonl", [{"text": "a", "label": 0}, "{broken", "[1, 2]", "", {"text": "e", "label": 1}]
+    )
     with open_dataset(path) as reader:
         assert isinstance(reader, JsonlReader)
         rows = reader.rows(0, 10)
@@ -143,12 +145,19 @@ def test_arrow_stream_and_save_to_disk_folder(tmp_path: Path) -> None:
     import datasets
 
     ds = datasets.DatasetDict(
-        {"train": datasets.Dataset.from_dict({"text": ["a", "b", "c"], "label": [0, 1, 0]}), "test": datasets.Dataset.from_dict({"text": ["d"], "label": [1]})}
+        {
+            "train": datasets.Dataset.from_dict({"text": ["a", "b", "c"], "label": [0, 1, 0]}),
+            "test": datasets.Dataset.from_dict({"text": ["d"], "label": [1]}),
+        }
     )
     ds.save_to_disk(str(tmp_path / "saved"))
     with open_dataset(tmp_path / "saved" / "train") as reader:
         assert reader.kind == "hf_disk"
-        assert [r.data for r in reader.rows(0, 5)] == [{"text": "a", "label": 0}, {"text": "b", "label": 1}, {"text": "c", "label": 0}]
+        assert [r.data for r in reader.rows(0, 5)] == [
+            {"text": "a", "label": 0},
+            {"text": "b", "label": 1},
+            {"text": "c", "label": 0},
+        ]
 
 
 def test_unknown_suffix_and_missing_file_are_clear_errors(tmp_path: Path) -> None:
@@ -165,7 +174,10 @@ def test_discover_workspace_and_hf_caches(workspace, tmp_path: Path, monkeypatch
     import pyarrow.parquet as pq
 
     root = workspace.datasets_dir
-    write_jsonl(root / "chat" / "train.jsonl", [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}] * 3)
+    write_jsonl(
+        root / "chat" / "train.jsonl",
+        [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}] * 3,
+    )
     write_jsonl(root / "ner.jsonl", [{"tokens": ["EU", "rejects"], "ner_tags": ["B-ORG", "O"]}])
     pq.write_table(pa.table({"prompt": ["p"], "chosen": ["c"], "rejected": ["r"]}), root / "pref.parquet")
     (root / "broken.parquet").write_bytes(b"not parquet")
@@ -174,17 +186,32 @@ def test_discover_workspace_and_hf_caches(workspace, tmp_path: Path, monkeypatch
     write_jsonl(root / ".hidden" / "x.jsonl", [{"text": "x"}])
 
     hub = tmp_path / "hf" / "hub"
-    make_hub_repo(hub, "dataset", "org/squad-mini", {"data/train.jsonl": b'{"question": "q", "context": "c", "answers": {"text": ["c"], "answer_start": [0]}}\n'})
+    make_hub_repo(
+        hub,
+        "dataset",
+        "org/squad-mini",
+        {"data/train.jsonl": b'{"question": "q", "context": "c", "answers": {"text": ["c"], "answer_start": [0]}}\n'},
+    )
     make_hub_repo(hub, "model", "org/some-model", {"config.json": b"{}"})
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
 
     found = {d.name: d for d in discover_datasets(workspace, hf_cache=True)}
-    assert set(found) == {"chat/train.jsonl", "ner.jsonl", "pref.parquet", "broken.parquet", "org/squad-mini:data/train.jsonl"}
+    assert set(found) == {
+        "chat/train.jsonl",
+        "ner.jsonl",
+        "pref.parquet",
+        "broken.parquet",
+        "org/squad-mini:data/train.jsonl",
+    }
     assert found["chat/train.jsonl"].format == "messages"
     assert found["chat/train.jsonl"].rows == 3
     assert found["ner.jsonl"].format == "ner"
-    assert (found["pref.parquet"].format, found["pref.parquet"].rows, found["pref.parquet"].rows_exact) == ("preference", 1, True)
+    assert (found["pref.parquet"].format, found["pref.parquet"].rows, found["pref.parquet"].rows_exact) == (
+        "preference",
+        1,
+        True,
+    )
     assert found["broken.parquet"].error and "pref.parquet" in found  # one bad file hides nothing else
     hf = found["org/squad-mini:data/train.jsonl"]
     assert (hf.source, hf.format, hf.size_bytes) == ("hf-cache", "squad", len(Path(hf.path).read_bytes()))
@@ -194,9 +221,9 @@ def test_discover_workspace_and_hf_caches(workspace, tmp_path: Path, monkeypatch
 def test_discover_lists_save_to_disk_splits_once(workspace) -> None:
     import datasets
 
-    datasets.DatasetDict({"train": datasets.Dataset.from_dict({"text": ["a", "b"]}), "test": datasets.Dataset.from_dict({"text": ["c"]})}).save_to_disk(
-        str(workspace.datasets_dir / "saved")
-    )
+    datasets.DatasetDict(
+        {"train": datasets.Dataset.from_dict({"text": ["a", "b"]}), "test": datasets.Dataset.from_dict({"text": ["c"]})}
+    ).save_to_disk(str(workspace.datasets_dir / "saved"))
     found = {d.name: d for d in discover_datasets(workspace, hf_cache=False)}
     assert set(found) == {"saved/train", "saved/test"}
     assert (found["saved/train"].kind, found["saved/train"].rows, found["saved/train"].format) == ("hf_disk", 2, "text")
@@ -217,7 +244,9 @@ def test_stats_count_bad_rows_duplicates_labels_and_token_lengths(tmp_path: Path
     path = write_jsonl(tmp_path / "a.jsonl", rows)
     progress: list[tuple[int, int]] = []
     with open_dataset(path) as reader:
-        stats = compute_stats(reader, word_tokenizer(["w"]), max_length=8, progress=lambda d, t: progress.append((d, t)), bins=5)
+        stats = compute_stats(
+            reader, word_tokenizer(["w"]), max_length=8, progress=lambda d, t: progress.append((d, t)), bins=5
+        )
     assert stats.format == "classification"
     assert stats.rows == 13
     assert stats.duplicates == 1
@@ -235,7 +264,10 @@ def test_stats_count_bad_rows_duplicates_labels_and_token_lengths(tmp_path: Path
 def test_stats_ner_tags_and_stop(tmp_path: Path) -> None:
     import threading
 
-    path = write_jsonl(tmp_path / "n.jsonl", [{"tokens": ["a", "b", "c"], "ner_tags": ["B-PER", "O", "O"]}, {"tokens": ["d"], "ner_tags": ["B-LOC"]}])
+    path = write_jsonl(
+        tmp_path / "n.jsonl",
+        [{"tokens": ["a", "b", "c"], "ner_tags": ["B-PER", "O", "O"]}, {"tokens": ["d"], "ner_tags": ["B-LOC"]}],
+    )
     with open_dataset(path) as reader:
         stats = compute_stats(reader)
         assert stats.tags == {"O": 2, "B-PER": 1, "B-LOC": 1}
@@ -247,7 +279,9 @@ def test_stats_ner_tags_and_stop(tmp_path: Path) -> None:
 
 
 def test_row_text_reads_chats_and_fields() -> None:
-    assert row_text({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}) == "hi\nyo"
+    assert (
+        row_text({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}) == "hi\nyo"
+    )
     assert row_text({"conversations": [{"from": "human", "value": "a"}]}) == "a"
     assert row_text({"tokens": ["EU", "rejects"], "ner_tags": [1, 0]}) == "EU rejects"
     assert row_text({"instruction": "do", "input": "", "output": "done", "n": 3}) == "do\n\ndone"

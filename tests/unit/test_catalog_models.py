@@ -30,7 +30,9 @@ LLAMA_CONFIG = {
 }
 
 
-def make_model(folder: Path, tensors: dict[str, np.ndarray], config: dict | None = None, card: str | None = None) -> Path:
+def make_model(
+    folder: Path, tensors: dict[str, np.ndarray], config: dict | None = None, card: str | None = None
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(folder / "model.safetensors"))
     (folder / "config.json").write_text(json.dumps(config or LLAMA_CONFIG))
@@ -65,7 +67,11 @@ def make_gguf(path: Path) -> Path:
 
 
 def test_params_and_dtype_come_from_headers(tmp_path: Path) -> None:
-    tensors = {"embed": np.zeros((100, 64), np.float16), "norm": np.zeros(64, np.float32), "w": np.zeros((3, 5, 7), np.float16)}
+    tensors = {
+        "embed": np.zeros((100, 64), np.float16),
+        "norm": np.zeros(64, np.float32),
+        "w": np.zeros((3, 5, 7), np.float16),
+    }
     folder = make_model(tmp_path / "m", tensors)
     header = read_safetensors_header(folder / "model.safetensors")
     assert header["w"]["shape"] == [3, 5, 7] and header["w"]["dtype"] == "F16"
@@ -124,10 +130,23 @@ def test_real_tiny_llama_param_count_matches_its_tensors(tiny_llama: Path) -> No
 def test_gguf_metadata(tmp_path: Path) -> None:
     info = inspect_model(make_gguf(tmp_path / "tiny-f16.gguf"))
     assert info.kind == "gguf"
-    assert (info.architecture, info.context_length, info.vocab_size, info.license, info.chat_template) == ("llama", 4096, 300, "mit", True)
+    assert (info.architecture, info.context_length, info.vocab_size, info.license, info.chat_template) == (
+        "llama",
+        4096,
+        300,
+        "mit",
+        True,
+    )
     assert info.params == 300 * 64 + 64
     assert info.quantization == "F16"
-    assert info.shape == {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "num_kv_heads": 2, "intermediate_size": 128, "vocab_size": 300}
+    assert info.shape == {
+        "hidden_size": 64,
+        "num_layers": 2,
+        "num_heads": 4,
+        "num_kv_heads": 2,
+        "intermediate_size": 128,
+        "vocab_size": 300,
+    }
 
 
 def test_truncated_gguf_is_listed_with_a_problem(tmp_path: Path) -> None:
@@ -140,10 +159,21 @@ def test_truncated_gguf_is_listed_with_a_problem(tmp_path: Path) -> None:
 def test_adapter_names_its_base(tmp_path: Path) -> None:
     folder = tmp_path / "lora"
     folder.mkdir()
-    (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "base_model_name_or_path": "org/base", "r": 4}))
-    save_file({"A": np.zeros((4, 64), np.float32), "B": np.zeros((64, 4), np.float32)}, str(folder / "adapter_model.safetensors"))
+    (folder / "adapter_config.json").write_text(
+        json.dumps({"peft_type": "LORA", "base_model_name_or_path": "org/base", "r": 4})
+    )
+    save_file(
+        {"A": np.zeros((4, 64), np.float32), "B": np.zeros((64, 4), np.float32)},
+        str(folder / "adapter_model.safetensors"),
+    )
     info = inspect_model(folder)
-    assert (info.kind, info.base_model, info.peft_type, info.params, info.dtype) == ("adapter", "org/base", "LORA", 512, "F32")
+    assert (info.kind, info.base_model, info.peft_type, info.params, info.dtype) == (
+        "adapter",
+        "org/base",
+        "LORA",
+        512,
+        "F32",
+    )
 
 
 def test_not_a_model_is_a_clear_error(tmp_path: Path) -> None:
@@ -155,7 +185,9 @@ def test_discover_roots_runs_and_hf_cache(workspace, tmp_path: Path, monkeypatch
     from test_catalog_datasets import make_hub_repo
 
     make_model(workspace.models_dir / "tiny", {"x": np.zeros((4, 4), np.float32)})
-    make_model(workspace.models_dir / "tiny" / "checkpoint-1", {"x": np.zeros((4, 4), np.float32)})  # not a separate model
+    make_model(
+        workspace.models_dir / "tiny" / "checkpoint-1", {"x": np.zeros((4, 4), np.float32)}
+    )  # not a separate model
     make_gguf(workspace.models_dir / "tiny-f16.gguf")
     adapter = workspace.runs_dir / "20261122-sft" / "adapter"
     adapter.mkdir(parents=True)

@@ -20,7 +20,7 @@ from ftbench.core.errors import FtbenchError
 
 
 def test_encode_decode_round_trip_keeps_unicode_and_newlines() -> None:
-    msg = {"type": "token", "id": 3, "text": "안녕\n🙂 \"q\""}
+    msg = {"type": "token", "id": 3, "text": '안녕\n🙂 "q"'}
     line = encode(msg)
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert decode(line) == msg
@@ -95,9 +95,19 @@ def test_server_loads_generates_and_survives_bad_requests() -> None:
         [
             b"garbage\n",
             {"op": "load", "id": 1, "variant": {"name": "a", "kind": "scripted"}},
-            {"op": "load", "id": 2, "variant": {"name": "bad", "kind": "scripted", "options": {"fail_load": "no weights here"}}},
+            {
+                "op": "load",
+                "id": 2,
+                "variant": {"name": "bad", "kind": "scripted", "options": {"fail_load": "no weights here"}},
+            },
             {"op": "generate", "id": 3, "variant": "missing", "messages": [{"role": "user", "content": "x"}]},
-            {"op": "generate", "id": 4, "variant": "a", "messages": [{"role": "user", "content": "hi there"}], "settings": {"max_new_tokens": 3}},
+            {
+                "op": "generate",
+                "id": 4,
+                "variant": "a",
+                "messages": [{"role": "user", "content": "hi there"}],
+                "settings": {"max_new_tokens": 3},
+            },
             {"op": "list", "id": 5},
             {"op": "unload", "id": 6, "variant": "a"},
             {"op": "list", "id": 7},
@@ -108,12 +118,22 @@ def test_server_loads_generates_and_survives_bad_requests() -> None:
     for e in events[1:]:
         by_id.setdefault(e["id"], []).append(e)
     assert by_id[1][0]["type"] == "loaded" and by_id[1][0]["variant"] == "a"
-    assert by_id[2][0] == {"type": "error", "id": 2, "variant": "bad", "error": {"message": "no weights here", "hint": "This scripted column was told to fail."}}
+    assert by_id[2][0] == {
+        "type": "error",
+        "id": 2,
+        "variant": "bad",
+        "error": {"message": "no weights here", "hint": "This scripted column was told to fail."},
+    }
     assert by_id[3][0]["type"] == "error" and "No loaded column named 'missing'" in by_id[3][0]["error"]["message"]
     tokens = [e["text"] for e in by_id[4] if e["type"] == "token"]
     done = by_id[4][-1]
     assert tokens == ["[a]", " turn", " 1:"]  # capped at max_new_tokens=3
-    assert done["type"] == "done" and done["text"] == "".join(tokens) and done["tokens"] == 3 and done["stop_reason"] == "length"
+    assert (
+        done["type"] == "done"
+        and done["text"] == "".join(tokens)
+        and done["tokens"] == 3
+        and done["stop_reason"] == "length"
+    )
     assert done["ttft_s"] is not None and done["ttft_s"] >= 0
     assert [v["name"] for v in by_id[5][0]["variants"]] == ["a"]
     assert by_id[7][0]["variants"] == []
@@ -155,7 +175,9 @@ def test_client_streams_cancels_and_reports_a_crash(tmp_path) -> None:
         assert done["tok_s"] is not None and 5 < done["tok_s"] < 40  # ~20 tok/s at 50 ms per token
 
         long_prompt = " ".join(["w"] * 200)
-        rid = client.send("generate", wait=True, variant="slow", messages=[{"role": "user", "content": long_prompt}], settings={})
+        rid = client.send(
+            "generate", wait=True, variant="slow", messages=[{"role": "user", "content": long_prompt}], settings={}
+        )
         wait_for(lambda: any(e.get("id") == rid and e["type"] == "token" for e in events))
         client.cancel()
         done = client.wait(rid, timeout_s=10)
@@ -192,7 +214,11 @@ def test_client_side_imports_stay_light() -> None:
 
 
 def test_transcript_round_trip_and_listing(workspace) -> None:
-    t = Transcript.new([VariantSpec(name="base", kind="scripted"), VariantSpec(name="ad", kind="scripted")], GenSettings(seed=4), title="demo")
+    t = Transcript.new(
+        [VariantSpec(name="base", kind="scripted"), VariantSpec(name="ad", kind="scripted")],
+        GenSettings(seed=4),
+        title="demo",
+    )
     t.overrides["ad"] = {"temperature": 0.0}
     t.add("base", "user", "hi")
     t.add("base", "assistant", "hello", ttft_s=0.1, tok_s=12.5, tokens=3)
@@ -200,7 +226,11 @@ def test_transcript_round_trip_and_listing(workspace) -> None:
     path = t.save(workspace)
     assert path.parent == workspace.chats_dir and path.name == f"{t.id}.jsonl"
     again = load_transcript(workspace, t.id[:20])
-    assert again.settings.seed == 4 and again.settings_for("ad").temperature == 0.0 and again.settings_for("base").temperature == 0.7
+    assert (
+        again.settings.seed == 4
+        and again.settings_for("ad").temperature == 0.0
+        and again.settings_for("base").temperature == 0.7
+    )
     assert again.messages("base") == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
     assert again.history["base"][1]["tok_s"] == 12.5
     assert [v.name for v in again.variants] == ["base", "ad"]
@@ -220,7 +250,9 @@ def test_read_prompts_and_markdown(tmp_path) -> None:
     f.write_text('{"prompt": "a|b"}\n"plain string"\n\n{"instruction": "Sum", "input": "1 2"}\n')
     prompts = read_prompts(f)
     assert [p["prompt"] for p in prompts] == ["a|b", "plain string", "Sum\n\n1 2"]
-    rows = [{"index": 1, "prompt": "a|b", "answers": {"x": {"text": "l1\nl2", "tokens": 2, "ttft_s": 0.05, "tok_s": 10.0}}}]
+    rows = [
+        {"index": 1, "prompt": "a|b", "answers": {"x": {"text": "l1\nl2", "tokens": 2, "ttft_s": 0.05, "tok_s": 10.0}}}
+    ]
     md = compare_markdown(rows, ["x"], GenSettings(temperature=0))
     assert "| 1 | a\\|b | l1<br>l2<br>*2 tok, first token 50 ms, 10.0 tok/s* |" in md and "greedy" in md
     f.write_text('{"prompt": "ok"}\n{"answer": 1}\n')

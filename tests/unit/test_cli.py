@@ -15,7 +15,9 @@ from ftbench.core.jobs import wait_job
 
 
 def run_cli(*args: str, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ftbench.cli", *args], capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "ftbench.cli", *args], capture_output=True, text=True, timeout=120, env=env
+    )
 
 
 def test_version():
@@ -76,33 +78,56 @@ def test_doctor_json_reports_every_section(tmp_path):
     assert report["workspace"]["free_disk_gb"] > 0
 
 
-
-
 def test_runs_table_shows_whole_unique_prefixes_at_80_columns_and_piped(workspace, capsys, monkeypatch):
     """Ids are never cut: the ID column holds each id's shortest unique prefix, whole; other columns wrap."""
     from ftbench.core.jobs import find_job
     from ftbench.core.registry import Registry
 
-    ids = ["20261130-021955-run-with-a-long-name-2755", "20261130-021955-run-with-a-long-name-9911", "20261130-031000-x-0001"]
+    ids = [
+        "20261130-021955-run-with-a-long-name-2755",
+        "20261130-021955-run-with-a-long-name-9911",
+        "20261130-031000-x-0001",
+    ]
     for n, job_id in enumerate(ids):
         run = workspace.runs_dir / job_id
         run.mkdir()
-        meta = {"task": "classification", "method": "qlora", "model": "models/a-very-long-model-folder-name-instruct-v2"}
-        status = {"id": job_id, "kind": "train", "name": job_id[16:], "state": "succeeded", "created_at": 1000.0 + n,
-                  "meta": meta, "result": {"eval_loss": 0.123456}}
+        meta = {
+            "task": "classification",
+            "method": "qlora",
+            "model": "models/a-very-long-model-folder-name-instruct-v2",
+        }
+        status = {
+            "id": job_id,
+            "kind": "train",
+            "name": job_id[16:],
+            "state": "succeeded",
+            "created_at": 1000.0 + n,
+            "meta": meta,
+            "result": {"eval_loss": 0.123456},
+        }
         (run / "status.json").write_text(json.dumps(status))
     Registry(workspace).rebuild()
     monkeypatch.setenv("COLUMNS", "80")
     assert main(["-w", str(workspace.root), "runs"]) == 0
     table = capsys.readouterr().out
-    piped = subprocess.run(f"{sys.executable} -m ftbench.cli -w {workspace.root} runs | cat", shell=True, capture_output=True,
-                           text=True, timeout=120, env={k: v for k, v in __import__("os").environ.items() if k != "COLUMNS"})
+    piped = subprocess.run(
+        f"{sys.executable} -m ftbench.cli -w {workspace.root} runs | cat",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in __import__("os").environ.items() if k != "COLUMNS"},
+    )
     assert piped.returncode == 0, piped.stderr
     for out in (table, piped.stdout):
         lines = out.splitlines()
         assert max(len(line) for line in lines) <= 80
         first_column = [line.split()[0] for line in lines if line.startswith("2026")]
-        assert first_column == ["20261130-03", "20261130-021955-run-with-a-long-name-9", "20261130-021955-run-with-a-long-name-2"]
+        assert first_column == [
+            "20261130-03",
+            "20261130-021955-run-with-a-long-name-9",
+            "20261130-021955-run-with-a-long-name-2",
+        ]
         for prefix in first_column:  # each one is usable as is
             assert find_job(workspace, prefix).id.startswith(prefix)
     assert main(["-w", str(workspace.root), "runs", "--json"]) == 0

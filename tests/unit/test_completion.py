@@ -24,7 +24,9 @@ SUBCOMMANDS = ("runs", "logs", "train", "chat", "export", "serve", "completion")
 def make_run(ws, run_id: str, created: float, checkpoints: tuple[int, ...] = ()) -> Path:
     run = ws.jobs_parent("train") / run_id
     run.mkdir(parents=True)
-    (run / "status.json").write_text(json.dumps({"id": run_id, "kind": "train", "state": "succeeded", "created_at": created}))
+    (run / "status.json").write_text(
+        json.dumps({"id": run_id, "kind": "train", "state": "succeeded", "created_at": created})
+    )
     for step in checkpoints:
         cp = run / "checkpoints" / f"checkpoint-{step}"
         cp.mkdir(parents=True)

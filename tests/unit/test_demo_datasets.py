@@ -38,10 +38,20 @@ def test_generation_is_deterministic(written: Path, tmp_path: Path) -> None:
 
 def test_every_file_is_written_with_the_promised_size(written: Path) -> None:
     expected = {
-        "sentiment-alpaca.jsonl": 600, "sentiment-alpaca-eval.jsonl": 60, "support-chat.jsonl": 400,
-        "support-chat-sharegpt.json": 100, "domain-qa.jsonl": 300, "preferences.jsonl": 300, "reviews.jsonl": 800,
-        "reviews-eval.jsonl": 150, "topics.jsonl": 500, "ner.jsonl": 600, "ner-eval.jsonl": 100, "squad.jsonl": 500,
-        "squad-eval.jsonl": 100, "notes.jsonl": 300,
+        "sentiment-alpaca.jsonl": 600,
+        "sentiment-alpaca-eval.jsonl": 60,
+        "support-chat.jsonl": 400,
+        "support-chat-sharegpt.json": 100,
+        "domain-qa.jsonl": 300,
+        "preferences.jsonl": 300,
+        "reviews.jsonl": 800,
+        "reviews-eval.jsonl": 150,
+        "topics.jsonl": 500,
+        "ner.jsonl": 600,
+        "ner-eval.jsonl": 100,
+        "squad.jsonl": 500,
+        "squad-eval.jsonl": 100,
+        "notes.jsonl": 300,
     }
     for name, count in expected.items():
         rows = json.loads((written / name).read_text()) if name.endswith(".json") else read_jsonl(written / name)

@@ -118,7 +118,9 @@ def test_every_import_is_declared(imports: dict[str, set[str]], runtime: set[str
             continue
         dists = distributions_of(name)
         if not dists & runtime:
-            problems.append(f"{name} (distribution {sorted(dists)}, imported by {sorted(files)}) is not in dependencies")
+            problems.append(
+                f"{name} (distribution {sorted(dists)}, imported by {sorted(files)}) is not in dependencies"
+            )
     assert not problems, "\n".join(problems)
 
 

@@ -21,7 +21,16 @@ from ftbench.core.estimate import (
 from ftbench.core.gpu import GpuInfo, GpuReport
 
 # SmolLM2-135M's config (the demo model): 134,515,008 parameters, tied embeddings.
-SMOL = {"hidden_size": 576, "num_layers": 30, "num_heads": 9, "num_kv_heads": 3, "head_dim": 64, "intermediate_size": 1536, "vocab_size": 49152, "tied_embeddings": 1}
+SMOL = {
+    "hidden_size": 576,
+    "num_layers": 30,
+    "num_heads": 9,
+    "num_kv_heads": 3,
+    "head_dim": 64,
+    "intermediate_size": 1536,
+    "vocab_size": 49152,
+    "tied_embeddings": 1,
+}
 SMOL_PARAMS = 134_515_008
 
 
@@ -89,7 +98,9 @@ def test_lora_count_matches_peft_all_linear(tiny_llama: Path) -> None:
     from ftbench.catalog.models import inspect_model
 
     info = inspect_model(tiny_llama)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_llama), LoraConfig(r=4, target_modules="all-linear"))
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_llama), LoraConfig(r=4, target_modules="all-linear")
+    )
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert lora_params(info.shape, r=4) == trainable
     assert estimate_all(info, 64, 1, lora_r=4)[1].trainable_params == trainable
@@ -99,7 +110,11 @@ def test_gpu_fit_against_free_memory() -> None:
     e = estimate_vram(SMOL, SMOL_PARAMS, "full", seq_len=512, batch=2)
     report = GpuReport(
         available=True,
-        gpus=[GpuInfo(0, "NVIDIA H100", mem_used=10 * GIB, mem_total=80 * GIB), GpuInfo(1, "NVIDIA T4", mem_used=14 * GIB, mem_total=15 * GIB), GpuInfo(2, "odd", None, None)],
+        gpus=[
+            GpuInfo(0, "NVIDIA H100", mem_used=10 * GIB, mem_total=80 * GIB),
+            GpuInfo(1, "NVIDIA T4", mem_used=14 * GIB, mem_total=15 * GIB),
+            GpuInfo(2, "odd", None, None),
+        ],
     )
     fits, reason = gpu_fits([e], report)
     assert reason == ""

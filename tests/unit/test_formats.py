@@ -47,7 +47,9 @@ def test_row_problems_name_the_field_and_columns_present():
 
 
 def test_sharegpt_roles_map_to_chat_roles():
-    msgs = sharegpt_to_messages([{"from": "system", "value": "s"}, {"from": "human", "value": "h"}, {"from": "gpt", "value": "g"}])
+    msgs = sharegpt_to_messages(
+        [{"from": "system", "value": "s"}, {"from": "human", "value": "h"}, {"from": "gpt", "value": "g"}]
+    )
     assert [m["role"] for m in msgs] == ["system", "user", "assistant"]
 
 
@@ -62,6 +64,9 @@ def test_formats_module_is_torch_free():
 def test_multi_label_files_with_a_labels_column_are_classification():
     from ftbench.catalog.formats import detect_format, row_problem
 
-    rows = [{"text": "late parcel and a refund", "labels": ["shipping", "billing"]}, {"text": "login fails", "labels": ["account"]}]
+    rows = [
+        {"text": "late parcel and a refund", "labels": ["shipping", "billing"]},
+        {"text": "login fails", "labels": ["account"]},
+    ]
     assert detect_format(rows) == "classification"
     assert row_problem("classification", rows[0]) is None

@@ -13,19 +13,31 @@ from ftbench.export.ollama import modelfile_text
 from ftbench.export.quantize import normalize_types
 
 LLAMA3_RX = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-QWEN2_RX = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+QWEN2_RX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 
 
 def _split(rx: str) -> dict:
-    return {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
-        {"type": "Split", "pattern": {"Regex": rx}, "behavior": "Isolated", "invert": False},
-        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}]}}
+    return {
+        "pre_tokenizer": {
+            "type": "Sequence",
+            "pretokenizers": [
+                {"type": "Split", "pattern": {"Regex": rx}, "behavior": "Isolated", "invert": False},
+                {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False},
+            ],
+        }
+    }
 
 
 def test_pre_tokenizer_detected_from_structure():
     assert detect_pre({"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}}) == "gpt-2"
-    smollm = {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
-        {"type": "Digits", "individual_digits": True}, {"type": "ByteLevel", "use_regex": True}]}}
+    smollm = {
+        "pre_tokenizer": {
+            "type": "Sequence",
+            "pretokenizers": [{"type": "Digits", "individual_digits": True}, {"type": "ByteLevel", "use_regex": True}],
+        }
+    }
     assert detect_pre(smollm) == "smollm"
     assert detect_pre(_split(LLAMA3_RX)) == "llama-bpe"
     assert detect_pre(_split(QWEN2_RX)) == "qwen2"
@@ -49,18 +61,25 @@ def test_lora_scale_follows_rslora_and_patterns():
     assert module_scale(cfg, "model.layers.0.self_attn.q_proj") == pytest.approx(2.0)
     assert module_scale(cfg, "model.layers.0.mlp.down_proj") == pytest.approx(4.0)
     assert module_scale(cfg, "model.layers.0.self_attn.v_proj") == pytest.approx(4.0)
-    assert module_scale({**cfg, "use_rslora": True}, "model.layers.0.self_attn.q_proj") == pytest.approx(16 / np.sqrt(8))
+    assert module_scale({**cfg, "use_rslora": True}, "model.layers.0.self_attn.q_proj") == pytest.approx(
+        16 / np.sqrt(8)
+    )
 
 
 def test_qk_permutation_keeps_rotary_attention_scores():
     """HF rotate-half rope on W equals adjacent-pair rope on the permuted W (what llama.cpp computes)."""
     rng = np.random.default_rng(0)
     n_head, hd, d_in = 2, 8, 16
-    wq, wk, x, y = rng.normal(size=(n_head * hd, d_in)), rng.normal(size=(n_head * hd, d_in)), rng.normal(size=d_in), rng.normal(size=d_in)
+    wq, wk, x, y = (
+        rng.normal(size=(n_head * hd, d_in)),
+        rng.normal(size=(n_head * hd, d_in)),
+        rng.normal(size=d_in),
+        rng.normal(size=d_in),
+    )
     theta = 10000.0 ** (-np.arange(hd // 2) * 2 / hd)
 
     def rot_half(v, pos):  # HF: pair i with i + hd/2
-        a, b = v[: hd // 2], v[hd // 2:]
+        a, b = v[: hd // 2], v[hd // 2 :]
         c, s = np.cos(pos * theta), np.sin(pos * theta)
         return np.concatenate([a * c - b * s, b * c + a * s])
 
@@ -80,8 +99,18 @@ def test_qk_permutation_keeps_rotary_attention_scores():
 
 
 def test_llama3_rope_freqs_bands():
-    cfg = {"hidden_size": 64, "num_attention_heads": 2, "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
-           "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}}
+    cfg = {
+        "hidden_size": 64,
+        "num_attention_heads": 2,
+        "rope_parameters": {
+            "rope_type": "llama3",
+            "rope_theta": 500000.0,
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192,
+        },
+    }
     f = llama3_rope_freqs(cfg)
     assert f.shape == (16,) and f[0] == 1.0 and f[-1] == pytest.approx(8.0)
     assert np.all(np.diff(f) >= 0)
@@ -106,11 +135,20 @@ def test_sentencepiece_vocab_types_scores_and_padding(tmp_path):
     from ftbench.export.gguf.tokenizer import BYTE, CONTROL, NORMAL, UNKNOWN, UNUSED, USER_DEFINED, build_vocab
 
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(corpus()), model_prefix=str(tmp_path / "tokenizer"), vocab_size=400, model_type="bpe",
-        byte_fallback=True, user_defined_symbols=["<|im_start|>", "<|im_end|>"], minloglevel=2, num_threads=1,
+        sentence_iterator=iter(corpus()),
+        model_prefix=str(tmp_path / "tokenizer"),
+        vocab_size=400,
+        model_type="bpe",
+        byte_fallback=True,
+        user_defined_symbols=["<|im_start|>", "<|im_end|>"],
+        minloglevel=2,
+        num_threads=1,
     )
-    added = [{"id": 3, "content": "<|im_start|>", "special": True}, {"id": 4, "content": "<|im_end|>", "special": True},
-             {"id": 400, "content": "<tool>", "special": False}]
+    added = [
+        {"id": 3, "content": "<|im_start|>", "special": True},
+        {"id": 4, "content": "<|im_end|>", "special": True},
+        {"id": 400, "content": "<tool>", "special": False},
+    ]
     (tmp_path / "tokenizer.json").write_text(json.dumps({"added_tokens": added}))
     vocab = build_vocab(tmp_path, n_rows=408, gguf_arch="llama")
     assert vocab.model == "llama" and vocab.pre == "default" and vocab.add_space_prefix is True

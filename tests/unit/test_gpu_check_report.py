@@ -28,7 +28,14 @@ def test_nvml_torch_rows_show_the_gap():
 
 
 def test_estimate_row_ratio_and_parts():
-    est = {"total": 12 * GIB, "weights": 3 * GIB, "gradients": 3 * GIB, "optimizer": 4 * GIB, "activations": GIB, "overhead": GIB}
+    est = {
+        "total": 12 * GIB,
+        "weights": 3 * GIB,
+        "gradients": 3 * GIB,
+        "optimizer": 4 * GIB,
+        "activations": GIB,
+        "overhead": GIB,
+    }
     row = gpu_check.estimate_row("m", "full", 512, 2, est, 10 * GIB, 11 * GIB)
     assert row["estimate_gib"] == 12.0 and row["measured_gib"] == 10.0 and row["over"] == 1.2
     assert row["estimate_without_overhead_gib"] == 11.0 and row["parts_gib"]["optimizer"] == 4.0
@@ -36,15 +43,36 @@ def test_estimate_row_ratio_and_parts():
 
 
 def test_markdown_report_has_tables_errors_and_skips():
-    est = {"total": 2 * GIB, "weights": GIB, "gradients": 0, "optimizer": 0, "activations": GIB // 2, "overhead": GIB // 2}
+    est = {
+        "total": 2 * GIB,
+        "weights": GIB,
+        "gradients": 0,
+        "optimizer": 0,
+        "activations": GIB // 2,
+        "overhead": GIB // 2,
+    }
     report = {
-        "finished": "2026-11-30 04:00:00 UTC", "seconds": 300.0,
+        "finished": "2026-11-30 04:00:00 UTC",
+        "seconds": 300.0,
         "environment": {"gpus": "NVIDIA H200", "torch": "2.13.0", "cuda": "12.8", "driver": "570.1", "ftbench": "0.1"},
         "sections": {
-            "estimate_vs_measured": {"status": "ok", "seconds": 90.0, "data": {"rows": [gpu_check.estimate_row("demo", "lora", 512, 2, est, GIB)]}},
-            "sft_tokens_per_s": {"status": "ok", "seconds": 30.0, "data": {"sdpa_padded": 10000, "sdpa_packed": 25000, "packed_over_padded": 2.5}},
+            "estimate_vs_measured": {
+                "status": "ok",
+                "seconds": 90.0,
+                "data": {"rows": [gpu_check.estimate_row("demo", "lora", 512, 2, est, GIB)]},
+            },
+            "sft_tokens_per_s": {
+                "status": "ok",
+                "seconds": 30.0,
+                "data": {"sdpa_padded": 10000, "sdpa_packed": 25000, "packed_over_padded": 2.5},
+            },
             "ddp": {"status": "skipped", "seconds": 0.0, "reason": "needs 2 GPUs, this machine has 1"},
-            "qlora_step": {"status": "failed", "seconds": 2.0, "error": "RuntimeError: boom", "traceback": ["Traceback", "RuntimeError: boom"]},
+            "qlora_step": {
+                "status": "failed",
+                "seconds": 2.0,
+                "error": "RuntimeError: boom",
+                "traceback": ["Traceback", "RuntimeError: boom"],
+            },
         },
     }
     md = gpu_check.render_markdown(report)
@@ -88,6 +116,11 @@ def test_refuses_loudly_without_cuda(tmp_path):
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA; the refusal is for machines without it")
-    out = subprocess.run([sys.executable, str(REPO / "bench" / "gpu_check.py"), str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "gpu_check.py"), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2
     assert "needs a CUDA GPU" in out.stderr and not (tmp_path / "out").exists()

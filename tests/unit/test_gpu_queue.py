@@ -30,12 +30,22 @@ REPO = TESTS.parent
 
 
 def box(*free_gib: float, total_gib: float = 80) -> GpuReport:
-    gpus = [GpuInfo(i, "H100", mem_used=int((total_gib - f) * GIB), mem_total=int(total_gib * GIB)) for i, f in enumerate(free_gib)]
+    gpus = [
+        GpuInfo(i, "H100", mem_used=int((total_gib - f) * GIB), mem_total=int(total_gib * GIB))
+        for i, f in enumerate(free_gib)
+    ]
     return GpuReport(True, gpus)
 
 
 def write_box(path: Path, *free_gib: float) -> Path:
-    path.write_text(json.dumps([{"index": g.index, "name": g.name, "mem_used": g.mem_used, "mem_total": g.mem_total} for g in box(*free_gib).gpus]))
+    path.write_text(
+        json.dumps(
+            [
+                {"index": g.index, "name": g.name, "mem_used": g.mem_used, "mem_total": g.mem_total}
+                for g in box(*free_gib).gpus
+            ]
+        )
+    )
     return path
 
 
@@ -60,9 +70,15 @@ def test_describe_is_the_users_reason():
 def test_free_gpus_respects_holders_and_memory():
     report = box(70, 10, 70, 70)
     assert free_gpus(report, GpuRequest(2, None, 14 * GIB), {}) == ([0, 2], "")
-    assert free_gpus(report, GpuRequest(2, None, 14 * GIB), {0: "a", 2: "b"}) == (None, "waiting for 2 GPUs with >= 14 GiB free (1 free now)")
+    assert free_gpus(report, GpuRequest(2, None, 14 * GIB), {0: "a", 2: "b"}) == (
+        None,
+        "waiting for 2 GPUs with >= 14 GiB free (1 free now)",
+    )
     gpus, reason = free_gpus(report, GpuRequest(None, (1, 2), 14 * GIB), {2: "run-b"})
-    assert gpus is None and reason == "waiting for GPUs 1, 2 with >= 14 GiB free (GPU 1 short of memory, GPU 2 held by run-b)"
+    assert (
+        gpus is None
+        and reason == "waiting for GPUs 1, 2 with >= 14 GiB free (GPU 1 short of memory, GPU 2 held by run-b)"
+    )
     assert free_gpus(report, GpuRequest(None, None, 14 * GIB), {0: "a"}) == ([2, 3], "")
     with pytest.raises(FtbenchError, match="asks for 5 GPUs, but this machine has 4"):
         free_gpus(report, GpuRequest(5, None), {})
@@ -115,8 +131,13 @@ RACER = textwrap.dedent("""
 def test_racing_processes_never_share_a_gpu(tmp_path):
     gpus_file = write_box(tmp_path / "gpus.json", 70, 70, 70)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path), str(gpus_file), str(tmp_path / f"r{i}.json"), f"job{i}"], env=env)
-             for i in range(6)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(tmp_path), str(gpus_file), str(tmp_path / f"r{i}.json"), f"job{i}"],
+            env=env,
+        )
+        for i in range(6)
+    ]
     time.sleep(1.5)  # let every interpreter start and spin on the go file
     (tmp_path / "go").write_text("go")
     for p in procs:
@@ -145,16 +166,35 @@ def wait_for_file(path: Path, timeout_s: float = 60.0) -> None:
 def test_second_job_queues_then_starts_with_its_gpu(workspace, tmp_path):
     gpus_file = write_box(tmp_path / "gpus.json", 40)
     request = GpuRequest(1, None, 14 * GIB).to_dict()
-    first = start_job(workspace, "test", "first", params={"gpu_request": request}, target="jobtargets:cooperative", env=_env(gpus_file))
+    first = start_job(
+        workspace,
+        "test",
+        "first",
+        params={"gpu_request": request},
+        target="jobtargets:cooperative",
+        env=_env(gpus_file),
+    )
     wait_for_file(first.dir / "started")  # the first holds the GPU before the second asks (processes race otherwise)
-    second = start_job(workspace, "test", "second", params={"gpu_request": request, "seconds": 0.2},
-                       target="jobtargets:sleeper", env=_env(gpus_file))
+    second = start_job(
+        workspace,
+        "test",
+        "second",
+        params={"gpu_request": request, "seconds": 0.2},
+        target="jobtargets:sleeper",
+        env=_env(gpus_file),
+    )
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not ((first.dir / "started").exists() and read_status(second.dir).get("queue")):
+    while time.monotonic() < deadline and not (
+        (first.dir / "started").exists() and read_status(second.dir).get("queue")
+    ):
         time.sleep(0.1)
     status = read_status(second.dir)
     assert status["state"] == "queued"
-    assert status["queue"] == {"position": 1, "queued": 1, "reason": "waiting for 1 GPU with >= 14 GiB free (0 free now)"}
+    assert status["queue"] == {
+        "position": 1,
+        "queued": 1,
+        "reason": "waiting for 1 GPU with >= 14 GiB free (0 free now)",
+    }
     assert read_status(first.dir)["gpus"] == [0]
     assert "CUDA_VISIBLE_DEVICES=0" in (first.dir / "log.txt").read_text()
     stop_job(first, grace_s=20)
@@ -166,11 +206,23 @@ def test_second_job_queues_then_starts_with_its_gpu(workspace, tmp_path):
 
 def test_cancelling_a_queued_job_leaves_the_queue(workspace, tmp_path):
     gpus_file = write_box(tmp_path / "gpus.json", 70)
-    blocker = start_job(workspace, "test", "blocker", params={"gpu_request": GpuRequest(None, (0,)).to_dict()},
-                        target="jobtargets:cooperative", env=_env(gpus_file))
+    blocker = start_job(
+        workspace,
+        "test",
+        "blocker",
+        params={"gpu_request": GpuRequest(None, (0,)).to_dict()},
+        target="jobtargets:cooperative",
+        env=_env(gpus_file),
+    )
     wait_for_file(blocker.dir / "started")
-    waiter = start_job(workspace, "test", "waiter", params={"gpu_request": GpuRequest(None, (0,)).to_dict()},
-                       target="jobtargets:quick", env=_env(gpus_file))
+    waiter = start_job(
+        workspace,
+        "test",
+        "waiter",
+        params={"gpu_request": GpuRequest(None, (0,)).to_dict()},
+        target="jobtargets:quick",
+        env=_env(gpus_file),
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not read_status(waiter.dir).get("queue"):
         time.sleep(0.1)
@@ -186,8 +238,13 @@ def test_queued_rows_say_why_they_wait(tmp_path):
     from ftbench.core.jobs import Job, waiting_note
     from ftbench.tui.widgets.job_list import job_row
 
-    status = {"id": "r", "kind": "train", "state": "queued", "created_at": 1.0,
-              "queue": {"position": 2, "queued": 3, "reason": "waiting behind 1 queued run (next: a)"}}
+    status = {
+        "id": "r",
+        "kind": "train",
+        "state": "queued",
+        "created_at": 1.0,
+        "queue": {"position": 2, "queued": 3, "reason": "waiting behind 1 queued run (next: a)"},
+    }
     assert waiting_note(status) == "2 of 3 in the GPU queue: waiting behind 1 queued run (next: a)"
     row = job_row(Job(tmp_path, status), clock=lambda: 10.0)
     assert row["state_label"] == "⧗ queued" and row["progress"] == waiting_note(status) and row["slurm"] == ""
@@ -195,7 +252,9 @@ def test_queued_rows_say_why_they_wait(tmp_path):
     slurm = {**status, "queue": None, "slurm": {"job_id": "42", "state": "PENDING", "reason": "Resources"}}
     assert waiting_note(slurm) == "Slurm job 42: PENDING (Resources)"
     assert job_row(Job(tmp_path, slurm), clock=lambda: 10.0)["slurm"].splitlines()[:2] == [
-        "Slurm job 42: PENDING (Resources)", "sbatch --nodes=2 --time=10"]
+        "Slurm job 42: PENDING (Resources)",
+        "sbatch --nodes=2 --time=10",
+    ]
     assert waiting_note({**status, "state": "running"}) == ""
 
 
@@ -225,11 +284,16 @@ def test_queue_command_lists_and_moves(workspace, tmp_path, capsys, monkeypatch)
     assert queue.try_acquire("run-a").gpus == [0]
     for job in ("run-b", "run-c"):  # job folders, so `--move` resolves ids as `ftbench stop` does
         (workspace.runs_dir / job).mkdir()
-        (workspace.runs_dir / job / "status.json").write_text(json.dumps({"id": job, "kind": "train", "state": "queued"}))
+        (workspace.runs_dir / job / "status.json").write_text(
+            json.dumps({"id": job, "kind": "train", "state": "queued"})
+        )
     assert main(["-w", str(workspace.root), "queue"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[:3] == ["running  run-a  GPUs 0", "      1  run-b  wants 1 GPU with >= 20 GiB free",
-                       "      2  run-c  wants 1 GPU with >= 20 GiB free"]
+    assert out[:3] == [
+        "running  run-a  GPUs 0",
+        "      1  run-b  wants 1 GPU with >= 20 GiB free",
+        "      2  run-c  wants 1 GPU with >= 20 GiB free",
+    ]
     assert main(["-w", str(workspace.root), "queue", "--move", "run-c", "1"]) == 0
     assert capsys.readouterr().out.strip() == "run-c is now 1 of 2 in the GPU queue."
     assert [w["job"] for w in GpuQueue(workspace.root).snapshot()["waiting"]] == ["run-c", "run-b"]

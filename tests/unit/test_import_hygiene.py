@@ -48,8 +48,13 @@ def test_no_heavy_imports_in_cli_and_mounted_tui(tmp_path):
     (run / "status.json").write_text(json.dumps({"id": "r1", "kind": "train", "state": "succeeded", "created_at": 1.0}))
     (run / "events.jsonl").write_text(json.dumps({"type": "train", "step": 1, "loss": 1.0}) + "\n")
     code = f"HEAVY = {HEAVY!r}\n" + SCRIPT
-    out = subprocess.run([sys.executable, "-c", code, str(ws)], capture_output=True, text=True, timeout=120,
-                         cwd=Path(__file__).resolve().parents[2])
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(ws)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["after_import"] == []

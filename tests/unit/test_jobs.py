@@ -161,7 +161,9 @@ def test_job_survives_sighup_of_the_launching_process(workspace):
     )
     launcher = subprocess.Popen(
         [sys.executable, "-c", code, TESTS, str(Path(TESTS).parent), str(workspace.root)],
-        stdout=subprocess.PIPE, text=True, start_new_session=True,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     job_dir = Path(launcher.stdout.readline().strip())
     wait_for(lambda: (job_dir / "started").exists())

@@ -214,46 +214,54 @@ def _write(root: Path, files: dict[str, str]) -> Path:
 
 
 def test_a_new_forbidden_import_or_cycle_fails_with_file_line_and_rule(tmp_path):
-    pkg = _write(tmp_path, {
-        "ftbench/__init__.py": "",
-        "ftbench/core/__init__.py": "",
-        "ftbench/core/jobs.py": "import json\n\n\ndef sync():\n    from ftbench.core.registry import Registry\n",
-        "ftbench/core/registry.py": "from ftbench.core.jobs import sync\n",
-        "ftbench/core/card.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ftbench.export import merge\n",
-        "ftbench/export/__init__.py": "",
-        "ftbench/export/merge.py": "from ..tui.app import App\n",
-        "ftbench/tui/__init__.py": "",
-        "ftbench/tui/app.py": "App = 1\n\n\ndef go():\n    from ftbench.train import worker\n",
-        "ftbench/train/__init__.py": "",
-        "ftbench/train/worker.py": "",
-        "ftbench/serve/__init__.py": "",
-        "ftbench/serve/api.py": "import ftbench.core.jobs\n",
-        "ftbench/tui/chat.py": "from ftbench.serve import api\nfrom ftbench.chat import client\n",
-        "ftbench/chat/__init__.py": "",
-        "ftbench/chat/client.py": "from ftbench.core import jobs\n",
-    })
+    pkg = _write(
+        tmp_path,
+        {
+            "ftbench/__init__.py": "",
+            "ftbench/core/__init__.py": "",
+            "ftbench/core/jobs.py": "import json\n\n\ndef sync():\n    from ftbench.core.registry import Registry\n",
+            "ftbench/core/registry.py": "from ftbench.core.jobs import sync\n",
+            "ftbench/core/card.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ftbench.export import merge\n",
+            "ftbench/export/__init__.py": "",
+            "ftbench/export/merge.py": "from ..tui.app import App\n",
+            "ftbench/tui/__init__.py": "",
+            "ftbench/tui/app.py": "App = 1\n\n\ndef go():\n    from ftbench.train import worker\n",
+            "ftbench/train/__init__.py": "",
+            "ftbench/train/worker.py": "",
+            "ftbench/serve/__init__.py": "",
+            "ftbench/serve/api.py": "import ftbench.core.jobs\n",
+            "ftbench/tui/chat.py": "from ftbench.serve import api\nfrom ftbench.chat import client\n",
+            "ftbench/chat/__init__.py": "",
+            "ftbench/chat/client.py": "from ftbench.core import jobs\n",
+        },
+    )
     problems = layering_problems(pkg)
-    assert sorted(problems) == sorted([
-        "ftbench/core/card.py:3: ftbench.core.card imports ftbench.export.merge; `core` may import only catalog, core.",
-        "ftbench/export/merge.py:1: ftbench.export.merge imports ftbench.tui.app; only the CLI may import `tui` "
-        "(talk to the TUI through jobs and files instead).",
-        "ftbench/tui/app.py:5: ftbench.tui.app imports ftbench.train.worker; `tui` may import only catalog, chat, core.",
-        "ftbench/tui/chat.py:1: ftbench.tui.chat imports ftbench.serve.api; `tui` may import only catalog, chat, core.",
-        "import cycle: ftbench.core.jobs -> ftbench.core.registry -> ftbench.core.jobs "
-        "(ftbench/core/jobs.py:5; ftbench/core/registry.py:1)",
-    ])
+    assert sorted(problems) == sorted(
+        [
+            "ftbench/core/card.py:3: ftbench.core.card imports ftbench.export.merge; `core` may import only catalog, core.",
+            "ftbench/export/merge.py:1: ftbench.export.merge imports ftbench.tui.app; only the CLI may import `tui` "
+            "(talk to the TUI through jobs and files instead).",
+            "ftbench/tui/app.py:5: ftbench.tui.app imports ftbench.train.worker; `tui` may import only catalog, chat, core.",
+            "ftbench/tui/chat.py:1: ftbench.tui.chat imports ftbench.serve.api; `tui` may import only catalog, chat, core.",
+            "import cycle: ftbench.core.jobs -> ftbench.core.registry -> ftbench.core.jobs "
+            "(ftbench/core/jobs.py:5; ftbench/core/registry.py:1)",
+        ]
+    )
     with pytest.raises(AssertionError, match="import cycle: ftbench.core.jobs"):
         assert not problems, "\n".join(problems)
 
 
 def test_a_clean_tree_passes(tmp_path):
-    pkg = _write(tmp_path, {
-        "ftbench/__init__.py": "",
-        "ftbench/core/__init__.py": "",
-        "ftbench/core/jobs.py": "from . import atomic\n",
-        "ftbench/core/atomic.py": "",
-        "ftbench/tui/__init__.py": "",
-        "ftbench/tui/app.py": "from ftbench.core.jobs import x\n",
-        "ftbench/cli.py": "def main():\n    from ftbench.tui.app import App\n",
-    })
+    pkg = _write(
+        tmp_path,
+        {
+            "ftbench/__init__.py": "",
+            "ftbench/core/__init__.py": "",
+            "ftbench/core/jobs.py": "from . import atomic\n",
+            "ftbench/core/atomic.py": "",
+            "ftbench/tui/__init__.py": "",
+            "ftbench/tui/app.py": "from ftbench.core.jobs import x\n",
+            "ftbench/cli.py": "def main():\n    from ftbench.tui.app import App\n",
+        },
+    )
     assert layering_problems(pkg) == []

@@ -15,7 +15,10 @@ def test_commented_defaults_kill_nothing():
 def test_drop_in_overrides_main_file_and_other_sections_are_ignored():
     files = [
         ("/etc/systemd/logind.conf", "[Login]\nKillUserProcesses=no\n"),
-        ("/etc/systemd/logind.conf.d/10-kill.conf", "[Other]\nKillUserProcesses=no\n[Login]\n KillUserProcesses = yes \nKillExcludeUsers=root admin\n"),
+        (
+            "/etc/systemd/logind.conf.d/10-kill.conf",
+            "[Other]\nKillUserProcesses=no\n[Login]\n KillUserProcesses = yes \nKillExcludeUsers=root admin\n",
+        ),
     ]
     settings = parse_logind(files)
     assert settings == LogindSettings(True, ("root", "admin"), "/etc/systemd/logind.conf.d/10-kill.conf")
@@ -52,4 +55,11 @@ def test_systemd_run_is_opt_in(monkeypatch):
     assert systemd_run_prefix("ftbench-x") == []
     monkeypatch.setenv(logind.SYSTEMD_RUN_ENV, "1")
     monkeypatch.setattr(logind.shutil, "which", lambda name: "/usr/bin/systemd-run")
-    assert systemd_run_prefix("ftbench-x") == ["systemd-run", "--user", "--scope", "--quiet", "--collect", "--unit=ftbench-x"]
+    assert systemd_run_prefix("ftbench-x") == [
+        "systemd-run",
+        "--user",
+        "--scope",
+        "--quiet",
+        "--collect",
+        "--unit=ftbench-x",
+    ]

@@ -28,7 +28,7 @@ def tokenize(template: str) -> list[tuple[str, str]]:
     tokens: list[tuple[str, str]] = []
     pos, trim_next = 0, False
     for m in ACTION.finditer(template):
-        text = template[pos:m.start()]
+        text = template[pos : m.start()]
         if trim_next:
             text = text.lstrip()
         if m.group(1):
@@ -63,7 +63,7 @@ def parse(tokens: list[tuple[str, str]], i: int = 0, stop: tuple[str, ...] = ())
                 body, i, ended = parse(tokens, i, ("end",))
                 branches.append((cond, body))
                 if ended.startswith("else if "):
-                    cond = ended[len("else if "):]
+                    cond = ended[len("else if ") :]
                     continue
                 if ended == "else":
                     else_body, i, _ = parse(tokens, i, ("end",))
@@ -110,7 +110,11 @@ def execute(nodes: list[Any], dot: dict[str, Any], root: dict[str, Any]) -> str:
 def render_like_ollama(template: str, messages: list[dict[str, str]]) -> str:
     """Ollama's data for a chat: `.System` is the system prompt, and `.Messages` still holds it too."""
     system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
-    data = {"System": system, "Prompt": "", "Messages": [{"Role": m["role"], "Content": m["content"]} for m in messages]}
+    data = {
+        "System": system,
+        "Prompt": "",
+        "Messages": [{"Role": m["role"], "Content": m["content"]} for m in messages],
+    }
     nodes, _, _ = parse(tokenize(template))
     return execute(nodes, data, data)
 
@@ -123,8 +127,10 @@ def template_of(modelfile: str) -> str:
 
 def test_renderer_reproduces_the_double_system_prompt_of_the_old_template() -> None:
     """The renderer is faithful enough to show the bug this file guards against."""
-    old = ("{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}"
-           "{{ range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n")
+    old = (
+        "{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}"
+        "{{ range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"
+    )
     assert render_like_ollama(old, CONVERSATION).count("You are terse.") == 2
     trimmed = render_like_ollama("a  {{- if .System }} b {{- end }}  c", CONVERSATION)
     assert trimmed == "a b  c"
@@ -146,16 +152,23 @@ def test_every_format_shows_the_system_prompt_once_and_ends_ready_for_the_reply(
     marker = TEMPLATES[fmt][0]
     rendered = render_like_ollama(template_of(modelfile_text("m.gguf", marker, None)), CONVERSATION)
     assert rendered.count("You are terse.") == 1
-    assert rendered.index("You are terse.") < rendered.index("Hi there") < rendered.index("Hello.") < rendered.index("What is 2+2?")
+    assert (
+        rendered.index("You are terse.")
+        < rendered.index("Hi there")
+        < rendered.index("Hello.")
+        < rendered.index("What is 2+2?")
+    )
     assert rendered.rstrip().endswith(("assistant", "assistant<|end_header_id|>", "model", "<|assistant|>"))
 
 
 def test_gemma_has_no_system_turn_and_uses_model_for_the_assistant() -> None:
     rendered = render_like_ollama(template_of(modelfile_text("g.gguf", "<start_of_turn>user", "<eos>")), CONVERSATION)
     assert "<start_of_turn>system" not in rendered
-    assert rendered == ("<start_of_turn>user\nYou are terse.<end_of_turn>\n<start_of_turn>user\nHi there<end_of_turn>\n"
-                        "<start_of_turn>model\nHello.<end_of_turn>\n<start_of_turn>user\nWhat is 2+2?<end_of_turn>\n"
-                        "<start_of_turn>model\n")
+    assert rendered == (
+        "<start_of_turn>user\nYou are terse.<end_of_turn>\n<start_of_turn>user\nHi there<end_of_turn>\n"
+        "<start_of_turn>model\nHello.<end_of_turn>\n<start_of_turn>user\nWhat is 2+2?<end_of_turn>\n"
+        "<start_of_turn>model\n"
+    )
 
 
 def test_num_ctx_follows_the_models_context_length() -> None:

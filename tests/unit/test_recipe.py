@@ -28,7 +28,16 @@ def test_three_line_recipe_gets_every_default():
 def test_set_overrides_are_typed_by_the_schema(tmp_path: Path):
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(THREE_LINES))
-    r = load_recipe(path, ["training.lr=1e-4", "training.batch_size=8", "data.packing=false", "method.name=qlora", "method.target_modules=[q_proj, v_proj]"])
+    r = load_recipe(
+        path,
+        [
+            "training.lr=1e-4",
+            "training.batch_size=8",
+            "data.packing=false",
+            "method.name=qlora",
+            "method.target_modules=[q_proj, v_proj]",
+        ],
+    )
     assert r.training.lr == 1e-4 and r.training.batch_size == 8 and r.data.packing is False
     assert r.method.name == "qlora" and r.method.target_modules == ["q_proj", "v_proj"]
     assert r.name == "r"
@@ -95,7 +104,9 @@ def test_paths_resolve_against_workspace_then_recipe_folder(tmp_path: Path):
     here = tmp_path / "recipes"
     here.mkdir()
     (here / "local.jsonl").write_text("{}\n")
-    r = resolve_recipe_paths(validate_recipe({**THREE_LINES, "data": {"train": "datasets/d.jsonl", "eval": "local.jsonl"}}), ws, here)
+    r = resolve_recipe_paths(
+        validate_recipe({**THREE_LINES, "data": {"train": "datasets/d.jsonl", "eval": "local.jsonl"}}), ws, here
+    )
     assert r.model.path == str(ws / "models" / "m")
     assert r.data.train == str(ws / "datasets" / "d.jsonl") and r.data.eval == str(here / "local.jsonl")
     hub = resolve_recipe_paths(validate_recipe({**THREE_LINES, "model": "HuggingFaceTB/SmolLM2-135M"}), ws)

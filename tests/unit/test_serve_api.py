@@ -15,8 +15,21 @@ CHAT = {"model": "sft-a", "messages": [{"role": "user", "content": "hi"}]}
 
 
 def test_chat_request_becomes_settings_stops_and_messages() -> None:
-    req = parse_request({**CHAT, "max_tokens": 7, "temperature": 0, "top_p": 0.5, "seed": 3, "stop": "END", "stream": True,
-                         "stream_options": {"include_usage": True}}, MODELS, LIMITS, chat=True)
+    req = parse_request(
+        {
+            **CHAT,
+            "max_tokens": 7,
+            "temperature": 0,
+            "top_p": 0.5,
+            "seed": 3,
+            "stop": "END",
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+        MODELS,
+        LIMITS,
+        chat=True,
+    )
     assert (req.model, req.stream, req.include_usage, req.stops) == ("sft-a", True, True, ("END",))
     s = req.settings
     assert (s.max_new_tokens, s.greedy, s.top_p, s.seed, s.top_k, s.system) == (7, True, 0.5, 3, 0, "")
@@ -24,10 +37,18 @@ def test_chat_request_becomes_settings_stops_and_messages() -> None:
 
 
 def test_defaults_content_parts_and_developer_role() -> None:
-    req = parse_request({"model": "base", "messages": [{"role": "developer", "content": "be brief"},
-                                                       {"role": "user", "content": [{"type": "text", "text": "a"},
-                                                                                    {"type": "text", "text": "b"}]}]},
-                        MODELS, LIMITS, chat=True)
+    req = parse_request(
+        {
+            "model": "base",
+            "messages": [
+                {"role": "developer", "content": "be brief"},
+                {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+            ],
+        },
+        MODELS,
+        LIMITS,
+        chat=True,
+    )
     assert req.messages == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "ab"}]
     assert req.settings.max_new_tokens == 100 and req.settings.temperature == 1.0 and not req.stream
     assert parse_request({**CHAT, "max_completion_tokens": 5}, MODELS, LIMITS, chat=True).settings.max_new_tokens == 5
@@ -35,22 +56,25 @@ def test_defaults_content_parts_and_developer_role() -> None:
     assert done.prompt == "once" and done.messages is None
 
 
-@pytest.mark.parametrize(("body", "status", "param"), [
-    ([], 400, None),
-    ({"messages": CHAT["messages"]}, 400, "model"),
-    ({**CHAT, "model": "gpt-4"}, 404, "model"),
-    ({**CHAT, "max_tokens": 101}, 400, "max_tokens"),
-    ({**CHAT, "max_tokens": 0}, 400, "max_tokens"),
-    ({**CHAT, "max_tokens": True}, 400, "max_tokens"),
-    ({**CHAT, "temperature": 2.5}, 400, "temperature"),
-    ({**CHAT, "top_p": "1"}, 400, "top_p"),
-    ({**CHAT, "n": 3}, 400, "n"),
-    ({**CHAT, "stop": ["a", "b", "c", "d", "e"]}, 400, "stop"),
-    ({**CHAT, "stream": "yes"}, 400, "stream"),
-    ({**CHAT, "messages": []}, 400, "messages"),
-    ({**CHAT, "messages": ["hi"]}, 400, "messages[0]"),
-    ({**CHAT, "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, 400, "messages[0].content"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "param"),
+    [
+        ([], 400, None),
+        ({"messages": CHAT["messages"]}, 400, "model"),
+        ({**CHAT, "model": "gpt-4"}, 404, "model"),
+        ({**CHAT, "max_tokens": 101}, 400, "max_tokens"),
+        ({**CHAT, "max_tokens": 0}, 400, "max_tokens"),
+        ({**CHAT, "max_tokens": True}, 400, "max_tokens"),
+        ({**CHAT, "temperature": 2.5}, 400, "temperature"),
+        ({**CHAT, "top_p": "1"}, 400, "top_p"),
+        ({**CHAT, "n": 3}, 400, "n"),
+        ({**CHAT, "stop": ["a", "b", "c", "d", "e"]}, 400, "stop"),
+        ({**CHAT, "stream": "yes"}, 400, "stream"),
+        ({**CHAT, "messages": []}, 400, "messages"),
+        ({**CHAT, "messages": ["hi"]}, 400, "messages[0]"),
+        ({**CHAT, "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, 400, "messages[0].content"),
+    ],
+)
 def test_bad_requests_name_the_field(body, status, param) -> None:
     with pytest.raises(ApiError) as info:
         parse_request(body, MODELS, LIMITS, chat=True)
@@ -88,7 +112,9 @@ def test_loopback_and_bind_policy() -> None:
 
 def test_key_check_is_bearer_and_exact() -> None:
     assert key_matches("s3cret", "Bearer s3cret") and key_matches("s3cret", "bearer s3cret")
-    assert not any(key_matches("s3cret", h) for h in (None, "", "Bearer s3cre", "Bearer s3cret2", "Basic s3cret", "s3cret"))
+    assert not any(
+        key_matches("s3cret", h) for h in (None, "", "Bearer s3cre", "Bearer s3cret2", "Basic s3cret", "s3cret")
+    )
 
 
 def test_connection_card() -> None:
@@ -97,8 +123,16 @@ def test_connection_card() -> None:
     curl = curl_example("http://127.0.0.1:8001/v1", "sft-a", needs_key=True)
     assert curl.startswith("curl http://127.0.0.1:8001/v1/chat/completions") and "$FTBENCH_API_KEY" in curl
     assert '"model": "sft-a"' in curl and "Bearer" not in curl_example("http://x/v1", "base", needs_key=False)
-    card = serve_card({"url": "http://127.0.0.1:8001/v1", "port": 8001, "variants": ["base", "sft-a"], "auth": False,
-                       "loopback": True}, "gpu-box")
+    card = serve_card(
+        {
+            "url": "http://127.0.0.1:8001/v1",
+            "port": 8001,
+            "variants": ["base", "sft-a"],
+            "auth": False,
+            "loopback": True,
+        },
+        "gpu-box",
+    )
     assert card[0].endswith("http://127.0.0.1:8001/v1") and card[1].endswith("base, sft-a")
     assert "ssh -N -L 8001:127.0.0.1:8001" in card[2] and card[3].split(None, 1)[1].startswith("curl ")
 
@@ -122,8 +156,12 @@ def test_what_each_screen_serves(tmp_path) -> None:
         options_for_run(tmp_path / "nothing")
     assert options_for_model(tmp_path / "a", "adapter", "base-x").adapters == [str(tmp_path / "a")]
     assert options_for_model(tmp_path / "m.gguf", "gguf", None).model == str(tmp_path / "m.gguf")
-    columns = [VariantSpec("base", "hf", path="/m/base"), VariantSpec("a", "adapter", path="/a", base="/m/base"),
-               VariantSpec("q4", "gguf", path="/x.gguf"), VariantSpec("q4-lora", "gguf", path="/x.gguf", lora="/l.gguf")]
+    columns = [
+        VariantSpec("base", "hf", path="/m/base"),
+        VariantSpec("a", "adapter", path="/a", base="/m/base"),
+        VariantSpec("q4", "gguf", path="/x.gguf"),
+        VariantSpec("q4-lora", "gguf", path="/x.gguf", lora="/l.gguf"),
+    ]
     opts = options_for_variants(columns)
     assert (opts.model, opts.adapters, opts.ggufs) == ("/m/base", ["/a"], ["/x.gguf"])
     with pytest.raises(FtbenchError):

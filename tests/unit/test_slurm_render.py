@@ -34,7 +34,12 @@ def test_options_validate_and_merge():
     base = SlurmOptions(partition="cpu", time="10")
     merged = base.merged(partition=None, nodes=2, time="1-00:00:00")
     assert (merged.partition, merged.nodes, merged.time) == ("cpu", 2, "1-00:00:00")
-    for bad in (SlurmOptions(nodes=0), SlurmOptions(time="soon"), SlurmOptions(partition="gpu; rm -rf /"), SlurmOptions(gpus_per_node=-1)):
+    for bad in (
+        SlurmOptions(nodes=0),
+        SlurmOptions(time="soon"),
+        SlurmOptions(partition="gpu; rm -rf /"),
+        SlurmOptions(gpus_per_node=-1),
+    ):
         with pytest.raises(FtbenchError):
             bad.validate()
     for good in ("30", "30:00", "4:00:00", "2-12", "2-12:30:00"):
@@ -45,25 +50,46 @@ def test_sbatch_directives_for_four_by_eight(tmp_path):
     text = render_sbatch(tmp_path / "run a", "20261130-x", FOUR_BY_EIGHT, python="/venv/bin/python")
     directives = [line for line in text.splitlines() if line.startswith("#SBATCH")]
     assert directives == [
-        "#SBATCH --job-name=ftbench-20261130-x", "#SBATCH --output=slurm-%j.out", "#SBATCH --nodes=4",
-        "#SBATCH --ntasks-per-node=1", "#SBATCH --gpus-per-node=8", "#SBATCH --time=4:00:00",
-        "#SBATCH --partition=gpu", "#SBATCH --account=proj-1",
+        "#SBATCH --job-name=ftbench-20261130-x",
+        "#SBATCH --output=slurm-%j.out",
+        "#SBATCH --nodes=4",
+        "#SBATCH --ntasks-per-node=1",
+        "#SBATCH --gpus-per-node=8",
+        "#SBATCH --time=4:00:00",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --account=proj-1",
     ]
-    assert text.splitlines()[-1] == f"exec /venv/bin/python -m ftbench.core.job_entry '{tmp_path}/run a' >>'{tmp_path}/run a/log.txt' 2>&1"
-    assert srun_command(tmp_path, 4) == ["srun", "--nodes=4", "--ntasks-per-node=1", "--kill-on-bad-exit=1", "bash", str(tmp_path / NODE_SCRIPT)]
+    assert (
+        text.splitlines()[-1]
+        == f"exec /venv/bin/python -m ftbench.core.job_entry '{tmp_path}/run a' >>'{tmp_path}/run a/log.txt' 2>&1"
+    )
+    assert srun_command(tmp_path, 4) == [
+        "srun",
+        "--nodes=4",
+        "--ntasks-per-node=1",
+        "--kill-on-bad-exit=1",
+        "bash",
+        str(tmp_path / NODE_SCRIPT),
+    ]
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed (apt-get install shellcheck)")
+@pytest.mark.skipif(
+    shutil.which("shellcheck") is None, reason="shellcheck is not installed (apt-get install shellcheck)"
+)
 def test_rendered_scripts_are_shellcheck_clean(tmp_path):
-    for name, text in (("slurm.sbatch", render_sbatch(tmp_path, "j", FOUR_BY_EIGHT)),
-                       (NODE_SCRIPT, render_node_script(tmp_path / "it's here", FOUR_BY_EIGHT, "deepspeed", 3))):
+    for name, text in (
+        ("slurm.sbatch", render_sbatch(tmp_path, "j", FOUR_BY_EIGHT)),
+        (NODE_SCRIPT, render_node_script(tmp_path / "it's here", FOUR_BY_EIGHT, "deepspeed", 3)),
+    ):
         path = tmp_path / name
         path.write_text(text)
         out = subprocess.run(["shellcheck", "--shell=bash", str(path)], capture_output=True, text=True)
         assert out.returncode == 0, out.stdout
 
 
-@pytest.mark.skipif(shutil.which("scontrol") is None, reason="Slurm's scontrol is not installed (apt-get install slurm-client)")
+@pytest.mark.skipif(
+    shutil.which("scontrol") is None, reason="Slurm's scontrol is not installed (apt-get install slurm-client)"
+)
 def test_four_nodes_get_the_right_ranks_and_main_address(tmp_path):
     """Run the batch script's preamble and node.sh on each of 4 simulated nodes with a recording interpreter."""
     stub = tmp_path / "python"
@@ -76,8 +102,13 @@ def test_four_nodes_get_the_right_ranks_and_main_address(tmp_path):
     (run_dir / "slurm.sbatch").write_text(render_sbatch(run_dir, "j", FOUR_BY_EIGHT, python=str(stub)))
     (run_dir / NODE_SCRIPT).write_text(render_node_script(run_dir, FOUR_BY_EIGHT, python=str(stub)))
     out_file = tmp_path / "calls.jsonl"
-    env = {"PATH": os.environ["PATH"], "SLURM_CONF": str(conf), "STUB_OUT": str(out_file),
-           "SLURM_JOB_NODELIST": "gpu[07-10]", "SLURM_JOB_ID": "123456"}
+    env = {
+        "PATH": os.environ["PATH"],
+        "SLURM_CONF": str(conf),
+        "STUB_OUT": str(out_file),
+        "SLURM_JOB_NODELIST": "gpu[07-10]",
+        "SLURM_JOB_ID": "123456",
+    }
     subprocess.run(["bash", str(run_dir / "slurm.sbatch")], env=env, check=True, timeout=30)
     batch = json.loads(out_file.read_text().splitlines()[0])
     assert batch["argv"] == ["-m", "ftbench.core.job_entry", str(run_dir)]

@@ -36,10 +36,14 @@ def test_every_method_apply_target_resolves():
     import ftbench.train.encoders as encoders
     import ftbench.train.model as model
 
-    assert not hasattr(encoders, "apply_method") and model.apply_method is load_target("ftbench.train.methods:apply_method")
+    assert not hasattr(encoders, "apply_method") and model.apply_method is load_target(
+        "ftbench.train.methods:apply_method"
+    )
 
 
-@pytest.mark.parametrize(("task", "method", "fmt"), list(itertools.product(TASK_SPECS, METHOD_SPECS, ("auto", *FORMAT_SPECS))))
+@pytest.mark.parametrize(
+    ("task", "method", "fmt"), list(itertools.product(TASK_SPECS, METHOD_SPECS, ("auto", *FORMAT_SPECS)))
+)
 def test_recipe_validation_allows_exactly_the_table(task, method, fmt):
     from ftbench.core.recipe import validate_recipe
 
@@ -54,7 +58,9 @@ def test_recipe_validation_allows_exactly_the_table(task, method, fmt):
 
 
 def test_combination_messages_name_the_key_and_what_is_allowed():
-    assert combination_problem("ner", "lora", "alpaca") == "data.format: alpaca cannot train task ner; use ner (or auto)"
+    assert (
+        combination_problem("ner", "lora", "alpaca") == "data.format: alpaca cannot train task ner; use ner (or auto)"
+    )
     assert combination_problem("dpo", "prompt_tuning", "auto") == (
         "method.name: prompt_tuning is not supported with task dpo; use full, lora, qlora"
     )
@@ -67,7 +73,10 @@ def test_default_learning_rate_comes_from_the_method_spec():
 
     for name, spec in METHOD_SPECS.items():
         task = next(t for t in TASK_SPECS.values() if name in t.methods).name
-        assert validate_recipe({"task": task, "model": "m", "data": "d", "method": name}).learning_rate() == spec.default_lr
+        assert (
+            validate_recipe({"task": task, "model": "m", "data": "d", "method": name}).learning_rate()
+            == spec.default_lr
+        )
 
 
 def test_estimator_offers_the_methods_with_an_estimate_rule():

@@ -20,7 +20,9 @@ def _jsonl(path: Path, lines: list[str]) -> Path:
 
 
 def test_row_numbers_match_the_browser_across_blank_and_broken_lines(tmp_path):
-    path = _jsonl(tmp_path / "d.jsonl", [json.dumps(GOOD), "", "not json", json.dumps({"instruction": "c", "output": "d"})])
+    path = _jsonl(
+        tmp_path / "d.jsonl", [json.dumps(GOOD), "", "not json", json.dumps({"instruction": "c", "output": "d"})]
+    )
     loaded = read_rows(path, skip_bad_rows=True)
     assert loaded.numbers == [1, 4] and loaded.bad_lines == [3]
     with open_dataset(path) as reader:
@@ -47,7 +49,9 @@ def test_every_browser_format_trains_the_same_rows(tmp_path, kind):
     if kind in ("csv", "tsv"):
         sep = "," if kind == "csv" else "\t"
         path = tmp_path / f"d.{kind}"
-        path.write_text("text" + sep + "label\n" + "".join(f"{r['text']}{sep}{r['label']}\n" for r in rows), encoding="utf-8")
+        path.write_text(
+            "text" + sep + "label\n" + "".join(f"{r['text']}{sep}{r['label']}\n" for r in rows), encoding="utf-8"
+        )
     elif kind == "json":
         path = tmp_path / "d.json"
         path.write_text(json.dumps({"data": rows}), encoding="utf-8")
@@ -72,7 +76,10 @@ def test_a_saved_dataset_dict_trains_its_train_split(tmp_path):
     for split, n in (("test", 2), ("train", 3)):
         (root / split).mkdir(parents=True)
         table = pa.Table.from_pylist([{"text": f"{split} {i}"} for i in range(n)])
-        with pa.OSFile(str(root / split / "data-00000-of-00001.arrow"), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+        with (
+            pa.OSFile(str(root / split / "data-00000-of-00001.arrow"), "wb") as sink,
+            pa.ipc.new_stream(sink, table.schema) as writer,
+        ):
             writer.write_table(table)
     (root / "dataset_dict.json").write_text(json.dumps({"splits": ["test", "train"]}), encoding="utf-8")
     assert [r["text"] for r in read_rows(root).rows] == ["train 0", "train 1", "train 2"]

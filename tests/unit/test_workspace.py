@@ -55,7 +55,9 @@ def test_wrong_types_name_the_key(tmp_path):
     (root / CONFIG_NAME).write_text('model_dirs = "models"\n[keymap]\nquit = "ctrl+q"\n')
     with pytest.raises(FtbenchError, match="'model_dirs' must be a list of folder paths"):
         Workspace.open(root)
-    (root / CONFIG_NAME).write_text('model_dirs = ["m", "/abs"]\n[keymap]\nquit = "ctrl+q"\n[defaults]\nstop_grace_s = 5\n')
+    (root / CONFIG_NAME).write_text(
+        'model_dirs = ["m", "/abs"]\n[keymap]\nquit = "ctrl+q"\n[defaults]\nstop_grace_s = 5\n'
+    )
     ws = Workspace.open(root)
     assert ws.config.keymap == {"quit": "ctrl+q"} and ws.config.defaults.stop_grace_s == 5
     assert ws.model_roots() == [(root / "m").resolve(), Path("/abs")]

@@ -15,29 +15,111 @@ import hashlib
 # The probe text of llama.cpp's converter, character for character (whitespace runs, emoji ZWJ sequences,
 # digit runs of 1..8, Khmer, CJK, Cyrillic, quote and contraction cases).
 LLAMA_CPP_PROBE = (
-    '\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶\u200d🌫️ '
-    '(multiple emojis concatenated) ✅ 🦙🦙 3 33 333 3333 '
-    '33333 333333 3333333 33333333 3.3 3..3 3...3 កាន់ត'
-    'ែពិសេសអាច😁 ?我想在apple工作1314151天～ ------======= нещо'
-    ' на Български \'\'\'\'\'\'```````""""......!!!!!!?????? '
+    "\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶\u200d🌫️ "
+    "(multiple emojis concatenated) ✅ 🦙🦙 3 33 333 3333 "
+    "33333 333333 3333333 33333333 3.3 3..3 3...3 កាន់ត"
+    "ែពិសេសអាច😁 ?我想在apple工作1314151天～ ------======= нещо"
+    " на Български ''''''```````\"\"\"\"......!!!!!!?????? "
     "I've been 'told he's there, 'RE you sure? 'M not s"
     "ure I'll make it, 'D you like some tea? We'Ve a'lL"
 )
 
 # Pre-tokenizer names the bundled llama.cpp accepts (src/llama-vocab.cpp).
-RUNTIME_NAMES: frozenset[str] = frozenset((
-    "a.x-4.0", "afmoe", "bailingmoe", "bailingmoe2", "bloom", "chameleon", "chatglm-bpe", "codeshell", "cohere2moe",
-    "command-r", "dbrx", "deepseek-coder", "deepseek-llm", "deepseek-r1-qwen", "deepseek-v3", "default", "exaone",
-    "exaone-moe", "exaone4", "f2llmv2", "falcon", "falcon-h1", "falcon3", "gemma4", "gigachat", "glm4", "glm5",
-    "gpt-2", "gpt-4o", "gpt3-finnish", "granite-docling", "granite-embed-multi-311m", "granite-embed-multi-97m",
-    "grok-2", "hunyuan", "hunyuan-dense", "hy_v4", "jais", "jais-2", "jina-de", "jina-es", "jina-v1-en",
-    "jina-v2-code", "jina-v2-de", "jina-v2-es", "jina-v5-nano", "joyai-llm", "kanana2", "kimi-k2", "kormo", "laguna",
-    "lfm2", "llada-moe", "llama-bpe", "llama-v3", "llama3", "llama4", "megrez", "mellum", "mellum2", "midm-2.0",
-    "minerva-7b", "minicpm5", "minimax-m2", "modern-bert", "mpt", "olmo", "phi-2", "pixtral", "poro-chat", "qwen2",
-    "qwen35", "refact", "roberta-bpe", "sarvam-moe", "seed-coder", "smaug-bpe", "smollm", "solar-open", "spark2_5",
-    "stablelm2", "starcoder", "superbpe", "talkie", "tekken", "tiny_aya", "trillion", "ufakzeka", "viking",
-    "whitespace", "youtu",
-))
+RUNTIME_NAMES: frozenset[str] = frozenset(
+    (
+        "a.x-4.0",
+        "afmoe",
+        "bailingmoe",
+        "bailingmoe2",
+        "bloom",
+        "chameleon",
+        "chatglm-bpe",
+        "codeshell",
+        "cohere2moe",
+        "command-r",
+        "dbrx",
+        "deepseek-coder",
+        "deepseek-llm",
+        "deepseek-r1-qwen",
+        "deepseek-v3",
+        "default",
+        "exaone",
+        "exaone-moe",
+        "exaone4",
+        "f2llmv2",
+        "falcon",
+        "falcon-h1",
+        "falcon3",
+        "gemma4",
+        "gigachat",
+        "glm4",
+        "glm5",
+        "gpt-2",
+        "gpt-4o",
+        "gpt3-finnish",
+        "granite-docling",
+        "granite-embed-multi-311m",
+        "granite-embed-multi-97m",
+        "grok-2",
+        "hunyuan",
+        "hunyuan-dense",
+        "hy_v4",
+        "jais",
+        "jais-2",
+        "jina-de",
+        "jina-es",
+        "jina-v1-en",
+        "jina-v2-code",
+        "jina-v2-de",
+        "jina-v2-es",
+        "jina-v5-nano",
+        "joyai-llm",
+        "kanana2",
+        "kimi-k2",
+        "kormo",
+        "laguna",
+        "lfm2",
+        "llada-moe",
+        "llama-bpe",
+        "llama-v3",
+        "llama3",
+        "llama4",
+        "megrez",
+        "mellum",
+        "mellum2",
+        "midm-2.0",
+        "minerva-7b",
+        "minicpm5",
+        "minimax-m2",
+        "modern-bert",
+        "mpt",
+        "olmo",
+        "phi-2",
+        "pixtral",
+        "poro-chat",
+        "qwen2",
+        "qwen35",
+        "refact",
+        "roberta-bpe",
+        "sarvam-moe",
+        "seed-coder",
+        "smaug-bpe",
+        "smollm",
+        "solar-open",
+        "spark2_5",
+        "stablelm2",
+        "starcoder",
+        "superbpe",
+        "talkie",
+        "tekken",
+        "tiny_aya",
+        "trillion",
+        "ufakzeka",
+        "viking",
+        "whitespace",
+        "youtu",
+    )
+)
 
 # sha256(str(ids of LLAMA_CPP_PROBE)) -> name, for the reference vocabularies llama.cpp knows.
 FINGERPRINTS: dict[str, str] = {

@@ -272,7 +272,11 @@ def _add_tensor_infos(w: Any, plans: list[PlannedTensor]) -> None:
 
 
 def _write_tensors(
-    w: Any, plans: list[PlannedTensor], rule: archs.ArchRule, model: HFModel, progress: Callable[[int, int], None] | None
+    w: Any,
+    plans: list[PlannedTensor],
+    rule: archs.ArchRule,
+    model: HFModel,
+    progress: Callable[[int, int], None] | None,
 ) -> int:
     """Stream every tensor's data in plan order (large untransformed ones in slices); returns the element count."""
     total = sum(int(np.prod(p.shape)) for p in plans)

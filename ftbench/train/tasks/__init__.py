@@ -32,4 +32,6 @@ def task_module(task: str) -> ModuleType:
     except ModuleNotFoundError as exc:
         if exc.name != name:
             raise
-        raise FtbenchError(f"Task '{task}' is not available in this ftbench install ({name} is missing).", "Update ftbench.") from exc
+        raise FtbenchError(
+            f"Task '{task}' is not available in this ftbench install ({name} is missing).", "Update ftbench."
+        ) from exc

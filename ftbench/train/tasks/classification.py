@@ -103,7 +103,9 @@ def discover_labels(rows: list[Numbered], given: list[str] | None = None, key: s
         values.update(value if multi else [value])
     if given:
         if len(set(given)) != len(given):
-            raise FtbenchError(f"classification.labels lists a name twice: {given}.", "List each label once, in id order.")
+            raise FtbenchError(
+                f"classification.labels lists a name twice: {given}.", "List each label once, in id order."
+            )
         for item in rows:
             for value in item.row[key] if multi else [item.row[key]]:
                 _label_id(value, given, item, key)
@@ -221,7 +223,9 @@ def preflight(recipe: Recipe, session: Session) -> None:
 
     config = encoders.load_config(recipe.model.path, recipe.model.trust_remote_code)
     encoders.require_encoder(config, "classification", recipe.model.path)
-    train_rows, eval_rows = encoders.load_task_rows(recipe, "classification", {"label": LABEL_ALIASES, "text": TEXT_ALIASES})
+    train_rows, eval_rows = encoders.load_task_rows(
+        recipe, "classification", {"label": LABEL_ALIASES, "text": TEXT_ALIASES}
+    )
     opts = recipe.classification
     labels, multi = discover_labels(train_rows, opts.labels)
     if opts.multi_label is not None and opts.multi_label != multi:
@@ -238,7 +242,15 @@ def preflight(recipe: Recipe, session: Session) -> None:
         check_labels(train_rows[:1] + eval_rows)
     train_y = encode_labels(train_rows, labels, multi)
     eval_y = encode_labels(eval_rows, labels, multi)
-    session.state.update(config=config, train_rows=train_rows, eval_rows=eval_rows, labels=labels, multi=multi, train_y=train_y, eval_y=eval_y)
+    session.state.update(
+        config=config,
+        train_rows=train_rows,
+        eval_rows=eval_rows,
+        labels=labels,
+        multi=multi,
+        train_y=train_y,
+        eval_y=eval_y,
+    )
 
 
 def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
@@ -248,11 +260,25 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
     if "labels" not in session.state:
         preflight(recipe, session)
     st = session.state
-    config, train_rows, eval_rows, labels, multi = st["config"], st["train_rows"], st["eval_rows"], st["labels"], st["multi"]
+    config, train_rows, eval_rows, labels, multi = (
+        st["config"],
+        st["train_rows"],
+        st["eval_rows"],
+        st["labels"],
+        st["multi"],
+    )
     summary = imbalance_summary(st["train_y"], labels, multi)
-    ctx.log(f"{'Multi-label' if multi else 'Single-label'} classification, {len(labels)} labels, {len(train_rows)} train / {len(eval_rows)} eval rows. {describe_summary(summary)}")
+    ctx.log(
+        f"{'Multi-label' if multi else 'Single-label'} classification, {len(labels)} labels, {len(train_rows)} train / {len(eval_rows)} eval rows. {describe_summary(summary)}"
+    )
     ctx.emit("log", level="info", message="data summary", data_summary=summary)
-    session.info.update(data_format="classification", train_rows=len(train_rows), eval_rows=len(eval_rows), labels=labels, multi_label=multi)
+    session.info.update(
+        data_format="classification",
+        train_rows=len(train_rows),
+        eval_rows=len(eval_rows),
+        labels=labels,
+        multi_label=multi,
+    )
 
     tokenizer = encoders.load_tokenizer(recipe.model.path, recipe.model.trust_remote_code)
     max_length = encoders.effective_max_length(recipe, config, tokenizer)
@@ -264,7 +290,9 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
     def tokenized(rows: list[Numbered], ys: list[Any]) -> Any:
         texts = [r.row["text"] for r in rows]
         pairs = [r.row.get("text_pair") for r in rows]
-        enc = tokenizer(texts, pairs if all(isinstance(p, str) for p in pairs) else None, truncation=True, max_length=max_length)
+        enc = tokenizer(
+            texts, pairs if all(isinstance(p, str) for p in pairs) else None, truncation=True, max_length=max_length
+        )
         return datasets.Dataset.from_dict({**enc, "labels": ys})
 
     train_ds = tokenized(train_rows, st["train_y"])
@@ -286,12 +314,26 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
     ctx.progress("loading model", 1, 1)
     opts = recipe.classification
     info = {
-        "task": "classification", "labels": labels, "multi_label": multi, "threshold": opts.threshold,
-        "max_length": max_length, "base_model": recipe.model.path, "trust_remote_code": recipe.model.trust_remote_code,
+        "task": "classification",
+        "labels": labels,
+        "multi_label": multi,
+        "threshold": opts.threshold,
+        "max_length": max_length,
+        "base_model": recipe.model.path,
+        "trust_remote_code": recipe.model.trust_remote_code,
     }
     keep: dict[str, Any] = {}
     return encoders.fit(
-        recipe, ctx, session, model=model, tokenizer=tokenizer, train_ds=train_ds, eval_ds=eval_ds,
-        collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics_fn(labels, multi, opts.threshold, keep),
-        keep=keep, info=info, report={"data_summary": summary, "train_rows": len(train_rows), "eval_rows": len(eval_rows)},
+        recipe,
+        ctx,
+        session,
+        model=model,
+        tokenizer=tokenizer,
+        train_ds=train_ds,
+        eval_ds=eval_ds,
+        collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_metrics_fn(labels, multi, opts.threshold, keep),
+        keep=keep,
+        info=info,
+        report={"data_summary": summary, "train_rows": len(train_rows), "eval_rows": len(eval_rows)},
     )

@@ -62,7 +62,9 @@ def _trainer_class() -> type:
             self.beta, self.loss_type, self.ref_model = beta, loss_type, ref_model
             self._stats: dict[str, dict[str, list[float]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
 
-        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
+        def compute_loss(
+            self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+        ) -> Any:
             import torch
 
             n = inputs["input_ids"].shape[0] // 2
@@ -101,8 +103,12 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
     ensure_chat_template(tokenizer, recipe.data)
     cfg = recipe.dpo
     train_ex = tokenize_preference(rows.train, tokenizer, recipe.data.max_length, cfg.max_prompt_length, report)
-    eval_ex = mark_eval(tokenize_preference(rows.eval, tokenizer, recipe.data.max_length, cfg.max_prompt_length, report))
-    ctx.log(f"Data: {len(train_ex)} train / {len(eval_ex)} eval preference pairs; {report.truncated} truncated to {recipe.data.max_length} tokens.")
+    eval_ex = mark_eval(
+        tokenize_preference(rows.eval, tokenizer, recipe.data.max_length, cfg.max_prompt_length, report)
+    )
+    ctx.log(
+        f"Data: {len(train_ex)} train / {len(eval_ex)} eval preference pairs; {report.truncated} truncated to {recipe.data.max_length} tokens."
+    )
     ref_model = None
     if not hasattr(model, "peft_config"):
         ref_model = copy.deepcopy(model).eval()
@@ -111,16 +117,33 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
     collator = PreferenceCollator(tokenizer.pad_token_id)
     args = session.training_args(has_eval=bool(eval_ex), prediction_loss_only=True)
     trainer = _trainer_class()(
-        model=model, args=args, train_dataset=train_ex, eval_dataset=eval_ex or None, data_collator=collator,
-        callbacks=session.callbacks(collator), beta=cfg.beta, loss_type=cfg.loss_type, ref_model=ref_model,
+        model=model,
+        args=args,
+        train_dataset=train_ex,
+        eval_dataset=eval_ex or None,
+        data_collator=collator,
+        callbacks=session.callbacks(collator),
+        beta=cfg.beta,
+        loss_type=cfg.loss_type,
+        ref_model=ref_model,
     )
     result = session.run_trainer(trainer)
-    metrics: dict[str, Any] = {"train_loss": result.training_loss, "steps": trainer.state.global_step, "tokens": collator.tokens}
+    metrics: dict[str, Any] = {
+        "train_loss": result.training_loss,
+        "steps": trainer.state.global_step,
+        "tokens": collator.tokens,
+    }
     if ctx.stop_requested:
         return metrics
     if eval_ex:
         ev = trainer.evaluate()
-        metrics.update({k.removeprefix("eval_"): v for k, v in ev.items() if k.startswith("eval_") and ("loss" in k or "rewards" in k)})
+        metrics.update(
+            {
+                k.removeprefix("eval_"): v
+                for k, v in ev.items()
+                if k.startswith("eval_") and ("loss" in k or "rewards" in k)
+            }
+        )
         metrics["eval_loss"] = metrics.pop("loss")
     metrics["truncated_rows"] = report.truncated
     metrics.update(session.save_outputs(trainer.model, tokenizer, metrics))

@@ -52,11 +52,23 @@ def discover_tags(rows: list[Numbered], given: list[str] | None = None) -> list[
             )
         for token in tokens:
             if not isinstance(token, str):
-                raise FtbenchError(f"{item.source}: row {item.number} has a token {token!r} that is not a string.", "tokens must be a list of words (strings).")
+                raise FtbenchError(
+                    f"{item.source}: row {item.number} has a token {token!r} that is not a string.",
+                    "tokens must be a list of words (strings).",
+                )
         for tag in tags:
-            kind = "int" if isinstance(tag, int) and not isinstance(tag, bool) else "str" if isinstance(tag, str) else type(tag).__name__
+            kind = (
+                "int"
+                if isinstance(tag, int) and not isinstance(tag, bool)
+                else "str"
+                if isinstance(tag, str)
+                else type(tag).__name__
+            )
             if kind not in ("int", "str"):
-                raise FtbenchError(f"{item.source}: row {item.number} has tag {tag!r}; tags must be names like B-PER or integer ids.", "Fix the row.")
+                raise FtbenchError(
+                    f"{item.source}: row {item.number} has tag {tag!r}; tags must be names like B-PER or integer ids.",
+                    "Fix the row.",
+                )
             kinds.setdefault(kind, item)
             if kind == "str":
                 seen.add(tag)
@@ -66,7 +78,9 @@ def discover_tags(rows: list[Numbered], given: list[str] | None = None) -> list[
                     "List every tag name in ner.labels, in id order.",
                 )
             elif tag < 0:
-                raise FtbenchError(f"{item.source}: row {item.number} has a negative tag id {tag}.", "Tag ids start at 0.")
+                raise FtbenchError(
+                    f"{item.source}: row {item.number} has a negative tag id {tag}.", "Tag ids start at 0."
+                )
     if len(kinds) > 1:
         a, b = kinds["int"], kinds["str"]
         raise FtbenchError(
@@ -104,7 +118,9 @@ def tag_ids(tags: list[Any], labels: list[str]) -> list[int]:
     return [t if isinstance(t, int) else labels.index(t) for t in tags]
 
 
-def align_labels(word_ids: list[int | None], word_labels: list[int], labels: list[str] | None = None, label_all_tokens: bool = False) -> list[int]:
+def align_labels(
+    word_ids: list[int | None], word_labels: list[int], labels: list[str] | None = None, label_all_tokens: bool = False
+) -> list[int]:
     """Token labels from word labels: the first sub-token of each word gets the word's label, special tokens
     and later sub-tokens get -100 (or, with label_all_tokens, the word's label with B- turned into I-)."""
     out: list[int] = []
@@ -196,36 +212,63 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
 
     def tokenized(rows: list[Numbered]) -> Any:
         nonlocal truncated
-        enc = tokenizer([r.row["tokens"] for r in rows], is_split_into_words=True, truncation=True, max_length=max_length)
+        enc = tokenizer(
+            [r.row["tokens"] for r in rows], is_split_into_words=True, truncation=True, max_length=max_length
+        )
         all_labels = []
         for i, item in enumerate(rows):
             word_ids = enc.word_ids(i)
             if len({w for w in word_ids if w is not None}) < len(item.row["tokens"]):
                 truncated += 1
-            all_labels.append(align_labels(word_ids, tag_ids(item.row["ner_tags"], labels), labels, opts.label_all_tokens))
+            all_labels.append(
+                align_labels(word_ids, tag_ids(item.row["ner_tags"], labels), labels, opts.label_all_tokens)
+            )
         return datasets.Dataset.from_dict({**enc, "labels": all_labels})
 
     train_ds = tokenized(train_rows)
     eval_ds = tokenized(eval_rows) if eval_rows else None
     if truncated:
-        ctx.log(f"{truncated} row(s) are longer than {max_length} tokens; their last words are not trained or scored.", level="warning")
+        ctx.log(
+            f"{truncated} row(s) are longer than {max_length} tokens; their last words are not trained or scored.",
+            level="warning",
+        )
 
     ctx.progress("loading model", 0, 1)
     torch.manual_seed(recipe.training.seed)
     model = AutoModelForTokenClassification.from_pretrained(
-        recipe.model.path, num_labels=len(labels), id2label=dict(enumerate(labels)),
-        label2id={name: i for i, name in enumerate(labels)}, trust_remote_code=recipe.model.trust_remote_code,
+        recipe.model.path,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)},
+        trust_remote_code=recipe.model.trust_remote_code,
     )
     model = apply_method(model, recipe, session.info)
     ctx.progress("loading model", 1, 1)
     info = {
-        "task": "ner", "labels": labels, "max_length": max_length, "label_all_tokens": opts.label_all_tokens,
-        "base_model": recipe.model.path, "trust_remote_code": recipe.model.trust_remote_code,
+        "task": "ner",
+        "labels": labels,
+        "max_length": max_length,
+        "label_all_tokens": opts.label_all_tokens,
+        "base_model": recipe.model.path,
+        "trust_remote_code": recipe.model.trust_remote_code,
     }
     keep: dict[str, Any] = {}
     return encoders.fit(
-        recipe, ctx, session, model=model, tokenizer=tokenizer, train_ds=train_ds, eval_ds=eval_ds,
-        collator=DataCollatorForTokenClassification(tokenizer), compute_metrics=compute_metrics_fn(labels, keep),
-        keep=keep, info=info,
-        report={"train_rows": len(train_rows), "eval_rows": len(eval_rows), "truncated_rows": truncated, "entity_types": types},
+        recipe,
+        ctx,
+        session,
+        model=model,
+        tokenizer=tokenizer,
+        train_ds=train_ds,
+        eval_ds=eval_ds,
+        collator=DataCollatorForTokenClassification(tokenizer),
+        compute_metrics=compute_metrics_fn(labels, keep),
+        keep=keep,
+        info=info,
+        report={
+            "train_rows": len(train_rows),
+            "eval_rows": len(eval_rows),
+            "truncated_rows": truncated,
+            "entity_types": types,
+        },
     )

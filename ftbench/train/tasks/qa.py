@@ -37,13 +37,16 @@ def check_rows(rows: list[Numbered]) -> tuple[int, int]:
         row = item.row
         for key in ("question", "context"):
             if not isinstance(row.get(key), str) or not row[key].strip():
-                raise FtbenchError(f"{item.source}: row {item.number} has an empty or missing '{key}'.", "Every row needs a question and a context.")
+                raise FtbenchError(
+                    f"{item.source}: row {item.number} has an empty or missing '{key}'.",
+                    "Every row needs a question and a context.",
+                )
         answers = row["answers"]
         texts, starts = answers.get("text"), answers.get("answer_start")
         if not isinstance(texts, list) or not isinstance(starts, list) or len(texts) != len(starts):
             raise FtbenchError(
                 f"{item.source}: row {item.number}: answers.text and answers.answer_start must be lists of the same length (got {texts!r} and {starts!r}).",
-                "Use answers: {text: [\"...\"], answer_start: [N]}, or empty lists for an unanswerable question.",
+                'Use answers: {text: ["..."], answer_start: [N]}, or empty lists for an unanswerable question.',
             )
         if not texts:
             unanswerable += 1
@@ -52,11 +55,18 @@ def check_rows(rows: list[Numbered]) -> tuple[int, int]:
         context = row["context"]
         for text, start in zip(texts, starts, strict=True):
             if not isinstance(start, int) or isinstance(start, bool) or not isinstance(text, str) or not text:
-                raise FtbenchError(f"{item.source}: row {item.number} has answer {text!r} at {start!r}; answer_start must be an integer and text non-empty.", "Fix the row.")
+                raise FtbenchError(
+                    f"{item.source}: row {item.number} has answer {text!r} at {start!r}; answer_start must be an integer and text non-empty.",
+                    "Fix the row.",
+                )
             found = context[start : start + len(text)] if 0 <= start <= len(context) else ""
             if found != text:
                 actual = context.find(text)
-                hint = f"The text occurs at character {actual}; set answer_start to that." if actual >= 0 else "The answer text does not occur in the context at all."
+                hint = (
+                    f"The text occurs at character {actual}; set answer_start to that."
+                    if actual >= 0
+                    else "The answer text does not occur in the context at all."
+                )
                 raise FtbenchError(
                     f"{item.source}: row {item.number}: answer_start {start} does not match the context: it points at {found!r}, not {text!r}.",
                     hint + " answer_start counts characters (not bytes) from 0.",
@@ -78,7 +88,9 @@ def stride_for(max_length: int, doc_stride: int) -> int:
     return max(0, min(doc_stride, max_length // 4))
 
 
-def tokenize_windows(tokenizer: Any, questions: list[str], contexts: list[str], max_length: int, stride: int, padding: bool = False) -> Any:
+def tokenize_windows(
+    tokenizer: Any, questions: list[str], contexts: list[str], max_length: int, stride: int, padding: bool = False
+) -> Any:
     """Question + context windows: truncate only the context, overflow into more windows sharing `stride` tokens.
 
     The question comes first and padding goes right, so the context is always sequence 1 and [CLS] token 0.
@@ -87,8 +99,14 @@ def tokenize_windows(tokenizer: Any, questions: list[str], contexts: list[str], 
     """
     tokenizer.padding_side = "right"
     return tokenizer(
-        questions, contexts, truncation="only_second", max_length=max_length, stride=stride,
-        return_overflowing_tokens=True, return_offsets_mapping=True, padding=padding,
+        questions,
+        contexts,
+        truncation="only_second",
+        max_length=max_length,
+        stride=stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        padding=padding,
     )
 
 
@@ -177,15 +195,27 @@ def best_answers(
         denom = sum(math.exp(x - top) for x in pool) or 1.0
         if candidates and not (allow_null and null_score - candidates[0][0] > null_threshold):
             score, start, end = candidates[0]
-            results.append({
-                "text": context[start:end], "start": start, "end": end, "score": score,
-                "null_score": null_score, "probability": math.exp(score - top) / denom,
-            })
+            results.append(
+                {
+                    "text": context[start:end],
+                    "start": start,
+                    "end": end,
+                    "score": score,
+                    "null_score": null_score,
+                    "probability": math.exp(score - top) / denom,
+                }
+            )
         else:
-            results.append({
-                "text": "", "start": None, "end": None, "score": null_score, "null_score": null_score,
-                "probability": math.exp(null_score - top) / denom if allow_null and pool else 0.0,
-            })
+            results.append(
+                {
+                    "text": "",
+                    "start": None,
+                    "end": None,
+                    "score": null_score,
+                    "null_score": null_score,
+                    "probability": math.exp(null_score - top) / denom if allow_null and pool else 0.0,
+                }
+            )
     return results
 
 
@@ -199,7 +229,17 @@ def compute_metrics_fn(eval_rows: list[Numbered], enc: Any, opts: Any, allow_nul
 
     def compute(pred: Any) -> dict[str, float]:
         start_logits, end_logits = pred.predictions[:2]
-        answers = best_answers(contexts, samples, offsets, start_logits, end_logits, opts.n_best, opts.max_answer_length, allow_null, opts.null_score_diff_threshold)
+        answers = best_answers(
+            contexts,
+            samples,
+            offsets,
+            start_logits,
+            end_logits,
+            opts.n_best,
+            opts.max_answer_length,
+            allow_null,
+            opts.null_score_diff_threshold,
+        )
         predictions = {row_id(r): a["text"] for r, a in zip(eval_rows, answers, strict=True)}
         references = {row_id(r): list(r.row["answers"]["text"]) for r in eval_rows}
         full = squad_metrics(predictions, references)
@@ -223,7 +263,9 @@ def preflight(recipe: Recipe, session: Session) -> None:
     train_rows, eval_rows = encoders.load_task_rows(recipe, "squad")
     counts = check_rows(train_rows)
     eval_counts = check_rows(eval_rows) if eval_rows else (0, 0)
-    session.state.update(config=config, train_rows=train_rows, eval_rows=eval_rows, counts=counts, eval_counts=eval_counts)
+    session.state.update(
+        config=config, train_rows=train_rows, eval_rows=eval_rows, counts=counts, eval_counts=eval_counts
+    )
 
 
 def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
@@ -252,7 +294,9 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
     from transformers import AutoModelForQuestionAnswering, DataCollatorWithPadding
 
     def windows(rows: list[Numbered]) -> tuple[Any, Any]:
-        enc = tokenize_windows(tokenizer, [r.row["question"].lstrip() for r in rows], [r.row["context"] for r in rows], max_length, stride)
+        enc = tokenize_windows(
+            tokenizer, [r.row["question"].lstrip() for r in rows], [r.row["context"] for r in rows], max_length, stride
+        )
         starts, ends = label_windows(enc, [r.row["answers"] for r in rows])
         keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
         ds = datasets.Dataset.from_dict({**{k: enc[k] for k in keys}, "start_positions": starts, "end_positions": ends})
@@ -264,21 +308,42 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
 
     ctx.progress("loading model", 0, 1)
     torch.manual_seed(recipe.training.seed)
-    model = AutoModelForQuestionAnswering.from_pretrained(recipe.model.path, trust_remote_code=recipe.model.trust_remote_code)
+    model = AutoModelForQuestionAnswering.from_pretrained(
+        recipe.model.path, trust_remote_code=recipe.model.trust_remote_code
+    )
     model = apply_method(model, recipe, session.info)
     ctx.progress("loading model", 1, 1)
     info = {
-        "task": "qa", "max_length": max_length, "doc_stride": stride, "n_best": opts.n_best,
-        "max_answer_length": opts.max_answer_length, "allow_unanswerable": allow_null,
+        "task": "qa",
+        "max_length": max_length,
+        "doc_stride": stride,
+        "n_best": opts.n_best,
+        "max_answer_length": opts.max_answer_length,
+        "allow_unanswerable": allow_null,
         "null_score_diff_threshold": opts.null_score_diff_threshold,
-        "base_model": recipe.model.path, "trust_remote_code": recipe.model.trust_remote_code,
+        "base_model": recipe.model.path,
+        "trust_remote_code": recipe.model.trust_remote_code,
     }
     keep: dict[str, Any] = {}
     compute = compute_metrics_fn(eval_rows, eval_enc, opts, allow_null, keep) if eval_rows else None
     result = encoders.fit(
-        recipe, ctx, session, model=model, tokenizer=tokenizer, train_ds=train_ds, eval_ds=eval_ds,
-        collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute, keep=keep, info=info,
-        report={"train_rows": len(train_rows), "eval_rows": len(eval_rows), "unanswerable_train_rows": unanswerable, "train_windows": len(train_ds)},
+        recipe,
+        ctx,
+        session,
+        model=model,
+        tokenizer=tokenizer,
+        train_ds=train_ds,
+        eval_ds=eval_ds,
+        collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute,
+        keep=keep,
+        info=info,
+        report={
+            "train_rows": len(train_rows),
+            "eval_rows": len(eval_rows),
+            "unanswerable_train_rows": unanswerable,
+            "train_windows": len(train_ds),
+        },
     )
     if "predictions" in keep and not ctx.stop_requested:
         atomic_write_json(session.run_dir / "eval_predictions.json", keep["predictions"])

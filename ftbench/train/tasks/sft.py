@@ -47,7 +47,9 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
     if not train_ex:
         from ftbench.core.errors import FtbenchError
 
-        raise FtbenchError("No training example is left after tokenization.", "Raise data.max_length or check the data's responses.")
+        raise FtbenchError(
+            "No training example is left after tokenization.", "Raise data.max_length or check the data's responses."
+        )
     packing = recipe.data.packing and recipe.method.name != "prompt_tuning"
     if recipe.data.packing and not packing:
         ctx.log("Packing is off for prompt tuning (the soft prompt is prepended to every row).")
@@ -63,11 +65,19 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
 
     generation = generation_callbacks(recipe, ctx, tokenizer, rows.eval, session.rank0)
     trainer = Trainer(
-        model=model, args=args, train_dataset=train_ex, eval_dataset=eval_ex or None,
-        data_collator=collator, callbacks=session.callbacks(collator) + generation,
+        model=model,
+        args=args,
+        train_dataset=train_ex,
+        eval_dataset=eval_ex or None,
+        data_collator=collator,
+        callbacks=session.callbacks(collator) + generation,
     )
     result = session.run_trainer(trainer)
-    metrics: dict[str, Any] = {"train_loss": result.training_loss, "steps": trainer.state.global_step, "tokens": collator.tokens}
+    metrics: dict[str, Any] = {
+        "train_loss": result.training_loss,
+        "steps": trainer.state.global_step,
+        "tokens": collator.tokens,
+    }
     if ctx.stop_requested:
         return metrics
     if eval_ex:

@@ -100,7 +100,9 @@ class ChatScreen(Screen):
             for spec in self.transcript.variants:
                 yield self._column(spec)
             if not self.transcript.variants:
-                yield Static("No model yet: /add MODEL (a folder, a .gguf, a run id) or open chat from a run.", id="chat-empty")
+                yield Static(
+                    "No model yet: /add MODEL (a folder, a .gguf, a run id) or open chat from a run.", id="chat-empty"
+                )
         yield Input(placeholder="Message every column, or /help", id="chat-prompt")
         yield Footer()
 
@@ -220,7 +222,14 @@ class ChatScreen(Screen):
         elif kind == "done":
             self.pending.pop(rid, None)
             col.finish(event)
-            self.transcript.add(name, "assistant", event.get("text", ""), ttft_s=event.get("ttft_s"), tok_s=event.get("tok_s"), tokens=event.get("tokens"))
+            self.transcript.add(
+                name,
+                "assistant",
+                event.get("text", ""),
+                ttft_s=event.get("ttft_s"),
+                tok_s=event.get("tok_s"),
+                tokens=event.get("tokens"),
+            )
             if not any(op == "generate" for op, _ in self.pending.values()):
                 self.save()
         elif kind == "error":
@@ -237,7 +246,9 @@ class ChatScreen(Screen):
         self.server_state = "crashed"
         self.client = None
         self._update_bar()
-        reason = f"chat server exited (code {event.get('returncode')})" + (f": {event['stderr_tail']}" if event.get("stderr_tail") else "")
+        reason = f"chat server exited (code {event.get('returncode')})" + (
+            f": {event['stderr_tail']}" if event.get("stderr_tail") else ""
+        )
         for op, name in list(self.pending.values()):
             if op == "generate" and self.transcript.history.get(name):
                 self.transcript.history[name].pop()
@@ -270,12 +281,19 @@ class ChatScreen(Screen):
             raise FtbenchError(f"The chat server is {self.server_state}.", "Press ctrl+r to (re)start it.")
         targets = [c for c in self.columns() if c.enabled and c.status == "ready"]
         if not targets:
-            raise FtbenchError("No column is ready to answer.", "Wait for loading to finish, or /toggle a column back on.")
+            raise FtbenchError(
+                "No column is ready to answer.", "Wait for loading to finish, or /toggle a column back on."
+            )
         for col in targets:
             self.transcript.add(col.variant, "user", text)
             col.start_reply(text)
             settings = self.transcript.settings_for(col.variant)
-            rid = self.client.send("generate", variant=col.variant, messages=self.transcript.messages(col.variant), settings=settings.to_dict())
+            rid = self.client.send(
+                "generate",
+                variant=col.variant,
+                messages=self.transcript.messages(col.variant),
+                settings=settings.to_dict(),
+            )
             self.pending[rid] = ("generate", col.variant)
         return [c.variant for c in targets]
 
@@ -294,7 +312,9 @@ class ChatScreen(Screen):
         elif cmd == "add":
             name = args[2] if len(args) == 3 and args[1] == "as" else None
             if not args or (len(args) > 1 and name is None):
-                raise FtbenchError("Usage: /add MODEL_OR_ADAPTER [as NAME].", "Example: /add 20261122-141503-sft-demo-3f2a")
+                raise FtbenchError(
+                    "Usage: /add MODEL_OR_ADAPTER [as NAME].", "Example: /add 20261122-141503-sft-demo-3f2a"
+                )
             self.add_variant_ref(args[0], name)
         elif cmd == "remove":
             self.remove_variant(self._need_column(args))
@@ -308,7 +328,9 @@ class ChatScreen(Screen):
         elif cmd == "save":
             self.action_save()
         else:
-            raise FtbenchError(f"Unknown command /{cmd}.", "Commands: /set /system /add /remove /toggle /clear /save /help.")
+            raise FtbenchError(
+                f"Unknown command /{cmd}.", "Commands: /set /system /add /remove /toggle /clear /save /help."
+            )
 
     def _need_column(self, args: list[str]) -> str:
         names = [c.variant for c in self.columns()]
@@ -321,7 +343,9 @@ class ChatScreen(Screen):
         target = next((a[1:] for a in args if a.startswith("@")), None)
         pairs = [a for a in args if not a.startswith("@")]
         if not pairs or any("=" not in p for p in pairs):
-            raise FtbenchError("Usage: /set key=value [key=value ...] [@column].", "Keys: " + ", ".join(GenSettings().to_dict()) + ".")
+            raise FtbenchError(
+                "Usage: /set key=value [key=value ...] [@column].", "Keys: " + ", ".join(GenSettings().to_dict()) + "."
+            )
         changes = dict(p.split("=", 1) for p in pairs)
         if target is None:
             self.transcript.settings = self.transcript.settings.merged(changes)

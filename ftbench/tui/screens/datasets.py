@@ -35,12 +35,6 @@ HEAD_ROWS = 100
 PROGRESS_EVERY_S = 0.1
 
 
-
-
-
-
-
-
 class TokenizersFound(Message):
     """(model name, folder) of every model with a tokenizer.json, for the stats histogram."""
 
@@ -50,7 +44,9 @@ class TokenizersFound(Message):
 
 
 class DatasetOpened(Message):
-    def __init__(self, info: DatasetInfo, reader: DatasetReader | None, head: list[Row], columns: list[str], error: str | None) -> None:
+    def __init__(
+        self, info: DatasetInfo, reader: DatasetReader | None, head: list[Row], columns: list[str], error: str | None
+    ) -> None:
         super().__init__()
         self.info = info
         self.reader = reader
@@ -128,7 +124,13 @@ class DatasetsScreen(Screen[None]):
         with Horizontal():
             table: DataTable[str | Text] = DataTable(id="ds-list", cursor_type="row", zebra_stripes=True)
             table.border_title = "datasets"
-            for key, label, width in (("name", "name", 16), ("format", "format", 14), ("rows", "rows", 8), ("size", "size", 7), ("age", "age", 3)):
+            for key, label, width in (
+                ("name", "name", 16),
+                ("format", "format", 14),
+                ("rows", "rows", 8),
+                ("size", "size", 7),
+                ("age", "age", 3),
+            ):
                 table.add_column(label, key=key, width=width)
             yield table
             with Vertical(id="ds-right"):
@@ -353,7 +355,17 @@ class DatasetsScreen(Screen[None]):
         info = self.current
         if info is None:
             return
-        text = Text.assemble((info.name, "bold"), "  ", (info.format, "cyan"), "  ", f"{rows_text(info.rows, info.rows_exact)} rows", "  ", human_size(info.size_bytes), "  ", (info.kind, "dim"))
+        text = Text.assemble(
+            (info.name, "bold"),
+            "  ",
+            (info.format, "cyan"),
+            "  ",
+            f"{rows_text(info.rows, info.rows_exact)} rows",
+            "  ",
+            human_size(info.size_bytes),
+            "  ",
+            (info.kind, "dim"),
+        )
         note = getattr(self.reader, "note", "")
         if note:
             text.append(f"  ({note})", style="dim")
@@ -375,7 +387,9 @@ class DatasetsScreen(Screen[None]):
         self.prompt_mode = mode
         prompt = self.query_one("#ds-prompt", Input)
         prompt.value = self.last_search if mode == "search" else ""
-        prompt.placeholder = "row number (1-based), Enter to jump" if mode == "goto" else "text to find, Enter to search"
+        prompt.placeholder = (
+            "row number (1-based), Enter to jump" if mode == "goto" else "text to find, Enter to search"
+        )
         self.add_class("-prompt")
         prompt.focus()
 
@@ -411,7 +425,11 @@ class DatasetsScreen(Screen[None]):
         self.reader.rows(index, 1)
         rows, exact = self.reader.row_count()
         done, total = self.reader.progress_bytes()
-        self.post_message(IndexProgress(str(self.reader.path) if self.current is None else self.current.path, done, total, rows, exact))
+        self.post_message(
+            IndexProgress(
+                str(self.reader.path) if self.current is None else self.current.path, done, total, rows, exact
+            )
+        )
         self.post_message(SearchDone("", index))
 
     def action_search_next(self) -> None:

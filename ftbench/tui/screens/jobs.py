@@ -24,7 +24,13 @@ from ftbench.tui.screens.polling import PollingScreen
 from ftbench.tui.services import services
 from ftbench.tui.widgets.gpu_pane import GpuPane
 
-COLUMNS = (("state", "state", 12), ("kind", "kind", 7), ("name", "name", 22), ("progress", "progress", 22), ("age", "age", 5))
+COLUMNS = (
+    ("state", "state", 12),
+    ("kind", "kind", 7),
+    ("name", "name", 22),
+    ("progress", "progress", 22),
+    ("age", "age", 5),
+)
 
 
 class JobsScreen(PollingScreen):

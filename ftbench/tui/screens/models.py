@@ -83,7 +83,9 @@ def estimate_table(estimates: list[VramEstimate], gpu_report: Any) -> Group:
         for method in METHODS:
             ok = f.fits.get(method)
             line.append(f"{method} ", style="bold")
-            line.append("✔ " if ok else "✘ " if ok is False else "? ", style="green" if ok else "red" if ok is False else "dim")
+            line.append(
+                "✔ " if ok else "✘ " if ok is False else "? ", style="green" if ok else "red" if ok is False else "dim"
+            )
         lines.append(line)
     return Group(*lines)
 
@@ -128,7 +130,13 @@ class ModelsScreen(Screen[None]):
         with Horizontal():
             table: DataTable[str | Text] = DataTable(id="md-list", cursor_type="row", zebra_stripes=True)
             table.border_title = "models"
-            for key, label, width in (("name", "name", 20), ("kind", "kind", 7), ("arch", "architecture", 14), ("params", "params", 7), ("size", "size", 8)):
+            for key, label, width in (
+                ("name", "name", 20),
+                ("kind", "kind", 7),
+                ("arch", "architecture", 14),
+                ("params", "params", 7),
+                ("size", "size", 8),
+            ):
                 table.add_column(label, key=key, width=width)
             yield table
             with Vertical(id="md-right"):
@@ -223,7 +231,9 @@ class ModelsScreen(Screen[None]):
             self.notify(note, severity="warning")
         if not self.models:
             roots = ", ".join(str(r) for r in self.ws.model_roots())
-            self.query_one("#md-detail", Static).update(Text(f"No models under {roots}. Add folders to model_dirs in ftbench.toml.", style="yellow"))
+            self.query_one("#md-detail", Static).update(
+                Text(f"No models under {roots}. Add folders to model_dirs in ftbench.toml.", style="yellow")
+            )
 
     def _prefer_visible(self) -> None:
         """Ask the feed for the highlighted row's details first, then the rows on screen."""
@@ -259,7 +269,9 @@ class ModelsScreen(Screen[None]):
             out.update(Text("The estimate follows once the model's metadata is read.", style="dim"))
             return
         if model.kind == "adapter":
-            out.update(Text(f"An adapter: the estimate is its base model's ({model.base_model or 'unknown'}).", style="dim"))
+            out.update(
+                Text(f"An adapter: the estimate is its base model's ({model.base_model or 'unknown'}).", style="dim")
+            )
             return
         seq_len, batch = self._int("#md-seq", 1024), self._int("#md-batch", 4)
         try:

@@ -187,7 +187,11 @@ class MonitorScreen(Screen[None]):
     def _sparks_text(self) -> Text:
         v = self.view
         text = Text()
-        for label, values, fmt in (("lr", v.lr, ".2e"), ("grad norm", v.grad_norm, ".3g"), ("tokens/s", v.tokens_per_s, ",.0f")):
+        for label, values, fmt in (
+            ("lr", v.lr, ".2e"),
+            ("grad norm", v.grad_norm, ".3g"),
+            ("tokens/s", v.tokens_per_s, ",.0f"),
+        ):
             text.append(f"{label:>9} ", style="dim")
             text.append(sparkline(values, width=40) or "-")
             text.append(f" {values[-1]:{fmt}}\n" if values else "\n")
@@ -313,8 +317,11 @@ class MonitorScreen(Screen[None]):
 
         checkpoint = self.selected_checkpoint()
         if checkpoint is None and self.status.get("state") in ACTIVE_STATES:
-            self.notify("The run is still going; export it when it has finished, or highlight a checkpoint in the list "
-                        "and press g to export that.", severity="warning")
+            self.notify(
+                "The run is still going; export it when it has finished, or highlight a checkpoint in the list "
+                "and press g to export that.",
+                severity="warning",
+            )
             return
         source = str(self.job_dir)  # the export job resolves the run (its final weights) itself
         if checkpoint is not None:  # pinned now: the run may delete old checkpoints (save_total_limit)

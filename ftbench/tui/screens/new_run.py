@@ -63,7 +63,11 @@ def check_recipe(text: str, source: str = "editor") -> tuple[Any | None, str, st
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        return None, f"Not valid YAML{where}: {getattr(exc, 'problem', None) or exc}.", "Fix the indentation, colons or quotes."
+        return (
+            None,
+            f"Not valid YAML{where}: {getattr(exc, 'problem', None) or exc}.",
+            "Fix the indentation, colons or quotes.",
+        )
     if not isinstance(raw, dict):
         return None, "A recipe is a mapping of keys.", "Start with `task: sft`."
     try:
@@ -116,7 +120,9 @@ class NewRunScreen(Screen[None]):
                 yield editor
             with Vertical(id="newrun-side"):
                 yield Static("", id="newrun-status")
-                options = OptionList(*(Option(label, id=str(i)) for i, (label, _) in enumerate(self.sources)), id="newrun-sources")
+                options = OptionList(
+                    *(Option(label, id=str(i)) for i, (label, _) in enumerate(self.sources)), id="newrun-sources"
+                )
                 options.border_title = "start from (enter)"
                 yield options
         yield Footer()
@@ -137,9 +143,16 @@ class NewRunScreen(Screen[None]):
         status = self.query_one("#newrun-status", Static)
         if self.recipe is not None:
             r = self.recipe
-            status.update(Text.assemble(("✓ valid  ", "bold green"), f"{r.task} · {r.method.name} · {Path(r.model.path).name} · {Path(r.data.train).name}"))
+            status.update(
+                Text.assemble(
+                    ("✓ valid  ", "bold green"),
+                    f"{r.task} · {r.method.name} · {Path(r.model.path).name} · {Path(r.data.train).name}",
+                )
+            )
         else:
-            status.update(Text.assemble(("✗ ", "bold red"), (message, "red"), ("\nhint: " + hint if hint else "", "dim")))
+            status.update(
+                Text.assemble(("✗ ", "bold red"), (message, "red"), ("\nhint: " + hint if hint else "", "dim"))
+            )
 
     def load_text(self, text: str, source: Path | None = None) -> None:
         self.source_path = source
@@ -215,11 +228,21 @@ def launch_recipe(ws: Workspace, recipe: Recipe, source: Path | None = None) -> 
 
     recipe = resolve_recipe_paths(recipe, ws, source.parent if source else None)
     if Path(recipe.model.path).is_absolute() and not Path(recipe.model.path).exists():  # else a hub id
-        raise FtbenchError(f"model.path {recipe.model.path} does not exist.", "Pick a model on the Models screen (4) or fix the path.")
+        raise FtbenchError(
+            f"model.path {recipe.model.path} does not exist.", "Pick a model on the Models screen (4) or fix the path."
+        )
     if not Path(recipe.data.train).exists():
-        raise FtbenchError(f"data.train {recipe.data.train} does not exist.", "Pick a dataset on the Datasets screen (3) or fix the path.")
+        raise FtbenchError(
+            f"data.train {recipe.data.train} does not exist.",
+            "Pick a dataset on the Datasets screen (3) or fix the path.",
+        )
     name = recipe.name or (source.stem if source else "run")
-    meta = {"task": recipe.task, "method": recipe.method.name, "model": Path(recipe.model.path).name, "dataset": Path(recipe.data.train).name}
+    meta = {
+        "task": recipe.task,
+        "method": recipe.method.name,
+        "model": Path(recipe.model.path).name,
+        "dataset": Path(recipe.data.train).name,
+    }
     params: dict[str, Any] = {"recipe": recipe.to_dict()}
     gpu_request = request_for_recipe(recipe)
     if gpu_request:

@@ -27,8 +27,15 @@ from ftbench.tui.widgets.run_summary import SORT_KEYS, matches, recipe_diff, sor
 from ftbench.tui.widgets.sparkline import sparkline
 
 COLUMNS = (
-    ("pick", "", 1), ("state", "state", 11), ("name", "name", 20), ("task", "task", 6), ("method", "method", 6),
-    ("model", "model", 16), ("dataset", "dataset", 12), ("best_eval", "best eval", 9), ("duration", "time", 7),
+    ("pick", "", 1),
+    ("state", "state", 11),
+    ("name", "name", 20),
+    ("task", "task", 6),
+    ("method", "method", 6),
+    ("model", "model", 16),
+    ("dataset", "dataset", 12),
+    ("best_eval", "best eval", 9),
+    ("duration", "time", 7),
     ("spark", "loss", 16),
 )
 OVERLAY_STYLES = ("bold cyan", "bold magenta", "bold yellow", "bold green", "bold red", "bold blue")
@@ -84,7 +91,10 @@ class RunsScreen(PollingScreen):
         last = None
         for _ in self.poll_ticks(poll_s):
             rows = scanner.scan()
-            key = [(r["id"], r["state_label"], r["best_eval"], r["duration"], len(r["loss_ema"]), r["progress"]) for r in rows]
+            key = [
+                (r["id"], r["state_label"], r["best_eval"], r["duration"], len(r["loss_ema"]), r["progress"])
+                for r in rows
+            ]
             if key != last:
                 last = key
                 self.post_message(RunsChanged(rows))
@@ -105,7 +115,9 @@ class RunsScreen(PollingScreen):
         ids = [r["id"] for r in self.rows]
         if cursor_id in ids:
             table.move_cursor(row=ids.index(cursor_id), animate=False)
-        self.query_one("#runs-overlay", LossChart).border_subtitle = f"sort: {self.sort_key}  {len(self.rows)}/{len(self.all_rows)} runs"
+        self.query_one(
+            "#runs-overlay", LossChart
+        ).border_subtitle = f"sort: {self.sort_key}  {len(self.rows)}/{len(self.all_rows)} runs"
 
     def _cell(self, row: dict[str, Any], key: str) -> Text:
         if key == "pick":

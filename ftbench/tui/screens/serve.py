@@ -41,7 +41,9 @@ class ServeScreen(ModalScreen[None]):
         with Vertical(id="serve-box"):
             yield Static(f"Starting a server for {self.options.model}…", id="serve-title")
             yield TextArea("", id="serve-card", read_only=True, show_line_numbers=False)
-            yield Static("Esc closes this; the server keeps running as a job (stop it on the Jobs screen).", id="serve-foot")
+            yield Static(
+                "Esc closes this; the server keeps running as a job (stop it on the Jobs screen).", id="serve-foot"
+            )
 
     def on_mount(self) -> None:
         self.start()
@@ -57,7 +59,9 @@ class ServeScreen(ModalScreen[None]):
             self.app.call_from_thread(self._title, f"Serve job {job.id}: loading the models…")
             serve = wait_ready(job)
         except FtbenchError as exc:
-            self.app.call_from_thread(self._title, f"Cannot serve: {exc.message}" + (f"\n{exc.hint}" if exc.hint else ""))
+            self.app.call_from_thread(
+                self._title, f"Cannot serve: {exc.message}" + (f"\n{exc.hint}" if exc.hint else "")
+            )
             return
         self.card = serve_card(serve, socket.gethostname())
         self.app.call_from_thread(self._show, job.id)

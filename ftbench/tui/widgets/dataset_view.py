@@ -36,7 +36,9 @@ REVERSE = Style(reverse=True)
 
 def cell_text(value: Any) -> str:
     """A one-line preview of a value: newlines shown as ⏎, containers as compact JSON."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    text = (
+        value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    )
     return text.replace("\r", "").replace("\n", "⏎").replace("\t", " ")
 
 
@@ -93,7 +95,9 @@ class DatasetTable(ScrollView, can_focus=True):
         self._base_style: Style | None = None
 
     # ----------------------------------------------------------------- data
-    def load(self, reader: DatasetReader | None, first_page: list[Row] | None = None, columns: list[str] | None = None) -> None:
+    def load(
+        self, reader: DatasetReader | None, first_page: list[Row] | None = None, columns: list[str] | None = None
+    ) -> None:
         """Show `reader` from its first row; `first_page` (already read off the loop) seeds the cache."""
         self.reader = reader
         self._pages.clear()
@@ -181,7 +185,9 @@ class DatasetTable(ScrollView, can_focus=True):
             if index == self.cursor:
                 segments = list(Segment.apply_style(segments, post_style=REVERSE))
         strip = Strip(segments).crop(scroll_x, scroll_x + width)
-        return strip.extend_cell_length(width).apply_style(base) if strip.cell_length < width else strip.apply_style(base)
+        return (
+            strip.extend_cell_length(width).apply_style(base) if strip.cell_length < width else strip.apply_style(base)
+        )
 
     # ----------------------------------------------------------------- cursor
     def watch_cursor(self, index: int) -> None:

@@ -46,8 +46,8 @@ def render_gpu_line(gpu: GpuInfo, bar_width: int = 16, history: Sequence[float] 
     line.append(f" {_num(frac * 100 if frac is not None else None, '3.0f', '%')}", style=level_style(frac))
     line.append(f"  util {_num(gpu.util, '3.0f', '%')}")
     line.append(f"  {_num(gpu.temp, '.0f', '°C')}")
-    power = _num(gpu.power, '.0f', '')
-    limit = _num(gpu.power_limit, '.0f', ' W') if gpu.power_limit is not None else "W"
+    power = _num(gpu.power, ".0f", "")
+    limit = _num(gpu.power_limit, ".0f", " W") if gpu.power_limit is not None else "W"
     line.append(f"  {power}/{limit}" if gpu.power_limit is not None else f"  {power} W")
     if history:
         line.append("\n     VRAM history ")

@@ -39,8 +39,6 @@ def state_label(state: str) -> tuple[str, str]:
     return f"{symbol} {word}", style
 
 
-
-
 def progress_text(progress: dict[str, Any] | None, active: bool = False) -> str:
     """The Jobs list's progress cell: "step 30/60 ETA 0:12" while training, "quantize 1/2 50%" otherwise."""
     if not progress:

@@ -20,7 +20,14 @@ from textual.widgets import Static
 from ftbench.catalog.datasets import Row
 from ftbench.core.specs import FORMAT_SPECS, FormatSpec
 
-ROLE_STYLES = {"system": "bold magenta", "user": "bold cyan", "human": "bold cyan", "assistant": "bold green", "gpt": "bold green", "tool": "bold yellow"}
+ROLE_STYLES = {
+    "system": "bold magenta",
+    "user": "bold cyan",
+    "human": "bold cyan",
+    "assistant": "bold green",
+    "gpt": "bold green",
+    "tool": "bold yellow",
+}
 SECTION_STYLES = {"output": "bold green", "chosen": "bold green", "rejected": "bold red"}
 TAG_STYLES = ("bold cyan", "bold magenta", "bold yellow", "bold green", "bold blue", "bold red")
 

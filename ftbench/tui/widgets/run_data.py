@@ -74,7 +74,7 @@ class RunView:
             step = event.get("step")
             self.last_eval = event
             if _num(step):
-                del self.eval_loss[_count_below(self.eval_loss, step):]
+                del self.eval_loss[_count_below(self.eval_loss, step) :]
             if _num(event.get("eval_loss")) and _num(step):
                 self.eval_loss.append((float(step), float(event["eval_loss"])))
         elif kind == "progress":
@@ -111,7 +111,9 @@ class RunView:
             return None
         return GpuReport(True, list(self.gpu_latest))
 
-    def chart_series(self, max_points: int, smoothed: bool = True, raw: bool = True) -> list[tuple[str, list[tuple[float, float]]]]:
+    def chart_series(
+        self, max_points: int, smoothed: bool = True, raw: bool = True
+    ) -> list[tuple[str, list[tuple[float, float]]]]:
         out = []
         if raw:
             out.append(("loss", downsample(self.loss, max_points)))

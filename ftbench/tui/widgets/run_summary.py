@@ -103,11 +103,16 @@ class RunScanner:
         if best is not None:
             best_text, best_value = f"{best[1]:.4f}", best[1]
         else:
-            metric = next(((k, v) for k, v in sorted(result.items()) if k.startswith("eval_") and isinstance(v, (int, float))), None)
+            metric = next(
+                ((k, v) for k, v in sorted(result.items()) if k.startswith("eval_") and isinstance(v, (int, float))),
+                None,
+            )
             best_text = f"{metric[0][5:]} {metric[1]:.4g}" if metric else "-"
             best_value = float(metric[1]) if metric else None
         started = status.get("started_at") or status.get("created_at")
-        ended = status.get("ended_at") or (self.clock() if job["state"] in ("running", "starting", "stopping") else None)
+        ended = status.get("ended_at") or (
+            self.clock() if job["state"] in ("running", "starting", "stopping") else None
+        )
         duration = ended - started if started and ended else None
         return {
             **job,
@@ -133,7 +138,9 @@ def matches(row: dict[str, Any], query: str) -> bool:
             key, _, value = term.partition(":")
             if value not in str(row.get(key, "")).lower():
                 return False
-        elif not any(term in str(row.get(k, "")).lower() for k in ("name", "id", "model", "dataset", "task", "method", "state")):
+        elif not any(
+            term in str(row.get(k, "")).lower() for k in ("name", "id", "model", "dataset", "task", "method", "state")
+        ):
             return False
     return True
 
