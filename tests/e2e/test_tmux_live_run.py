@@ -99,7 +99,8 @@ def test_launch_from_new_run_watch_drop_and_reattach(tmux, tmp_path):
     later = wait_step_above(tmux, first)  # the loss/step line moves while we watch
     assert later > first
 
-    job = find_job(Workspace.open(ws.root), "e2e-live")
+    job = find_job(Workspace.open(ws.root), "last")  # the only run: ids are references, names are not
+    assert job.status["name"] == "e2e-live"
     try:
         assert job.state == "running" and job.status["kind"] == "train"
         tmux("kill-server")  # the terminal goes away: SIGHUP to the TUI
