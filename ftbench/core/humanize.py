@@ -81,3 +81,8 @@ def short_number(v: float) -> str:
     if abs(v) >= 1e4 or abs(v) < 1e-2:
         return f"{v:.1e}"
     return f"{v:.3g}"
+
+
+def plain_number(v: float) -> str:
+    """A count as people read and copy it, never in exponent form: 1000000, 36, 2.5."""
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"

@@ -95,13 +95,13 @@ def test_launch_from_new_run_watch_drop_and_reattach(tmux, tmp_path):
     tmux("send-keys", "-t", "e2e", "F4")  # $EDITOR: the app suspends, `cp` writes the recipe, the app resumes
     tmux.wait_for("✓ valid", "sft · lora · tiny · toy.jsonl")
     tmux("send-keys", "-t", "e2e", "F5")
-    first = wait_step_above(tmux, 0)
-    later = wait_step_above(tmux, first)  # the loss/step line moves while we watch
-    assert later > first
-
-    job = find_job(Workspace.open(ws.root), "last")  # the only run: ids are references, names are not
-    assert job.status["name"] == "e2e-live"
     try:
+        first = wait_step_above(tmux, 0)
+        later = wait_step_above(tmux, first)  # the loss/step line moves while we watch
+        assert later > first
+
+        job = find_job(Workspace.open(ws.root), "last")  # the only run: ids are references, names are not
+        assert job.status["name"] == "e2e-live"
         assert job.state == "running" and job.status["kind"] == "train"
         tmux("kill-server")  # the terminal goes away: SIGHUP to the TUI
         time.sleep(1.0)
@@ -117,6 +117,6 @@ def test_launch_from_new_run_watch_drop_and_reattach(tmux, tmp_path):
         events = [json.loads(line) for line in (job.dir / "events.jsonl").read_text().splitlines()]
         train_steps = [e["step"] for e in events if e["type"] == "train"]
         assert train_steps[:3] == [1, 2, 3] and train_steps[-1] >= reopened
-    finally:
-        stopped = stop_job(find_job(Workspace.open(ws.root), job.id), grace_s=30)
+    finally:  # whatever failed, the million-step run must not outlive the test
+        stopped = stop_job(find_job(Workspace.open(ws.root), "last"), grace_s=30)
         assert stopped.state == "stopped"

@@ -26,7 +26,7 @@ from textual.widgets.option_list import Option
 
 from ftbench.core.errors import FtbenchError
 from ftbench.core.events import EventTail
-from ftbench.core.humanize import human_duration
+from ftbench.core.humanize import human_duration, plain_number
 from ftbench.core.jobs import ACTIVE_STATES, Job, find_job, read_status
 from ftbench.core.layout import JobLayout
 from ftbench.core.tail import LineTail
@@ -162,7 +162,7 @@ class MonitorScreen(Screen[None]):
         parts = []
         if tr.get("step") is not None:
             total = tr.get("max_steps") or (progress.get("total") if progress.get("phase") == "training" else None)
-            parts.append(f"step {tr['step']}" + (f"/{total:g}" if isinstance(total, (int, float)) else ""))
+            parts.append(f"step {tr['step']}" + (f"/{plain_number(total)}" if isinstance(total, (int, float)) else ""))
         if isinstance(tr.get("epoch"), (int, float)):
             parts.append(f"epoch {tr['epoch']:.2f}")
         if isinstance(tr.get("loss"), (int, float)):

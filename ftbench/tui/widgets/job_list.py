@@ -16,7 +16,7 @@ from typing import Any
 
 from ftbench.core.event_schema import ENVELOPE
 from ftbench.core.events import EventTail
-from ftbench.core.humanize import human_age, human_duration
+from ftbench.core.humanize import human_age, human_duration, plain_number
 from ftbench.core.jobs import ACTIVE_STATES, Job, job_dirs, refresh, waiting_note
 from ftbench.core.layout import JobLayout
 from ftbench.core.tail import LineTail
@@ -46,10 +46,12 @@ def progress_text(progress: dict[str, Any] | None, active: bool = False) -> str:
     phase, done, total = progress.get("phase") or "", progress.get("done"), progress.get("total")
     eta = progress.get("eta_s")
     if phase == "training" and isinstance(done, (int, float)):
-        text = f"step {done:g}" + (f"/{total:g}" if isinstance(total, (int, float)) and total else "")
+        text = f"step {plain_number(done)}" + (
+            f"/{plain_number(total)}" if isinstance(total, (int, float)) and total else ""
+        )
         return text + (f" ETA {human_duration(eta)}" if active and isinstance(eta, (int, float)) else "")
     if isinstance(done, (int, float)) and isinstance(total, (int, float)) and total:
-        return f"{phase} {done:g}/{total:g} {100 * done / total:.0f}%".strip()
+        return f"{phase} {plain_number(done)}/{plain_number(total)} {100 * done / total:.0f}%".strip()
     if isinstance(done, (int, float)):
         return f"{phase} {done:g}".strip()
     return phase or "-"
