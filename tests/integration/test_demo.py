@@ -177,7 +177,9 @@ def test_killed_build_resumes_where_it_stopped(tmp_path: Path) -> None:
     deadline = time.monotonic() + 300
     converting = False
     while not converting and time.monotonic() < deadline:
-        converting = any(e.get("phase") == "demo smollm2-135m-instruct convert" for e in tail.read_new())
+        converting = any(
+            e.kind == "progress" and e["phase"] == "demo smollm2-135m-instruct convert" for e in tail.read_new()
+        )
         job = refresh(job)
         assert job.active, job.status.get("error")
         time.sleep(0.1)
