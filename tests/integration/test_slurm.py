@@ -18,7 +18,6 @@ from ftbench.core.events import read_events
 from ftbench.core.jobs import find_job, read_status, wait_job
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow
 
 
 def ftbench(
@@ -63,6 +62,7 @@ def wait_until(predicate, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.slow
 def test_two_process_lora_run_on_slurm(slurm_cluster, workspace, tiny_llama, tmp_path):
     recipe = recipe_file(tmp_path, tiny_llama, "slurm-ddp", max_steps=4, devices=2)
     job = submit(workspace, recipe, "--time", "10", env={"FTBENCH_DDP_CPU": "1"})
@@ -107,6 +107,7 @@ def test_pending_job_shows_slurms_reason_and_cancels(slurm_cluster, workspace, t
     assert read_status(job.dir)["state"] == "stopped" and not (job.dir / "log.txt").exists()  # it never ran
 
 
+@pytest.mark.slow
 def test_stop_checkpoints_then_resume_continues(slurm_cluster, workspace, tiny_llama, tmp_path):
     recipe = recipe_file(tmp_path, tiny_llama, "stop-resume", max_steps=400, save_steps=1000)
     job = submit(workspace, recipe, "--time", "10")
@@ -142,6 +143,7 @@ def test_stop_checkpoints_then_resume_continues(slurm_cluster, workspace, tiny_l
     assert f"Resuming from checkpoint-{saved_step}" in (job.dir / "log.txt").read_text()
 
 
+@pytest.mark.slow
 def test_time_limit_ends_failed_with_slurms_reason(slurm_cluster, workspace, tiny_llama, tmp_path):
     recipe = recipe_file(tmp_path, tiny_llama, "too-long", max_steps=100000, save_steps=100000)
     job = submit(workspace, recipe, "--time", "1")
@@ -153,6 +155,7 @@ def test_time_limit_ends_failed_with_slurms_reason(slurm_cluster, workspace, tin
         assert list((job.dir / "checkpoints").iterdir()), "the SIGTERM at the time limit saved no checkpoint"
 
 
+@pytest.mark.slow
 def test_export_job_runs_on_slurm_too(slurm_cluster, workspace, tiny_llama):
     out = ftbench(
         workspace,
