@@ -13,6 +13,8 @@ from gguf_checks import assert_matches_gguf_py  # noqa: E402
 
 from ftbench.catalog.models import inspect_model  # noqa: E402
 from ftbench.commands.export import gguf_type_of  # noqa: E402
+from ftbench.export.gguf.archs import rule_for  # noqa: E402
+from ftbench.export.gguf.hf import load_hf_model  # noqa: E402
 from ftbench.export.gguf.writer import convert  # noqa: E402
 from ftbench.export.importer import gguf_architecture  # noqa: E402
 
@@ -22,7 +24,9 @@ def test_exported_f16_header_matches_gguf_py(arch, tmp_path):
     model_dir = make_arch_model(tmp_path / arch, arch)
     out = convert(model_dir, tmp_path / f"{arch}-F16.gguf", "f16")["path"]
     header = assert_matches_gguf_py(out)
-    assert header.architecture in (arch.removesuffix("_text"), "llama")  # mistral is written as llama
+    assert (
+        header.architecture == rule_for(load_hf_model(model_dir)).gguf_arch
+    )  # mistral as llama, qwen2_moe as qwen2moe
     assert gguf_type_of(out) == "f16" and gguf_architecture(out) == (header.architecture, "model")
     info = inspect_model(out)
     assert (info.kind, info.architecture, info.quantization, info.error) == ("gguf", header.architecture, "F16", None)
