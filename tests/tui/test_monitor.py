@@ -9,8 +9,7 @@ from fakes import FAILED, FAKE_GPUS, FIXTURES, MULTI_GPU, NOW, RUNNING, write_mu
 from helpers import wait_until
 from textual.widgets import Log, OptionList, Static
 
-from ftbench.core.events import ema, read_events
-from ftbench.core.humanize import human_duration
+from ftbench.core.events import EventWriter, ema, read_events
 from ftbench.core.jobs import read_status, start_job, wait_job
 from ftbench.tui.screens.jobs import JobsScreen
 from ftbench.tui.screens.monitor import MonitorScreen
@@ -280,6 +279,8 @@ async def test_chat_and_export_a_checkpoint_of_a_running_run(fake_ws, make_app, 
         json.dumps({"peft_type": "LORA", "base_model_name_or_path": "models/tiny-base"})
     )
     (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 100, "log_history": []}))
+    with EventWriter(run / "events.jsonl") as writer:  # as the trainer announces a checkpoint it saved
+        writer.emit("checkpoint", step=100, path="checkpoints/checkpoint-100")
     app = make_app(fake_ws)
     notes: list[str] = []
     async with app.run_test(size=SIZE) as pilot:
@@ -292,7 +293,7 @@ async def test_chat_and_export_a_checkpoint_of_a_running_run(fake_ws, make_app, 
         assert not (run / "adapter").exists() and mon.adapter_path() == checkpoint  # no final weights yet
         listing = mon.query_one("#monitor-checkpoints", OptionList)
         listing.focus()
-        listing.highlighted = 0
+        listing.highlighted = mon.checkpoint_names().index("checkpoint-100")  # the recorded run has its own too
         await pilot.pause()
         assert mon.selected_checkpoint() == "checkpoint-100"
         await pilot.press("enter")
@@ -317,7 +318,7 @@ async def test_chat_and_export_a_checkpoint_of_a_running_run(fake_ws, make_app, 
         )
         listing = app.screen.query_one("#monitor-checkpoints", OptionList)
         listing.focus()
-        listing.highlighted = 0
+        listing.highlighted = app.screen.checkpoint_names().index("checkpoint-100")
         await pilot.pause()
         await pilot.press("g")
         await wait_until(pilot, lambda: started, what="export job")
