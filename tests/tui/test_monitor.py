@@ -10,6 +10,7 @@ from helpers import wait_until
 from textual.widgets import Log, OptionList, Static
 
 from ftbench.core.events import EventWriter, ema, read_events
+from ftbench.core.humanize import human_duration
 from ftbench.core.jobs import read_status, start_job, wait_job
 from ftbench.tui.screens.jobs import JobsScreen
 from ftbench.tui.screens.monitor import MonitorScreen
