@@ -171,7 +171,8 @@ def normalise(folder: Path, ws: Path, renames: dict[str, str]) -> None:
 def record(out: Path) -> list[Path]:
     from tinymodels import make_tiny_bert, make_tiny_causal_lm
 
-    from ftbench.core.jobs import find_job, read_status, refresh, start_job, stop_job
+    from ftbench.core.job_stop import stop_job
+    from ftbench.core.jobs import find_job, read_status, refresh, start_job
     from ftbench.core.workspace import Workspace
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,7 +8,6 @@ the chat server process (torch, transformers and peft are heavy).
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from contextlib import nullcontext
@@ -20,6 +19,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
+from ftbench.chat.adapter_checks import adapter_config, adapter_shape_mismatch, base_names_match
 from ftbench.chat.base import StopCheck, StreamStats, TokenCallback, cut_at_stop, with_system
 from ftbench.chat.protocol import GenSettings, VariantSpec
 from ftbench.core.errors import FtbenchError
@@ -29,79 +29,6 @@ END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|endoft
 FALLBACK_TEMPLATE = "plain"
 PLAIN_STOPS = ("\nUser:", "\nSystem:")
 CAUSAL_TASKS = (None, "CAUSAL_LM")
-
-
-def adapter_config(path: Path) -> dict[str, Any]:
-    """The adapter's adapter_config.json, or a clear error when the folder is not a PEFT adapter."""
-    cfg = path / "adapter_config.json"
-    if not path.is_dir():
-        raise FtbenchError(
-            f"Adapter {path} does not exist or is not a folder.", "Pass a PEFT adapter folder or a run id."
-        )
-    if not cfg.is_file():
-        raise FtbenchError(
-            f"{path} is not a PEFT adapter: it has no adapter_config.json.",
-            "Pass the run's adapter/ folder (or the run id); a full model folder goes in as a model, not --adapter.",
-        )
-    try:
-        data = json.loads(cfg.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise FtbenchError(f"{cfg} is not valid JSON.", "Re-save the adapter.") from exc
-    if not isinstance(data, dict) or "peft_type" not in data:
-        raise FtbenchError(
-            f"{cfg} has no peft_type, so it is not a PEFT adapter config.", "Re-save the adapter with peft."
-        )
-    return data
-
-
-def base_names_match(adapter_base: str | None, base_path: Path, base_name: str | None) -> bool:
-    """True when the adapter's recorded base is this base: same path, same folder name or same model id tail.
-
-    Adapters trained elsewhere record another absolute path or a hub id, so names are compared by their
-    last path component, case-insensitively, as well as by full path.
-    """
-    if not adapter_base:
-        return True
-    wanted = adapter_base.rstrip("/")
-    candidates = {str(base_path), base_path.name}
-    if base_name:
-        candidates |= {base_name.rstrip("/"), Path(base_name.rstrip("/")).name}
-    tail = Path(wanted).name.lower()
-    return wanted in candidates or tail in {Path(c).name.lower() for c in candidates}
-
-
-def adapter_shape_mismatch(model: Any, adapter_path: Path) -> str | None:
-    """The first LoRA tensor whose shape does not fit the base's layer, described; None when all fit.
-
-    Checked before loading because a failed load leaves half-injected layers in the base.
-    """
-    weights = adapter_path / "adapter_model.safetensors"
-    if not weights.is_file():
-        return None
-    from safetensors import safe_open
-
-    raw = model.get_base_model() if hasattr(model, "get_base_model") else model
-    modules = dict(raw.named_modules())
-    try:
-        handle = safe_open(str(weights), "pt")
-    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
-        raise FtbenchError(
-            f"Cannot read the adapter weights {weights}: {exc}.", "Re-save the adapter; the file looks damaged."
-        ) from exc
-    with handle as st:
-        for key in st.keys():
-            m = re.match(r"(?:base_model\.model\.)?(.*)\.lora_(A|B)\.weight$", key)
-            if not m:
-                continue
-            module = modules.get(m.group(1))
-            shape = list(st.get_slice(key).get_shape())
-            if module is None:
-                return f"it has weights for layer '{m.group(1)}', which the base does not have"
-            want = getattr(module, "in_features", None) if m.group(2) == "A" else getattr(module, "out_features", None)
-            got = shape[1] if m.group(2) == "A" else shape[0]
-            if want is not None and got != want:
-                return f"{key} has shape {shape}, but layer '{m.group(1)}' has {'in' if m.group(2) == 'A' else 'out'}_features={want}"
-    return None
 
 
 def end_of_turn_ids(tokenizer: Any, model: Any) -> list[int]:

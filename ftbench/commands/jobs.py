@@ -12,7 +12,8 @@ from ftbench.cli import print_json, subparser
 from ftbench.core.errors import FtbenchError
 from ftbench.core.events import EventTail
 from ftbench.core.humanize import human_age
-from ftbench.core.jobs import ACTIVE_STATES, Job, find_job, refresh, stop_job, tail_lines, waiting_note
+from ftbench.core.job_stop import stop_job
+from ftbench.core.jobs import ACTIVE_STATES, Job, find_job, refresh, tail_lines, waiting_note
 from ftbench.core.registry import JOB_TABLES, Registry, job_record
 from ftbench.core.workspace import Workspace
 

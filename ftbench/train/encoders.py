@@ -185,6 +185,44 @@ def final_evaluation(trainer: Any, keep: dict[str, Any]) -> dict[str, Any]:
     return {"eval_loss": last.get("eval_loss"), **keep.get("last", {})}
 
 
+def load_head_model(
+    recipe: Recipe,
+    ctx: JobContext,
+    session: Session,
+    auto_class: Any,
+    labels: list[str] | None = None,
+    pad_token_id: int | None = None,
+    **head_options: Any,
+) -> Any:
+    """The base model with the task's head (`auto_class`, e.g. AutoModelForTokenClassification), seeded and
+    wrapped by the recipe's method, with "loading model" progress around it.
+
+    Shared so the three tasks seed, name their labels and apply LoRA the same way (predict relies on it).
+    `labels` become num_labels/id2label/label2id; `pad_token_id` fills a config that has none (a sequence
+    classifier needs it to find each row's last token).
+    """
+    import torch
+
+    from ftbench.train.methods import apply_method
+
+    if labels is not None:
+        head_options.update(
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={name: i for i, name in enumerate(labels)},
+        )
+    ctx.progress("loading model", 0, 1)
+    torch.manual_seed(recipe.training.seed)
+    model = auto_class.from_pretrained(
+        recipe.model.path, trust_remote_code=recipe.model.trust_remote_code, **head_options
+    )
+    if pad_token_id is not None and model.config.pad_token_id is None:
+        model.config.pad_token_id = pad_token_id
+    model = apply_method(model, recipe, session.info)
+    ctx.progress("loading model", 1, 1)
+    return model
+
+
 def fit(
     recipe: Recipe,
     ctx: JobContext,

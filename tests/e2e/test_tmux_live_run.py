@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from test_tmux import Tmux, gpu_pane_text
 
-from ftbench.core.jobs import find_job, pid_alive, read_status, stop_job
+from ftbench.core.job_stop import stop_job
+from ftbench.core.jobs import find_job, pid_alive, read_status
 from ftbench.core.workspace import Workspace
 
 pytestmark = pytest.mark.e2e

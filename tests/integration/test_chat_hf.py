@@ -12,7 +12,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ftbench.chat.hf import HFBackend, base_names_match, end_of_turn_ids  # noqa: E402
+from ftbench.chat.adapter_checks import base_names_match  # noqa: E402
+from ftbench.chat.hf import HFBackend, end_of_turn_ids  # noqa: E402
 from ftbench.chat.protocol import GenSettings, VariantSpec  # noqa: E402
 from ftbench.core.errors import FtbenchError  # noqa: E402
 

@@ -22,7 +22,8 @@ httpx = pytest.importorskip("httpx")
 
 from ftbench.cli import main  # noqa: E402
 from ftbench.core.events import read_events  # noqa: E402
-from ftbench.core.jobs import find_job, read_status, refresh, stop_job, wait_job  # noqa: E402
+from ftbench.core.job_stop import stop_job  # noqa: E402
+from ftbench.core.jobs import find_job, read_status, refresh, wait_job  # noqa: E402
 
 RUN_ID = "20261122-000000-sft-tiny-ab12"
 ADAPTERS = ("sft-tiny-ab12", "loose-adapter")

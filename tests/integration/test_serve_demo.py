@@ -14,7 +14,8 @@ pytest.importorskip("torch")
 openai = pytest.importorskip("openai")
 
 from ftbench.cli import main  # noqa: E402
-from ftbench.core.jobs import find_job, stop_job  # noqa: E402
+from ftbench.core.job_stop import stop_job  # noqa: E402
+from ftbench.core.jobs import find_job  # noqa: E402
 
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from ftbench.core.errors import FtbenchError
-from ftbench.core.jobs import find_job, proc_start_time, stop_job
+from ftbench.core.job_stop import stop_job
+from ftbench.core.jobs import find_job, proc_start_time
 from ftbench.core.workspace import Workspace
 
 JOB_ID = "20261122-000000-sft-victim-ab12"

@@ -118,7 +118,8 @@ async def test_export_starts_an_export_job(fake_ws, make_app, monkeypatch):
         "source": str(fake_ws.runs_dir / "20251122-070000-sft-alpaca-lora-r8-c3d4"),
         "quants": ["q4_k_m", "q8_0"],
     }
-    from ftbench.core.jobs import Job, stop_job
+    from ftbench.core.job_stop import stop_job
+    from ftbench.core.jobs import Job
 
     stop_job(Job(exports[0], read_status(exports[0])), grace_s=10)
 
@@ -145,7 +146,7 @@ async def test_live_job_checkpoint_and_stop_from_the_monitor(workspace, make_app
             assert "■ stopped" in stats
     finally:
         wait_job(job, timeout_s=1)
-        from ftbench.core.jobs import stop_job
+        from ftbench.core.job_stop import stop_job
 
         stop_job(job, grace_s=5)
 
@@ -201,7 +202,8 @@ async def test_resume_continues_the_same_run(fake_ws, make_app, monkeypatch):
             assert all(v == 2.0 / (1 + s / 10) for s, v in mon.view.loss if s > resume_at)  # the fake job's values
             assert "attempt 2" in str(mon.query_one("#monitor-stats", Static).render())
     finally:
-        from ftbench.core.jobs import find_job, stop_job
+        from ftbench.core.job_stop import stop_job
+        from ftbench.core.jobs import find_job
 
         stop_job(find_job(fake_ws, str(failed)), grace_s=10)
 

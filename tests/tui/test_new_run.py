@@ -8,7 +8,8 @@ from pathlib import Path
 from helpers import wait_until
 from textual.widgets import OptionList, Static, TextArea
 
-from ftbench.core.jobs import find_job, stop_job
+from ftbench.core.job_stop import stop_job
+from ftbench.core.jobs import find_job
 from ftbench.tui.screens.monitor import MonitorScreen
 from ftbench.tui.screens.new_run import NewRunScreen, check_recipe, set_key
 

@@ -14,7 +14,8 @@ from fakes import write_job
 from helpers import wait_until
 from textual.widgets import DataTable, Static, TextArea
 
-from ftbench.core.jobs import find_job, stop_job
+from ftbench.core.job_stop import stop_job
+from ftbench.core.jobs import find_job
 from ftbench.core.workspace import Workspace
 from ftbench.tui.screens.jobs import JobsScreen
 from ftbench.tui.screens.monitor import MonitorScreen

@@ -23,7 +23,8 @@ from ftbench.core.gpu_queue import (
     simulated_sampler,
     visible_devices_env,
 )
-from ftbench.core.jobs import read_status, start_job, stop_job, wait_job
+from ftbench.core.job_stop import stop_job
+from ftbench.core.jobs import read_status, start_job, wait_job
 
 TESTS = Path(__file__).resolve().parents[1]
 REPO = TESTS.parent

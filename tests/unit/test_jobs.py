@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ftbench.core.events import read_events
+from ftbench.core.job_stop import stop_job
 from ftbench.core.jobs import (
     find_job,
     new_job_id,
@@ -22,7 +23,6 @@ from ftbench.core.jobs import (
     request_control,
     restart_job,
     start_job,
-    stop_job,
     wait_job,
 )
 from ftbench.core.registry import Registry

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from ftbench.core.errors import FtbenchError
 from ftbench.train.encoders import Numbered
-from ftbench.train.methods import apply_method
 
 if TYPE_CHECKING:
     from ftbench.core.job_context import JobContext
@@ -284,7 +283,6 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
     max_length = encoders.effective_max_length(recipe, config, tokenizer)
 
     import datasets
-    import torch
     from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
 
     def tokenized(rows: list[Numbered], ys: list[Any]) -> Any:
@@ -298,20 +296,15 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
     train_ds = tokenized(train_rows, st["train_y"])
     eval_ds = tokenized(eval_rows, st["eval_y"]) if eval_rows else None
 
-    ctx.progress("loading model", 0, 1)
-    torch.manual_seed(recipe.training.seed)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        recipe.model.path,
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={name: i for i, name in enumerate(labels)},
+    model = encoders.load_head_model(
+        recipe,
+        ctx,
+        session,
+        AutoModelForSequenceClassification,
+        labels,
+        pad_token_id=tokenizer.pad_token_id,
         problem_type="multi_label_classification" if multi else "single_label_classification",
-        trust_remote_code=recipe.model.trust_remote_code,
     )
-    if model.config.pad_token_id is None:
-        model.config.pad_token_id = tokenizer.pad_token_id
-    model = apply_method(model, recipe, session.info)
-    ctx.progress("loading model", 1, 1)
     opts = recipe.classification
     info = {
         "task": "classification",

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from ftbench.core.errors import FtbenchError
 from ftbench.train.encoders import Numbered
-from ftbench.train.methods import apply_method
 
 if TYPE_CHECKING:
     from ftbench.core.job_context import JobContext
@@ -205,7 +204,6 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
     max_length = encoders.effective_max_length(recipe, config, tokenizer)
 
     import datasets
-    import torch
     from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification
 
     truncated = 0
@@ -233,17 +231,7 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
             level="warning",
         )
 
-    ctx.progress("loading model", 0, 1)
-    torch.manual_seed(recipe.training.seed)
-    model = AutoModelForTokenClassification.from_pretrained(
-        recipe.model.path,
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={name: i for i, name in enumerate(labels)},
-        trust_remote_code=recipe.model.trust_remote_code,
-    )
-    model = apply_method(model, recipe, session.info)
-    ctx.progress("loading model", 1, 1)
+    model = encoders.load_head_model(recipe, ctx, session, AutoModelForTokenClassification, labels)
     info = {
         "task": "ner",
         "labels": labels,

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from ftbench.core.errors import FtbenchError
 from ftbench.train.encoders import Numbered
-from ftbench.train.methods import apply_method
 
 if TYPE_CHECKING:
     from ftbench.core.job_context import JobContext
@@ -290,7 +289,6 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
     session.info.update(data_format="squad", train_rows=len(train_rows), eval_rows=len(eval_rows))
 
     import datasets
-    import torch
     from transformers import AutoModelForQuestionAnswering, DataCollatorWithPadding
 
     def windows(rows: list[Numbered]) -> tuple[Any, Any]:
@@ -306,13 +304,7 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
     eval_enc, eval_ds = windows(eval_rows) if eval_rows else (None, None)
     ctx.log(f"{len(train_ds)} training windows from {len(train_rows)} questions.")
 
-    ctx.progress("loading model", 0, 1)
-    torch.manual_seed(recipe.training.seed)
-    model = AutoModelForQuestionAnswering.from_pretrained(
-        recipe.model.path, trust_remote_code=recipe.model.trust_remote_code
-    )
-    model = apply_method(model, recipe, session.info)
-    ctx.progress("loading model", 1, 1)
+    model = encoders.load_head_model(recipe, ctx, session, AutoModelForQuestionAnswering)
     info = {
         "task": "qa",
         "max_length": max_length,

@@ -215,7 +215,7 @@ class JobsScreen(PollingScreen):
 
     @work(thread=True, group="job-control")
     def _stop_in_background(self, job) -> None:
-        from ftbench.core.jobs import stop_job
+        from ftbench.core.job_stop import stop_job
 
         self.app.call_from_thread(self.notify, f"Stopping {job.id}…")
         job = stop_job(job, grace_s=self.ws.config.defaults.stop_grace_s)

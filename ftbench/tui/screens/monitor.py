@@ -257,7 +257,7 @@ class MonitorScreen(Screen[None]):
 
     @work(thread=True, group="monitor-control")
     def _stop(self, job: Job) -> None:
-        from ftbench.core.jobs import stop_job
+        from ftbench.core.job_stop import stop_job
 
         self.app.call_from_thread(self.notify, f"Stopping {job.id}; it saves a checkpoint first…")
         job = stop_job(job, grace_s=self.ws.config.defaults.stop_grace_s)
