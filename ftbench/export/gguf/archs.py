@@ -35,6 +35,8 @@ class ArchRule:
     required_tokens: tuple[str, ...] = ()  # tokens llama.cpp's vocab loader looks up ...
     required_tokens_if_named: tuple[str, ...] = ()  # ... when general.name contains one of these (phi-3)
     extra_kv: Callable[[Any, dict[str, Any]], None] | None = field(default=None, compare=False)
+    # The inverse of extra_kv for `ftbench import`: GGUF metadata (a reader with arch_get) -> config.json values.
+    restore_kv: Callable[[Any, dict[str, Any]], None] | None = field(default=None, compare=False)
     check_config: Callable[[dict[str, Any]], str | None] | None = field(default=None, compare=False)
 
 
@@ -109,6 +111,26 @@ def _granite_kv(w: Any, cfg: dict[str, Any]) -> None:
             getattr(w, setter)(float(cfg[key]))
 
 
+def _llama_cfg(g: Any, cfg: dict[str, Any]) -> None:
+    if g.arch_get("expert_count"):  # Mixtral is llama with stacked experts
+        cfg["architectures"] = ["MixtralForCausalLM"]
+        cfg["num_local_experts"] = cfg.pop("num_experts")
+    cfg["attention_bias"] = g.has_tensor("blk.0.attn_q.bias")
+    cfg["mlp_bias"] = g.has_tensor("blk.0.ffn_up.bias")
+
+
+def _granite_cfg(g: Any, cfg: dict[str, Any]) -> None:
+    cfg.pop("head_dim", None)
+    for key, gkey in (
+        ("attention_multiplier", "attention.scale"),
+        ("embedding_multiplier", "embedding_scale"),
+        ("residual_multiplier", "residual_scale"),
+        ("logits_scaling", "logit_scale"),
+    ):
+        if g.arch_get(gkey) is not None:
+            cfg[key] = float(g.arch_get(gkey))
+
+
 def _smollm3_nope(cfg: dict[str, Any]) -> str | None:
     """llama.cpp's smollm3 hard-codes "no rope on every 4th layer"; another pattern would compute differently."""
     n = int(cfg["num_hidden_layers"])
@@ -131,6 +153,15 @@ def _qwen2moe_norm(cfg: dict[str, Any]) -> str | None:
     return None
 
 
+def _moe_cfg(norm_topk_prob: bool) -> Callable[[Any, dict[str, Any]], None]:
+    """Qwen MoE configs: llama.cpp's graph fixes top-k renormalisation per architecture, so the config states it."""
+
+    def restore(g: Any, cfg: dict[str, Any]) -> None:
+        cfg["norm_topk_prob"] = norm_topk_prob
+
+    return restore
+
+
 def _gemma2_kv(w: Any, cfg: dict[str, Any]) -> None:
     if cfg.get("attn_logit_softcapping"):
         w.add_attn_logit_softcapping(float(cfg["attn_logit_softcapping"]))
@@ -138,6 +169,28 @@ def _gemma2_kv(w: Any, cfg: dict[str, Any]) -> None:
         w.add_final_logit_softcapping(float(cfg["final_logit_softcapping"]))
     if cfg.get("sliding_window"):
         w.add_sliding_window(int(cfg["sliding_window"]))
+
+
+def _gemma_scale_cfg(g: Any, cfg: dict[str, Any]) -> None:
+    """llama.cpp scales Gemma's queries by 1/sqrt(head_dim); softcaps and windows are what the file says."""
+    cfg["query_pre_attn_scalar"] = cfg["head_dim"]
+    for key in ("attn_logit_softcapping", "final_logit_softcapping"):
+        value = g.arch_get(key)
+        cfg[key] = float(value) if value else None
+    if g.arch_get("attention.sliding_window"):
+        cfg["sliding_window"] = int(g.arch_get("attention.sliding_window"))
+
+
+def _gemma3_cfg(g: Any, cfg: dict[str, Any]) -> None:
+    _gemma_scale_cfg(g, cfg)
+    params = {"rope_type": "default", "rope_theta": cfg.pop("rope_theta", 1_000_000.0)}
+    local = {"rope_type": "default", "rope_theta": float(g.arch_get("rope.freq_base_swa", 10_000.0))}
+    if cfg.get("rope_scaling"):
+        params = {**cfg.pop("rope_scaling"), "rope_theta": params["rope_theta"]}
+    cfg["rope_parameters"] = {"full_attention": params, "sliding_attention": local}
+    pattern = g.arch_get("attention.sliding_window_pattern")
+    if isinstance(pattern, list):
+        cfg["layer_types"] = ["sliding_attention" if p else "full_attention" for p in pattern]
 
 
 def _gemma3_kv(w: Any, cfg: dict[str, Any]) -> None:
@@ -171,22 +224,60 @@ def _phi3_kv(w: Any, cfg: dict[str, Any]) -> None:
         )
 
 
+def _phi3_cfg(g: Any, cfg: dict[str, Any]) -> None:
+    rot = g.arch_get("rope.dimension_count")
+    if rot:
+        cfg["partial_rotary_factor"] = int(rot) * cfg["num_attention_heads"] / cfg["hidden_size"]
+    orig = g.arch_get("rope.scaling.original_context_length")
+    cfg["original_max_position_embeddings"] = int(orig) if orig else cfg["max_position_embeddings"]
+    cfg["sliding_window"] = int(g.arch_get("attention.sliding_window") or 0) or None
+
+
 # One entry per llama.cpp architecture; its quirks live here and nowhere else.
 RULES: tuple[ArchRule, ...] = (
     # Llama 2/3.x, Mistral (also Nemo's explicit head_dim), SmolLM/SmolLM2, TinyLlama; Mixtral's experts are stacked.
     ArchRule(
-        "llama", ("LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM"), permute_qk=True, extra_kv=_llama_kv
+        "llama",
+        ("LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM"),
+        permute_qk=True,
+        extra_kv=_llama_kv,
+        restore_kv=_llama_cfg,
     ),
-    ArchRule("granite", ("GraniteForCausalLM",), permute_qk=True, ignore_head_dim=True, extra_kv=_granite_kv),
+    ArchRule(
+        "granite",
+        ("GraniteForCausalLM",),
+        permute_qk=True,
+        ignore_head_dim=True,
+        extra_kv=_granite_kv,
+        restore_kv=_granite_cfg,
+    ),
     ArchRule("smollm3", ("SmolLM3ForCausalLM",), permute_qk=True, extra_kv=_llama_kv, check_config=_smollm3_nope),
     ArchRule("qwen2", ("Qwen2ForCausalLM",)),
-    ArchRule("qwen2moe", ("Qwen2MoeForCausalLM",), output_required=True, check_config=_qwen2moe_norm),
+    ArchRule(
+        "qwen2moe",
+        ("Qwen2MoeForCausalLM",),
+        output_required=True,
+        check_config=_qwen2moe_norm,
+        restore_kv=_moe_cfg(norm_topk_prob=False),
+    ),
     ArchRule("qwen3", ("Qwen3ForCausalLM",), head_dim_kv=True),
-    ArchRule("qwen3moe", ("Qwen3MoeForCausalLM",), head_dim_kv=True, check_config=_qwen3moe_norm),
+    ArchRule(
+        "qwen3moe",
+        ("Qwen3MoeForCausalLM",),
+        head_dim_kv=True,
+        check_config=_qwen3moe_norm,
+        restore_kv=_moe_cfg(norm_topk_prob=True),
+    ),
     ArchRule("olmo2", ("Olmo2ForCausalLM",), output_required=True),
     ArchRule("gemma", ("GemmaForCausalLM",), norm_plus_one=True, never_output=True, head_dim_kv=True),
     ArchRule(
-        "gemma2", ("Gemma2ForCausalLM",), norm_plus_one=True, never_output=True, head_dim_kv=True, extra_kv=_gemma2_kv
+        "gemma2",
+        ("Gemma2ForCausalLM",),
+        norm_plus_one=True,
+        never_output=True,
+        head_dim_kv=True,
+        extra_kv=_gemma2_kv,
+        restore_kv=_gemma_scale_cfg,
     ),
     ArchRule(
         "gemma3",
@@ -194,6 +285,7 @@ RULES: tuple[ArchRule, ...] = (
         norm_plus_one=True,
         head_dim_kv=True,
         extra_kv=_gemma3_kv,
+        restore_kv=_gemma3_cfg,
     ),
     # Phi-3/3.5 and Phi-4 (same graph; Phi-4 brings a byte-level BPE tokenizer and may tie its embeddings).
     ArchRule(
@@ -202,6 +294,7 @@ RULES: tuple[ArchRule, ...] = (
         required_tokens=("<s>", "</s>", "<unk>"),
         required_tokens_if_named=("phi-3", "phi3"),
         extra_kv=_phi3_kv,
+        restore_kv=_phi3_cfg,
     ),
     ArchRule(
         "gpt2",
@@ -327,6 +420,26 @@ def transform(rule: ArchRule, model: HFModel, hf_name: str, arr: np.ndarray) -> 
         arr = np.ascontiguousarray(arr.T)
     if hf_name.endswith("shared_expert_gate.weight"):
         arr = arr.reshape(-1)
+    return arr
+
+
+def inverse_transform(rule: ArchRule, cfg: dict[str, Any], hf_name: str, arr: np.ndarray) -> np.ndarray:
+    """`transform` undone: a GGUF tensor (numpy order) back in the HF layout, for `ftbench import`."""
+    if rule.permute_qk:
+        heads = 0
+        if ".self_attn.q_proj." in hf_name:
+            heads = int(cfg["num_attention_heads"])
+        elif ".self_attn.k_proj." in hf_name:
+            heads = int(cfg.get("num_key_value_heads") or cfg["num_attention_heads"])
+        if heads:  # the permutation's inverse: the same reshape, read the other way
+            rows, rest = arr.shape[0], arr.shape[1:]
+            arr = arr.reshape(heads, rows // heads // 2, 2, *rest).swapaxes(1, 2).reshape(rows, *rest)
+    if rule.norm_plus_one and hf_name.endswith("norm.weight"):
+        arr = arr - 1.0
+    if rule.conv1d and hf_name.endswith(".weight") and any(f".{c}." in hf_name for c in rule.conv1d):
+        arr = np.ascontiguousarray(arr.T)
+    if hf_name.endswith("shared_expert_gate.weight"):
+        arr = arr.reshape(1, -1)
     return arr
 
 

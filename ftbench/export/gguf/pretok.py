@@ -226,3 +226,51 @@ def fingerprint(ids: list[int]) -> str:
 
 def name_for_fingerprint(ids: list[int]) -> str | None:
     return FINGERPRINTS.get(fingerprint(ids))
+
+
+def _split_then_bytes(regex: str) -> dict:
+    return {
+        "type": "Sequence",
+        "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": regex}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
+        ],
+    }
+
+
+_BYTES = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+_LLAMA3_RX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|"
+    r"\s+(?!\S)|\s+"
+)
+_UPPER, _LOWER = r"[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]", r"[\p{Ll}\p{Lm}\p{Lo}\p{M}]"
+_TEKKEN_RX = (
+    rf"[^\r\n\p{{L}}\p{{N}}]?{_UPPER}*{_LOWER}+|[^\r\n\p{{L}}\p{{N}}]?{_UPPER}+{_LOWER}*|\p{{N}}|"
+    r" ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+_CONTRACTIONS = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+_GPT4O_RX = (
+    rf"[^\r\n\p{{L}}\p{{N}}]?{_UPPER}*{_LOWER}+{_CONTRACTIONS}|[^\r\n\p{{L}}\p{{N}}]?{_UPPER}+{_LOWER}*{_CONTRACTIONS}|"
+    r"\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+# llama.cpp pre-tokenizer name -> the tokenizer.json pieces that split text the same way, for `ftbench import`
+# (the inverse of tokenizer.detect_pre, which reads these structures back to the same names).
+HF_PRE_TOKENIZERS: dict[str, dict] = {
+    "gpt-2": {"pre_tokenizer": _BYTES},
+    "default": {"pre_tokenizer": _BYTES},
+    "smollm": {
+        "pre_tokenizer": {
+            "type": "Sequence",
+            "pretokenizers": [{"type": "Digits", "individual_digits": True}, _BYTES],
+        }
+    },
+    "llama-bpe": {"pre_tokenizer": _split_then_bytes(_LLAMA3_RX), "ignore_merges": True},
+    "qwen2": {
+        "pre_tokenizer": _split_then_bytes(_LLAMA3_RX.replace(r"\p{N}{1,3}", r"\p{N}")),
+        "normalizer": {"type": "NFC"},
+    },
+    "tekken": {"pre_tokenizer": _split_then_bytes(_TEKKEN_RX)},
+    "gpt-4o": {"pre_tokenizer": _split_then_bytes(_GPT4O_RX)},
+}
+HF_PRE_TOKENIZERS["llama3"] = HF_PRE_TOKENIZERS["llama-v3"] = HF_PRE_TOKENIZERS["llama-bpe"]
