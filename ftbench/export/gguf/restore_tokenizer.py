@@ -26,7 +26,10 @@ _PHI3_NO_RSTRIP = ("<unk>", "<s>", "<|endoftext|>")
 
 
 def write_tokenizer(g: GGUFFile, out_dir: Path) -> None:
-    """tokenizer.json (or tokenizer.model) plus tokenizer_config.json for the GGUF's vocabulary."""
+    """tokenizer.json (and tokenizer.model for SentencePiece) plus tokenizer_config.json for the GGUF's vocabulary,
+    saved once more through transformers so the folder is laid out as transformers itself saves it."""
+    from transformers import AutoTokenizer
+
     kind = g.get("tokenizer.ggml.model")
     if kind == "gpt2":
         (out_dir / "tokenizer.json").write_text(json.dumps(bpe_tokenizer_json(g), ensure_ascii=False), "utf-8")
@@ -34,14 +37,12 @@ def write_tokenizer(g: GGUFFile, out_dir: Path) -> None:
     elif kind == "llama":
         write_sentencepiece_model(g, out_dir)
         _write_config(g, out_dir, "GemmaTokenizer" if g.arch.startswith("gemma") else "LlamaTokenizer")
-        from transformers import AutoTokenizer
-
-        AutoTokenizer.from_pretrained(out_dir).save_pretrained(out_dir)  # adds the tokenizer.json it derives
     else:
         raise FtbenchError(
             f"{g.path} has a {kind!r} tokenizer (tokenizer.ggml.model), which ftbench cannot import.",
             "Importable tokenizers: gpt2 (byte-level BPE) and llama (SentencePiece).",
         )
+    AutoTokenizer.from_pretrained(out_dir).save_pretrained(out_dir)  # for SentencePiece, adds its tokenizer.json
 
 
 def _added_tokens(g: GGUFFile) -> list[dict[str, Any]]:
@@ -130,8 +131,8 @@ def _template(g: GGUFFile, tokens: list[str]) -> dict[str, Any]:
 def _write_config(g: GGUFFile, out_dir: Path, tokenizer_class: str) -> None:
     tokens = g.get("tokenizer.ggml.tokens")
     config: dict[str, Any] = {"tokenizer_class": tokenizer_class, "clean_up_tokenization_spaces": False}
-    for kind in ("bos", "eos", "unk", "pad"):
-        token_id = g.get(f"tokenizer.ggml.{kind}_token_id")
+    for kind, key in (("bos", "bos"), ("eos", "eos"), ("unk", "unknown"), ("pad", "padding")):
+        token_id = g.get(f"tokenizer.ggml.{key}_token_id")
         if token_id is not None and 0 <= int(token_id) < len(tokens):
             config[f"{kind}_token"] = tokens[int(token_id)]
     for kind in ("bos", "eos"):
