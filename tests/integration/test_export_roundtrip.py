@@ -138,6 +138,26 @@ def test_quantized_gguf_imports_and_requantizes_to_the_same_blocks(tmp_path, wor
     assert t1 == t2
 
 
+def test_k_quant_gguf_imports_as_the_model_llama_cpp_runs(tmp_path, workspace):
+    """A Q4_K_M file, as users download them: the imported F32 model computes what llama.cpp computes from that
+    file (up to llama.cpp's own Q8_K activation rounding), and stays near the unquantized original."""
+    pytest.importorskip("llama_cpp")
+    from export_models import make_kquant_llama
+
+    from ftbench.export.quantize import quantize_with_llama_cpp
+    from ftbench.export.verify import check_gguf
+
+    original = make_kquant_llama(tmp_path / "llama")
+    f16 = convert(original, tmp_path / "f16.gguf", "f16")["path"]
+    q4 = quantize_with_llama_cpp(f16, tmp_path / "q4_k_m.gguf", "q4_k_m")
+    imported = import_with_cli(q4, workspace, "q4-imported")
+    back = HFReference(imported)
+    res = check_gguf(q4, back, "q8_0")
+    assert res.tokens_match and res.nmse < 1e-3, res.problems
+    ref = HFReference(original)
+    assert back.ids == ref.ids and nmse(ref.logits, back.logits) < 0.05
+
+
 def test_import_refuses_what_it_cannot_rebuild(tmp_path, workspace):
     """A pre-tokenizer with no tokenizer.json counterpart is refused by name, and nothing is left behind."""
     import gguf
@@ -152,3 +172,35 @@ def test_import_refuses_what_it_cannot_rebuild(tmp_path, workspace):
     assert "'falcon'" in err.value.message and "gpt-2" in err.value.hint
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
     assert gguf.GGUFReader(first).get_field("tokenizer.ggml.pre").contents() == "falcon"
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory):
+    return make_arch_model(tmp_path_factory.mktemp("pre") / "llama", "llama")
+
+
+@pytest.mark.parametrize("pre", ["gpt-2", "smollm", "llama-bpe", "qwen2", "tekken", "gpt-4o"])
+def test_rebuilt_pre_tokenizer_splits_like_llama_cpp(pre, tiny_llama, tmp_path):
+    """Each llama.cpp pre-tokenizer name the importer rebuilds: transformers with the rebuilt tokenizer.json gives
+    llama.cpp's ids on the probe, and the exporter reads the structure back to the same name."""
+    pytest.importorskip("llama_cpp")
+    import json
+
+    from transformers import AutoTokenizer
+
+    from ftbench.export.gguf.reader import GGUFFile
+    from ftbench.export.gguf.restore_tokenizer import write_tokenizer
+    from ftbench.export.gguf.tokenizer import detect_pre
+    from ftbench.export.verify import load_gguf
+
+    path = convert(tiny_llama, tmp_path / f"{pre}.gguf", "f32", pre=pre)["path"]
+    out = tmp_path / "tok"
+    out.mkdir()
+    write_tokenizer(GGUFFile(tmp_path / f"{pre}.gguf"), out)
+    llm = load_gguf(path, vocab_only=True)
+    try:
+        want = list(llm.tokenize(PRE_PROBE.encode("utf-8"), add_bos=False, special=False))
+    finally:
+        llm.close()
+    assert AutoTokenizer.from_pretrained(out)(PRE_PROBE, add_special_tokens=False)["input_ids"] == want
+    assert detect_pre(json.loads((out / "tokenizer.json").read_text(encoding="utf-8"))) == pre

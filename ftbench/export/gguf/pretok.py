@@ -258,7 +258,6 @@ _GPT4O_RX = (
 # (the inverse of tokenizer.detect_pre, which reads these structures back to the same names).
 HF_PRE_TOKENIZERS: dict[str, dict] = {
     "gpt-2": {"pre_tokenizer": _BYTES},
-    "default": {"pre_tokenizer": _BYTES},
     "smollm": {
         "pre_tokenizer": {
             "type": "Sequence",

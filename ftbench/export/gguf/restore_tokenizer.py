@@ -69,7 +69,7 @@ def _added_tokens(g: GGUFFile) -> list[dict[str, Any]]:
 
 def bpe_tokenizer_json(g: GGUFFile) -> dict[str, Any]:
     """A byte-level BPE tokenizer.json: vocabulary (padding tokens left out), merges, the pre-tokenizer."""
-    pre = str(g.get("tokenizer.ggml.pre") or "default")
+    pre = str(g.get("tokenizer.ggml.pre") or "default")  # llama.cpp's "default" has a rule of its own
     if pre not in HF_PRE_TOKENIZERS:
         raise FtbenchError(
             f"{g.path} uses llama.cpp's pre-tokenizer {pre!r}, which ftbench cannot rebuild for transformers.",
