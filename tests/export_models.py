@@ -163,8 +163,7 @@ def make_sentencepiece_gemma3(out: Path, model_type: str = "bpe") -> Path:
     """A tiny Gemma-3 with a SentencePiece tokenizer trained here (byte fallback, no "▁" prefix, Gemma's special
     ids), saved the way Gemma checkpoints are: tokenizer.model plus the tokenizer.json transformers derives.
 
-    head_dim = query_pre_attn_scalar = 256 (transformers' defaults), so a folder rebuilt from the GGUF by
-    transformers' GGUF loader, which restores only some config keys, computes the same model.
+    head_dim = query_pre_attn_scalar = 256 (transformers' defaults), the values llama.cpp's gemma3 graph implies.
     """
     import sentencepiece as spm
     import torch

@@ -110,6 +110,25 @@ def test_import_then_export_round_trips(case, tmp_path, workspace):
     assert_round_trip(original, first, imported, tmp_path, outtype)
 
 
+@pytest.mark.slow  # a detached export job (~1 min on 2 shared cores); the job path itself is in test_export_cli.py
+def test_cli_export_of_an_imported_gemma_verifies(tmp_path, workspace, capsys):
+    """As a user does it: `ftbench import` a Gemma GGUF (a family transformers' GGUF loader cannot rebuild), then
+    `ftbench export` the imported folder as a job, which verifies the new file against the imported model."""
+    import json
+
+    pytest.importorskip("llama_cpp")
+    original = make_arch_model(tmp_path / "gemma", "gemma")
+    first = convert(original, tmp_path / "gemma-F32.gguf", "f32")["path"]
+    imported = import_with_cli(first, workspace, "gemma-imported")
+    rc = main(["--workspace", str(workspace.root), "export", str(imported), "--quant", "f16", "--wait"])
+    assert rc == 0, capsys.readouterr().err
+    job_dir = next(workspace.exports_dir.iterdir())
+    status = json.loads((job_dir / "status.json").read_text())
+    assert status["state"] == "succeeded" and status["result"]["verified"]
+    (check,) = json.loads((job_dir / "verify.json").read_text())["checks"]
+    assert check["tokens_match"] and check["nmse"] < 1e-4
+
+
 def test_import_keeps_the_sentencepiece_model(tmp_path, workspace):
     import sentencepiece as spm
     from tinymodels import corpus
