@@ -149,5 +149,7 @@ def fill_details(catalog: Catalog[T], entries: list[Listed[T]], workers: int = D
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    if all(e.complete for e in entries):  # a warm visit: nothing to read, so no threads to start
+        return [e.info for e in entries]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(lambda e: e.info if e.complete else catalog.details(e), entries))

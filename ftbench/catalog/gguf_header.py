@@ -367,11 +367,18 @@ def _alignment(path: Path, header: GGUFHeader) -> int:
     return int(value)
 
 
-def file_type_name(file_type: int) -> str:
-    """`general.file_type` as llama.cpp names it (F16, Q4_K_M, ...), from gguf's own table."""
-    from gguf import LlamaFileType
+# `general.file_type` names, as llama.cpp's `llama_ftype` (gguf-py's `LlamaFileType`, minus `MOSTLY_`) has them.
+# Kept here because importing the gguf package costs a third of a second of CPU that a catalog listing
+# otherwise does not pay; tests/unit/test_gguf_header.py holds this table equal to gguf-py's.
+FILE_TYPE_NAMES = {
+    0: "ALL_F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K", 11: "Q3_K_S",
+    12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K",
+    19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S", 22: "IQ3_XS", 23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL",
+    26: "IQ3_S", 27: "IQ3_M", 28: "IQ2_S", 29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 36: "TQ1_0",
+    37: "TQ2_0", 38: "MXFP4_MOE", 39: "NVFP4", 40: "Q1_0", 1024: "GUESSED",
+}  # fmt: skip
 
-    try:
-        return LlamaFileType(file_type).name.removeprefix("MOSTLY_")
-    except ValueError:
-        return str(file_type)
+
+def file_type_name(file_type: int) -> str:
+    """`general.file_type` as llama.cpp names it (F16, Q4_K_M, ...); an unknown number as itself."""
+    return FILE_TYPE_NAMES.get(file_type, str(file_type))

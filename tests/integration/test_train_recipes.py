@@ -42,13 +42,23 @@ NEEDS_CUDA = {"sft-qlora-support-chat.yaml"}  # 4-bit bitsandbytes kernels
 
 
 def few_steps(recipe: dict, steps: int = 6) -> dict:
-    """The recipe as written, shrunk: a few rows seen several times, no eval, no checkpoints, every step logged."""
+    """The recipe as written, shrunk: a few rows seen several times, no eval, no checkpoints, every step logged.
+
+    The causal-LM recipes train the real 135M-parameter demo model, so their rows are cut to 64 tokens and
+    two per batch (a DPO step is four sequences through the model, one of them twice); the encoder recipes keep
+    128 tokens, which their QA contexts need to hold an answer.
+    """
     data, training = recipe["data"], recipe["training"]
-    data.update(max_rows=8, max_length=min(data.get("max_length") or 128, 128), eval=None, eval_split=0.0)
+    causal = recipe["task"] in ("sft", "dpo")
+    length = 64 if causal else 128
+    data.update(max_rows=4 if causal else 8, max_length=min(data.get("max_length") or length, length))
+    data.update(eval=None, eval_split=0.0)
+    if "dpo" in recipe:
+        recipe["dpo"]["max_prompt_length"] = min(recipe["dpo"].get("max_prompt_length") or 32, 32)
     training.update(
         max_steps=steps,
         epochs=1,
-        batch_size=min(training["batch_size"], 4),
+        batch_size=min(training["batch_size"], 2 if causal else 4),
         gradient_accumulation=1,
         logging_steps=1,
         eval_steps=None,

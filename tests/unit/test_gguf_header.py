@@ -196,3 +196,12 @@ def test_every_truncation_is_an_error_or_a_complete_header(tmp_path: Path) -> No
             assert str(cut) in exc.message
             continue
         assert end >= full.data_offset - 32 and header.metadata.keys() == full.metadata.keys()
+
+
+def test_file_type_names_are_gguf_pys() -> None:
+    """The catalog's own `general.file_type` table (it avoids importing gguf) says what gguf-py's enum says."""
+    from ftbench.catalog.gguf_header import FILE_TYPE_NAMES, file_type_name
+
+    expected = {int(t): t.name.removeprefix("MOSTLY_") for t in gguf.LlamaFileType}
+    assert FILE_TYPE_NAMES == expected
+    assert file_type_name(15) == "Q4_K_M" and file_type_name(999) == "999"
