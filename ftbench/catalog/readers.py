@@ -22,6 +22,7 @@ from typing import Any
 
 from ftbench.catalog import formats
 from ftbench.catalog.jsonl_index import LineIndex
+from ftbench.catalog.squad import is_squad_document, squad_rows
 from ftbench.core.errors import FtbenchError
 
 SAMPLE_ROWS = 8
@@ -204,6 +205,9 @@ class JsonArrayReader(DatasetReader):
 
     def __init__(self, path: Path, document: Any) -> None:
         super().__init__(path)
+        if is_squad_document(document):
+            self.note = "SQuAD layout (data > paragraphs > qas): one row per question"
+            document = squad_rows(document, path)
         if isinstance(document, dict):
             lists = [v for v in document.values() if isinstance(v, list)]
             if len(lists) != 1:

@@ -67,7 +67,8 @@ def check_rows(rows: list[Numbered]) -> tuple[int, int]:
                     else "The answer text does not occur in the context at all."
                 )
                 raise FtbenchError(
-                    f"{item.source}: row {item.number}: answer_start {start} does not match the context: it points at {found!r}, not {text!r}.",
+                    f"{item.source}: row {item.number} (question id {row_id(item)!r}): answer_start {start} does not "
+                    f"match the context: it points at {found!r}, not {text!r}.",
                     hint + " answer_start counts characters (not bytes) from 0.",
                 )
     return answerable, unanswerable
