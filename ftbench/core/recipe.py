@@ -28,6 +28,7 @@ from ftbench.core.errors import FtbenchError
 from ftbench.core.recipe_errors import explain
 from ftbench.core.specs import FORMAT_SPECS, METHOD_SPECS, METHODS, TASKS, combination_problem
 from ftbench.core.specs import FORMATS as DATA_FORMATS
+from ftbench.core.text_files import read_text
 
 if TYPE_CHECKING:
     from ftbench.core.gpu import GpuReport
@@ -298,14 +299,9 @@ Recipe.model_rebuild()
 def load_recipe_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The raw mapping in a recipe file (yaml.safe_load), with a clear error for a missing or broken file."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise FtbenchError(
-            f"Recipe file {p} does not exist.", "Check the path; example recipes are in recipes/."
-        ) from exc
-    except OSError as exc:
-        raise FtbenchError(f"Cannot read recipe {p}: {exc.strerror}.", "Check the file's permissions.") from exc
+    if not p.exists():
+        raise FtbenchError(f"Recipe file {p} does not exist.", "Check the path; example recipes are in recipes/.")
+    text = read_text(p, "recipes")
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

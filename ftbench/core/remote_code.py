@@ -24,7 +24,8 @@ def launch_env(recipe: Recipe, live_flag: bool, source: str) -> dict[str, str]:
     """The job environment for this attempt's trust; refuses a recipe that asks for trust without the flag."""
     if recipe.model.trust_remote_code and not live_flag:
         raise FtbenchError(
-            f"{source} sets model.trust_remote_code: true, but ftbench takes that only from the command line.",
+            f"{source} sets model.trust_remote_code: true, but ftbench takes that only from the live "
+            "--trust-remote-code flag.",
             FLAG_HINT,
         )
     return {TRUST_REMOTE_CODE_ENV: "1" if live_flag else "0"}

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ftbench.catalog.datasets import open_dataset
-from ftbench.catalog.readers import NOT_UTF8_HINT
 from ftbench.core.errors import FtbenchError
+from ftbench.core.text_files import NOT_UTF8_HINT
 
 
 @dataclass
