@@ -512,3 +512,94 @@ def test_listings_name_a_broken_file_and_list_the_rest(tmp_path: Path, capsys) -
         assert all(name in out for name in listed), out
         for path in named:
             assert any(line.startswith("note: ") and path in line for line in err.splitlines()), (path, err)
+
+
+def gpu_report(count: int):
+    from ftbench.core.gpu import GpuInfo, GpuReport
+
+    gpus = [GpuInfo(index=i, name="NVIDIA T4", mem_total=16 * 1024**3) for i in range(count)]
+    return GpuReport(bool(gpus), gpus, reason="" if gpus else "no GPU")
+
+
+@pytest.mark.parametrize(
+    ("training", "gpus", "capability", "refused"),
+    [
+        ({"precision": "bf16"}, 1, (7, 5), "training.precision bf16 needs an Ampere or newer GPU; GPU 0"),
+        ({"precision": "bf16"}, 1, (8, 0), None),
+        ({"precision": "bf16"}, 0, None, None),  # bf16 runs on the CPU
+        ({"precision": "fp16"}, 1, (7, 5), None),
+        ({"precision": "fp16"}, 0, None, "training.precision fp16 needs a GPU, but this machine has no NVIDIA GPU"),
+        ({"optimizer": "paged_adamw_32bit"}, 1, (8, 0), None),
+        ({"optimizer": "paged_adamw_32bit"}, 0, None, "training.optimizer paged_adamw_32bit runs on CUDA only"),
+        ({"devices": 2}, 2, (8, 0), None),
+        ({"devices": 3}, 2, (8, 0), "training.devices is 3, but this machine has 2 GPUs"),
+        ({"devices": 1}, 0, None, None),
+    ],
+)
+def test_machine_checks(training: dict, gpus: int, capability, refused: str | None, monkeypatch) -> None:
+    from ftbench.core import gpu
+    from ftbench.core.errors import FtbenchError
+    from ftbench.core.recipe import check_machine, validate_recipe
+
+    monkeypatch.delenv("FTBENCH_DDP_CPU", raising=False)
+    monkeypatch.setattr(gpu, "compute_capability", lambda index: capability)
+    recipe = validate_recipe({"task": "sft", "model": "m", "data": "d.jsonl", "training": training})
+    if refused is None:
+        check_machine(recipe, gpu_report(gpus), "r.yaml")
+        return
+    with pytest.raises(FtbenchError) as err:
+        check_machine(recipe, gpu_report(gpus), "r.yaml")
+    assert err.value.message.startswith(f"r.yaml: {refused}") and err.value.hint
+
+
+def test_cpu_processes_may_outnumber_gpus_when_asked(monkeypatch) -> None:
+    from ftbench.core.recipe import check_machine, validate_recipe
+
+    monkeypatch.setenv("FTBENCH_DDP_CPU", "1")  # what the 2-process CPU tests set
+    check_machine(
+        validate_recipe({"task": "sft", "model": "m", "data": "d", "training": {"devices": 2}}), gpu_report(0), "r"
+    )
+
+
+def test_compute_capability_comes_from_nvml(monkeypatch) -> None:
+    import sys
+    import types
+
+    from ftbench.core import gpu
+
+    fake = types.ModuleType("pynvml")
+    fake.nvmlInit = lambda: None
+    fake.nvmlShutdown = lambda: None
+    fake.nvmlDeviceGetHandleByIndex = lambda index: index
+    fake.nvmlDeviceGetCudaComputeCapability = lambda handle: [(7, 5), (9, 0)][handle]
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    gpu.reset_sampler()
+    try:
+        assert [gpu.compute_capability(0), gpu.compute_capability(1), gpu.compute_capability(5)] == [
+            (7, 5),
+            (9, 0),
+            None,
+        ]
+    finally:
+        gpu.reset_sampler()
+
+
+def test_an_adapter_that_fits_its_base_passes_the_shape_check(tmp_path: Path) -> None:
+    """The wrong-base check must not refuse a good adapter (a layer the base files lack, such as a tied lm_head,
+    is not evidence either way)."""
+    from ftbench.chat.adapter_checks import adapter_file_mismatch
+    from ftbench.export.merge import read_adapter
+
+    bench = Bench(tmp_path)
+    adapter = adapter_on(bench, 16)
+    safetensors_file(
+        adapter / "adapter_model.safetensors",
+        {
+            "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight": (4, 16),
+            "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight": (16, 4),
+            "base_model.model.lm_head.lora_A.weight": (4, 16),
+        },
+    )
+    assert adapter_file_mismatch(adapter, bench.model) is None
+    assert read_adapter(adapter, bench.model).base_dir == bench.model
+    assert "in_features=16" in str(adapter_file_mismatch(adapter_on(bench, 32), bench.model))
