@@ -66,17 +66,21 @@ class DataSection(_Section):
     skip_bad_rows: bool = False
     max_rows: int | None = Field(None, ge=1)
 
-    @field_validator("columns")
-    @classmethod
-    def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
-        for field_name in value:
-            if field_name not in FORMAT_FIELDS:
-                near = difflib.get_close_matches(field_name, FORMAT_FIELDS, n=1, cutoff=0.6)
+    @model_validator(mode="after")
+    def _known_fields(self) -> DataSection:
+        """Every data.columns key is a field of data.format (of any format while it is auto); a typo would
+        otherwise be ignored and the row check would blame the file."""
+        spec = FORMAT_SPECS.get(self.format)
+        known = (*spec.fields, *spec.optional) if spec else FORMAT_FIELDS
+        whose = f"the {self.format} format's" if spec else "any format's"
+        for field_name in self.columns:
+            if field_name not in known:
+                near = difflib.get_close_matches(field_name, known, n=1, cutoff=0.6)
                 raise ValueError(
-                    f"data.columns maps {field_name!r}, which is no format's field"
-                    + (f" (did you mean {near[0]!r}?)" if near else f" (fields: {', '.join(FORMAT_FIELDS)})")
+                    f"data.columns maps {field_name!r}, which is not {whose} field"
+                    + (f" (did you mean {near[0]!r}?)" if near else f" (fields: {', '.join(known)})")
                 )
-        return value
+        return self
 
 
 class MethodSection(_Section):

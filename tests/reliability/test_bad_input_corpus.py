@@ -359,6 +359,9 @@ CASES: dict[str, Case] = {
     "columns-unknown-field": recipe_case(
         {"data": {"train": "x.jsonl", "columns": {"instuction": "q"}}}, "'instuction'"
     ),
+    "columns-field-of-another-format": recipe_case(
+        {"data": {"train": "x.jsonl", "format": "alpaca", "columns": {"text": "body"}}}, "'text'", "alpaca"
+    ),
     "devices-above-machine": recipe_case({"training": {"devices": 64}}, "training.devices", "64", command="train"),
     "fp16-on-cpu": recipe_case({"training": {"precision": "fp16"}}, "training.precision", "fp16", command="train"),
     "paged-optimizer-on-cpu": recipe_case(
