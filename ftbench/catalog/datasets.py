@@ -35,6 +35,7 @@ from ftbench.catalog.readers import (
 from ftbench.catalog.stats import DatasetStats, compute_stats, load_tokenizer, row_text
 from ftbench.catalog.walk import fingerprint, walk
 from ftbench.core.errors import FtbenchError
+from ftbench.core.text_files import read_text
 
 __all__ = [
     "ArrowReader",
@@ -147,8 +148,7 @@ def open_dataset(path: str | os.PathLike[str]) -> DatasetReader:
                 reader = JsonlReader(p)
                 reader.kind = "json"
                 return reader
-            with open(p, encoding="utf-8") as handle:
-                return JsonArrayReader(p, json.load(handle))
+            return JsonArrayReader(p, json.loads(read_text(p, "data files")))
         if kind in ("csv", "tsv"):
             return CsvReader(p, "\t" if kind == "tsv" else ",")
         if kind == "parquet":
@@ -161,10 +161,11 @@ def open_dataset(path: str | os.PathLike[str]) -> DatasetReader:
         ) from exc
     except (OSError, ValueError) as exc:
         raise FtbenchError(
-            f"Cannot read {p}: {exc}.", "Check that the file is complete and in the format its suffix says."
+            f"Cannot read {p}: {str(exc).rstrip('.')}.",
+            "Check that the file is complete and in the format its suffix says.",
         ) from exc
     raise FtbenchError(
-        f"{p.name} has suffix '{p.suffix}', which ftbench cannot read.",
+        f"{p} has suffix '{p.suffix}', which ftbench cannot read as a dataset.",
         "Use .jsonl, .json, .csv, .tsv, .parquet, .arrow, or a datasets.save_to_disk folder.",
     )
 

@@ -22,7 +22,9 @@ from typing import Any
 
 from ftbench.catalog import formats
 from ftbench.catalog.jsonl_index import LineIndex
+from ftbench.catalog.squad import is_squad_document, squad_rows
 from ftbench.core.errors import FtbenchError
+from ftbench.core.text_files import not_utf8, not_utf8_error
 
 SAMPLE_ROWS = 8
 Progress = Callable[[int, int], None]
@@ -105,35 +107,6 @@ class DatasetReader(ABC):
         self.close()
 
 
-NOT_UTF8_HINT = (
-    'Save the file as UTF-8 (in a spreadsheet: "CSV UTF-8"), or convert it, e.g. `iconv -f latin1 -t utf-8 IN > OUT`.'
-)
-
-
-def not_utf8(raw: bytes, exc: UnicodeDecodeError) -> str:
-    """Where and what the first byte is that is not UTF-8 text."""
-    return f"not UTF-8 text (byte 0x{raw[exc.start]:02X} at column {exc.start + 1})"
-
-
-def first_non_utf8(path: Path) -> tuple[int, str] | None:
-    """Line number and description of the first line of `path` that is not UTF-8 text, if any."""
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                return number, not_utf8(raw, exc)
-    return None
-
-
-def not_utf8_error(path: Path) -> FtbenchError:
-    """One sentence naming the file and the first line that is not UTF-8 (never silently turned into U+FFFD)."""
-    where = first_non_utf8(path)
-    line = f" line {where[0]}" if where else ""
-    what = where[1] if where else "not UTF-8 text"
-    return FtbenchError(f"{path}{line} is {what}; ftbench reads data files as UTF-8.", NOT_UTF8_HINT)
-
-
 def _parse_json_row(index: int, raw: bytes) -> Row:
     try:
         text = raw.decode("utf-8-sig")  # a byte-order mark (Windows editors) is not part of the row
@@ -204,6 +177,9 @@ class JsonArrayReader(DatasetReader):
 
     def __init__(self, path: Path, document: Any) -> None:
         super().__init__(path)
+        if is_squad_document(document):
+            self.note = "SQuAD layout (data > paragraphs > qas): one row per question"
+            document = squad_rows(document, path)
         if isinstance(document, dict):
             lists = [v for v in document.values() if isinstance(v, list)]
             if len(lists) != 1:

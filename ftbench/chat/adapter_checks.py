@@ -87,3 +87,43 @@ def adapter_shape_mismatch(model: Any, adapter_path: Path) -> str | None:
             if want is not None and got != want:
                 return f"{key} has shape {shape}, but layer '{m.group(1)}' has {'in' if m.group(2) == 'A' else 'out'}_features={want}"
     return None
+
+
+def base_tensor_shapes(base_dir: Path) -> dict[str, list[int]] | None:
+    """Every tensor's shape in a base model folder's safetensors headers (no weights read); None without any."""
+    from ftbench.catalog.hf_files import read_safetensors_header
+
+    files = sorted(base_dir.glob("*.safetensors"))
+    if not files:
+        return None
+    shapes: dict[str, list[int]] = {}
+    for file in files:
+        for name, entry in read_safetensors_header(file).items():
+            if isinstance(entry, dict) and "shape" in entry:
+                shapes[name] = list(entry["shape"])
+    return shapes
+
+
+def adapter_file_mismatch(adapter_path: Path, base_dir: Path) -> str | None:
+    """Like `adapter_shape_mismatch`, from the files alone (export merges in a job; this runs at the prompt):
+    the first LoRA tensor that does not fit the base folder's weight of the same layer, described."""
+    from ftbench.catalog.hf_files import read_safetensors_header
+
+    weights = adapter_path / "adapter_model.safetensors"
+    shapes = base_tensor_shapes(base_dir)
+    if not weights.is_file() or shapes is None:
+        return None
+    for key, entry in read_safetensors_header(weights).items():
+        m = re.match(r"(?:base_model\.model\.)?(.*)\.lora_(A|B)\.weight$", key)
+        if not m or not isinstance(entry, dict):
+            continue
+        layer = m.group(1)
+        base = shapes.get(f"{layer}.weight") or shapes.get(f"{layer}.base_layer.weight")
+        if base is None:
+            continue  # a tied lm_head or a wrapper's prefix: not evidence of another base
+        got, want, side = (
+            (entry["shape"][1], base[-1], "in") if m.group(2) == "A" else (entry["shape"][0], base[0], "out")
+        )
+        if got != want:
+            return f"{key} has shape {entry['shape']}, but the base's '{layer}' has {side}_features={want}"
+    return None

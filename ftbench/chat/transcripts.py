@@ -19,6 +19,7 @@ from ftbench.core.atomic import atomic_write_text
 from ftbench.core.errors import FtbenchError
 from ftbench.core.jobs import new_job_id
 from ftbench.core.safe_paths import inside
+from ftbench.core.text_files import read_text
 from ftbench.core.workspace import Workspace
 
 FORMAT_VERSION = 1
@@ -118,41 +119,61 @@ def load_transcript(ws: Workspace, ref: str) -> Transcript:
 
 
 def parse_transcript(path: Path) -> Transcript:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    try:
-        objs = [json.loads(line) for line in lines if line.strip()]
-    except ValueError as exc:
-        raise FtbenchError(f"{path} is not a JSON-lines chat transcript ({exc}).", "Restore it or delete it.") from exc
-    if not objs or objs[0].get("type") != "chat":
+    """A transcript file, or one sentence naming the file and the line that is not what a transcript holds."""
+    objs = []
+    for n, line in enumerate(read_text(path, "transcripts").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            objs.append((n, json.loads(line)))
+        except ValueError as exc:
+            raise FtbenchError(
+                f"{path} line {n} is not a JSON-lines chat transcript line ({exc}).", "Restore it or delete it."
+            ) from exc
+    head = objs[0][1] if objs else None
+    if not isinstance(head, dict) or head.get("type") != "chat":
         raise FtbenchError(f"{path} does not start with a chat header line.", "It is not an ftbench transcript.")
-    head = objs[0]
-    variants = [VariantSpec.from_dict(v) for v in head.get("variants", [])]
+    if not isinstance(head.get("variants", []), list):
+        raise FtbenchError(f"{path}: the header's variants must be a list of columns.", "Restore it or delete it.")
+    try:
+        variants = [VariantSpec.from_dict(v) for v in head.get("variants", [])]
+        settings = GenSettings.from_dict(head.get("settings"))
+    except FtbenchError as exc:
+        raise FtbenchError(f"{path}: {exc.message}", exc.hint) from None
+    except (TypeError, ValueError) as exc:
+        raise FtbenchError(f"{path}: the header's settings are not a mapping ({exc}).", "Restore it.") from None
     for spec in variants:
         for option in LIVE_ONLY_OPTIONS:
             spec.options.pop(option, None)
     t = Transcript(
         id=check_chat_id(head.get("id"), str(path)),
         variants=variants,
-        settings=GenSettings.from_dict(head.get("settings")),
+        settings=settings,
         overrides=head.get("overrides") or {},
         title=head.get("title", ""),
         created=head.get("created", 0.0),
     )
-    for i, obj in enumerate(objs[1:], start=2):
-        if obj.get("type") != "message" or obj.get("role") not in ("user", "assistant", "system"):
-            raise FtbenchError(f"{path} line {i} is not a chat message.", "Fix or remove that line.")
+    for n, obj in objs[1:]:
+        ok = isinstance(obj, dict) and obj.get("type") == "message" and isinstance(obj.get("variant"), str)
+        if not ok or obj.get("role") not in ("user", "assistant", "system"):
+            raise FtbenchError(
+                f"{path} line {n} is not a chat message (type, variant, role and content).", "Fix or remove that line."
+            )
         entry = {k: v for k, v in obj.items() if k not in ("type", "variant")}
         t.history.setdefault(obj["variant"], []).append(entry)
     return t
 
 
-def list_transcripts(ws: Workspace) -> list[dict[str, Any]]:
-    """Saved chats, newest first: id, title, columns, number of turns."""
+def list_transcripts(ws: Workspace, problems: list[str] | None = None) -> list[dict[str, Any]]:
+    """Saved chats, newest first: id, title, columns, number of turns. A file that is not a readable
+    transcript is left out, and why goes into `problems` (one sentence naming it)."""
     out = []
     for path in sorted(ws.chats_dir.glob("*.jsonl"), reverse=True):
         try:
             t = parse_transcript(path)
-        except (FtbenchError, OSError, KeyError):
+        except FtbenchError as exc:
+            if problems is not None:
+                problems.append(exc.message)
             continue
         turns = max((sum(1 for m in msgs if m["role"] == "user") for msgs in t.history.values()), default=0)
         out.append(

@@ -86,7 +86,8 @@ def cmd_models(args: argparse.Namespace, ws: Workspace) -> int:
 
     notes: list[str] = []
     found = discover_models(ws, hf_cache=False if args.no_hf_cache else None, notes=notes)
-    print_notes(notes)
+    broken = [m.error if m.path in m.error else f"{m.path}: {m.error}" for m in found if m.error]
+    print_notes(notes + broken)  # a broken file is named, not hidden
     if args.json:
         print_json([m.to_dict() for m in found])
         return 0

@@ -20,6 +20,7 @@ from typing import Any
 from ftbench.cli import print_json, subparser
 from ftbench.core.errors import FtbenchError
 from ftbench.core.safe_paths import inside, safe_name
+from ftbench.core.text_files import read_text
 from ftbench.core.workspace import Workspace
 
 SETTING_FLAGS = ("system", "temperature", "top_p", "top_k", "max_new_tokens", "repetition_penalty", "seed")
@@ -101,7 +102,10 @@ def handle(args: argparse.Namespace, ws: Workspace) -> int:
     from ftbench.chat.variants import build_variants
 
     if args.list:
-        chats = list_transcripts(ws)
+        problems: list[str] = []
+        chats = list_transcripts(ws, problems)
+        for problem in problems:  # on stderr, so --json stays clean
+            print(f"note: skipped {problem}", file=sys.stderr)
         if args.json:
             print_json(chats)
         else:
@@ -157,7 +161,7 @@ def read_prompts(path: Path) -> list[dict[str, Any]]:
             f"Prompt file {path} does not exist.", 'Pass a JSONL file with one {"prompt": ...} per line.'
         )
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(read_text(path, "prompt files").splitlines(), start=1):
         if not line.strip():
             continue
         try:

@@ -16,6 +16,7 @@ from typing import Any
 
 from ftbench.cli import print_json, subparser
 from ftbench.core.errors import FtbenchError
+from ftbench.core.text_files import read_text
 from ftbench.core.workspace import Workspace
 
 
@@ -36,22 +37,21 @@ def read_inputs(path: str) -> list[str | dict[str, Any]]:
     if not p.is_file():
         raise FtbenchError(f"Input file {p} does not exist.", "Give --file a JSONL file, one input per line.")
     items: list[str | dict[str, Any]] = []
-    with p.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise FtbenchError(
-                    f"{p} line {number} is not valid JSON: {exc.msg}.", "Each line must be a JSON object or string."
-                ) from None
-            if not isinstance(value, (str, dict)):
-                raise FtbenchError(
-                    f"{p} line {number} is a {type(value).__name__}, not an object or string.",
-                    'Use {"text": "..."} per line.',
-                )
-            items.append(value)
+    for number, line in enumerate(read_text(p, "input files").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise FtbenchError(
+                f"{p} line {number} is not valid JSON: {exc.msg}.", "Each line must be a JSON object or string."
+            ) from None
+        if not isinstance(value, (str, dict)):
+            raise FtbenchError(
+                f"{p} line {number} is a {type(value).__name__}, not an object or string.",
+                'Use {"text": "..."} per line.',
+            )
+        items.append(value)
     return items
 
 

@@ -44,6 +44,7 @@ def register(sub: Any) -> None:
         help="GPUs on this box: auto, a count N, or indices I,J (one GPU: I,); overrides training.gpus; "
         "waits in the queue until they are free",
     )
+    add_trust_remote_code(p)
     add_slurm_options(p)
     p.set_defaults(func=cmd_train)
 
@@ -61,6 +62,7 @@ def register(sub: Any) -> None:
         action="store_true",
         help="resume a checkpoint ftbench did not save in this workspace (it is unpickled)",
     )
+    add_trust_remote_code(p)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--follow", "-f", action="store_true")
     mode.add_argument("--wait", action="store_true")
@@ -69,6 +71,14 @@ def register(sub: Any) -> None:
     p = subparser(sub, "checkpoint", "ask a running training run to save a checkpoint now")
     p.add_argument("id")
     p.set_defaults(func=cmd_checkpoint)
+
+
+def add_trust_remote_code(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let the model folder's own Python run (auto_map); a recipe alone never turns this on",
+    )
 
 
 SLURM_FLAGS = ("partition", "nodes", "gpus_per_node", "time", "account")
@@ -148,8 +158,11 @@ def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:
     from ftbench.core.gpu_queue import request_for_recipe
     from ftbench.core.jobs import start_job
     from ftbench.core.registry import Registry
+    from ftbench.core.remote_code import launch_env
 
     recipe = resolved_recipe(args.recipe, args.overrides, ws)
+    env = launch_env(recipe, args.trust_remote_code, args.recipe)
+    recipe.model.trust_remote_code = args.trust_remote_code  # the frozen recipe records this attempt's live choice
     report = preflight_here(recipe)
     name = args.name or recipe.name or Path(args.recipe).stem
     meta = {
@@ -168,10 +181,14 @@ def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:
             )
         meta["slurm"] = f"{slurm['nodes']} node(s) x {slurm['gpus_per_node']} GPU(s)"
     else:
+        from ftbench.core.gpu_queue import default_sampler
+        from ftbench.core.recipe import check_machine
+
+        check_machine(recipe, default_sampler()(), args.recipe)
         gpu_request = request_for_recipe(recipe, args.gpus)
         if gpu_request:
             params["gpu_request"] = gpu_request
-    job = start_job(ws, "train", name, params=params, meta=meta, slurm=slurm, on_launch=Registry(ws).sync_job)
+    job = start_job(ws, "train", name, params=params, meta=meta, slurm=slurm, env=env, on_launch=Registry(ws).sync_job)
     atomic_write_text(job.layout.recipe, recipe.to_yaml())
     if args.json:
         print_json({"id": job.id, "dir": str(job.dir), **meta})
@@ -192,8 +209,15 @@ def cmd_resume(args: argparse.Namespace, ws: Workspace) -> int:
     if job.state == "succeeded":
         raise FtbenchError(f"Run {job.id} already finished successfully.", "Start a new run with `ftbench train`.")
     from ftbench.core.checkpoint_trust import TRUST_ENV
+    from ftbench.core.recipe import load_recipe
+    from ftbench.core.remote_code import TRUST_REMOTE_CODE_ENV, launch_env
 
     env = {TRUST_ENV: "1"} if args.trust_checkpoint else {TRUST_ENV: "0"}  # this attempt only, never stored
+    frozen = job.layout.recipe
+    if frozen.is_file():  # whatever it says, the job itself trusts only this attempt's flag (remote_code.job_trust)
+        env.update(launch_env(load_recipe(frozen), args.trust_remote_code, str(frozen)))
+    else:
+        env[TRUST_REMOTE_CODE_ENV] = "1" if args.trust_remote_code else "0"
     job = restart_job(job, env=env, on_launch=Registry(ws).sync_job)
     print(f"{job.id} (attempt {job.status.get('attempt')})")
     return watch(job, args.follow, args.wait)

@@ -203,6 +203,8 @@ def estimate_vram(
 
 def estimate_for_model(info: Any, method: str, seq_len: int = 1024, batch: int = 4, **kwargs: Any) -> VramEstimate:
     """`estimate_vram` for a catalog ModelInfo (a HF folder or GGUF file with a known shape)."""
+    if info.error:  # a torn weights file or header: its own sentence names the file
+        raise FtbenchError(info.error, "Re-download or re-save the model; `ftbench models` lists what it can read.")
     if not info.params:
         raise FtbenchError(
             f"The parameter count of {info.name} is unknown, so its memory cannot be estimated.",

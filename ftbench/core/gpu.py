@@ -164,6 +164,15 @@ def reset_sampler() -> None:
     _default.close()
 
 
+def compute_capability(index: int) -> tuple[int, int] | None:
+    """CUDA compute capability of GPU `index` (8.0 and up do bf16), or None when NVML cannot say."""
+    nvml = _default._init()
+    if nvml is None:
+        return None
+    found = _na(lambda: nvml.nvmlDeviceGetCudaComputeCapability(nvml.nvmlDeviceGetHandleByIndex(index)))
+    return (int(found[0]), int(found[1])) if found else None
+
+
 def gpu_from_event(device: dict[str, Any]) -> GpuInfo:
     """A device dict from a `gpu` event back into a GpuInfo (unknown keys ignored, missing are n/a)."""
     known = {k: device.get(k) for k in GpuInfo.__dataclass_fields__ if k in device}

@@ -84,7 +84,7 @@ def waiting_note(status: dict[str, Any]) -> str:
 
 def read_status(job_dir: Path) -> dict[str, Any]:
     try:
-        return json.loads((job_dir / STATUS).read_text(encoding="utf-8"))
+        status = json.loads((job_dir / STATUS).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise FtbenchError(
             f"{job_dir} has no {STATUS}; it is not a job folder.", "List jobs with `ftbench runs`."
@@ -93,6 +93,12 @@ def read_status(job_dir: Path) -> dict[str, Any]:
         raise FtbenchError(
             f"{job_dir / STATUS} is not valid JSON.", "The job folder was edited by hand; restore or delete it."
         ) from exc
+    if not isinstance(status, dict):
+        raise FtbenchError(
+            f"{job_dir / STATUS} holds a JSON {type(status).__name__}, not a job's status object.",
+            "The job folder was edited by hand; restore or delete it.",
+        )
+    return status
 
 
 def update_status(job_dir: Path, only_if_state: tuple[str, ...] | None = None, **changes: Any) -> dict[str, Any]:

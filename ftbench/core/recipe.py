@@ -25,13 +25,17 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ftbench.core.errors import FtbenchError
+from ftbench.core.recipe_errors import explain
+from ftbench.core.specs import FORMAT_SPECS, METHOD_SPECS, METHODS, TASKS, combination_problem
 from ftbench.core.specs import FORMATS as DATA_FORMATS
-from ftbench.core.specs import METHOD_SPECS, METHODS, TASKS, combination_problem
+from ftbench.core.text_files import read_text
 
 if TYPE_CHECKING:
+    from ftbench.core.gpu import GpuReport
     from ftbench.core.workspace import Workspace
 
 FORMATS = ("auto", *DATA_FORMATS)  # the table of tasks, methods and formats is core/specs.py
+FORMAT_FIELDS = tuple(dict.fromkeys(f for spec in FORMAT_SPECS.values() for f in (*spec.fields, *spec.optional)))
 
 
 class _Section(BaseModel):
@@ -62,13 +66,29 @@ class DataSection(_Section):
     skip_bad_rows: bool = False
     max_rows: int | None = Field(None, ge=1)
 
+    @model_validator(mode="after")
+    def _known_fields(self) -> DataSection:
+        """Every data.columns key is a field of data.format (of any format while it is auto); a typo would
+        otherwise be ignored and the row check would blame the file."""
+        spec = FORMAT_SPECS.get(self.format)
+        known = (*spec.fields, *spec.optional) if spec else FORMAT_FIELDS
+        whose = f"the {self.format} format's" if spec else "any format's"
+        for field_name in self.columns:
+            if field_name not in known:
+                near = difflib.get_close_matches(field_name, known, n=1, cutoff=0.6)
+                raise ValueError(
+                    f"data.columns maps {field_name!r}, which is not {whose} field"
+                    + (f" (did you mean {near[0]!r}?)" if near else f" (fields: {', '.join(known)})")
+                )
+        return self
+
 
 class MethodSection(_Section):
     """How the weights change: all of them, a LoRA adapter (optionally on a 4/8-bit base), or soft prompts."""
 
     name: Literal[METHODS] = "lora"  # type: ignore[valid-type]
     r: int = Field(16, ge=1)
-    alpha: float = 32.0
+    alpha: float = Field(32.0, gt=0, description="LoRA scaling numerator (scale = alpha / r)")
     dropout: float = Field(0.05, ge=0.0, lt=1.0)
     rslora: bool = False
     target_modules: Literal["auto"] | list[str] = "auto"
@@ -92,7 +112,7 @@ class TrainingSection(_Section):
     """The optimisation loop; names follow transformers' TrainingArguments where one exists."""
 
     epochs: float = Field(1.0, gt=0)
-    max_steps: int = -1
+    max_steps: int = Field(-1, description="-1: train for `epochs`; otherwise this many optimizer steps")
     batch_size: int = Field(4, ge=1)
     gradient_accumulation: int = Field(1, ge=1)
     lr: float | None = Field(
@@ -135,6 +155,13 @@ class TrainingSection(_Section):
         description="experiment trackers besides events.jsonl; tensorboard writes to RUN/tensorboard",
     )
 
+    @field_validator("max_steps")
+    @classmethod
+    def _max_steps(cls, value: int) -> int:
+        if value == 0 or value < -1:
+            raise ValueError(f"training.max_steps is {value}; it must be -1 (train for `epochs`) or a step count >= 1")
+        return value
+
     @field_validator("devices")
     @classmethod
     def _devices(cls, value: Any) -> Any:
@@ -158,6 +185,12 @@ class DpoSection(_Section):
     beta: float = Field(0.1, gt=0)
     loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"
     max_prompt_length: int = Field(512, ge=1)
+
+
+class ExportSection(_Section):
+    """Export defaults a run carries into `ftbench export` (the flags win)."""
+
+    pre_tokenizer: str | None = Field(None, description="llama.cpp pre-tokenizer name, as `ftbench export --pre`")
 
 
 class EvalSection(_Section):
@@ -186,7 +219,7 @@ class Recipe(_Section):
     method: MethodSection = Field(default_factory=MethodSection)
     training: TrainingSection = Field(default_factory=TrainingSection)
     dpo: DpoSection = Field(default_factory=DpoSection)
-    export: dict[str, Any] | None = None
+    export: ExportSection | None = None
     eval: EvalSection = Field(default_factory=EvalSection)
 
     @model_validator(mode="before")
@@ -270,14 +303,9 @@ Recipe.model_rebuild()
 def load_recipe_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The raw mapping in a recipe file (yaml.safe_load), with a clear error for a missing or broken file."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise FtbenchError(
-            f"Recipe file {p} does not exist.", "Check the path; example recipes are in recipes/."
-        ) from exc
-    except OSError as exc:
-        raise FtbenchError(f"Cannot read recipe {p}: {exc.strerror}.", "Check the file's permissions.") from exc
+    if not p.exists():
+        raise FtbenchError(f"Recipe file {p} does not exist.", "Check the path; example recipes are in recipes/.")
+    text = read_text(p, "recipes")
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -333,75 +361,47 @@ def validate_recipe(raw: dict[str, Any], source: str = "recipe") -> Recipe:
     try:
         return Recipe.model_validate(raw)
     except ValidationError as exc:
-        raise _explain(exc, raw, source) from None
+        raise explain(exc, source, Recipe) from None
+
+
+CUDA_OPTIMIZERS = ("paged_adamw_8bit", "paged_adamw_32bit", "adamw_bnb_8bit")  # bitsandbytes' CUDA kernels
+DDP_CPU_ENV = "FTBENCH_DDP_CPU"  # "1": training.devices > 1 runs that many CPU processes (tests, no GPU)
+
+
+def check_machine(recipe: Recipe, report: GpuReport, source: str) -> None:
+    """What this machine cannot do, refused before a job folder exists (the schema cannot know the machine):
+    more devices than GPUs, fp16 without a GPU, bf16 on a GPU older than Ampere, bitsandbytes optimizers
+    without CUDA."""
+    from ftbench.core.gpu import compute_capability
+
+    t = recipe.training
+    gpus = len(report.gpus) if report.available else 0
+    here = f"this machine has {report.summary}"
+    if isinstance(t.devices, int) and t.devices > max(gpus, 1) and os.environ.get(DDP_CPU_ENV) != "1":
+        raise FtbenchError(
+            f"{source}: training.devices is {t.devices}, but {here}.",
+            "Set training.devices: auto (or a number up to the GPU count).",
+        )
+    if t.precision == "fp16" and not gpus:
+        raise FtbenchError(
+            f"{source}: training.precision fp16 needs a GPU, but {here}.", "Use precision: auto (fp32 here) or bf16."
+        )
+    if t.optimizer in CUDA_OPTIMIZERS and not gpus:
+        raise FtbenchError(
+            f"{source}: training.optimizer {t.optimizer} runs on CUDA only, but {here}.",
+            "Use optimizer: adamw_torch here, or train on a machine with an NVIDIA GPU.",
+        )
+    old = [g.index for g in report.gpus if (compute_capability(g.index) or (8, 0)) < (8, 0)] if gpus else []
+    if t.precision == "bf16" and old:
+        raise FtbenchError(
+            f"{source}: training.precision bf16 needs an Ampere or newer GPU; GPU {old[0]} here is older.",
+            "Use precision: auto (it picks fp16 there) or fp16.",
+        )
 
 
 def load_recipe(path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     raw = apply_overrides(load_recipe_dict(path), overrides)
     return validate_recipe(raw, str(path))
-
-
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The pydantic model class that owns the last key of `loc` (for "did you mean")."""
-    model: type[BaseModel] = Recipe
-    for part in loc[:-1]:
-        info = model.model_fields.get(str(part))
-        if info is None:
-            return None
-        ann = info.annotation
-        candidates = [ann, *getattr(ann, "__args__", ())]
-        nxt = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-        if nxt is None:
-            return None
-        model = nxt
-    return model
-
-
-def _explain(exc: ValidationError, raw: dict[str, Any], source: str) -> FtbenchError:
-    err = exc.errors()[0]
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
-    path = ".".join(str(p) for p in loc)
-    kind = err["type"]
-    value = err.get("input")
-    more = f" ({len(exc.errors()) - 1} more problem(s) after this one)" if len(exc.errors()) > 1 else ""
-    if kind == "extra_forbidden":
-        owner = _model_at(loc)
-        allowed = sorted(owner.model_fields) if owner else []
-        near = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.5)
-        section = ".".join(str(p) for p in loc[:-1]) or "the top level"
-        hint = (
-            f"Did you mean '{'.'.join([*map(str, loc[:-1]), near[0]])}'?"
-            if near
-            else f"Allowed keys in {section}: {', '.join(allowed)}."
-        )
-        return FtbenchError(f"{source}: unknown key '{path}'{more}.", hint)
-    if kind == "missing":
-        return FtbenchError(f"{source}: required key '{path}' is missing{more}.", _missing_hint(path))
-    if kind in ("literal_error", "enum"):
-        expected = err.get("ctx", {}).get("expected", "")
-        return FtbenchError(
-            f"{source}: {path} = {value!r} is not allowed; expected {expected}{more}.",
-            "Pick one of the allowed values.",
-        )
-    if kind == "value_error":
-        msg = str(err.get("msg", "")).removeprefix("Value error, ")
-        return FtbenchError(f"{source}: {msg}{more}.", "Change the recipe so these settings fit together.")
-    msg = err.get("msg", "invalid value")
-    shown = repr(value) if not isinstance(value, dict) else "a mapping"
-    return FtbenchError(
-        f"{source}: {path} = {shown} is invalid: {msg}{more}.",
-        f"Fix {path}; `ftbench validate RECIPE` shows every key with its default.",
-    )
-
-
-def _missing_hint(path: str) -> str:
-    return {
-        "task": "Add `task: sft` (or dpo, classification, ner, qa).",
-        "model": "Add `model: models/<folder>` (a Hugging Face model folder).",
-        "model.path": "Add `model: models/<folder>` (a Hugging Face model folder).",
-        "data": "Add `data: datasets/<file>.jsonl`.",
-        "data.train": "Add `data: datasets/<file>.jsonl`.",
-    }.get(path, f"Add {path} to the recipe.")
 
 
 def resolve_path(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ftbench.core.atomic import atomic_write_text
 from ftbench.core.errors import FtbenchError
+from ftbench.core.text_files import read_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -241,7 +242,7 @@ class Workspace:
 
 def load_config(path: Path) -> WorkspaceConfig:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_text(path, "ftbench.toml"))
     except tomllib.TOMLDecodeError as exc:
         raise FtbenchError(
             f"{path} is not valid TOML: {exc}.", "Fix the line it names, or delete the file to get defaults."

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ftbench.chat.adapter_checks import adapter_config, adapter_file_mismatch
 from ftbench.core.errors import FtbenchError
 from ftbench.export.gguf.hf import load_hf_model
 
@@ -54,11 +55,7 @@ def read_adapter(
     which may be absolute, relative to a search root such as the workspace, or a model name there)."""
     path = Path(adapter_dir)
     cfg_path = path / "adapter_config.json"
-    if not cfg_path.is_file():
-        raise FtbenchError(
-            f"{path} has no adapter_config.json, so it is not a PEFT adapter.", "Point at the run's adapter/ folder."
-        )
-    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    cfg = adapter_config(path)  # a missing or corrupt config is one sentence naming the file
     base = Path(base_dir) if base_dir else Path(str(cfg.get("base_model_name_or_path") or ""))
     if not base_dir and not (base / "config.json").is_file():
         for root in search_roots or []:
@@ -72,6 +69,13 @@ def read_adapter(
         raise FtbenchError(
             f"The adapter's base model {str(base)!r} (base_model_name_or_path in {cfg_path}) is not a local model folder.",
             "Pass the base folder explicitly with --base DIR.",
+        )
+    problem = adapter_file_mismatch(path, base)
+    if problem:
+        recorded = cfg.get("base_model_name_or_path") or "an unrecorded base"
+        raise FtbenchError(
+            f"Adapter {path} was trained on {recorded}, not on the base {base}: {problem}.",
+            "Pass the base it was trained on with --base DIR (without --base, the recorded base is used).",
         )
     return AdapterInfo(path, cfg, base)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ftbench.catalog.hf_files import text_config
+from ftbench.catalog.hf_files import read_safetensors_header, text_config
 from ftbench.core.artifacts import Weights, resolve
 from ftbench.core.atomic import atomic_write_json
 from ftbench.core.errors import FtbenchError
@@ -77,6 +77,8 @@ def resolve_source(
             base_name=info.base_dir.name,
             meta={"name": name, "basename": info.base_dir.name, "finetune": name, "base_model": info.base_dir.name},
         )
+    for weights in sorted(found.path.glob("*.safetensors")):  # a torn file is named here, before any job
+        read_safetensors_header(weights)
     return Source(name=name, model_dir=found.path, meta={"name": name, "basename": name})
 
 

@@ -62,7 +62,7 @@ class LoadedRows:
 
 def load_rows(data: DataSection, task: str) -> LoadedRows:
     """Read, detect the format, check every row and split off eval rows; fails before any model loads."""
-    train = read_rows(data.train, data.skip_bad_rows, data.max_rows)
+    train = read_rows(data.train, data.skip_bad_rows, data.max_rows, data.columns)
     if not train.rows:
         raise FtbenchError(
             f"Dataset {data.train} has no rows.", "Point data.train at a file with at least one example."
@@ -83,7 +83,7 @@ def load_rows(data: DataSection, task: str) -> LoadedRows:
     report = DataReport(format=fmt, bad_lines=len(train.bad_lines))
     rows = _checked(train, fmt, data, report, str(data.train))
     if data.eval:
-        ev = read_rows(data.eval, data.skip_bad_rows)
+        ev = read_rows(data.eval, data.skip_bad_rows, columns=data.columns)
         report.bad_lines += len(ev.bad_lines)
         eval_rows = _checked(ev, fmt, data, report, str(data.eval))
     elif data.eval_split > 0:

@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftbench.core.errors import FtbenchError
-from ftbench.core.recipe import Recipe
+from ftbench.core.recipe import DDP_CPU_ENV, Recipe
 from ftbench.core.slurm import PRECISION_ENV
 
 if TYPE_CHECKING:
     from ftbench.core.job_context import JobContext
 
 RESULT_FILE = "result-rank0.json"
-CPU_ENV = "FTBENCH_DDP_CPU"
+CPU_ENV = DDP_CPU_ENV
 
 
 def process_count(recipe: Recipe) -> int:

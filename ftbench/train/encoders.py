@@ -112,7 +112,7 @@ def load_task_rows(
     columns = dict(data.columns)
 
     def checked(path: str) -> list[Numbered]:
-        loaded = read_rows(path, data.skip_bad_rows, data.max_rows)
+        loaded = read_rows(path, data.skip_bad_rows, data.max_rows, data.columns)
         if not loaded.rows:
             raise FtbenchError(f"Dataset {path} has no rows.", "Point the recipe at a file with at least one example.")
         for field, names in (aliases or {}).items():

@@ -9,14 +9,15 @@ loaded, so a bad file fails in a second with one clear line.
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ftbench.catalog.datasets import open_dataset
-from ftbench.catalog.readers import NOT_UTF8_HINT
 from ftbench.core.errors import FtbenchError
+from ftbench.core.text_files import NOT_UTF8_HINT
 
 
 @dataclass
@@ -28,8 +29,13 @@ class Rows:
     numbers: list[int] = field(default_factory=list)  # numbers[i] is the row number of rows[i]
 
 
-def read_rows(path: str | Path, skip_bad_rows: bool = False, max_rows: int | None = None) -> Rows:
-    """All rows of a data file (or `save_to_disk` folder) as dicts; broken rows fail with their numbers unless skipped."""
+def read_rows(
+    path: str | Path, skip_bad_rows: bool = False, max_rows: int | None = None, columns: dict[str, str] | None = None
+) -> Rows:
+    """All rows of a data file (or `save_to_disk` folder) as dicts; broken rows fail with their numbers unless skipped.
+
+    `columns` is the recipe's data.columns (format field -> file column): a column it names that no row has
+    is an error here, since a mapping that silently matches nothing trains on the wrong field or fails later."""
     p = Path(path)
     if not p.exists():
         raise FtbenchError(
@@ -60,7 +66,23 @@ def read_rows(path: str | Path, skip_bad_rows: bool = False, max_rows: int | Non
             "Fix those rows (the Datasets screen shows why), or set data.skip_bad_rows: true to skip them "
             "(they are counted in the run log).",
         )
+    _check_columns(p, rows, columns or {})
     return Rows(rows, bad, numbers)
+
+
+def _check_columns(path: Path, rows: list[dict[str, Any]], columns: dict[str, str]) -> None:
+    present: dict[str, None] = {}
+    for row in rows:
+        present.update(dict.fromkeys(map(str, row)))
+    for field_name, column in columns.items():
+        if column not in present:
+            near = difflib.get_close_matches(column, list(present), n=1, cutoff=0.6)
+            hint = f"Did you mean data.columns.{field_name}: {near[0]}?" if near else "Name a column the file has."
+            raise FtbenchError(
+                f"data.columns.{field_name} names column {column!r}, which {path} does not have "
+                f"(columns: {', '.join(present) or 'none'}).",
+                hint,
+            )
 
 
 def _split_folder(p: Path) -> Path:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ftbench.core.errors import FtbenchError
 from ftbench.core.recipe import Recipe
+from ftbench.core.remote_code import FLAG_HINT
 from ftbench.core.specs import method_spec
 from ftbench.train.methods import apply_method
 
@@ -50,8 +51,9 @@ def check_model_path(recipe: Recipe) -> dict[str, Any]:
 
         if config.get("model_type") not in CONFIG_MAPPING:
             raise FtbenchError(
-                f"Model {path} ({config.get('model_type')}) needs its own Python code (auto_map in config.json) and model.trust_remote_code is off.",
-                "Read that code first; if you trust it, set model.trust_remote_code: true.",
+                f"Model {path} ({config.get('model_type')}) needs its own Python code (auto_map in config.json), "
+                "which runs only with --trust-remote-code.",
+                FLAG_HINT,
             )
     return config
 
@@ -129,7 +131,7 @@ def load_model(recipe: Recipe, precision: str) -> LoadedModel:
         if "trust_remote_code" in str(exc):
             raise FtbenchError(
                 f"Model {recipe.model.path} needs trust_remote_code, which is off.",
-                "Set model.trust_remote_code: true if you trust its code.",
+                FLAG_HINT,
             ) from exc
         raise
     info: dict[str, Any] = {"architecture": model.config.model_type}

@@ -19,6 +19,7 @@ from ftbench.core.atomic import atomic_write_json
 from ftbench.core.events import EventWriter
 from ftbench.core.jobs import CONTROL, EVENTS, SPEC
 from ftbench.core.recipe import validate_recipe
+from ftbench.core.remote_code import job_trust
 from ftbench.core.workspace import Workspace
 from ftbench.train.distributed import RESULT_FILE
 from ftbench.train.worker import train_in_process
@@ -77,7 +78,7 @@ class RankContext:
 def rank_main(job_dir: str) -> int:
     """One rank: the same task code as a single process, with a RankContext."""
     ctx = RankContext(Path(job_dir))
-    recipe = validate_recipe(ctx.params["recipe"])
+    recipe = job_trust(validate_recipe(ctx.params["recipe"]))
     result = train_in_process(recipe, ctx, distributed=True)
     ctx.set_result(**{**result, "processes": int(os.environ.get("WORLD_SIZE", "1"))})
     return 0

@@ -17,6 +17,7 @@ from ftbench.core.atomic import atomic_write_text
 from ftbench.core.errors import FtbenchError
 from ftbench.core.layout import JobLayout
 from ftbench.core.recipe import Recipe, validate_recipe
+from ftbench.core.remote_code import job_trust
 from ftbench.train.session import Session
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 def run(ctx: JobContext) -> None:
     """Entry point inside the job process."""
-    recipe = validate_recipe(ctx.params["recipe"], source=f"{ctx.job_dir}/recipe.yaml")
+    recipe = job_trust(validate_recipe(ctx.params["recipe"], source=f"{ctx.job_dir}/recipe.yaml"))
     ctx.cooperative_stop = True
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     recipe_path = JobLayout(ctx.job_dir).recipe

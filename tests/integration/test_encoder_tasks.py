@@ -538,3 +538,35 @@ def test_cli_train_refuses_bad_encoder_data_before_any_job(
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "row 3" in err and "answer_start" in err and "hint: " in err
     assert not any(workspace.runs_dir.iterdir())  # nothing launched, nothing half made
+
+
+def squad_original(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rows in the layout SQuAD v2.0 is published in: data > paragraphs (one per context) > qas."""
+    paragraphs: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        answers = [{"text": t, "answer_start": s} for t, s in zip(*row["answers"].values(), strict=True)]
+        qa = {"id": row["id"], "question": row["question"], "answers": answers, "is_impossible": not answers}
+        if not answers:
+            qa["plausible_answers"] = [{"text": "product", "answer_start": row["context"].index("product")}]
+        paragraphs.setdefault(row["context"], []).append(qa)
+    article = {"title": "reviews", "paragraphs": [{"context": c, "qas": q} for c, q in paragraphs.items()]}
+    return {"version": "v2.0", "data": [article]}
+
+
+def test_qa_trains_on_the_original_squad_layout(workspace: Any, bert: Path, tmp_path: Path) -> None:
+    """A SQuAD v2.0 file as published (nested, with is_impossible) trains the QA task like the flat rows."""
+    rows = squad_rows(8)  # fewer than 10: no held-out rows, so no eval pass (seconds)
+    data = tmp_path / "train-v2.0.json"
+    data.write_text(json.dumps(squad_original(rows)), encoding="utf-8")
+    recipe = recipe_for("qa", bert, data)
+    recipe["data"]["eval_split"] = 0.0
+    recipe["training"].update(max_steps=2, eval_steps=None)
+    job_dir, status = run_inline(workspace, recipe)
+    result = status["result"]
+    assert result["train_rows"] == len(rows) and result["steps"] == 2, result
+    assert (job_dir / "adapter" / "adapter_model.safetensors").is_file()
+    bad = squad_original(rows)
+    bad["data"][0]["paragraphs"][0]["qas"][0]["answers"][0]["answer_start"] += 1
+    data.write_text(json.dumps(bad), encoding="utf-8")
+    message = _error(workspace, recipe_for("qa", bert, data))
+    assert "row 1 (question id 'q0')" in message and "answer_start" in message

@@ -89,7 +89,7 @@ def test_skip_bad_rows_counts_instead_of_failing(tmp_path):
     [
         ("missing-folder/x/y", ["does not exist"]),
         ("EMPTY", ["has no config.json"]),
-        ("REMOTE", ["trust_remote_code", "auto_map"]),
+        ("REMOTE", ["--trust-remote-code", "auto_map"]),
     ],
 )
 def test_bad_model_paths(workspace, tmp_path, capsys, model, words):

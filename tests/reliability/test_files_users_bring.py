@@ -122,3 +122,66 @@ def test_a_row_missing_a_field_is_named_not_the_whole_file(tmp_path: Path) -> No
     with pytest.raises(FtbenchError) as err:
         load_rows(DataSection(train=str(path)), "sft")
     assert err.value.message.startswith(f"{path}: row 13: missing field 'output' for format alpaca")
+
+
+SQUAD_V2 = {
+    "version": "v2.0",
+    "data": [
+        {
+            "title": "Paris",
+            "paragraphs": [
+                {
+                    "context": "Paris is the capital of France.",
+                    "qas": [
+                        {
+                            "id": "q-1",
+                            "question": "Capital of what?",
+                            "answers": [{"text": "France", "answer_start": 24}],
+                            "is_impossible": False,
+                        },
+                        {
+                            "id": "q-2",
+                            "question": "How big is Rome?",
+                            "answers": [],
+                            "plausible_answers": [{"text": "capital", "answer_start": 13}],
+                            "is_impossible": True,
+                        },
+                    ],
+                }
+            ],
+        },
+        {"title": "Empty", "paragraphs": [{"context": "Nothing here.", "qas": []}]},
+    ],
+}
+
+
+def test_the_original_squad_layout_is_browsed_one_question_per_row(tmp_path: Path) -> None:
+    import json
+
+    from rich.console import Console
+
+    from ftbench.catalog.datasets import describe, open_dataset
+    from ftbench.tui.widgets.record_view import render_record
+
+    path = tmp_path / "dev-v2.0.json"
+    path.write_text(json.dumps(SQUAD_V2), encoding="utf-8")
+    info = describe(path, "workspace")
+    assert (info.rows, info.format, info.error) == (2, "squad", None)
+    with open_dataset(path) as reader:
+        assert "SQuAD" in reader.note
+        first, second = reader.rows(0, 2)
+    assert first.data == {
+        "id": "q-1",
+        "title": "Paris",
+        "context": "Paris is the capital of France.",
+        "question": "Capital of what?",
+        "answers": {"text": ["France"], "answer_start": [24]},
+        "is_impossible": False,
+    }
+    assert second.data["answers"] == {"text": [], "answer_start": []} and second.data["is_impossible"] is True
+    assert second.data["plausible_answers"] == {"text": ["capital"], "answer_start": [13]}
+    console = Console(width=80, record=True, color_system=None)
+    console.print(render_record(first, "squad"))
+    shown = console.export_text()
+    assert "Capital of what?" in shown and "Paris is the capital of France." in shown and "row 1" in shown
+    assert read_rows(path).rows == [first.data, second.data]  # training reads the same rows, numbered the same

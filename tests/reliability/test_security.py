@@ -236,3 +236,82 @@ def test_file_names_from_names_hold_no_shell_syntax() -> None:
     from ftbench.export.pipeline import gguf_name
 
     assert gguf_name("my run; rm -rf ~", "q8_0") == "my-run-rm-rf-Q8_0.gguf"
+
+
+# -- 6: a recipe (or the recipe frozen in a run folder) cannot turn on remote code ----------------------------------
+
+
+def run_training_job(ws: Workspace, recipe: dict) -> dict:
+    """The training job target in this process, as `job_entry` runs it (a real JobContext)."""
+    from ftbench.core.atomic import atomic_write_json
+    from ftbench.core.job_entry import ProcessJobContext
+    from ftbench.core.jobs import SPEC, new_job_id, update_status
+    from ftbench.train.worker import run
+
+    job_dir = ws.runs_dir / new_job_id("train", "sft")
+    job_dir.mkdir(parents=True)
+    spec = {"id": job_dir.name, "kind": "train", "target": "ftbench.train.worker:run", "workspace": str(ws.root)}
+    spec["params"] = {"recipe": recipe}
+    atomic_write_json(job_dir / SPEC, spec)
+    update_status(job_dir, id=job_dir.name, kind="train", state="running", attempt=1)
+    ctx = ProcessJobContext(job_dir, spec)
+    try:
+        run(ctx)
+    except Exception:  # noqa: BLE001 - failing is fine; running the folder's code is not
+        pass
+    finally:
+        ctx.events.close()
+    return json.loads((job_dir / "status.json").read_text())
+
+
+def test_a_training_job_trusts_only_the_live_flag(tiny_llama: Path, tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("torch")
+    from ftbench.core.remote_code import TRUST_REMOTE_CODE_ENV
+
+    marker = tmp_path / "remote-code-ran"
+    model = evil_model(tiny_llama, tmp_path / "evil-model", marker)
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"text": f"hello {i}"}) + "\n" for i in range(4)))
+    recipe = {
+        "task": "sft",
+        "model": {"path": str(model), "trust_remote_code": True},  # a shared recipe, or a copied run folder
+        "data": {"train": str(data), "max_length": 16},
+        "training": {"max_steps": 1, "batch_size": 2, "save_total_limit": 1},
+    }
+    ws = Workspace.open(tmp_path / "ws")
+    monkeypatch.delenv(TRUST_REMOTE_CODE_ENV, raising=False)
+    status = run_training_job(ws, recipe)
+    assert not marker.exists()
+    assert (status.get("result") or {}).get("steps") == 1, status  # trained, with transformers' own llama classes
+    # Positive control: the attempt started with --trust-remote-code does run it, so the check above can fail.
+    sys.modules.pop("evil", None)
+    monkeypatch.setenv(TRUST_REMOTE_CODE_ENV, "1")
+    run_training_job(ws, recipe)
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("command", ["train", "resume"])
+def test_train_and_resume_refuse_a_recipe_that_asks_for_trust(command: str, tmp_path: Path, capsys) -> None:
+    from ftbench.cli import main
+
+    ws = Workspace.open(tmp_path / "ws")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"text": "hi"}) + "\n")
+    recipe = f"task: sft\nmodel: {{path: {model}, trust_remote_code: true}}\ndata: {data}\n"
+    if command == "train":
+        target = tmp_path / "shared.yaml"
+        target.write_text(recipe)
+    else:
+        run = ws.runs_dir / RUN_ID
+        run.mkdir(parents=True)
+        (run / "status.json").write_text(json.dumps({"id": RUN_ID, "kind": "train", "state": "failed"}))
+        (run / "recipe.yaml").write_text(recipe)
+        target = run / "recipe.yaml"
+    before = sorted(p.name for p in ws.runs_dir.iterdir())
+    code = main(["-w", str(ws.root), command, str(target) if command == "train" else RUN_ID])
+    err = capsys.readouterr().err
+    assert code == 2 and f"error: {target} sets model.trust_remote_code: true" in err and "--trust-remote-code" in err
+    assert sorted(p.name for p in ws.runs_dir.iterdir()) == before  # no job folder, no new attempt

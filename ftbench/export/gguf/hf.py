@@ -17,6 +17,7 @@ import numpy as np
 
 from ftbench.catalog.hf_files import read_safetensors_header
 from ftbench.core.errors import FtbenchError
+from ftbench.core.text_files import read_text
 
 _DTYPES = {
     "F32": np.float32,
@@ -112,7 +113,10 @@ def load_hf_model(path: str | Path) -> HFModel:
             f"{root} has no config.json, so it is not a Hugging Face model folder.",
             "Point at the folder that holds config.json and *.safetensors.",
         )
-    config = json.loads(cfg_path.read_text(encoding="utf-8"))
+    try:
+        config = json.loads(read_text(cfg_path, "model configs"))
+    except ValueError as exc:
+        raise FtbenchError(f"{cfg_path} is not valid JSON ({exc}).", "Re-download or re-save the model.") from exc
     files = sorted(root.glob("*.safetensors"))
     if not files:
         hint = "Re-save it with model.save_pretrained(dir, safe_serialization=True)."

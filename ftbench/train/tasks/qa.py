@@ -67,7 +67,8 @@ def check_rows(rows: list[Numbered]) -> tuple[int, int]:
                     else "The answer text does not occur in the context at all."
                 )
                 raise FtbenchError(
-                    f"{item.source}: row {item.number}: answer_start {start} does not match the context: it points at {found!r}, not {text!r}.",
+                    f"{item.source}: row {item.number} (question id {row_id(item)!r}): answer_start {start} does not "
+                    f"match the context: it points at {found!r}, not {text!r}.",
                     hint + " answer_start counts characters (not bytes) from 0.",
                 )
     return answerable, unanswerable
@@ -257,11 +258,11 @@ def preflight(recipe: Recipe, session: Session) -> None:
     """Method, model kind (an encoder) and every answer against its context, before the model loads."""
     from ftbench.train import encoders
 
-    config = encoders.load_config(recipe.model.path, recipe.model.trust_remote_code)
-    encoders.require_encoder(config, "qa", recipe.model.path)
-    train_rows, eval_rows = encoders.load_task_rows(recipe, "squad")
+    train_rows, eval_rows = encoders.load_task_rows(recipe, "squad")  # the data first: no transformers needed
     counts = check_rows(train_rows)
     eval_counts = check_rows(eval_rows) if eval_rows else (0, 0)
+    config = encoders.load_config(recipe.model.path, recipe.model.trust_remote_code)
+    encoders.require_encoder(config, "qa", recipe.model.path)
     session.state.update(
         config=config, train_rows=train_rows, eval_rows=eval_rows, counts=counts, eval_counts=eval_counts
     )

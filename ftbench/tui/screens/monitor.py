@@ -278,9 +278,11 @@ class MonitorScreen(Screen[None]):
         if job is None:
             return
         from ftbench.core.checkpoint_trust import TRUST_ENV
+        from ftbench.core.remote_code import TRUST_REMOTE_CODE_ENV
 
-        # Never inherit a trust switch from the app's environment: only `ftbench resume --trust-checkpoint` sets it.
-        new = self._guard(restart_job, job, env={TRUST_ENV: "0"}, on_launch=Registry(self.ws).sync_job)
+        # Never inherit a trust switch from the app's environment: only `ftbench resume`'s live flags set them.
+        env = {TRUST_ENV: "0", TRUST_REMOTE_CODE_ENV: "0"}
+        new = self._guard(restart_job, job, env=env, on_launch=Registry(self.ws).sync_job)
         if new is not None:
             self.notify(f"Resumed {new.id} as attempt {new.status.get('attempt')}.")
 

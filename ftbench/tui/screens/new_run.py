@@ -221,12 +221,14 @@ class NewRunScreen(Screen[None]):
 def launch_recipe(ws: Workspace, recipe: Recipe, source: Path | None = None) -> Job:
     """Start the training job as `ftbench train` does: absolute paths, recipe frozen into the run folder."""
     from ftbench.core.atomic import atomic_write_text
-    from ftbench.core.gpu_queue import request_for_recipe
+    from ftbench.core.gpu_queue import default_sampler, request_for_recipe
     from ftbench.core.jobs import start_job
-    from ftbench.core.recipe import resolve_recipe_paths
+    from ftbench.core.recipe import check_machine, resolve_recipe_paths
     from ftbench.core.registry import Registry
+    from ftbench.core.remote_code import launch_env
 
     recipe = resolve_recipe_paths(recipe, ws, source.parent if source else None)
+    env = launch_env(recipe, False, str(source or "the recipe"))  # the TUI never turns remote code on
     if Path(recipe.model.path).is_absolute() and not Path(recipe.model.path).exists():  # else a hub id
         raise FtbenchError(
             f"model.path {recipe.model.path} does not exist.", "Pick a model on the Models screen (4) or fix the path."
@@ -244,9 +246,10 @@ def launch_recipe(ws: Workspace, recipe: Recipe, source: Path | None = None) -> 
         "dataset": Path(recipe.data.train).name,
     }
     params: dict[str, Any] = {"recipe": recipe.to_dict()}
+    check_machine(recipe, default_sampler()(), str(source or "the recipe"))
     gpu_request = request_for_recipe(recipe)
     if gpu_request:
         params["gpu_request"] = gpu_request
-    job = start_job(ws, "train", name, params=params, meta=meta, on_launch=Registry(ws).sync_job)
+    job = start_job(ws, "train", name, params=params, meta=meta, env=env, on_launch=Registry(ws).sync_job)
     atomic_write_text(job.layout.recipe, recipe.to_yaml())
     return job
