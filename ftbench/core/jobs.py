@@ -285,13 +285,16 @@ def restart_job(
 
 def _start(job_dir: Path, spec: dict[str, Any], env: dict[str, str] | None) -> None:
     if spec.get("slurm"):
-        _submit_slurm(job_dir, spec)
+        _submit_slurm(job_dir, spec, env)
     else:
         _launch(job_dir, env)
 
 
-def _submit_slurm(job_dir: Path, spec: dict[str, Any]) -> None:
-    """Write the sbatch script and submit it; the job waits `queued` until Slurm starts its process."""
+def _submit_slurm(job_dir: Path, spec: dict[str, Any], env: dict[str, str] | None) -> None:
+    """Write the sbatch script and submit it; the job waits `queued` until Slurm starts its process.
+
+    `env` (this attempt's live trust flags) reaches the job through sbatch's default `--export=ALL`.
+    """
     from ftbench.core import slurm
     from ftbench.core.recipe import validate_recipe
 
@@ -299,7 +302,7 @@ def _submit_slurm(job_dir: Path, spec: dict[str, Any]) -> None:
     recipe = validate_recipe(spec["params"]["recipe"]) if "recipe" in spec.get("params", {}) else None
     slurm.write_scripts(job_dir, spec["id"], options, recipe)
     try:
-        slurm_id = slurm.submit(job_dir)
+        slurm_id = slurm.submit(job_dir, env)
     except FtbenchError as exc:
         update_status(job_dir, state="failed", ended_at=now(), error=exc.to_dict())
         raise

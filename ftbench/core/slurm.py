@@ -230,9 +230,18 @@ def write_scripts(job_dir: Path, job_id: str, options: SlurmOptions, recipe: Any
     return script
 
 
-def _run(argv: list[str], cwd: Path | None = None, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+def _run(
+    argv: list[str], cwd: Path | None = None, timeout: float = 30.0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(argv, cwd=str(cwd) if cwd else None, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            argv,
+            cwd=str(cwd) if cwd else None,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **env} if env else None,
+        )
     except FileNotFoundError as exc:
         raise FtbenchError(f"`{argv[0]}` is not installed here.", "Run ftbench where Slurm's commands work.") from exc
     except subprocess.TimeoutExpired as exc:
@@ -241,9 +250,9 @@ def _run(argv: list[str], cwd: Path | None = None, timeout: float = 30.0) -> sub
         ) from exc
 
 
-def submit(job_dir: Path) -> str:
-    """sbatch the job folder's script; returns Slurm's job id."""
-    out = _run(["sbatch", "--parsable", SCRIPT], cwd=job_dir)
+def submit(job_dir: Path, env: dict[str, str] | None = None) -> str:
+    """sbatch the job folder's script, `env` added to what it exports to the job; returns Slurm's job id."""
+    out = _run(["sbatch", "--parsable", SCRIPT], cwd=job_dir, env=env)
     if out.returncode != 0:
         raise FtbenchError(
             f"sbatch refused the job: {(out.stderr or out.stdout).strip()}",
