@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -56,7 +57,7 @@ def front_matter(facts: CardFacts) -> dict[str, Any]:
 def render_model_card(facts: CardFacts) -> str:
     meta = yaml.safe_dump(front_matter(facts), sort_keys=False, allow_unicode=True).strip()
     recipe = facts.recipe or {}
-    title = recipe.get("name") or facts.source
+    title = recipe.get("name") or Path(facts.source).name or facts.source
     lines = ["---", meta, "---", "", f"# {title}", "", _summary(facts), ""]
     lines += _facts_list(facts)
     if facts.recipe:

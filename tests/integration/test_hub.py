@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from hfenv import use_hf_home
 from hubstandin import HubStandIn
+from test_train_tasks import base_recipe, run_inline, tiny_lm, toy_data  # noqa: F401 (fixtures)
 
 from ftbench.catalog.hf_cache import hf_cache_repos
 from ftbench.cli import main
@@ -146,3 +148,91 @@ def test_pull_refuses_a_bad_repo_id_before_a_job_exists(workspace, capsys):
     assert main([*ws_args(workspace), "pull", "../etc/passwd"]) == 2
     assert "is not a Hugging Face repo id" in capsys.readouterr().err
     assert not workspace.jobs_parent("pull").exists() or not list(workspace.jobs_parent("pull").iterdir())
+
+
+def front_matter(card: str) -> dict:
+    assert card.startswith("---\n")
+    return yaml.safe_load(card.split("---\n")[1])
+
+
+@pytest.fixture
+def trained_and_exported(workspace, tiny_lm, toy_data, capsys):  # noqa: F811
+    recipe = base_recipe(tiny_lm, toy_data["alpaca"], training={"max_steps": 4, "logging_steps": 2})
+    run_dir, _ = run_inline(workspace, recipe)
+    argv = [*ws_args(workspace), "export", run_dir.name, "--quant", "q8_0", "--wait"]
+    assert main(argv) == 0, capsys.readouterr().err
+    (export_dir,) = workspace.exports_dir.iterdir()
+    capsys.readouterr()
+    return run_dir, export_dir
+
+
+def test_push_adapter_folder_and_gguf_file(hub, workspace, tiny_llama, capsys, monkeypatch, tmp_path):
+    """Fast: a PEFT adapter folder and a GGUF file, no run behind them; the card says what it can."""
+    import gguf
+    import numpy as np
+    from export_models import make_lora
+
+    adapter_dir = make_lora(tiny_llama, workspace.models_dir / "lora")
+    writer = gguf.GGUFWriter(str(workspace.models_dir / "tiny-Q8_0.gguf"), "llama")
+    writer.add_tensor("token_embd.weight", np.zeros((8, 4), np.float32))
+    for step in (writer.write_header_to_file, writer.write_kv_data_to_file, writer.write_tensors_to_file):
+        step()
+    writer.close()
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    argv = [*ws_args(workspace), "push", str(adapter_dir), "tester/lora", "--base-model", "org/base", "--wait"]
+    assert main(argv) == 0, capsys.readouterr().err
+    repo = hub.repos["tester/lora"]
+    local = {p.name: p.read_bytes() for p in adapter_dir.iterdir() if p.is_file() and p.name != "README.md"}
+    assert {k: v for k, v in repo.files.items() if k != "README.md"} == local
+    meta = front_matter(repo.files["README.md"].decode())
+    assert (meta["base_model"], meta["library_name"]) == ("org/base", "peft")
+
+    assert main([*ws_args(workspace), "push", "tiny-Q8_0.gguf", "tester/gguf", "--wait"]) == 0
+    repo = hub.repos["tester/gguf"]
+    assert repo.files["tiny-Q8_0.gguf"] == (workspace.models_dir / "tiny-Q8_0.gguf").read_bytes()
+    assert front_matter(repo.files["README.md"].decode())["library_name"] == "gguf"
+    assert not repo.private
+
+
+@pytest.mark.slow
+def test_push_a_run_and_its_export_with_their_model_cards(hub, workspace, trained_and_exported, capsys, monkeypatch):
+    run_dir, export_dir = trained_and_exported
+    adapter = {
+        p.relative_to(run_dir / "adapter").as_posix(): p.read_bytes()
+        for p in (run_dir / "adapter").rglob("*")
+        if p.is_file() and p.name != "README.md"  # peft's own card; ftbench's replaces it
+    }
+
+    argv = [*ws_args(workspace), "push", run_dir.name, "tester/tiny-lora", "--base-model", "org/tiny-base"]
+    assert main([*argv, "--dry-run", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert {f["path"]: f["bytes"] for f in plan["files"]} == {
+        **{name: len(data) for name, data in adapter.items()},
+        "README.md": len(plan["card"].encode()),
+    }
+    assert hub.requests == []  # a dry run talks to nobody
+
+    assert main(argv) == 2  # no token: one sentence before any job
+    assert "needs a Hugging Face token" in capsys.readouterr().err
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    assert main([*argv, "--private", "--wait"]) == 0, capsys.readouterr().err
+    repo = hub.repos["tester/tiny-lora"]
+    assert repo.private and {k: v for k, v in repo.files.items() if k != "README.md"} == adapter
+    card = repo.files["README.md"].decode()
+    meta = front_matter(card)
+    assert meta["base_model"] == "org/tiny-base" and meta["library_name"] == "peft"
+    assert {"ftbench", "sft", "lora", "peft"} <= set(meta["tags"])
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert f"| train_loss | {metrics['train_loss']} |" in card
+    assert f"({metrics['info']['train_rows']} rows" in card and "## Recipe" in card and "max_steps: 4" in card
+
+    assert main([*ws_args(workspace), "push", export_dir.name, "tester/tiny-gguf", "--wait"]) == 0
+    repo = hub.repos["tester/tiny-gguf"]
+    ggufs = {p.name: p.read_bytes() for p in export_dir.glob("*.gguf")}
+    assert ggufs and {k: v for k, v in repo.files.items() if k != "README.md"} == ggufs
+    card = repo.files["README.md"].decode()
+    meta = front_matter(card)
+    assert meta["library_name"] == "gguf" and "gguf" in meta["tags"] and "base_model" not in meta  # a local base
+    verify = json.loads((export_dir / "status.json").read_text())["result"]["verify"][0]
+    assert "## GGUF export" in card and f"verify {verify['type'].upper()}" in card and "PASS" in card
+    assert f"{verify['nmse']:.2e}" in card
