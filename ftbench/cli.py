@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "eval",
     "serve",
     "export",
+    "hub",
     "catalog",
     "completion",
 )

@@ -28,8 +28,17 @@ os.environ.pop("FTBENCH_HOME", None)
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_hf_home(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Keep tests away from the user's Hugging Face cache (scans, downloads)."""
-    os.environ["HF_HOME"] = str(tmp_path_factory.mktemp("hf_home"))
+    """Keep tests away from the user's Hugging Face cache and token (scans, downloads, uploads)."""
+    from huggingface_hub import constants
+
+    home = tmp_path_factory.mktemp("hf_home")
+    os.environ["HF_HOME"] = str(home)
+    os.environ.pop("HF_HUB_CACHE", None)
+    os.environ.pop("HF_TOKEN", None)
+    # huggingface_hub read these when it was first imported, possibly before this fixture ran
+    constants.HF_HOME, constants.HF_HUB_CACHE = str(home), str(home / "hub")
+    constants.HF_TOKEN_PATH = str(home / "token")
+    constants.HF_STORED_TOKENS_PATH = str(home / "stored_tokens")
 
 
 @pytest.fixture

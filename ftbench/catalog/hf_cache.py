@@ -14,31 +14,33 @@ from pathlib import Path
 from ftbench.catalog.walk import list_folder
 
 
-def _expand(value: str) -> Path:
-    return Path(os.path.expandvars(os.path.expanduser(value)))
-
-
 def hf_home() -> Path:
-    """HF_HOME, else $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface (huggingface_hub's order)."""
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return _expand(os.environ.get("HF_HOME") or os.path.join(xdg, "huggingface"))
+    """HF_HOME as huggingface_hub resolved it (HF_HOME, else $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface)."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HOME)
 
 
 def hf_hub_cache() -> Path:
-    """The hub cache folder by huggingface_hub's rules: HF_HUB_CACHE, HUGGINGFACE_HUB_CACHE, then HF_HOME/hub.
+    """The hub cache folder as huggingface_hub resolved it (HF_HUB_CACHE, HUGGINGFACE_HUB_CACHE, then HF_HOME/hub).
 
-    huggingface_hub evaluates these once, when `huggingface_hub.constants` is imported; they are read again
-    here so a long-lived TUI and tests that set HF_HOME per test see the current value. A unit test holds
-    this function and `huggingface_hub.constants.HF_HUB_CACHE` to the same answer.
+    Read from `huggingface_hub.constants`, the values every download in this process uses, so the catalog
+    lists exactly the cache `ftbench pull` (and transformers) write to. huggingface_hub evaluates them when
+    first imported; a test that moves the cache sets them there (tests/hfenv.py).
     """
-    value = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
-    return _expand(value) if value else hf_home() / "hub"
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
 
 
 def hf_datasets_cache() -> Path:
-    """Where `datasets.load_dataset` keeps prepared Arrow files: HF_DATASETS_CACHE, else HF_HOME/datasets."""
+    """Where `datasets.load_dataset` keeps prepared Arrow files: HF_DATASETS_CACHE, else HF_HOME/datasets.
+
+    `datasets.config` holds this constant, but importing it loads pyarrow and more (too heavy for the TUI),
+    so its one rule is applied here on top of huggingface_hub's HF_HOME.
+    """
     value = os.environ.get("HF_DATASETS_CACHE")
-    return _expand(value) if value else hf_home() / "datasets"
+    return Path(os.path.expandvars(os.path.expanduser(value))) if value else hf_home() / "datasets"
 
 
 def _snapshot(repo: Path) -> Path | None:

@@ -54,6 +54,7 @@ COMPLETES: dict[tuple[str, str], str] = {
     ("chat", "adapter"): "job",
     ("serve", "adapter"): "job",
     ("export", "source"): "model",
+    ("push", "source"): "model",
     ("chat", "model"): "model",
     ("chat", "also"): "model",
     ("serve", "model"): "model",

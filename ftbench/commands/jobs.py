@@ -33,6 +33,10 @@ def register(sub: Any) -> None:
     p.add_argument("--all", action="store_true", help="include exports, demo and other jobs")
     p.add_argument("--state", choices=["active", *STATE_MARKS], help="only jobs in this state")
     p.add_argument("--json", action="store_true", help="print JSON records")
+    p.add_argument(
+        "--tensorboard", action="store_true", help="print the TensorBoard command for the listed runs' event files"
+    )
+    p.add_argument("--launch", action="store_true", help="with --tensorboard: run it (on 127.0.0.1)")
     p.set_defaults(func=cmd_runs)
 
     p = subparser(sub, "queue", "list runs waiting for GPUs on this box, or move one to another place in line")
@@ -94,6 +98,27 @@ def best_metric(record: dict[str, Any]) -> str:
     return ""
 
 
+def tensorboard_command(ws: Workspace, records: list[dict], prefixes: dict[str, str], launch: bool) -> int:
+    """`tensorboard --logdir_spec ID:RUN/tensorboard,...` over the listed runs that have event files."""
+    import shlex
+    import subprocess
+
+    from ftbench.core.layout import JobLayout
+
+    folders = {prefixes.get(r["id"], r["id"]): ws.runs_dir / r["id"] / JobLayout.TENSORBOARD for r in records}
+    spec = ",".join(f"{name}:{folder}" for name, folder in folders.items() if folder.is_dir())
+    if not spec:
+        raise FtbenchError(
+            "None of the listed runs has TensorBoard event files.",
+            "Add `report_to: [tensorboard]` under training: in the recipe (needs the `tracking` extra).",
+        )
+    argv = [sys.executable, "-m", "tensorboard.main", "--logdir_spec", spec, "--host", "127.0.0.1"]
+    if not launch:
+        print(shlex.join(["tensorboard", *argv[3:]]))
+        return 0
+    return subprocess.call(argv)
+
+
 def cmd_runs(args: argparse.Namespace, ws: Workspace) -> int:
     tables = JOB_TABLES if args.all else ("runs",)
     records = list_jobs(ws, tables)
@@ -105,6 +130,8 @@ def cmd_runs(args: argparse.Namespace, ws: Workspace) -> int:
 
     # Unique among every job folder (not just the listed ones): any command that takes an id accepts it.
     prefixes = unique_prefixes([d.name for d in job_dirs(ws)] + [r["id"] for r in records])
+    if args.tensorboard or args.launch:
+        return tensorboard_command(ws, records, prefixes, launch=args.launch)
     if args.json:
         print_json([{**r, "prefix": prefixes.get(r["id"], r["id"])} for r in records])
         return 0

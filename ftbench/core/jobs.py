@@ -44,6 +44,8 @@ JOB_TARGETS = {
     "demo": "ftbench.demo.job:run",
     "serve": "ftbench.serve.job:run",
     "eval": "ftbench.evaluate.job:run",
+    "pull": "ftbench.hub.pull:run",
+    "push": "ftbench.hub.push:run",
 }
 
 # File names inside a job folder; JobLayout owns them, these short aliases keep this module readable.

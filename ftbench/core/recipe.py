@@ -150,9 +150,10 @@ class TrainingSection(_Section):
     )
     distributed: Literal["ddp", "fsdp", "deepspeed"] = "ddp"
     deepspeed_stage: Literal[1, 2, 3] = 2
-    report_to: list[Literal["tensorboard"]] = Field(
+    report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(
         default_factory=list,
-        description="experiment trackers besides events.jsonl; tensorboard writes to RUN/tensorboard",
+        description="experiment trackers besides events.jsonl, writing into the run folder: tensorboard "
+        "(RUN/tensorboard), mlflow (a file store in RUN/mlflow), wandb (offline, RUN/wandb)",
     )
 
     @field_validator("max_steps")

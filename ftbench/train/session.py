@@ -134,27 +134,13 @@ class Session:
             EventsCallback(self.ctx.emit, token_counter, rank0=self.rank0, progress=self.ctx.progress),
             ControlCallback(self.ctx),
         ]
-        if "tensorboard" in self.recipe.training.report_to:
-            cbs.append(self.tensorboard_callback())
+        if self.recipe.training.report_to and self.rank0:
+            from ftbench.train.tracking import tracker_callbacks
+
+            cbs += tracker_callbacks(self.recipe.training.report_to, self.layout.dir, self.run_dir.name)
         if self.recipe.training.early_stopping_patience is not None:
             cbs.append(EarlyStoppingCallback(early_stopping_patience=self.recipe.training.early_stopping_patience))
         return cbs
-
-    def tensorboard_callback(self) -> Any:
-        """transformers' own TensorBoard writer, aimed at RUN/tensorboard instead of its default under
-        checkpoints/ (which save_total_limit rotation and `runs` tooling do not expect)."""
-        import importlib.util
-
-        if importlib.util.find_spec("tensorboard") is None:
-            raise FtbenchError(
-                "training.report_to lists tensorboard, but the tensorboard package (the `tracking` extra) is not installed here.",
-                "Run `pip install 'ftbench[tracking]'`, or drop tensorboard from training.report_to.",
-            )
-        from transformers.integrations import TensorBoardCallback
-
-        callback = TensorBoardCallback()
-        callback.logging_dir = str(self.layout.dir / JobLayout.TENSORBOARD)
-        return callback
 
     def run_trainer(self, trainer: Any) -> Any:
         """trainer.train(), resuming from the last checkpoint on a later attempt; samples GPUs meanwhile."""

@@ -4,6 +4,7 @@ reader loads, with the same training losses, at the same steps, as ftbench's eve
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import pytest
 from test_train_tasks import base_recipe, run_inline, tiny_lm, toy_data  # noqa: F401 (fixtures)
@@ -13,7 +14,7 @@ from ftbench.core.events import read_events
 from ftbench.core.layout import JobLayout
 
 
-def test_tensorboard_event_files_hold_the_losses_of_events_jsonl(workspace, tiny_lm, toy_data):  # noqa: F811
+def test_tensorboard_event_files_hold_the_losses_of_events_jsonl(workspace, tiny_lm, toy_data, capsys):  # noqa: F811
     event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
     recipe = base_recipe(
         tiny_lm, toy_data["alpaca"], training={"max_steps": 12, "logging_steps": 3, "report_to": ["tensorboard"]}
@@ -33,6 +34,17 @@ def test_tensorboard_event_files_hold_the_losses_of_events_jsonl(workspace, tiny
         assert from_tensorboard[step] == pytest.approx(loss, rel=1e-6), step
     assert "eval/loss" in reader.Tags()["scalars"]
     assert not (job_dir / "checkpoints" / "runs").exists()  # not transformers' default place
+
+    from ftbench.cli import main
+    from ftbench.core.jobs import find_job
+    from ftbench.core.registry import Registry
+
+    Registry(workspace).sync_job(find_job(workspace, job_dir.name))  # run inline: the registry has not seen it
+    capsys.readouterr()  # the run's own log lines
+    assert main(["--workspace", str(workspace.root), "runs", "--tensorboard"]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed[:2] == ["tensorboard", "--logdir_spec"] and printed[2].endswith(f":{logdir}")
+    assert printed[3:] == ["--host", "127.0.0.1"]
 
 
 def test_report_to_tensorboard_without_the_package_names_the_extra(workspace, tiny_lm, toy_data, monkeypatch):  # noqa: F811
@@ -55,3 +67,75 @@ def test_report_to_rejects_an_unknown_tracker():
             {"task": "sft", "model": "m", "data": {"train": "d.jsonl"}, "training": {"report_to": ["tensorbord"]}}
         )
     assert "report_to" in info.value.message
+
+
+def test_mlflow_store_in_the_run_folder_holds_the_losses(workspace, tiny_lm, toy_data, monkeypatch):  # noqa: F811
+    mlflow = pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # restored after the test (the job sets it for good)
+
+    recipe = base_recipe(
+        tiny_lm, toy_data["alpaca"], training={"max_steps": 6, "logging_steps": 2, "report_to": ["mlflow"]}
+    )
+    job_dir, _ = run_inline(workspace, recipe)
+    assert mlflow.get_tracking_uri() == (job_dir / "mlflow").resolve().as_uri()
+    mlflow.end_run()  # the job process would end it at exit
+    mlflow.set_tracking_uri(None)
+    client = MlflowClient(tracking_uri=(job_dir / "mlflow").resolve().as_uri())
+    (experiment,) = [e for e in client.search_experiments() if e.name == "ftbench"]
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1, [(r.info.run_name, r.data.metrics) for r in runs]
+    run = runs[0]
+    from_mlflow = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "loss")}
+    from_events = {e["step"]: e["loss"] for e in read_events(job_dir / "events.jsonl", ["train"])}
+    assert len(from_events) >= 3 and sorted(from_mlflow) == sorted(from_events)
+    for step, loss in from_events.items():
+        assert from_mlflow[step] == pytest.approx(loss, rel=1e-6), step
+
+
+@pytest.mark.slow
+def test_wandb_offline_run_lands_in_the_run_folder_with_the_losses(workspace, tiny_lm, toy_data):  # noqa: F811
+    pytest.importorskip("wandb")
+    recipe = base_recipe(
+        tiny_lm, toy_data["alpaca"], training={"max_steps": 4, "logging_steps": 2, "report_to": ["wandb"]}
+    )
+    job_dir, _ = run_inline(workspace, recipe)
+    import wandb
+
+    wandb.finish()  # a job process finishes its run at exit; this test process goes on
+    (offline,) = (job_dir / "wandb").glob("offline-run-*")
+    (history,) = offline.glob("run-*.wandb")
+    logged = {}
+    for record in wandb_records(history):
+        if record.WhichOneof("record_type") == "history":
+            items = {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item}
+            if "train/loss" in items:
+                logged[items["train/global_step"]] = items["train/loss"]
+    from_events = {e["step"]: e["loss"] for e in read_events(job_dir / "events.jsonl", ["train"])}
+    assert from_events and logged == pytest.approx(from_events, rel=1e-6)
+
+
+def wandb_records(path):
+    """The protobuf records of a W&B offline run file: a LevelDB-style log (a 7-byte file header, then 32 KiB
+    blocks of chunks, each with a CRC, a length and a full/first/middle/last type). wandb 0.2x+ reads it in
+    its Go core only, so the test reads it itself."""
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", data[:8]
+    pos, block, chunks = 7, 32768, b""
+    while pos + 7 <= len(data):
+        room = block - pos % block
+        if room < 7:  # a block's tail too short for a chunk header is padding
+            pos += room
+            continue
+        length, kind = int.from_bytes(data[pos + 4 : pos + 6], "little"), data[pos + 6]
+        payload = data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        chunks = payload if kind in (1, 2) else chunks + payload
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(chunks)
+            yield record

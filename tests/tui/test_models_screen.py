@@ -242,3 +242,34 @@ async def test_leaving_cancels_and_a_revisit_reads_only_what_is_not_cached(
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ModelsScreen) and app.screen.listing_done)
         assert gate.calls == [] and len(app.screen.models) == 5  # a second visit reads no file's metadata
+
+
+async def test_pull_key_asks_for_a_repo_id_and_starts_a_pull_job(ws: Workspace) -> None:
+    import time
+
+    from textual.widgets import Static
+
+    from ftbench.core.jobs import find_job, refresh
+    from ftbench.tui.screens.pull import PullScreen
+
+    app = Host(ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, listed(app))
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(app.screen, PullScreen))
+        await pilot.press(*"../x", "enter")
+        note = app.screen.query_one("#pull-note", Static)
+        assert "is not a Hugging Face repo id" in str(note.render())
+        assert not list(ws.jobs_parent("pull").iterdir())
+        repo_input = app.screen.query_one("#pull-repo", Input)
+        repo_input.value = ""
+        await pilot.press(*"org/tiny", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelsScreen))
+        (job_dir,) = ws.jobs_parent("pull").iterdir()
+    spec = json.loads((job_dir / "job.json").read_text())
+    assert (spec["kind"], spec["params"]["repo_id"], spec["params"]["to"]) == ("pull", "org/tiny", "cache")
+    job = find_job(ws, job_dir.name)
+    deadline = time.monotonic() + 60
+    while refresh(job).active and time.monotonic() < deadline:  # offline in tests: it fails, saying so
+        time.sleep(0.2)
+    assert "HF_HUB_OFFLINE" in (refresh(job).status.get("error") or {}).get("message", "")

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hfenv import use_hf_home
 from test_catalog_datasets import make_hub_repo, write_jsonl
 from test_catalog_models import LLAMA_CONFIG, make_gguf, make_model
 
 from ftbench.catalog.cache import MetadataCache, cache_path
 from ftbench.catalog.datasets import DatasetCatalog, discover_datasets
-from ftbench.catalog.hf_cache import hf_hub_cache
 from ftbench.catalog.model_listing import ModelCatalog, discover_models
 from ftbench.catalog.walk import fingerprint
 
@@ -111,35 +111,32 @@ def test_hf_cache_listed_through_its_layout_with_blobs_counted_once(workspace, t
     )
     # a second name for the same blob (as when two files of a repo have identical content)
     os.symlink(os.readlink(snapshot / "weights.bin"), snapshot / "copy.bin")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    use_hf_home(monkeypatch, tmp_path / "hf")
     (found,) = [m for m in discover_models(workspace, hf_cache=True) if m.source == "hf-cache"]
     blob_bytes = len(json.dumps(LLAMA_CONFIG)) + len(weights)
     assert (found.name, found.size_bytes) == ("org/dup", blob_bytes)
     assert fingerprint([snapshot / "weights.bin", snapshot / "copy.bin"]).size == len(weights)
 
 
-def test_hub_cache_path_follows_huggingface_hub(tmp_path: Path, monkeypatch) -> None:
-    """The env rules match `huggingface_hub.constants.HF_HUB_CACHE`, evaluated in a fresh interpreter."""
+def test_hub_cache_path_follows_huggingface_hub(tmp_path: Path) -> None:
+    """HF_HUB_CACHE, HF_HOME, HUGGINGFACE_HUB_CACHE and XDG_CACHE_HOME move the folder the catalog lists, as
+    they move huggingface_hub's own cache, in a fresh interpreter (where the constants are first read)."""
     cases = [
-        {"HF_HOME": str(tmp_path / "home")},
-        {"HF_HOME": str(tmp_path / "home"), "HF_HUB_CACHE": str(tmp_path / "hub")},
-        {"HUGGINGFACE_HUB_CACHE": str(tmp_path / "legacy")},
-        {"XDG_CACHE_HOME": str(tmp_path / "xdg")},
+        ({"HF_HOME": str(tmp_path / "home")}, tmp_path / "home" / "hub"),
+        ({"HF_HOME": str(tmp_path / "home"), "HF_HUB_CACHE": str(tmp_path / "hub")}, tmp_path / "hub"),
+        ({"HUGGINGFACE_HUB_CACHE": str(tmp_path / "legacy")}, tmp_path / "legacy"),
+        ({"XDG_CACHE_HOME": str(tmp_path / "xdg")}, tmp_path / "xdg" / "huggingface" / "hub"),
     ]
-    for env in cases:
-        for key in ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME"):
-            monkeypatch.delenv(key, raising=False)
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        theirs = subprocess.run(
-            [sys.executable, "-c", "import huggingface_hub.constants as c; print(c.HF_HUB_CACHE)"],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=dict(os.environ),
-        ).stdout.strip()
-        assert hf_hub_cache() == Path(theirs), env
+    code = (
+        "import huggingface_hub.constants as c; from ftbench.catalog.hf_cache import hf_hub_cache; "
+        "print(hf_hub_cache()); print(c.HF_HUB_CACHE)"
+    )
+    for env, expected in cases:
+        clean = {k: v for k, v in os.environ.items() if k not in ("HF_HOME", "HF_HUB_CACHE", "XDG_CACHE_HOME")}
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**clean, **env}
+        ).stdout.split()
+        assert out == [str(expected), str(expected)], env
 
 
 def test_an_unreadable_folder_is_skipped_with_a_note(workspace, monkeypatch) -> None:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from hfenv import use_hf_home
 
 from ftbench.catalog.datasets import (
     ArrowReader,
@@ -193,8 +194,7 @@ def test_discover_workspace_and_hf_caches(workspace, tmp_path: Path, monkeypatch
         {"data/train.jsonl": b'{"question": "q", "context": "c", "answers": {"text": ["c"], "answer_start": [0]}}\n'},
     )
     make_hub_repo(hub, "model", "org/some-model", {"config.json": b"{}"})
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    use_hf_home(monkeypatch, tmp_path / "hf")
 
     found = {d.name: d for d in discover_datasets(workspace, hf_cache=True)}
     assert set(found) == {
@@ -294,7 +294,7 @@ def test_discover_lists_load_dataset_cache_splits(workspace, tmp_path: Path, mon
     cache = tmp_path / "hf" / "datasets"
     datasets.load_dataset("json", data_files={"train": str(src)}, cache_dir=str(cache))
     monkeypatch.setenv("HF_DATASETS_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    use_hf_home(monkeypatch, tmp_path / "hf")
     found = [d for d in discover_datasets(workspace, hf_cache=True) if d.source == "hf-cache"]
     assert len(found) == 1
     assert found[0].name.startswith("json/") and found[0].name.endswith(":train")

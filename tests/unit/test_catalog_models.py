@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hfenv import use_hf_home
 from safetensors.numpy import save_file
 
 from ftbench.catalog.hf_files import read_safetensors_header
@@ -194,8 +195,7 @@ def test_discover_roots_runs_and_hf_cache(workspace, tmp_path: Path, monkeypatch
     (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "base_model_name_or_path": "tiny"}))
     hub = tmp_path / "hf" / "hub"
     make_hub_repo(hub, "model", "org/cached", {"config.json": json.dumps(LLAMA_CONFIG).encode()})
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    use_hf_home(monkeypatch, tmp_path / "hf")
 
     found = {m.name: m for m in discover_models(workspace, hf_cache=True)}
     assert set(found) == {"tiny", "tiny-f16.gguf", "runs/20261122-sft/adapter", "org/cached"}

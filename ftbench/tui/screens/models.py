@@ -109,6 +109,7 @@ class ModelsScreen(Screen[None]):
         Binding("e", "focus_estimate", "Seq len / batch", id="models_estimate"),
         Binding("escape", "focus_list", "List", show=False, id="models_list"),
         Binding("v", "serve", "Serve (OpenAI API)", id="models_serve"),
+        Binding("p", "pull", "Pull from the Hub", id="models_pull"),
     ]
 
     def __init__(self, ws: Workspace, *, hf_cache: bool | None = None) -> None:
@@ -315,6 +316,15 @@ class ModelsScreen(Screen[None]):
             self.notify(f"{exc.message} {exc.hint or ''}".strip(), severity="error", timeout=8)
             return
         self.app.push_screen(ServeScreen(self.ws, options))
+
+    def action_pull(self) -> None:
+        from ftbench.tui.screens.pull import PullScreen
+
+        def started(job_id: str | None) -> None:
+            if job_id:
+                self.notify(f"Pulling in job {job_id}; it joins this list when done (r rescans).", timeout=8)
+
+        self.app.push_screen(PullScreen(self.ws), started)
 
 
 def _sample_once() -> Any:
