@@ -50,6 +50,9 @@ class JobLayout:
     TENSORBOARD = "tensorboard"  # event files when the recipe has training.report_to: [tensorboard]
     CHECKPOINT_MARK = "ftbench-checkpoint.json"  # in a checkpoint: ftbench's signature (core/checkpoint_trust.py)
     LOCK = ".status.lock"
+    MERGED = "merged"  # an export's merged base+adapter, kept when asked (--keep); else SCRATCH_MERGED
+    SCRATCH_MERGED = ".merged"  # an export's merge while it is only an intermediate: hidden from listings
+    PARTIAL_SUFFIX = ".partial"  # a file or folder being written, renamed to its name once complete
 
     @property
     def status(self) -> Path:
@@ -101,6 +104,14 @@ class JobLayout:
     @property
     def lock(self) -> Path:
         return self.dir / self.LOCK
+
+    def scratch(self) -> list[Path]:
+        """What a job that ended (or died) leaves that is no result: `.partial` writes and a hidden merge."""
+        try:
+            children = list(self.dir.iterdir())
+        except OSError:
+            return []
+        return [c for c in children if c.name.endswith(self.PARTIAL_SUFFIX) or c.name == self.SCRATCH_MERGED]
 
     def is_job(self) -> bool:
         return self.status.is_file()
