@@ -8,6 +8,7 @@ catalog all read it.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +16,29 @@ from pathlib import Path
 CHECKPOINT_RE = re.compile(r"checkpoint-(\d+)")
 
 
+def state_is_whole(path: Path) -> bool:
+    """True when `path` is a complete JSON object. The Trainer writes it with indent=2, so a whole file ends in
+    a closing brace at column 0, which no truncated one does; other writers' files are parsed to be sure."""
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(max(0, size - 3))
+            if handle.read() == b"\n}\n":
+                return True
+            handle.seek(0)
+            return isinstance(json.loads(handle.read()), dict)
+    except (OSError, ValueError):
+        return False
+
+
 @dataclass(frozen=True)
 class Checkpoint:
-    """One `checkpoints/checkpoint-N` folder; `complete` once the trainer wrote its trainer_state.json last."""
+    """One `checkpoints/checkpoint-N` folder; `complete` once the trainer wrote its trainer_state.json last, whole.
+
+    The Trainer writes weights, optimizer, scheduler and RNG state first and trainer_state.json after them, so
+    a well-formed trainer_state.json is the checkpoint's commit mark: a save cut short (killed, disk full) has
+    none, or a truncated one, and is never resumed from, exported or chatted with.
+    """
 
     step: int
     path: Path
@@ -135,7 +156,7 @@ class JobLayout:
         for child in self.checkpoints_dir.iterdir():
             match = CHECKPOINT_RE.fullmatch(child.name)
             if match and child.is_dir():
-                found.append(Checkpoint(int(match.group(1)), child, (child / self.TRAINER_STATE).is_file()))
+                found.append(Checkpoint(int(match.group(1)), child, state_is_whole(child / self.TRAINER_STATE)))
         return sorted(found, key=lambda c: c.step)
 
     def last_checkpoint(self) -> Checkpoint | None:
