@@ -74,6 +74,7 @@ class JobLayout:
     MERGED = "merged"  # an export's merged base+adapter, kept when asked (--keep); else SCRATCH_MERGED
     SCRATCH_MERGED = ".merged"  # an export's merge while it is only an intermediate: hidden from listings
     PARTIAL_SUFFIX = ".partial"  # a file or folder being written, renamed to its name once complete
+    INTERMEDIATE_SUFFIX = ".intermediate"  # a file only a later step needs (an export's F16 before K-quants)
 
     @property
     def status(self) -> Path:
@@ -127,12 +128,13 @@ class JobLayout:
         return self.dir / self.LOCK
 
     def scratch(self) -> list[Path]:
-        """What a job that ended (or died) leaves that is no result: `.partial` writes and a hidden merge."""
+        """What a job that ended (or died) leaves that is no result: `.partial` writes and intermediates."""
         try:
             children = list(self.dir.iterdir())
         except OSError:
             return []
-        return [c for c in children if c.name.endswith(self.PARTIAL_SUFFIX) or c.name == self.SCRATCH_MERGED]
+        ends = (self.PARTIAL_SUFFIX, self.INTERMEDIATE_SUFFIX)
+        return [c for c in children if c.name.endswith(ends) or c.name == self.SCRATCH_MERGED]
 
     def is_job(self) -> bool:
         return self.status.is_file()
