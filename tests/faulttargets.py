@@ -29,3 +29,12 @@ def waits_for_fill(ctx) -> None:
     while not (Path(ctx.job_dir) / "filled").exists():
         time.sleep(0.05)
     ctx.emit("log", level="info", message="y" * int(ctx.params.get("size", 4096)))
+
+
+def finishes_after_stop(ctx) -> None:
+    """Cooperative: waits for a stop, then reports that its work was complete anyway (or not, if told so)."""
+    ctx.cooperative_stop = True
+    (Path(ctx.job_dir) / "started").write_text("yes")
+    while not ctx.stop_requested:
+        time.sleep(0.05)
+    ctx.completed = bool(ctx.params.get("complete"))

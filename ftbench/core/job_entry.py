@@ -46,6 +46,7 @@ class ProcessJobContext:
         self.workspace = Workspace.open(spec["workspace"])
         self.events = EventWriter(job_dir / EVENTS, attempt=self.attempt)
         self.cooperative_stop = False
+        self.completed = False
         self.stop_by_user = False
         self._stop = threading.Event()
         self._last_progress_write = 0.0
@@ -142,7 +143,7 @@ def main(argv: list[str]) -> int:
         module_name, func_name = spec["target"].split(":")
         target = getattr(importlib.import_module(module_name), func_name)
         target(ctx)
-        if ctx.stop_requested:
+        if ctx.stop_requested and not ctx.completed:
             state, code = "stopped", 0
     except JobStopped:
         state, code = "stopped", 0

@@ -254,7 +254,7 @@ def fit(
     )
     result = session.run_trainer(trainer)
     metrics: dict[str, Any] = {"train_loss": result.training_loss, "steps": trainer.state.global_step}
-    if ctx.stop_requested:
+    if session.stopped_early(trainer):
         return metrics
     if eval_ds is not None:
         ctx.progress("evaluating", 0, 1)

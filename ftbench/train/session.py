@@ -190,6 +190,11 @@ class Session:
         finally:
             sampler.stop()
 
+    def stopped_early(self, trainer: Any) -> bool:
+        """A stop cut the run short. A stop that arrived after the last step did not: that run is finished and
+        saves its outputs like any other (in a multi-process run the ranks may see the stop only then)."""
+        return self.ctx.stop_requested and trainer.state.global_step < trainer.state.max_steps
+
     def save_outputs(
         self, model: Any, tokenizer: Any, metrics: dict[str, Any], task_info: dict[str, Any] | None = None
     ) -> dict[str, Any]:

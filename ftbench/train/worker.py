@@ -43,7 +43,9 @@ def run(ctx: JobContext) -> None:
         result = launch(recipe, ctx, n, resolve_precision(recipe.training.precision))
     else:
         result = train_in_process(recipe, ctx)
-    if ctx.stop_requested:
+    # Final weights are saved only when every step ran: then a stop that came meanwhile was too late to matter.
+    ctx.completed = any(name in result for name in (JobLayout.ADAPTER, JobLayout.MODEL))
+    if ctx.stop_requested and not ctx.completed:
         ctx.log(f"Stopped at step {result.get('steps')}; resume with `ftbench resume {ctx.id}`.")
     ctx.set_result(**result)
 
