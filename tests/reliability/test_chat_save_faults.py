@@ -1,0 +1,66 @@
+"""Faults, chat save: on a full disk `chat --resume` prints the reply, warns that the chat is not saved and keeps
+the saved transcript as it was (never half written); the chat screen keeps the chat in memory and saves it
+once space is back. The replies come from the scripted backend through the real chat server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from small_disk import fill, tmpfs
+
+from ftbench.chat.protocol import VariantSpec
+from ftbench.chat.transcripts import Transcript, load_transcript
+from ftbench.cli import main
+from ftbench.core.workspace import Workspace
+
+
+@pytest.fixture
+def small_ws(tmp_path: Path):
+    with tmpfs(tmp_path / "disk", "4m") as mount:
+        yield Workspace.open(mount / "ws")
+
+
+def saved_chat(ws: Workspace) -> Transcript:
+    transcript = Transcript.new([VariantSpec("bot", "scripted")], title="full disk")
+    transcript.add("bot", "user", "first")
+    transcript.add("bot", "assistant", "first reply")
+    transcript.save(ws)
+    return transcript
+
+
+def test_resume_on_a_full_disk_prints_the_reply_warns_and_keeps_the_old_file(small_ws: Workspace, capsys) -> None:
+    transcript = saved_chat(small_ws)
+    path = transcript.path(small_ws)
+    before = path.read_bytes()
+    (small_ws.chats_dir / "server.log").touch()
+    filler = fill(small_ws.root, leave=0)
+    code = main(["-w", str(small_ws.root), "chat", "--resume", transcript.id, "--prompt", "second"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "you said second" in out
+    assert f"warning: Chat {transcript.id} is not saved: disk full (0 B free on " in err
+    assert "Traceback" not in err
+    assert path.read_bytes() == before  # the last good save, whole
+    assert not [p for p in small_ws.chats_dir.iterdir() if p.name.startswith(".tmp-")]
+    filler.unlink()
+    code = main(["-w", str(small_ws.root), "chat", "--resume", transcript.id, "--prompt", "third"])
+    assert code == 0
+    contents = [m["content"] for m in load_transcript(small_ws, transcript.id).history["bot"]]
+    assert contents[-2] == "third" and len(contents) == 4
+
+
+def test_try_save_keeps_the_chat_in_memory_until_the_disk_has_room(small_ws: Workspace) -> None:
+    transcript = saved_chat(small_ws)
+    filler = fill(small_ws.root, leave=0)
+    transcript.add("bot", "user", "x" * 50000)
+    path, problem = transcript.try_save(small_ws)
+    assert path is None and problem.startswith(f"Chat {transcript.id} is not saved: disk full (0 B free on ")
+    assert "kept in memory" in problem
+    assert [m["content"] for m in load_transcript(small_ws, transcript.id).history["bot"]] == ["first", "first reply"]
+    filler.unlink()
+    path, problem = transcript.try_save(small_ws)
+    assert problem is None and path == transcript.path(small_ws)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert lines[-1]["content"] == "x" * 50000
