@@ -64,3 +64,32 @@ def test_try_save_keeps_the_chat_in_memory_until_the_disk_has_room(small_ws: Wor
     assert problem is None and path == transcript.path(small_ws)
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert lines[-1]["content"] == "x" * 50000
+
+
+async def test_the_chat_screen_keeps_an_unsaved_chat_and_saves_it_when_it_can(small_ws: Workspace) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tui"))
+    from test_chat_screen import SIZE, FrozenClient, Host, submit, wait_until
+
+    from ftbench.tui.screens.chat import ChatScreen
+
+    small_ws.chats_dir.mkdir(parents=True, exist_ok=True)
+    variants = [VariantSpec(name="bot", kind="hf", path="/ws/models/bot")]
+    screen = ChatScreen(small_ws, variants, client_factory=lambda on_event: FrozenClient(on_event, {"bot": "hi"}))
+    filler = fill(small_ws.root, leave=0)
+    async with Host(screen).run_test(size=SIZE) as pilot:
+        await submit(pilot, screen, "hello")
+        await wait_until(pilot, lambda: len(screen.transcript.history.get("bot", [])) == 2)
+        await pilot.pause(0.2)
+        path = screen.transcript.path(small_ws)
+        assert not path.exists() and screen.saved_path is None
+        assert any("is not saved: disk full" in n.message for n in pilot.app._notifications)
+        screen.action_close_chat()  # first close on a full disk: stays, the chat is still in memory
+        await pilot.pause()
+        assert pilot.app.screen is screen
+        filler.unlink()
+        screen.action_save()
+        await pilot.pause()
+        saved = load_transcript(small_ws, screen.transcript.id).history["bot"]
+        assert [m["content"].strip() for m in saved] == ["hello", "hi"]
