@@ -8,6 +8,7 @@ The runs go through the real training job target in this process (tests/integrat
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -86,3 +87,27 @@ def test_resume_falls_back_past_a_checkpoint_cut_short(copied, how) -> None:
     assert resumed == [5, 6]
     assert second["steps"] == 6 and layout.adapter.is_dir()
     assert [c.step for c in layout.checkpoints() if c.complete] == [2, 4, 6]  # checkpoint-6 written again, whole
+
+
+def test_the_disk_preflight_uses_measured_sizes(trained, tmp_path) -> None:
+    """The estimate of one LoRA checkpoint is within 0.8-1.6x of a real one (it was about half before), and a
+    refusal names sizes people can read, never "0.0 GiB"."""
+    from ftbench.core.errors import FtbenchError
+    from ftbench.core.recipe import validate_recipe
+    from ftbench.train import worker
+
+    ws, run_dir, recipe = trained
+    resolved = validate_recipe(recipe)
+    real = sum(f.stat().st_size for f in (run_dir / "checkpoints" / "checkpoint-2").rglob("*") if f.is_file())
+    per_checkpoint, final = worker.checkpoint_sizes(resolved)
+    assert 0.8 <= per_checkpoint / real <= 1.6, (per_checkpoint, real)
+    real_final = sum(f.stat().st_size for f in (run_dir / "adapter").rglob("*") if f.is_file())
+    assert 0.7 <= final / real_final <= 1.6, (final, real_final)
+    from small_disk import fill, tmpfs
+
+    with tmpfs(tmp_path / "disk", "2m") as mount:
+        fill(mount, leave=300 * 1024)
+        with pytest.raises(FtbenchError) as caught:
+            worker.check_disk(resolved, mount)
+    message = caught.value.message
+    assert "GiB" not in message and re.search(r"need about \d+\.\d MB, \d+\.\d KB is free\.$", message), message
