@@ -206,7 +206,12 @@ class Registry:
             db.table(table).remove(Query().id == record_id)
 
     def sync_job(self, job: Job) -> None:
-        self.upsert(table_for(job.status.get("kind", "")), job_record(job, self.ws.root))
+        """Index a job. The job folder is the truth, so a disk that refuses the index (full, read-only) is a
+        warning, never a failure of the command that started or stopped the job."""
+        try:
+            self.upsert(table_for(job.status.get("kind", "")), job_record(job, self.ws.root))
+        except OSError as exc:
+            self.on_warning(f"the index {self.path} was not updated for {job.id} ({exc.strerror or exc}).")
 
     def jobs(self, tables: tuple[str, ...] = JOB_TABLES) -> list[dict[str, Any]]:
         """Job records from several tables at once, newest first; records whose folder is gone are dropped.

@@ -93,3 +93,45 @@ async def test_the_chat_screen_keeps_an_unsaved_chat_and_saves_it_when_it_can(sm
         await pilot.pause()
         saved = load_transcript(small_ws, screen.transcript.id).history["bot"]
         assert [m["content"].strip() for m in saved] == ["hello", "hi"]
+
+
+SAVER = """
+import sys
+from ftbench.chat.protocol import VariantSpec
+from ftbench.chat.transcripts import load_transcript
+from ftbench.core.workspace import Workspace
+
+ws = Workspace.open(sys.argv[1])
+transcript = load_transcript(ws, sys.argv[2])
+n = 0
+while True:  # every save rewrites the whole file, a few MB, until the test kills us
+    n += 1
+    transcript.add("bot", "user", f"message {n} " + "z" * 200000)
+    transcript.save(ws)
+    print(n, flush=True)
+"""
+
+
+def test_kill_9_while_saving_never_tears_the_transcript(workspace: Workspace) -> None:
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    transcript = saved_chat(workspace)
+    rng = random.Random(11)
+    for _ in range(4):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SAVER, str(workspace.root), transcript.id], stdout=subprocess.PIPE, text=True
+        )
+        proc.stdout.readline()  # one save done: the next ones are under way
+        time.sleep(rng.uniform(0.0, 0.3))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        loaded = load_transcript(workspace, transcript.id)  # always a whole file: the old one or a new one
+        contents = [m["content"] for m in loaded.history["bot"]]
+        assert contents[:2] == ["first", "first reply"] and all(c.startswith("message ") for c in contents[2:])
+    from ftbench.chat.transcripts import list_transcripts
+
+    assert [c["id"] for c in list_transcripts(workspace)] == [transcript.id]

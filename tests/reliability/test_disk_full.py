@@ -138,3 +138,12 @@ def test_read_only_commands_work_and_write_nothing_while_the_disk_is_full(small_
     assert {k: v for k, v in after.items() if not k.endswith(".lock")} == {
         k: v for k, v in before.items() if not k.endswith(".lock")
     }
+
+
+def test_a_registry_write_on_a_full_disk_is_a_warning(small_ws: Workspace) -> None:
+    job = wait_job(launch(small_ws, "checkpoints_until_full", chunk=300 * 1024), timeout_s=60)
+    fill(small_ws.root, leave=0)
+    warnings: list[str] = []
+    Registry(small_ws, on_warning=warnings.append).sync_job(job)
+    assert warnings == [f"the index {small_ws.registry_path} was not updated for {job.id} (No space left on device)."]
+    assert Registry(small_ws, on_warning=warnings.append).get("runs", job.id)["state"] == "failed"
