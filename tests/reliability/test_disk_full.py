@@ -147,3 +147,26 @@ def test_a_registry_write_on_a_full_disk_is_a_warning(small_ws: Workspace) -> No
     Registry(small_ws, on_warning=warnings.append).sync_job(job)
     assert warnings == [f"the index {small_ws.registry_path} was not updated for {job.id} (No space left on device)."]
     assert Registry(small_ws, on_warning=warnings.append).get("runs", job.id)["state"] == "failed"
+
+
+def test_a_vanished_job_shows_failed_on_a_full_disk_and_is_recorded_later(small_ws: Workspace, capsys) -> None:
+    import socket
+
+    folder = small_ws.runs_dir / "20261122-000000-sft-gone-ab12"
+    folder.mkdir(parents=True)
+    status = {"id": folder.name, "kind": "train", "state": "running", "pid": 999999, "proc_start": 1}
+    status.update(created_at=time.time() - 600, host=socket.gethostname())
+    (folder / "status.json").write_text(json.dumps(status))
+    (folder / "merged.partial").mkdir()  # what a killed job left half written
+    small_ws.registry_path.unlink(missing_ok=True)  # not indexed yet: the listing rebuilds the index in memory
+    fill(small_ws.root, leave=0)
+    before = (folder / "status.json").read_bytes()
+    assert main(["-w", str(small_ws.root), "runs", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(r["id"], r["state"]) for r in listed] == [(folder.name, "failed")]
+    assert (folder / "status.json").read_bytes() == before  # nothing could be written: reported, not recorded
+    (small_ws.root / "filler.bin").unlink()
+    assert main(["-w", str(small_ws.root), "runs", "--json"]) == 0
+    capsys.readouterr()
+    assert json.loads((folder / "status.json").read_text())["state"] == "failed"
+    assert not (folder / "merged.partial").exists()
