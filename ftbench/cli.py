@@ -16,6 +16,7 @@ from typing import Any
 
 from ftbench import __version__
 from ftbench.core.errors import FtbenchError
+from ftbench.core.log_noise import filter_stderr
 
 # Each module in ftbench.commands registers its subcommands; order is the order of `ftbench --help`.
 COMMAND_MODULES = (
@@ -92,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ftbench.tui.app import run_app
 
             return run_app(ws)
+        filter_stderr()
         return int(args.func(args, ws) or 0)
     except FtbenchError as exc:
         if debug:

@@ -16,7 +16,9 @@ from typing import Any
 
 from ftbench.chat.protocol import GenSettings, VariantSpec
 from ftbench.core.atomic import atomic_write_text
+from ftbench.core.disk_full import free_bytes, is_disk_full, mount_point
 from ftbench.core.errors import FtbenchError
+from ftbench.core.humanize import human_size
 from ftbench.core.jobs import new_job_id
 from ftbench.core.safe_paths import inside
 from ftbench.core.text_files import read_text
@@ -93,6 +95,23 @@ class Transcript:
         path = self.path(ws)
         atomic_write_text(path, "".join(json.dumps(obj, ensure_ascii=False) + "\n" for obj in self.to_lines()))
         return path
+
+    def try_save(self, ws: Workspace) -> tuple[Path | None, str | None]:
+        """`save`, or (None, a warning) when the disk refuses: the chat stays in memory, the file on disk is
+        still the last good save (atomic writes), and the next save tries again."""
+        try:
+            return self.save(ws), None
+        except OSError as exc:
+            folder = ws.chats_dir if ws.chats_dir.exists() else ws.root
+            reason = (
+                f"disk full ({human_size(free_bytes(folder))} free on {mount_point(folder)})"
+                if is_disk_full(exc)
+                else (exc.strerror or str(exc))
+            )
+            return None, (
+                f"Chat {self.id} is not saved: {reason}. It is kept in memory and saved again with the next "
+                "message; free some space to keep it."
+            )
 
 
 def load_transcript(ws: Workspace, ref: str) -> Transcript:

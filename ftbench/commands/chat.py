@@ -245,12 +245,14 @@ def run_one_shot(ws: Workspace, client: Any, transcript: Any, loaded: list[str],
         )
         if not args.json:
             print(f"\n[{stats_line(done)}]\n")
-    saved = transcript.save(ws) if (args.save or args.resume) else None
+    saved, problem = transcript.try_save(ws) if (args.save or args.resume) else (None, None)
+    if problem:  # the reply is printed above; the saved chat on disk is still the one before it
+        print(f"warning: {problem.replace(' and saved again with the next message', '')}", file=sys.stderr)
     if args.json:
         print_json({"chat": transcript.id if saved else None, "prompt": args.prompt, "results": results})
     elif saved:
         print(f"saved chat {transcript.id} ({saved})", file=sys.stderr)
-    return 0
+    return 1 if problem else 0
 
 
 def run_prompt_set(

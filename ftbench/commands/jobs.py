@@ -14,6 +14,7 @@ from ftbench.core.events import EventTail
 from ftbench.core.humanize import human_age
 from ftbench.core.job_stop import stop_job
 from ftbench.core.jobs import ACTIVE_STATES, Job, find_job, refresh, tail_lines, waiting_note
+from ftbench.core.log_noise import shown_lines, shown_text
 from ftbench.core.registry import JOB_TABLES, Registry, job_record
 from ftbench.core.workspace import Workspace
 
@@ -77,8 +78,11 @@ def list_jobs(ws: Workspace, tables: tuple[str, ...] = JOB_TABLES) -> list[dict[
                 continue
             fresh = job_record(job, ws.root)
             if fresh != record:
-                registry.sync_job(job)
                 records[i] = fresh
+                try:
+                    registry.sync_job(job)
+                except OSError:  # a full or read-only disk: list what is true now, index it later
+                    pass
     return records
 
 
@@ -201,7 +205,7 @@ def cmd_show(args: argparse.Namespace, ws: Workspace) -> int:
         for line in script.read_text(encoding="utf-8").splitlines():
             print(f"    {line}")
     print(f"  events:  {len(events)}")
-    tail = tail_lines(job.log_path, 10)
+    tail = shown_lines(tail_lines(job.log_path, 10))
     if tail:
         print("  log (last lines):")
         for line in tail:
@@ -239,7 +243,7 @@ def cmd_queue(args: argparse.Namespace, ws: Workspace) -> int:
 def cmd_logs(args: argparse.Namespace, ws: Workspace) -> int:
     job = find_job(ws, args.id)
     if args.lines:
-        for line in tail_lines(job.log_path, args.lines):
+        for line in shown_lines(tail_lines(job.log_path, args.lines)):
             print(line)
         if not args.follow:
             return 0
@@ -268,7 +272,7 @@ def _print_from(path, offset: int) -> int:
             data = handle.read()
     except FileNotFoundError:
         return offset
-    sys.stdout.write(data.decode("utf-8", "replace"))
+    sys.stdout.write(shown_text(data.decode("utf-8", "replace")))
     sys.stdout.flush()
     return offset + len(data)
 

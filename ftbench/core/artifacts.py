@@ -424,7 +424,7 @@ def _run_weights(run: Run, selector: str | None) -> Weights:
         if cp.name == selector:
             if not cp.complete:
                 raise FtbenchError(
-                    f"{cp.path} is incomplete (no {JobLayout.TRAINER_STATE}); the save was cut short.",
+                    f"{cp.path} is incomplete (no whole {JobLayout.TRAINER_STATE}); the save was cut short.",
                     "Pick another checkpoint, or RUN@last.",
                 )
             return _weights_from(run, cp.path, cp.name)

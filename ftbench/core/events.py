@@ -4,12 +4,14 @@ One JSON object per line, each with `v` (schema version), `t` (unix time), `type
 and their fields are declared in `event_schema`, which builds every line written and parses every line read
 (so `EventTail` returns `Event`s that refuse undeclared keys). The writer flushes every event
 with a single `write` on an O_APPEND file, so concurrent readers never see half an object except at the very
-end of the file; the reader keeps its byte offset, leaves a torn last line for the next read and skips a
-corrupt line instead of failing, so a job killed mid-write never breaks the monitor.
+end of the file, and a write that a full disk cut short is truncated away again; the reader keeps its byte
+offset, leaves a torn last line for the next read and skips a corrupt line instead of failing, so a job
+killed mid-write never breaks the monitor.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -37,7 +39,7 @@ class EventWriter:
         text = json.dumps(event, ensure_ascii=False, default=_jsonable)
         line = (text + "\n").encode("utf-8")
         with self._lock:
-            os.write(self._fd, line)
+            _append_whole(self._fd, line, self.path)
         return event
 
     def close(self) -> None:
@@ -51,6 +53,18 @@ class EventWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _append_whole(fd: int, line: bytes, path: Path) -> None:
+    """Append one line or nothing: a write the disk cut short is cut back off, so no reader ever meets a torn
+    line, and the error (ENOSPC) reaches the job with the file named."""
+    try:
+        written = os.write(fd, line)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+    if written != len(line):
+        os.ftruncate(fd, os.fstat(fd).st_size - written)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
 def _jsonable(value: Any) -> Any:

@@ -11,7 +11,7 @@ from typing import Any
 
 
 def render_card(result: dict[str, Any]) -> str:
-    lines = [f"Export of {result.get('source', '?')}"]
+    lines = [f"Export of {result.get('source', '?')}" + (" - did not finish" if result.get("failed") else "")]
     if result.get("converter"):
         lines.append(f"  converter: {result['converter']}")
     if result.get("pre_tokenizer"):

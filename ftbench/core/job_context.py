@@ -25,6 +25,9 @@ class JobContext(Protocol):
     # A target that cannot stop at a safe point leaves this False and is interrupted by JobStopped; a training
     # loop sets it True and polls `stop_requested` to save a checkpoint first.
     cooperative_stop: bool
+    # Set by a cooperative target that finished all its work although a stop arrived meanwhile (too late to cut
+    # anything short): the job then ends `succeeded`, not `stopped`.
+    completed: bool
 
     @property
     def stop_requested(self) -> bool: ...

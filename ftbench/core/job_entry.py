@@ -20,9 +20,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from ftbench.core.disk_full import disk_full_error, is_disk_full, release_space
 from ftbench.core.errors import FtbenchError, JobStopped
 from ftbench.core.events import EventWriter
-from ftbench.core.jobs import CONTROL, EVENTS, SPEC, Job, now, proc_start_time, update_status
+from ftbench.core.jobs import CONTROL, EVENTS, SPEC, Job, now, proc_start_time, remove_scratch, update_status
 from ftbench.core.workspace import Workspace
 
 
@@ -45,6 +46,7 @@ class ProcessJobContext:
         self.workspace = Workspace.open(spec["workspace"])
         self.events = EventWriter(job_dir / EVENTS, attempt=self.attempt)
         self.cooperative_stop = False
+        self.completed = False
         self.stop_by_user = False
         self._stop = threading.Event()
         self._last_progress_write = 0.0
@@ -121,39 +123,35 @@ def main(argv: list[str]) -> int:
             error={"message": "Cancelled while waiting for GPUs.", "hint": "Start it again with `ftbench resume`."},
         )
         _sync(ctx)
+        release_space(job_dir)
         return 0
-    update_status(
-        job_dir,
-        state="running",
-        pid=os.getpid(),
-        pgid=os.getpgid(0),
-        proc_start=proc_start_time(os.getpid()),
-        started_at=now(),
-        attempt=ctx.attempt,
-        python=sys.executable,
-        host=socket.gethostname(),
-    )
-    ctx.emit("state", state="running")
-    _sync(ctx)
     state, error, code = "succeeded", None, 0
     try:
+        update_status(
+            job_dir,
+            state="running",
+            pid=os.getpid(),
+            pgid=os.getpgid(0),
+            proc_start=proc_start_time(os.getpid()),
+            started_at=now(),
+            attempt=ctx.attempt,
+            python=sys.executable,
+            host=socket.gethostname(),
+        )
+        ctx.emit("state", state="running")
+        _sync(ctx)
         module_name, func_name = spec["target"].split(":")
         target = getattr(importlib.import_module(module_name), func_name)
         target(ctx)
-        if ctx.stop_requested:
+        if ctx.stop_requested and not ctx.completed:
             state, code = "stopped", 0
     except JobStopped:
         state, code = "stopped", 0
     except FtbenchError as exc:
         state, error, code = "failed", exc.to_dict(), 1
-        print(f"error: {exc.message}\nhint: {exc.hint}", flush=True)
+        _say(f"error: {exc.message}\nhint: {exc.hint}")
     except BaseException as exc:  # noqa: BLE001 - every cause must reach status.json
-        traceback.print_exc()
-        state, code = "failed", 1
-        error = {
-            "message": f"{type(exc).__name__}: {exc}".strip().rstrip(":"),
-            "hint": f"The traceback is in {job_dir / 'log.txt'}.",
-        }
+        state, error, code = "failed", _failure(exc, job_dir), 1
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if state == "stopped" and os.environ.get("SLURM_JOB_ID") and not ctx.stop_by_user:
         state, error, code = "failed", _slurm_end(os.environ["SLURM_JOB_ID"]), 1
@@ -161,12 +159,41 @@ def main(argv: list[str]) -> int:
         from ftbench.core.gpu_queue import GpuQueue
 
         GpuQueue(ctx.workspace.root).release(ctx.id)
-    update_status(job_dir, state=state, ended_at=now(), exit_code=code, error=error)
-    ctx.emit("state", state=state, error=error)
-    ctx.log(f"Job {state}.")
+    _finish(ctx, state, error, code)
+    return code
+
+
+def _say(text: str) -> None:
+    """A line in log.txt, which may sit on the very disk that just filled up."""
+    try:
+        print(text, flush=True)
+    except OSError:
+        pass
+
+
+def _failure(exc: BaseException, job_dir: Path) -> dict[str, Any]:
+    """status.json's `error` for an unexpected exception: a full disk in one sentence, anything else by name."""
+    _say(traceback.format_exc().rstrip())
+    if is_disk_full(exc, job_dir):
+        return disk_full_error(exc, job_dir).to_dict()
+    return {
+        "message": f"{type(exc).__name__}: {exc}".strip().rstrip(":"),
+        "hint": f"The traceback is in {job_dir / 'log.txt'}.",
+    }
+
+
+def _finish(ctx: ProcessJobContext, state: str, error: dict[str, Any] | None, code: int) -> None:
+    """Write the final state. The folder's reserve is freed first, so this fits even on a disk that filled up."""
+    release_space(ctx.job_dir)
+    remove_scratch(ctx.job_dir)
+    update_status(ctx.job_dir, state=state, ended_at=now(), exit_code=code, error=error)
+    try:
+        ctx.emit("state", state=state, error=error)
+        ctx.log(f"Job {state}.")
+    except OSError:
+        pass  # status.json holds the state; the event stream and the log are best effort on a full disk
     _sync(ctx)
     ctx.events.close()
-    return code
 
 
 def _slurm_end(slurm_id: str) -> dict[str, str]:

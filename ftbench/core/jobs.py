@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from filelock import FileLock
 
 from ftbench.core.artifacts import AmbiguousReference, resolve
 from ftbench.core.atomic import atomic_write_json
+from ftbench.core.disk_full import disk_full_error, is_disk_full, reserve_space
 from ftbench.core.errors import FtbenchError
 from ftbench.core.handles import job_dirs  # noqa: F401 - callers import it from here
 from ftbench.core.layout import JobLayout
@@ -234,18 +236,25 @@ def start_job(
         "attempt": 1,
         **({"slurm": slurm} if slurm else {}),
     }
-    atomic_write_json(job_dir / SPEC, spec)
-    update_status(
-        job_dir,
-        id=job_id,
-        kind=kind,
-        name=spec["name"],
-        state="starting",
-        attempt=1,
-        host=socket.gethostname(),
-        created_at=now(),
-        meta=meta or {},
-    )
+    try:
+        reserve_space(job_dir)  # what the job needs to record its end, held before anything else is written
+        atomic_write_json(job_dir / SPEC, spec)
+        update_status(
+            job_dir,
+            id=job_id,
+            kind=kind,
+            name=spec["name"],
+            state="starting",
+            attempt=1,
+            host=socket.gethostname(),
+            created_at=now(),
+            meta=meta or {},
+        )
+    except OSError as exc:  # nothing started: leave no folder behind
+        shutil.rmtree(job_dir, ignore_errors=True)
+        if is_disk_full(exc):
+            raise disk_full_error(exc, job_dir.parent) from exc
+        raise
     _start(job_dir, spec, env)
     job = Job(job_dir, read_status(job_dir))
     if on_launch:
@@ -263,6 +272,12 @@ def restart_job(
     if job.active:
         raise FtbenchError(f"Job {job.id} is still {job.state}.", f"Stop it first with `ftbench stop {job.id}`.")
     spec = json.loads((job.dir / SPEC).read_text(encoding="utf-8"))
+    try:
+        reserve_space(job.dir)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise disk_full_error(exc, job.dir) from exc
+        raise
     spec["attempt"] = int(spec.get("attempt", 1)) + 1
     spec["params"] = {**spec.get("params", {}), **(params_update or {})}
     atomic_write_json(job.dir / SPEC, spec)
@@ -378,17 +393,20 @@ def refresh(job: Job) -> Job:
         return Job(job.dir, status)
     tail = tail_lines(job.dir / LOG, 15)
     last = next((line for line in reversed(tail) if line.strip()), "")
-    status = update_status(
-        job.dir,
-        only_if_state=ACTIVE_STATES,
-        state="failed",
-        ended_at=now(),
-        error={
+    ending = {
+        "state": "failed",
+        "ended_at": now(),
+        "error": {
             "message": f"The job's process vanished (pid {pid}) without recording how it ended.",
             "hint": f"Last log line: {last}" if last else "The log is empty; the process was killed before it started.",
             "log_tail": tail,
         },
-    )
+    }
+    try:
+        status = update_status(job.dir, only_if_state=ACTIVE_STATES, **ending)
+    except OSError:  # a full or read-only disk: report the ending now, record it when the disk allows
+        return Job(job.dir, {**status, **ending})
+    remove_scratch(job.dir)
     return Job(job.dir, status)
 
 
@@ -422,6 +440,15 @@ def _refresh_slurm(job_dir: Path, status: dict[str, Any]) -> Job:
             slurm={"state": state.state, "reason": state.reason, "checked_at": now()},
         ),
     )
+
+
+def remove_scratch(job_dir: Path) -> None:
+    """Delete what an ended job left half made (`JobLayout.scratch`): it can never become a result."""
+    for path in JobLayout(job_dir).scratch():
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def request_control(job: Job, action: str) -> Path:

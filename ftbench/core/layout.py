@@ -8,6 +8,7 @@ catalog all read it.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +16,29 @@ from pathlib import Path
 CHECKPOINT_RE = re.compile(r"checkpoint-(\d+)")
 
 
+def state_is_whole(path: Path) -> bool:
+    """True when `path` is a complete JSON object. The Trainer writes it with indent=2, so a whole file ends in
+    a closing brace at column 0, which no truncated one does; other writers' files are parsed to be sure."""
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(max(0, size - 3))
+            if handle.read() == b"\n}\n":
+                return True
+            handle.seek(0)
+            return isinstance(json.loads(handle.read()), dict)
+    except (OSError, ValueError):
+        return False
+
+
 @dataclass(frozen=True)
 class Checkpoint:
-    """One `checkpoints/checkpoint-N` folder; `complete` once the trainer wrote its trainer_state.json last."""
+    """One `checkpoints/checkpoint-N` folder; `complete` once the trainer wrote its trainer_state.json last, whole.
+
+    The Trainer writes weights, optimizer, scheduler and RNG state first and trainer_state.json after them, so
+    a well-formed trainer_state.json is the checkpoint's commit mark: a save cut short (killed, disk full) has
+    none, or a truncated one, and is never resumed from, exported or chatted with.
+    """
 
     step: int
     path: Path
@@ -50,6 +71,10 @@ class JobLayout:
     TENSORBOARD = "tensorboard"  # event files when the recipe has training.report_to: [tensorboard]
     CHECKPOINT_MARK = "ftbench-checkpoint.json"  # in a checkpoint: ftbench's signature (core/checkpoint_trust.py)
     LOCK = ".status.lock"
+    MERGED = "merged"  # an export's merged base+adapter, kept when asked (--keep); else SCRATCH_MERGED
+    SCRATCH_MERGED = ".merged"  # an export's merge while it is only an intermediate: hidden from listings
+    PARTIAL_SUFFIX = ".partial"  # a file or folder being written, renamed to its name once complete
+    INTERMEDIATE_SUFFIX = ".intermediate"  # a file only a later step needs (an export's F16 before K-quants)
 
     @property
     def status(self) -> Path:
@@ -102,6 +127,15 @@ class JobLayout:
     def lock(self) -> Path:
         return self.dir / self.LOCK
 
+    def scratch(self) -> list[Path]:
+        """What a job that ended (or died) leaves that is no result: `.partial` writes and intermediates."""
+        try:
+            children = list(self.dir.iterdir())
+        except OSError:
+            return []
+        ends = (self.PARTIAL_SUFFIX, self.INTERMEDIATE_SUFFIX)
+        return [c for c in children if c.name.endswith(ends) or c.name == self.SCRATCH_MERGED]
+
     def is_job(self) -> bool:
         return self.status.is_file()
 
@@ -124,7 +158,7 @@ class JobLayout:
         for child in self.checkpoints_dir.iterdir():
             match = CHECKPOINT_RE.fullmatch(child.name)
             if match and child.is_dir():
-                found.append(Checkpoint(int(match.group(1)), child, (child / self.TRAINER_STATE).is_file()))
+                found.append(Checkpoint(int(match.group(1)), child, state_is_whole(child / self.TRAINER_STATE)))
         return sorted(found, key=lambda c: c.step)
 
     def last_checkpoint(self) -> Checkpoint | None:

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 from tinydb import Query, TinyDB
-from tinydb.storages import Storage
+from tinydb.storages import MemoryStorage, Storage
 
 from ftbench.core.atomic import atomic_write_text
+from ftbench.core.layout import JobLayout
 
 if TYPE_CHECKING:
     from ftbench.core.jobs import Job
@@ -65,6 +66,15 @@ class AtomicJSONStorage(Storage):
 
     def close(self) -> None:
         """Nothing stays open between operations: each read and write opens the file itself."""
+
+
+def _unused_name(path: Path) -> Path:
+    """`path`, or `path` with -2, -3 ... before its suffix: a second corrupt index never overwrites the first."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
 
 
 def _stderr_warning(message: str) -> None:
@@ -111,46 +121,72 @@ class Registry:
             # Under the lock nobody is writing, so any temp file left beside the registry is from a killed writer.
             for stale in self.path.parent.glob(f".tmp-{self.path.name}-*"):
                 stale.unlink(missing_ok=True)
-            storage_path = str(self.path)
             problem = None
             try:
-                present = AtomicJSONStorage(storage_path).read()
+                present = AtomicJSONStorage(str(self.path)).read()
             except CorruptRegistry as exc:
                 problem = f"{self.path} is unreadable ({exc})"
-                aside = self.path.with_name(f"registry.corrupt-{time.strftime('%Y%m%d-%H%M%S')}.json")
-                os.replace(self.path, aside)
-                problem += f"; moved to {aside.name}"
                 present = None
             if present is None:
-                count = self._rebuild_locked()
-                if problem or count:
-                    self.on_warning(
-                        f"{problem or f'{self.path} was missing'}; rebuilt the index from {count} job folders."
-                    )
-            db = TinyDB(storage_path, storage=AtomicJSONStorage)
+                yield from self._rebuilt(problem)
+                return
+            db = TinyDB(str(self.path), storage=AtomicJSONStorage)
             try:
                 yield db
             finally:
                 db.close()
 
-    def _rebuild_locked(self) -> int:
+    def _rebuilt(self, problem: str | None) -> Iterator[TinyDB]:
+        """The index rebuilt from the job folders and saved; kept in memory (with a warning) when the disk
+        cannot take it, so listing still works on a full or read-only disk."""
+        data, count, skipped = self._scan()
+        try:
+            if problem:
+                aside = _unused_name(self.path.with_name(f"registry.corrupt-{time.strftime('%Y%m%d-%H%M%S')}.json"))
+                os.replace(self.path, aside)
+                problem += f"; moved to {aside.name}"
+            AtomicJSONStorage(str(self.path)).write(data)
+            saved = True
+        except OSError as exc:
+            problem = f"{problem or f'{self.path} was missing'}; the rebuilt index could not be saved ({exc.strerror})"
+            saved = False
+        if problem or count or skipped:
+            self.on_warning(
+                f"{problem or f'{self.path} was missing'}; rebuilt the index from {count} job folders"
+                + "".join(f"; skipped {note}" for note in skipped)
+                + "."
+            )
+        db = TinyDB(str(self.path), storage=AtomicJSONStorage) if saved else TinyDB(storage=MemoryStorage)
+        if not saved:
+            db.storage.write(data)
+        try:
+            yield db
+        finally:
+            db.close()
+
+    def _scan(self) -> tuple[dict[str, dict[str, Any]], int, list[str]]:
+        """Every job folder's record; with how many, and a note for each folder whose status.json is unreadable."""
         from ftbench.core.jobs import Job, job_dirs, read_status
 
         data: dict[str, dict[str, Any]] = {t: {} for t in JOB_TABLES}
-        count = 0
+        count, skipped = 0, []
         for job_dir in sorted(job_dirs(self.ws)):
             try:
                 job = Job(job_dir, read_status(job_dir))
-            except Exception:  # noqa: BLE001 - one bad folder must not stop the rebuild
+            except Exception as exc:  # noqa: BLE001 - one bad folder must not stop the rebuild
+                skipped.append(f"{job_dir}: {getattr(exc, 'message', exc)}")
                 continue
             count += 1
             data[table_for(job.status.get("kind", ""))][str(count)] = job_record(job, self.ws.root)
-        AtomicJSONStorage(str(self.path)).write(data)
-        return count
+        return data, count, skipped
 
     def rebuild(self) -> int:
         with self.lock:
-            return self._rebuild_locked()
+            data, count, skipped = self._scan()
+            AtomicJSONStorage(str(self.path)).write(data)
+        for note in skipped:
+            self.on_warning(f"skipped {note}")
+        return count
 
     def upsert(self, table: str, record: dict[str, Any]) -> None:
         with self._open() as db:
@@ -170,10 +206,31 @@ class Registry:
             db.table(table).remove(Query().id == record_id)
 
     def sync_job(self, job: Job) -> None:
-        self.upsert(table_for(job.status.get("kind", "")), job_record(job, self.ws.root))
+        """Index a job. The job folder is the truth, so a disk that refuses the index (full, read-only) is a
+        warning, never a failure of the command that started or stopped the job."""
+        try:
+            self.upsert(table_for(job.status.get("kind", "")), job_record(job, self.ws.root))
+        except OSError as exc:
+            self.on_warning(f"the index {self.path} was not updated for {job.id} ({exc.strerror or exc}).")
 
     def jobs(self, tables: tuple[str, ...] = JOB_TABLES) -> list[dict[str, Any]]:
-        """Job records from several tables at once, newest first."""
+        """Job records from several tables at once, newest first; records whose folder is gone are dropped.
+
+        Dropping them is index upkeep, not the caller's write: on a full or read-only disk the stale records
+        are still left out of the answer, and the index is fixed the next time it can be written.
+        """
         with self._open() as db:
-            rows = [dict(r) for t in tables for r in db.table(t).all()]
+            rows, gone = [], []
+            for table in tables:
+                for record in db.table(table).all():
+                    if (self.ws.root / str(record.get("path", "")) / JobLayout.STATUS).is_file():
+                        rows.append(dict(record))
+                    else:
+                        gone.append((table, record.get("id")))
+            if gone:
+                try:
+                    for table, record_id in gone:
+                        db.table(table).remove(Query().id == record_id)
+                except OSError:
+                    pass
         return sorted(rows, key=lambda r: r.get("created_at") or 0, reverse=True)

@@ -45,3 +45,9 @@ class LineTail:
     def read_new_text(self) -> list[str]:
         """`read_new` decoded as UTF-8 (undecodable bytes replaced), for log panes."""
         return [line.decode("utf-8", "replace") for line in self.read_new()]
+
+    def read_new_shown(self) -> list[str]:
+        """`read_new_text` as a person should see it: library noise hidden (core/log_noise.py), raw file kept."""
+        from ftbench.core.log_noise import shown_lines
+
+        return shown_lines(self.read_new_text())

@@ -44,6 +44,9 @@ def run(ctx: JobContext) -> None:
     except VerificationFailed as exc:
         ctx.set_result(**exc.result)  # the card still shows what was written and the failing numbers
         raise
+    except BaseException:
+        record_unfinished(ctx, source.name, keep=bool(p.get("keep")))
+        raise
     if p.get("eval") and not p.get("adapter_only"):
         from ftbench.evaluate.retention import score_export
 
@@ -51,6 +54,35 @@ def run(ctx: JobContext) -> None:
             ctx, source, result, p["eval"], p.get("eval_label_pattern"), keep_merged=bool(p.get("keep"))
         )
     ctx.set_result(**result)
+
+
+def record_unfinished(ctx: JobContext, source_name: str, keep: bool) -> None:
+    """After a failed or stopped export: remove the merged model unless the user asked to keep it (the job's
+    end removes `.partial` and intermediate files), and put the GGUF files that did finish on the card, marked
+    as coming from an export that did not finish (not verified, no Modelfile)."""
+    import shutil
+
+    folder = Path(ctx.job_dir)
+    if not keep:
+        shutil.rmtree(folder / JobLayout.MERGED, ignore_errors=True)
+    finished = sorted(folder.glob("*.gguf"))
+    try:
+        ctx.set_result(
+            source=source_name,
+            failed=True,
+            files=[
+                {"path": str(f), "type": f.stem.rsplit("-", 1)[-1], "bytes": f.stat().st_size, "role": "unfinished"}
+                for f in finished
+            ],
+            note="The export did not finish; "
+            + (
+                "the files above were written before it ended and were not verified."
+                if finished
+                else "no file was finished."
+            ),
+        )
+    except OSError:  # a full disk: the job's end still records the failure and its cause
+        pass
 
 
 def recipe_export_option(source: Any, key: str) -> Any:

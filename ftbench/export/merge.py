@@ -97,7 +97,8 @@ def _base_dtype(base_dir: Path) -> str:
 
 
 def merge_adapter(info: AdapterInfo, out_dir: str | Path, max_shard_size: str = "2GB") -> Path:
-    """Write base+adapter merged to `out_dir` (via a .partial folder renamed at the end)."""
+    """Write base+adapter merged to `out_dir` (via a hidden `.NAME.partial` folder renamed at the end, so no
+    listing ever shows half a model)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -108,7 +109,7 @@ def merge_adapter(info: AdapterInfo, out_dir: str | Path, max_shard_size: str = 
             "Prompt-tuning adapters need the PEFT runtime; chat with them in ftbench instead of exporting.",
         )
     out = Path(out_dir)
-    partial = out.with_name(out.name + ".partial")
+    partial = out.with_name(f".{out.name.lstrip('.')}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     dtype = getattr(torch, _base_dtype(info.base_dir))
     base = AutoModelForCausalLM.from_pretrained(info.base_dir, dtype=dtype, trust_remote_code=False)

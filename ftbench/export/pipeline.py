@@ -22,6 +22,7 @@ from ftbench.core.artifacts import Weights, resolve
 from ftbench.core.atomic import atomic_write_json
 from ftbench.core.errors import FtbenchError
 from ftbench.core.humanize import decimal_size
+from ftbench.core.layout import JobLayout
 from ftbench.core.safe_paths import inside, safe_name
 from ftbench.core.workspace import Workspace
 from ftbench.export import merge as merge_mod
@@ -265,8 +266,10 @@ def _merge_step(run: ExportRun) -> None:
     if not (source.adapter and not run.adapter_only):
         return
     run.phase("merge", 0, 1)
+    # Kept: `merged/`. Only an intermediate: `.merged/`, which no listing shows and a dead job's clean-up removes.
+    folder = JobLayout.MERGED if run.keep_intermediates else JobLayout.SCRATCH_MERGED
     with run.timer.step("merge"):
-        run.model_dir = merge_mod.merge_adapter(source.adapter, run.out / "merged")
+        run.model_dir = merge_mod.merge_adapter(source.adapter, run.out / folder)
     if not run.keep_intermediates:
         run.intermediates.append(run.model_dir)
     run.log(f"Merged {source.adapter.path} into {source.adapter.base_dir} -> {run.model_dir}")
@@ -302,6 +305,8 @@ def _convert_step(run: ExportRun) -> None:
     direct = [t for t in run.types if t in FILE_TYPE_NAMES]
     for qtype in direct + (["f16"] if _needs_f16(run) else []):
         dst = inside(run.out, run.out / gguf_name(_file_stem(run), qtype))
+        if qtype not in run.types and not run.keep_intermediates:  # the F16 the K-quants start from
+            dst = dst.with_name(dst.name + JobLayout.INTERMEDIATE_SUFFIX)
 
         def conv_progress(done: int, total: int, _q: str = qtype) -> None:
             run.phase(f"convert {_q.upper()}", done, total)

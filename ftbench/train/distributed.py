@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ftbench.core.errors import FtbenchError
 from ftbench.core.recipe import DDP_CPU_ENV, Recipe
 from ftbench.core.slurm import PRECISION_ENV
+from ftbench.train.parent_watch import PARENT_ENV
 
 if TYPE_CHECKING:
     from ftbench.core.job_context import JobContext
@@ -115,6 +116,7 @@ def launch(recipe: Recipe, ctx: JobContext, n: int, precision: str) -> dict[str,
     env = {
         **launch_env(one_machine=slurm_nodes() <= 1),
         PRECISION_ENV: {"bf16": "bf16", "fp16": "fp16"}.get(precision, "no"),
+        PARENT_ENV: str(os.getpid()),  # the launcher dies with this job process (train/parent_watch.py)
     }
     proc = subprocess.Popen(cmd, cwd=str(ctx.job_dir), start_new_session=True, env=env)
     try:

@@ -11,20 +11,15 @@ test): torch/transformers are imported lazily.
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ftbench.core.atomic import atomic_write_json
 from ftbench.core.errors import FtbenchError
-from ftbench.core.layout import JobLayout
 from ftbench.train.methods import LORA_TARGETS
 
 if TYPE_CHECKING:
     from ftbench.core.job_context import JobContext
     from ftbench.core.recipe import Recipe
     from ftbench.train.session import Session
-
-TASK_FILE = JobLayout.TASK_FILE  # read back by ftbench/train/predict.py
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -259,18 +254,14 @@ def fit(
     )
     result = session.run_trainer(trainer)
     metrics: dict[str, Any] = {"train_loss": result.training_loss, "steps": trainer.state.global_step}
-    if ctx.stop_requested:
+    if session.stopped_early(trainer):
         return metrics
     if eval_ds is not None:
         ctx.progress("evaluating", 0, 1)
         metrics.update(final_evaluation(trainer, keep))
         ctx.progress("evaluating", 1, 1)
     metrics.update(report)
-    outputs = session.save_outputs(trainer.model, tokenizer, metrics)
-    for folder in outputs.values():
-        atomic_write_json(
-            Path(folder) / TASK_FILE, {**info, "method": recipe.method.name, "weights": Path(folder).name}
-        )
+    outputs = session.save_outputs(trainer.model, tokenizer, metrics, task_info={**info, "method": recipe.method.name})
     headline = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
     ctx.log(f"Final: {headline}")
     return {**metrics, **outputs}

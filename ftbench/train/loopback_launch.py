@@ -41,6 +41,12 @@ def hold_loopback_store(port: int, world_size: int) -> tuple[socket.socket, obje
 
 
 def main(argv: list[str]) -> None:
+    import os
+
+    from ftbench.train.parent_watch import PARENT_ENV, watch_parent
+
+    expected = os.environ.get(PARENT_ENV)
+    watch_parent(int(expected) if expected else None)  # the job process: if it is killed, so is this launcher
     port = int(argv[argv.index("--main_process_port") + 1])
     processes = int(argv[argv.index("--num_processes") + 1])
     held = hold_loopback_store(port, processes)  # noqa: F841 - must outlive the launch

@@ -22,6 +22,7 @@ from ftbench.core.recipe import validate_recipe
 from ftbench.core.remote_code import job_trust
 from ftbench.core.workspace import Workspace
 from ftbench.train.distributed import RESULT_FILE
+from ftbench.train.parent_watch import watch_parent
 from ftbench.train.worker import train_in_process
 
 
@@ -38,6 +39,7 @@ class RankContext:
         self.rank = int(os.environ.get("RANK", "0"))
         self.events = EventWriter(job_dir / EVENTS, attempt=self.attempt) if self.rank == 0 else None
         self.cooperative_stop = True
+        self.completed = False
         self._signalled = False
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -77,6 +79,7 @@ class RankContext:
 
 def rank_main(job_dir: str) -> int:
     """One rank: the same task code as a single process, with a RankContext."""
+    watch_parent()  # torchrun's agent: if the launcher dies, the rank ends too
     ctx = RankContext(Path(job_dir))
     recipe = job_trust(validate_recipe(ctx.params["recipe"]))
     result = train_in_process(recipe, ctx, distributed=True)

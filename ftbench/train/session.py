@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,9 +63,22 @@ class Session:
         return self.layout.checkpoints_dir
 
     def last_checkpoint(self) -> Path | None:
-        """The newest complete checkpoint folder (one with trainer_state.json), if any."""
-        newest = self.layout.last_checkpoint()
-        return newest.path if newest else None
+        """The checkpoint to resume from: the newest complete one that ftbench signed, falling back past saves
+        that were cut short (deleted: they can never be resumed) and past a complete but unsigned newest one
+        (killed between the Trainer's save and the signature), which would otherwise need --trust-checkpoint."""
+        from ftbench.core.checkpoint_trust import is_ours
+
+        complete = [c for c in self.layout.checkpoints() if c.complete]
+        for cp in self.layout.checkpoints():
+            if not cp.complete and self.rank0:
+                self.ctx.log(f"Removing {cp.name}: its save was cut short, so it cannot be resumed.")
+                shutil.rmtree(cp.path, ignore_errors=True)
+        signed = [c for c in complete if is_ours(self.run_dir, c.path)]
+        chosen = signed[-1] if signed else (complete[-1] if complete else None)
+        for cp in complete:
+            if chosen is not None and cp.step > chosen.step:
+                self.ctx.log(f"Skipping {cp.name}: written but not signed (the save was cut short).")
+        return chosen.path if chosen else None
 
     def training_args(self, has_eval: bool, **overrides: Any) -> Any:
         """TrainingArguments from recipe.training; tasks pass task-specific extras in `overrides`."""
@@ -162,15 +176,30 @@ class Session:
         finally:
             sampler.stop()
 
-    def save_outputs(self, model: Any, tokenizer: Any, metrics: dict[str, Any]) -> dict[str, Any]:
-        """Weights (adapter/ or model/), tokenizer with chat template, metrics.json and README.md."""
+    def stopped_early(self, trainer: Any) -> bool:
+        """A stop cut the run short. A stop that arrived after the last step did not: that run is finished and
+        saves its outputs like any other (in a multi-process run the ranks may see the stop only then)."""
+        return self.ctx.stop_requested and trainer.state.global_step < trainer.state.max_steps
+
+    def save_outputs(
+        self, model: Any, tokenizer: Any, metrics: dict[str, Any], task_info: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Weights (adapter/ or model/, with `task_info` as its ftbench_task.json), tokenizer with chat
+        template, metrics.json and README.md."""
         if not self.rank0:
             return {}
         is_peft = hasattr(model, "peft_config")
         out = self.layout.adapter if is_peft else self.layout.model
+        partial = out.with_name(out.name + JobLayout.PARTIAL_SUFFIX)  # renamed once whole: never half an adapter/
+        shutil.rmtree(partial, ignore_errors=True)
         self.ctx.progress("saving", 0, 1)
-        model.save_pretrained(str(out))
-        tokenizer.save_pretrained(str(out))
+        model.save_pretrained(str(partial))
+        tokenizer.save_pretrained(str(partial))
+        if task_info is not None:
+            atomic_write_json(partial / JobLayout.TASK_FILE, {**task_info, "weights": out.name})
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(partial, out)
         self.ctx.progress("saving", 1, 1)
         outputs = {out.name: str(out)}
         clean = {k: _clean(v) for k, v in metrics.items()}

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ftbench.core.atomic import atomic_write_text
 from ftbench.core.errors import FtbenchError
+from ftbench.core.humanize import human_size
 from ftbench.core.layout import JobLayout
 from ftbench.core.recipe import Recipe, validate_recipe
 from ftbench.core.remote_code import job_trust
@@ -44,7 +45,9 @@ def run(ctx: JobContext) -> None:
         result = launch(recipe, ctx, n, resolve_precision(recipe.training.precision))
     else:
         result = train_in_process(recipe, ctx)
-    if ctx.stop_requested:
+    # Final weights are saved only when every step ran: then a stop that came meanwhile was too late to matter.
+    ctx.completed = any(name in result for name in (JobLayout.ADAPTER, JobLayout.MODEL))
+    if ctx.stop_requested and not ctx.completed:
         ctx.log(f"Stopped at step {result.get('steps')}; resume with `ftbench resume {ctx.id}`.")
     ctx.set_result(**result)
 
@@ -108,30 +111,55 @@ def check_writable(run_dir: Path) -> None:
         ) from exc
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+CHECKPOINT_OVERHEAD = 64 << 10  # scheduler.pt, rng_state.pth, training_args.bin, trainer_state.json (measured ~35 KB)
+
+
 def model_bytes(path: str) -> int:
     p = Path(path)
     if not p.is_dir():
         return 0
-    return sum(f.stat().st_size for f in p.iterdir() if f.suffix in (".safetensors", ".bin", ".pt") and f.is_file())
+    return sum(f.stat().st_size for f in p.iterdir() if f.suffix in WEIGHT_SUFFIXES and f.is_file())
+
+
+def companion_bytes(path: str) -> int:
+    """Tokenizer, config and template files: every checkpoint and the final weights carry a copy."""
+    p = Path(path)
+    if not p.is_dir():
+        return 0
+    return sum(f.stat().st_size for f in p.iterdir() if f.is_file() and f.suffix not in WEIGHT_SUFFIXES)
+
+
+def checkpoint_sizes(recipe: Recipe) -> tuple[int, int]:
+    """(one checkpoint, the final weights) in bytes, from the model folder's measured files and the trainable
+    parameters: a checkpoint holds the trainable weights in fp32 plus Adam's two fp32 states (12 bytes each),
+    the tokenizer files and the Trainer's state; the final weights hold the trainable weights and tokenizer."""
+    from ftbench.core.estimate import estimate_for_recipe
+
+    weights, companions = model_bytes(recipe.model.path), companion_bytes(recipe.model.path)
+    estimate = estimate_for_recipe(recipe)
+    if recipe.method.name == "full":
+        params = estimate.params if estimate else weights // 2
+        return max(weights, params * 4) + params * 8 + companions + CHECKPOINT_OVERHEAD, weights + companions
+    trainable = estimate.trainable_params if estimate else weights // 40
+    return trainable * 12 + companions + CHECKPOINT_OVERHEAD, trainable * 4 + companions
 
 
 def needed_disk(recipe: Recipe) -> int:
-    """Bytes the run may write: each kept checkpoint holds the trainable weights plus ~2x for Adam state."""
-    weights = model_bytes(recipe.model.path)
-    if recipe.method.name == "full":
-        per_ckpt = weights * 3
-        final = weights
-    else:
-        per_ckpt = max(weights // 20, 1 << 20)
-        final = per_ckpt // 3
-    return per_ckpt * (recipe.training.save_total_limit + 1) + final
+    """Bytes the run may write: `save_total_limit` checkpoints (one more while the oldest is rotated out) and
+    the final weights."""
+    per_checkpoint, final = checkpoint_sizes(recipe)
+    return per_checkpoint * (recipe.training.save_total_limit + 1) + final
 
 
 def check_disk(recipe: Recipe, run_dir: Path) -> None:
+    per_checkpoint, _final = checkpoint_sizes(recipe)
     need = needed_disk(recipe)
     free = shutil.disk_usage(run_dir).free
     if need > free:
         raise FtbenchError(
-            f"Not enough free disk in {run_dir}: the checkpoints and outputs need about {need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB is free.",
+            f"Not enough free disk in {run_dir}: {recipe.training.save_total_limit + 1} checkpoints of about "
+            f"{human_size(per_checkpoint)} and the final weights need about {human_size(need)}, "
+            f"{human_size(free)} is free.",
             "Free some space, lower training.save_total_limit, or use a LoRA method.",
         )

@@ -159,7 +159,11 @@ def test_job_side_preflight(tmp_path, fake_model, monkeypatch):
         check_bitsandbytes(validate_recipe({"task": "sft", "model": "m", "data": "d", "method": "qlora"}))
     (fake_model / "model.safetensors").write_bytes(b"\0" * 4096)
     full = validate_recipe({"task": "sft", "model": str(fake_model), "data": "d", "method": "full"})
-    assert worker.needed_disk(full) == 4096 * 3 * 3 + 4096
+    per_checkpoint, final = worker.checkpoint_sizes(full)
+    companions = sum(f.stat().st_size for f in fake_model.iterdir() if f.suffix != ".safetensors")
+    assert final == 4096 + companions  # the weights as measured, plus the tokenizer and config copies
+    assert per_checkpoint >= 4096 * 3  # weights plus two optimizer states
+    assert worker.needed_disk(full) == per_checkpoint * 3 + final
     monkeypatch.setattr(worker.shutil, "disk_usage", lambda p: type("U", (), {"free": 1000})())
     with pytest.raises(FtbenchError, match="Not enough free disk"):
         worker.check_disk(full, tmp_path)

@@ -133,7 +133,7 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
         "steps": trainer.state.global_step,
         "tokens": collator.tokens,
     }
-    if ctx.stop_requested:
+    if session.stopped_early(trainer):
         return metrics
     if eval_ex:
         ev = trainer.evaluate()

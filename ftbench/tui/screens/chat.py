@@ -91,6 +91,7 @@ class ChatScreen(Screen):
         self.pending: dict[int, tuple[str, str]] = {}  # request id -> (op, column)
         self.server_state = "stopped"
         self.saved_path: Path | None = None
+        self.close_warned = False  # a close that could not save the chat asks for a second close
 
     # -- layout --------------------------------------------------------------------------------------------
 
@@ -453,16 +454,26 @@ class ChatScreen(Screen):
 
     def action_save(self) -> None:
         path = self.save()
-        self.notify(f"Saved chat {self.transcript.id} ({path})")
+        if path is not None:
+            self.notify(f"Saved chat {self.transcript.id} ({path})")
 
-    def save(self) -> Path:
-        self.saved_path = self.transcript.save(self.ws)
-        return self.saved_path
+    def save(self) -> Path | None:
+        """Save the transcript; on a full disk warn and keep it in memory (the next save tries again)."""
+        path, problem = self.transcript.try_save(self.ws)
+        if problem:
+            self.notify(problem, severity="warning", timeout=10)
+            return None
+        self.saved_path = path
+        return path
 
     def action_close_chat(self) -> None:
-        """Stop the server (frees the GPU) and leave the screen."""
+        """Stop the server (frees the GPU) and leave the screen; a chat that cannot be saved is not left on the
+        first try, so it is not lost without a second, deliberate close."""
         if any(self.transcript.history.values()):
-            self.save()
+            if self.save() is None and not self.close_warned:
+                self.close_warned = True
+                self.notify("Close again to leave without saving this chat.", severity="warning", timeout=10)
+                return
         self.stop_server()
         if services(self.app).standalone_chat:
             self.app.exit(0)

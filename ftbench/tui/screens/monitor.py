@@ -104,7 +104,7 @@ class MonitorScreen(Screen[None]):
         first = True
         while not self._halt.is_set() and not services(self.app).stopping():
             new_events = events.read_new()
-            lines = log.read_new_text()
+            lines = log.read_new_shown()
             status: dict[str, Any] = {}
             try:
                 mtime = JobLayout(self.job_dir).status.stat().st_mtime

@@ -170,7 +170,7 @@ class JobFollower:
         self.events = EventTail(JobLayout(self.job_dir).events)
 
     def read_new(self) -> tuple[list[str], list[dict[str, Any]]]:
-        lines = self.log.read_new_text()
+        lines = self.log.read_new_shown()
         events = self.events.read_new()
         if not self.started:
             self.started = True
