@@ -11,6 +11,7 @@ an unreadable folder becomes a note rather than an error or a silent gap.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from ftbench.catalog.cache import Listed, MetadataCache, cache_path, complete, f
 from ftbench.catalog.hf_cache import hf_cache_repos
 from ftbench.catalog.models import INSPECTORS, ModelInfo, model_kind
 from ftbench.catalog.walk import fingerprint, folder_fingerprint, walk
+from ftbench.core.layout import JobLayout
 
 MAX_DEPTH = 3  # below a model root
 RUN_DEPTH = 2  # below runs/ and exports/: <run>/<adapter|model>
@@ -84,9 +86,31 @@ class ModelCatalog:
     ) -> Listed[ModelInfo]:
         mark = fingerprint([path]) if kind == "gguf" else folder_fingerprint(path, files)
         info = ModelInfo(name=name, path=str(path), kind=kind, source=source, size_bytes=mark.size)
-        entry = Listed(f"{path}|{name}", info, mark.digest, lambda: INSPECTORS[kind](path, source, name))
-        fill_from_cache(self.cache, entry, lambda stored: ModelInfo(**{**stored, "name": name, "source": source}))
+        problem = unfinished_export(path, self.ws.exports_dir) if kind == "gguf" else None
+
+        def marked(found: ModelInfo) -> ModelInfo:
+            found.error = problem or found.error
+            return found
+
+        entry = Listed(f"{path}|{name}", info, mark.digest, lambda: marked(INSPECTORS[kind](path, source, name)))
+        fill_from_cache(
+            self.cache, entry, lambda stored: marked(ModelInfo(**{**stored, "name": name, "source": source}))
+        )
         return entry
+
+
+def unfinished_export(path: Path, exports_dir: Path) -> str | None:
+    """Why a GGUF file in an export folder is not a usable model: the export wrote it, then failed or was stopped
+    before verifying it. Read from the export job's status each listing (the cache keeps only the file's details).
+    """
+    try:
+        job_dir = exports_dir / path.relative_to(exports_dir).parts[0]
+        state = json.loads(JobLayout(job_dir).status.read_text(encoding="utf-8")).get("state")
+    except (ValueError, OSError, AttributeError, IndexError):  # not in an export folder, or no readable status
+        return None
+    if state in ("failed", "stopped"):
+        return f"written by an export that {'failed' if state == 'failed' else 'was stopped'}; not verified"
+    return None
 
 
 def discover_models(ws: Any, hf_cache: bool | None = None, notes: list[str] | None = None) -> list[ModelInfo]:

@@ -202,3 +202,18 @@ def test_discover_roots_runs_and_hf_cache(workspace, tmp_path: Path, monkeypatch
     assert found["runs/20261122-sft/adapter"].base_model == "tiny"
     assert found["org/cached"].source == "hf-cache" and found["org/cached"].vocab_size == 100
     assert "org/cached" not in {m.name for m in discover_models(workspace, hf_cache=False)}
+
+
+def test_a_gguf_from_an_export_that_did_not_finish_is_marked(workspace) -> None:
+    """A quant finished before its export failed is listed with the reason, from the cache too; a good one is not."""
+    from ftbench.core.atomic import atomic_write_json
+
+    for job, state in (("20261130-export-a", "failed"), ("20261130-export-b", "succeeded")):
+        (workspace.exports_dir / job).mkdir(parents=True)
+        make_gguf(workspace.exports_dir / job / "m-Q8_0.gguf")
+        atomic_write_json(workspace.exports_dir / job / "status.json", {"id": job, "state": state})
+    for visit in ("cold", "warm"):
+        found = {m.name: m for m in discover_models(workspace, hf_cache=False)}
+        failed, good = found["exports/20261130-export-a/m-Q8_0.gguf"], found["exports/20261130-export-b/m-Q8_0.gguf"]
+        assert failed.error == "written by an export that failed; not verified", visit
+        assert good.error is None and good.quantization == "F16", visit
