@@ -234,37 +234,6 @@ def _ids(tokenizer: Any, text: str, special: bool) -> list[int]:
     return list(tokenizer(text, add_special_tokens=special)["input_ids"])
 
 
-def tokenize_sft(
-    rows: Sequence[Mapping[str, Any]],
-    fmt: str,
-    tokenizer: Any,
-    data: DataSection,
-    report: DataReport,
-    progress: Any = None,
-) -> list[dict[str, list[int]]]:
-    """input_ids/labels per row, truncated to max_length; rows with nothing left to learn are dropped."""
-    out = []
-    step = max(1, len(rows) // 20)
-    for i, row in enumerate(rows):
-        segments, templated = sft_segments(row, fmt, tokenizer)
-        ids: list[int] = []
-        labels: list[int] = []
-        for j, (text, trainable) in enumerate(segments):
-            piece = _ids(tokenizer, text, special=(j == 0 and not templated))
-            ids.extend(piece)
-            labels.extend(piece if (trainable or data.train_on_prompt) else [IGNORE] * len(piece))
-        if len(ids) > data.max_length:
-            report.truncated += 1
-            ids, labels = ids[: data.max_length], labels[: data.max_length]
-        if all(label == IGNORE for label in labels[1:]):
-            report.dropped_empty += 1
-            continue
-        out.append({"input_ids": ids, "labels": labels})
-        if progress is not None and (i % step == 0 or i == len(rows) - 1):
-            progress("tokenizing", i + 1, len(rows))
-    return out
-
-
 def tokenize_preference(
     rows: Sequence[Mapping[str, Any]], tokenizer: Any, max_length: int, max_prompt_length: int, report: DataReport
 ) -> list[dict[str, list[int]]]:

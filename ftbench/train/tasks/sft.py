@@ -11,8 +11,9 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ftbench.core.recipe import Recipe
-from ftbench.train.data import SftCollator, ensure_chat_template, load_rows, mark_eval, pack, tokenize_sft
+from ftbench.train.data import SftCollator, ensure_chat_template, load_rows, mark_eval, pack
 from ftbench.train.session import Session
+from ftbench.train.sft_tokens import tokenize_sft
 
 if TYPE_CHECKING:
     from ftbench.core.job_context import JobContext
