@@ -292,18 +292,47 @@ class SftCollator:
     for training (rows marked `_eval` by `mark_eval` are not counted).
 
     Packed rows get position_ids and no attention mask (see the module docstring); the padding tail is given
-    positions of its own block so it never joins a real example. `tokens` is read by the events callback."""
+    positions of its own block so it never joins a real example. `padding_free` lays the whole batch end to end
+    in one row instead (no padding at all; position ids restart per example, which flash-attention varlen and
+    transformers' packed-sequence masks read as boundaries). `sparse_logits` adds the mask of trained positions
+    that train/sparse_logits.py computes the loss on. `tokens` is read by the events callback."""
 
-    def __init__(self, pad_id: int, packed: bool, pad_to_multiple_of: int = 8, pad_to: int | None = None) -> None:
+    def __init__(
+        self,
+        pad_id: int,
+        packed: bool,
+        pad_to_multiple_of: int = 8,
+        pad_to: int | None = None,
+        padding_free: bool = False,
+        sparse_logits: bool = False,
+    ) -> None:
         self.pad_id = pad_id
-        self.packed = packed
+        self.packed = packed or padding_free
         self.multiple = pad_to_multiple_of
         self.pad_to = pad_to
+        self.padding_free = padding_free
+        self.sparse_logits = sparse_logits
         self.tokens = 0
 
     def __call__(self, batch: Sequence[Mapping[str, list[int]]]) -> dict[str, Any]:
         import torch
 
+        self.tokens += sum(len(b["input_ids"]) for b in batch if not b.get("_eval"))
+        if self.padding_free:
+            ids, labels, extra = self._flat(batch)
+        else:
+            ids, labels, extra = self._padded(batch)
+        out: dict[str, Any] = {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels)}
+        out["position_ids" if self.packed else "attention_mask"] = torch.tensor(extra)
+        if self.packed:
+            out["use_cache"] = False  # with a KV cache object present, transformers skips packed-sequence masking
+        if self.sparse_logits:
+            from ftbench.train.sparse_logits import MASK_KEY, trained_positions
+
+            out[MASK_KEY] = trained_positions(out["labels"])
+        return out
+
+    def _padded(self, batch: Sequence[Mapping[str, list[int]]]) -> tuple[list[Any], list[Any], list[Any]]:
         longest = self.pad_to or max(len(b["input_ids"]) for b in batch)
         if self.multiple and not self.pad_to:
             longest = -(-longest // self.multiple) * self.multiple
@@ -311,19 +340,24 @@ class SftCollator:
         for b in batch:
             n = len(b["input_ids"])
             gap = longest - n
-            if not b.get("_eval"):
-                self.tokens += n
             ids.append(list(b["input_ids"]) + [self.pad_id] * gap)
             labels.append(list(b["labels"]) + [IGNORE] * gap)
             if self.packed:
                 extra.append(list(b.get("position_ids", range(n))) + list(range(gap)))
             else:
                 extra.append([1] * n + [0] * gap)
-        out: dict[str, Any] = {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels)}
-        out["position_ids" if self.packed else "attention_mask"] = torch.tensor(extra)
-        if self.packed:
-            out["use_cache"] = False  # with a KV cache object present, transformers skips packed-sequence masking
-        return out
+        return ids, labels, extra
+
+    def _flat(self, batch: Sequence[Mapping[str, list[int]]]) -> tuple[list[Any], list[Any], list[Any]]:
+        ids: list[int] = []
+        labels: list[int] = []
+        positions: list[int] = []
+        for b in batch:
+            pos = list(b.get("position_ids", range(len(b["input_ids"]))))
+            ids.extend(b["input_ids"])
+            labels.extend(IGNORE if p == 0 else lab for p, lab in zip(pos, b["labels"], strict=True))
+            positions.extend(pos)
+        return [ids], [labels], [positions]
 
 
 class PreferenceCollator:
