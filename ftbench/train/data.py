@@ -7,7 +7,7 @@ template adds for each assistant turn (content plus its end-of-turn marker) is t
 front end tokenizes a prompt before generating, and labels of prompt tokens are -100 unless
 `data.train_on_prompt` is set.
 
-Packing (`data.packing`, default on): examples are placed first-fit-decreasing into rows of at most
+Packing (`data.packing`, default on): examples are placed best-fit-decreasing into rows of at most
 `max_length` tokens. Each packed row carries `position_ids` that restart at 0 for every example and no
 attention mask; transformers derives a block-diagonal causal mask from restarting position ids (and flash
 attention uses them as sequence boundaries), so tokens never attend across examples, and the first token
@@ -19,6 +19,7 @@ row (never to max_length) with an attention mask.
 
 from __future__ import annotations
 
+import bisect
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -253,20 +254,26 @@ def tokenize_preference(
 
 
 def pack(examples: Sequence[Mapping[str, list[int]]], max_length: int) -> list[dict[str, list[int]]]:
-    """First-fit-decreasing packing into rows of <= max_length tokens, with per-example position ids."""
+    """Best-fit-decreasing packing into rows of <= max_length tokens, with per-example position ids.
+
+    The free space of the open rows is kept sorted, so each example finds the fullest row it still fits in
+    by bisection: O(n log n), which keeps 50k examples to well under a second."""
     order = sorted(range(len(examples)), key=lambda i: -len(examples[i]["input_ids"]))
     bins: list[list[int]] = []
-    space: list[int] = []
+    free: list[int] = []  # sorted free space of the open rows
+    owner: list[int] = []  # the row each `free` entry belongs to
     for i in order:
         n = len(examples[i]["input_ids"])
-        for b, free in enumerate(space):
-            if n <= free:
-                bins[b].append(i)
-                space[b] -= n
-                break
+        at = bisect.bisect_left(free, n)
+        if at < len(free):
+            rest, row = free.pop(at) - n, owner.pop(at)
+            bins[row].append(i)
         else:
+            rest, row = max_length - n, len(bins)
             bins.append([i])
-            space.append(max_length - n)
+        at = bisect.bisect_left(free, rest)
+        free.insert(at, rest)
+        owner.insert(at, row)
     packed = []
     for members in bins:
         ids: list[int] = []
