@@ -114,9 +114,9 @@ def alpaca_rows(a: argparse.Namespace):
 def eval_loss(model, tokenizer, recipe, rows) -> float:
     """Token-mean loss on the assistant answers of the eval rows (ftbench's masks), identical for every side."""
     import torch
-    from ftbench.train.sft_tokens import tokenize_sft
 
     from ftbench.train.data import DataReport
+    from ftbench.train.sft_tokens import tokenize_sft
 
     examples = tokenize_sft(rows.eval, rows.report.format, tokenizer, recipe.data, DataReport("alpaca"), workers=1)
     model.eval()
@@ -177,14 +177,14 @@ def attention(padding_free: bool) -> dict:
 
 
 def run_ftbench(a, recipe, rows, timing, side: str):
-    from ftbench.train.levers import use_sparse_logits
-    from ftbench.train.methods import linear_module_names
-    from ftbench.train.sft_tokens import tokenize_sft
-    from ftbench.train.sparse_logits import causal_loss
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
 
     from ftbench.train.data import SftCollator, pack
+    from ftbench.train.levers import use_sparse_logits
+    from ftbench.train.methods import linear_module_names
+    from ftbench.train.sft_tokens import tokenize_sft
+    from ftbench.train.sparse_logits import causal_loss
 
     tokenizer = AutoTokenizer.from_pretrained(recipe.model.path)
     examples = tokenize_sft(rows.train, rows.report.format, tokenizer, recipe.data, rows.report)
