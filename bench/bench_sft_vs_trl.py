@@ -118,7 +118,8 @@ def eval_loss(model, tokenizer, recipe, rows) -> float:
     from ftbench.train.data import DataReport
     from ftbench.train.sft_tokens import tokenize_sft
 
-    examples = tokenize_sft(rows.eval, rows.report.format, tokenizer, recipe.data, DataReport("alpaca"), workers=1)
+    evals = rows.eval[: recipe.data.max_rows or None]  # as many eval rows as training rows
+    examples = tokenize_sft(evals, rows.report.format, tokenizer, recipe.data, DataReport("alpaca"), workers=1)
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
@@ -218,6 +219,8 @@ def side_main(a: argparse.Namespace) -> int:
     import torch
 
     torch.manual_seed(0)
+    if a.threads:
+        torch.set_num_threads(a.threads)  # on a shared, oversubscribed box one thread per side spins least
     timing = Timing(a.launched)
     recipe, rows = alpaca_rows(a)
     if a.side.startswith("trl"):
@@ -242,7 +245,7 @@ def side_main(a: argparse.Namespace) -> int:
 
 def launch(side: str, a: argparse.Namespace) -> dict:
     argv = [sys.executable, __file__, "--side", side, "--launched", repr(time.time())]
-    for key in ("workspace", "model", "data", "eval_data", "rows", "max_length", "batch_size"):
+    for key in ("workspace", "model", "data", "eval_data", "rows", "max_length", "batch_size", "threads"):
         argv += [f"--{key.replace('_', '-')}", str(getattr(a, key))]
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     for line in done.stdout.splitlines():
@@ -281,6 +284,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=48, help="training rows (one epoch over them on every side)")
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads per side (0: torch's default)")
     parser.add_argument("--repeats", type=int, default=1, help="rounds of all sides, interleaved")
     parser.add_argument("--sides", default=",".join(SIDES))
     parser.add_argument("--json-out", type=Path, help="also write every side's numbers here (bench/gpu_check.py)")

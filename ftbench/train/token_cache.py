@@ -41,8 +41,10 @@ def _file_stamp(path: str | None) -> list[Any]:
     if not path:
         return []
     p = Path(path)
-    stat = p.stat()
-    return [str(p.resolve()), stat.st_size, stat.st_mtime_ns]
+    if not p.exists():
+        return [str(path)]
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]  # a save_to_disk folder
+    return [str(p.resolve())] + [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:

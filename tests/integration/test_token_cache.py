@@ -104,3 +104,12 @@ def test_concurrent_ranks_build_once_and_read_the_same_examples(tmp_path):
     assert len(marker.read_text().splitlines()) == 1
     assert sorted(hit for hit, _ in outcomes) == [False, True, True]
     assert all(train == EXAMPLES[0] for _, train in outcomes)
+
+
+def test_a_dataset_folder_is_keyed_by_the_files_inside(tokenizer, tmp_path):
+    folder = tmp_path / "saved"
+    folder.mkdir()
+    (folder / "data-00000-of-00001.arrow").write_bytes(b"rows")
+    base = fingerprint(section(folder), "alpaca", tokenizer)
+    (folder / "data-00000-of-00001.arrow").write_bytes(b"other rows")
+    assert fingerprint(section(folder), "alpaca", tokenizer) != base
