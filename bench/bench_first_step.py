@@ -106,14 +106,16 @@ def data_path_seconds(data: Path) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--rows", type=int, default=50_000, help="rows of the generated set (0: demo data only)")
     parser.add_argument("--skip-runs", action="store_true", help="only the data-path phase (no training runs)")
     a = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="ftbench-first-step-"))
-    datasets = {
-        "demo support-chat": DEMO / "datasets" / "demo" / "support-chat.jsonl",
-        f"generated {a.rows // 1000}k": generated_chats(tmp / "chats.jsonl", a.rows),
-    }
+    # a private copy: the demo workspace is shared, and a rebuild there (new mtime) would rightly miss the cache
+    demo = tmp / "support-chat.jsonl"
+    shutil.copyfile(DEMO / "datasets" / "demo" / "support-chat.jsonl", demo)
+    datasets = {"demo support-chat": demo}
+    if a.rows:
+        datasets[f"generated {a.rows / 1000:g}k"] = generated_chats(tmp / "chats.jsonl", a.rows)
     lines = [
         "| data | rows | tokenize: previous (s) | new cold (s) | warm read (s) | launch->step 1 cold (s) | warm (s) | warm/cold |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
