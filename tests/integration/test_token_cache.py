@@ -113,3 +113,24 @@ def test_a_dataset_folder_is_keyed_by_the_files_inside(tokenizer, tmp_path):
     base = fingerprint(section(folder), "alpaca", tokenizer)
     (folder / "data-00000-of-00001.arrow").write_bytes(b"other rows")
     assert fingerprint(section(folder), "alpaca", tokenizer) != base
+
+
+@pytest.mark.slow  # two real training jobs: ~70 s on a busy 2-core box
+def test_a_second_run_on_the_same_data_reads_the_cache(workspace, tiny_llama, tmp_path):
+    """End to end through `ftbench train`: the first run writes the entry, the second reads it and trains on
+    the same examples (same first-step loss)."""
+    from test_train_lifecycle import cli
+    from test_train_tasks import toy_alpaca, write_jsonl
+
+    from ftbench.core.events import read_events
+    from ftbench.core.jobs import find_job
+
+    data = write_jsonl(tmp_path / "toy.jsonl", toy_alpaca(12))
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"task: sft\nmodel: {tiny_llama}\ndata: {data}\ntraining: {{max_steps: 1, logging_steps: 1}}\n")
+    jobs = [find_job(workspace, cli(workspace, "train", str(recipe), "--wait").stdout.splitlines()[0]) for _ in "ab"]
+    logs = [(job.dir / "log.txt").read_text() for job in jobs]
+    assert "read from the workspace cache" not in logs[0] and "read from the workspace cache" in logs[1]
+    assert len(list((workspace.root / FOLDER).glob("*.npz"))) == 1
+    losses = [[e.get("loss") for e in read_events(job.dir / "events.jsonl") if e.kind == "train"] for job in jobs]
+    assert losses[0] == losses[1] and losses[0][0] is not None
