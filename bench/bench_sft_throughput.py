@@ -140,7 +140,8 @@ def main() -> int:
     from transformers import AutoTokenizer
 
     from ftbench.core.recipe import resolve_recipe_paths, validate_recipe
-    from ftbench.train.data import SftCollator, alpaca_prompt, load_rows, pack, tokenize_sft
+    from ftbench.train.data import SftCollator, alpaca_prompt, load_rows, pack
+    from ftbench.train.sft_tokens import tokenize_sft
 
     ws = Path(args.workspace)
     recipe = resolve_recipe_paths(

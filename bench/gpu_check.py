@@ -12,6 +12,9 @@ Writes OUT_DIR/gpu_check.json and OUT_DIR/gpu_check.md with one section per chec
   two sequence lengths;
 - sft_tokens_per_s: real tokens/s of one LoRA SFT step loop with padded SDPA batches against padding-free
   packed rows (SDPA, and flash-attention varlen when flash_attn is installed);
+- sft_vs_trl: bench/bench_sft_vs_trl.py on the GPU (bf16): TRL's SFTTrainer default and packed against ftbench's
+  defaults and each GPU lever (padding-free rows with flash-attention varlen where installed, Liger kernels,
+  torch.compile): tokens/s, time to first step, peak VRAM, eval loss (skipped when trl is not installed);
 - gpu_queue: two `ftbench train --gpus 0,` runs on one GPU: the second waits `queued`, then runs;
 - ddp: a 2-process run on 2 GPUs (only with 2+ GPUs);
 - llama_cpp_offload: GGUF generation with every layer on the GPU against none (only with a CUDA build).
@@ -192,6 +195,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines += [markdown_table(data.get("rows", []), NVML_COLUMNS), ""]
         elif name == "estimate_vs_measured":
             lines += [markdown_table(data.get("rows", []), ESTIMATE_COLUMNS), ""]
+        elif name == "sft_vs_trl":
+            lines += [data.get("table", ""), ""]
         else:
             for key, value in data.items():
                 lines.append(f"- {key}: {_cell(value)}")
@@ -390,6 +395,26 @@ class Check:
                     )
         under = [r for r in rows if r["over"] is not None and r["over"] < 1.0]
         return {"rows": rows, "underestimates": len(under)}
+
+    def sft_vs_trl(self) -> dict[str, Any]:
+        """The TRL bench on this GPU, every side in its own process (bench/bench_sft_vs_trl.py)."""
+        import importlib.util
+
+        if importlib.util.find_spec("trl") is None:
+            raise Skip("trl is not installed (pip install trl)")
+        self.ensure_demo()
+        sides = ["trl-default", "trl-packing", "ftbench", "ftbench-padding-free", "ftbench-compile"]
+        if importlib.util.find_spec("liger_kernel") is not None:
+            sides.append("ftbench-liger")
+        out = self.tmp / "sft_vs_trl.json"
+        cmd = [sys.executable, str(REPO / "bench" / "bench_sft_vs_trl.py"), "--workspace", str(self.ws.root)]
+        cmd += ["--rows", "64" if self.quick else "200", "--max-length", "1024", "--sides", ",".join(sides)]
+        done = subprocess.run([*cmd, "--json-out", str(out)], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr[-2000:])
+        report = json.loads(out.read_text())
+        report["liger"] = "measured" if "ftbench-liger" in sides else "liger-kernel not installed"
+        return report
 
     def sft_tokens_per_s(self) -> dict[str, Any]:
         """LoRA SFT steps over the same variable-length sequences: padded batches vs packed padding-free rows."""
@@ -641,6 +666,7 @@ def main(argv: list[str] | None = None) -> int:
         "qlora_step",
         "estimate_vs_measured",
         "sft_tokens_per_s",
+        "sft_vs_trl",
         "gpu_queue",
         "ddp",
         "llama_cpp_offload",

@@ -4,8 +4,9 @@ The estimate is built from parts a user can reason about, so the Models screen c
 goes and what a change (LoRA instead of full, a shorter sequence, gradient checkpointing) saves:
 
 - weights: every parameter in the training dtype; QLoRA stores the transformer's linear layers in NF4
-  (4 bits plus one fp32 absmax per 64 weights, itself 8-bit quantised with double quantisation: ~4.13 bits)
-  and keeps embeddings, the LM head and norms in bf16. LoRA adapters are kept in fp32 (PEFT's default).
+  (4 bits plus one fp32 absmax per 64 weights, itself 8-bit quantised with double quantisation: ~4.13 bits);
+  everything not quantised (embeddings, the LM head, norms) is upcast to fp32 by peft's
+  `prepare_model_for_kbit_training`. LoRA adapters are kept in fp32 (PEFT's default).
 - gradients: one per trainable parameter, in that parameter's dtype.
 - optimizer: AdamW keeps two moments per trainable parameter in the parameter's dtype (`torch.optim.AdamW`
   allocates them with `zeros_like`); 8-bit Adam keeps two bytes.
@@ -14,7 +15,8 @@ goes and what a change (LoRA instead of full, a shorter sequence, gradient check
   bytes), the q/k/v/o inputs and outputs (~16h + 6 kv bytes) and the gated MLP's four intermediates (8I
   bytes; 4I for a plain MLP), plus the logits (bf16, their fp32 upcast and its gradient: 10 bytes per vocab
   entry). Gradient checkpointing keeps only each layer's input (2h) plus one layer being recomputed.
-- overhead: the CUDA context and cuBLAS workspaces (~0.5 GiB) plus 10% allocator fragmentation.
+- overhead: the CUDA context plus 10% allocator fragmentation. The context is measured by GPU runs on this box
+  (core/vram_calibration.py) and passed in as `cuda_context`; ~0.5 GiB until a run has measured it.
 
 Pure arithmetic: no torch, so the TUI and `ftbench estimate` can call it freely.
 """
@@ -144,6 +146,7 @@ def estimate_vram(
     optimizer: str = "adamw",
     model_type: str | None = None,
     causal_lm: bool = True,
+    cuda_context: int | None = None,
 ) -> VramEstimate:
     """The VRAM needed to train a model of `shape` with `params` parameters by `method`."""
     if method not in METHODS:
@@ -178,8 +181,9 @@ def estimate_vram(
         if rule == "lora":
             base = params * wbytes
         else:
-            base = int((params - embeddings) * NF4_BYTES) + embeddings * 2
-            notes.append("linear layers in NF4 (bitsandbytes, double quantisation)")
+            kept = min(params, embeddings + (2 * layers + 1) * h)  # not quantised: embeddings, head, norms
+            base = int((params - kept) * NF4_BYTES) + kept * 4
+            notes.append("linear layers in NF4 (bitsandbytes, double quantisation); the rest upcast to fp32")
         weights = base + trainable * 4
         gradients = trainable * 4
         optimizer_bytes = trainable * (2 if state_bytes == 2 else 8)
@@ -195,7 +199,7 @@ def estimate_vram(
     logits = LOGIT_BYTES * vocab if causal_lm else 0
     activations = tokens * (layer_part + logits + 4 * h)
     subtotal = weights + gradients + optimizer_bytes + activations
-    overhead = CUDA_CONTEXT + int(FRAGMENTATION * subtotal)
+    overhead = (cuda_context or CUDA_CONTEXT) + int(FRAGMENTATION * subtotal)
     return VramEstimate(
         method, seq_len, batch, params, trainable, weights, gradients, optimizer_bytes, activations, overhead, notes
     )

@@ -61,6 +61,9 @@ class DataSection(_Section):
     columns: dict[str, str] = Field(default_factory=dict, description="format field -> column in the file")
     max_length: int = Field(1024, ge=8)
     packing: bool = True
+    padding_free: bool = Field(
+        False, description="lay each batch end to end in one row (no padding); fastest with flash_attention_2"
+    )
     train_on_prompt: bool = False
     chat_template: str | None = None
     skip_bad_rows: bool = False
@@ -138,6 +141,11 @@ class TrainingSection(_Section):
     ] = "adamw_torch"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     gradient_checkpointing: bool = False
+    sparse_logits: bool = Field(
+        True, description="causal LMs: compute logits and loss only at trained positions (same loss, less work)"
+    )
+    liger: bool = Field(False, description="Liger kernels (the `liger` extra; GPU): fused RMSNorm, RoPE, SwiGLU, loss")
+    torch_compile: bool = Field(False, description="torch.compile the model (pays a compile at start)")
     logging_steps: int = Field(10, ge=1)
     eval_steps: int | None = Field(None, ge=1, description="None: evaluate once per epoch when there is eval data")
     save_steps: int | None = Field(None, ge=1, description="None: save a checkpoint once per epoch")

@@ -7,7 +7,7 @@ template adds for each assistant turn (content plus its end-of-turn marker) is t
 front end tokenizes a prompt before generating, and labels of prompt tokens are -100 unless
 `data.train_on_prompt` is set.
 
-Packing (`data.packing`, default on): examples are placed first-fit-decreasing into rows of at most
+Packing (`data.packing`, default on): examples are placed best-fit-decreasing into rows of at most
 `max_length` tokens. Each packed row carries `position_ids` that restart at 0 for every example and no
 attention mask; transformers derives a block-diagonal causal mask from restarting position ids (and flash
 attention uses them as sequence boundaries), so tokens never attend across examples, and the first token
@@ -19,6 +19,7 @@ row (never to max_length) with an attention mask.
 
 from __future__ import annotations
 
+import bisect
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -234,37 +235,6 @@ def _ids(tokenizer: Any, text: str, special: bool) -> list[int]:
     return list(tokenizer(text, add_special_tokens=special)["input_ids"])
 
 
-def tokenize_sft(
-    rows: Sequence[Mapping[str, Any]],
-    fmt: str,
-    tokenizer: Any,
-    data: DataSection,
-    report: DataReport,
-    progress: Any = None,
-) -> list[dict[str, list[int]]]:
-    """input_ids/labels per row, truncated to max_length; rows with nothing left to learn are dropped."""
-    out = []
-    step = max(1, len(rows) // 20)
-    for i, row in enumerate(rows):
-        segments, templated = sft_segments(row, fmt, tokenizer)
-        ids: list[int] = []
-        labels: list[int] = []
-        for j, (text, trainable) in enumerate(segments):
-            piece = _ids(tokenizer, text, special=(j == 0 and not templated))
-            ids.extend(piece)
-            labels.extend(piece if (trainable or data.train_on_prompt) else [IGNORE] * len(piece))
-        if len(ids) > data.max_length:
-            report.truncated += 1
-            ids, labels = ids[: data.max_length], labels[: data.max_length]
-        if all(label == IGNORE for label in labels[1:]):
-            report.dropped_empty += 1
-            continue
-        out.append({"input_ids": ids, "labels": labels})
-        if progress is not None and (i % step == 0 or i == len(rows) - 1):
-            progress("tokenizing", i + 1, len(rows))
-    return out
-
-
 def tokenize_preference(
     rows: Sequence[Mapping[str, Any]], tokenizer: Any, max_length: int, max_prompt_length: int, report: DataReport
 ) -> list[dict[str, list[int]]]:
@@ -284,20 +254,26 @@ def tokenize_preference(
 
 
 def pack(examples: Sequence[Mapping[str, list[int]]], max_length: int) -> list[dict[str, list[int]]]:
-    """First-fit-decreasing packing into rows of <= max_length tokens, with per-example position ids."""
+    """Best-fit-decreasing packing into rows of <= max_length tokens, with per-example position ids.
+
+    The free space of the open rows is kept sorted, so each example finds the fullest row it still fits in
+    by bisection: O(n log n), which keeps 50k examples to well under a second."""
     order = sorted(range(len(examples)), key=lambda i: -len(examples[i]["input_ids"]))
     bins: list[list[int]] = []
-    space: list[int] = []
+    free: list[int] = []  # sorted free space of the open rows
+    owner: list[int] = []  # the row each `free` entry belongs to
     for i in order:
         n = len(examples[i]["input_ids"])
-        for b, free in enumerate(space):
-            if n <= free:
-                bins[b].append(i)
-                space[b] -= n
-                break
+        at = bisect.bisect_left(free, n)
+        if at < len(free):
+            rest, row = free.pop(at) - n, owner.pop(at)
+            bins[row].append(i)
         else:
+            rest, row = max_length - n, len(bins)
             bins.append([i])
-            space.append(max_length - n)
+        at = bisect.bisect_left(free, rest)
+        free.insert(at, rest)
+        owner.insert(at, row)
     packed = []
     for members in bins:
         ids: list[int] = []
@@ -323,18 +299,47 @@ class SftCollator:
     for training (rows marked `_eval` by `mark_eval` are not counted).
 
     Packed rows get position_ids and no attention mask (see the module docstring); the padding tail is given
-    positions of its own block so it never joins a real example. `tokens` is read by the events callback."""
+    positions of its own block so it never joins a real example. `padding_free` lays the whole batch end to end
+    in one row instead (no padding at all; position ids restart per example, which flash-attention varlen and
+    transformers' packed-sequence masks read as boundaries). `sparse_logits` adds the mask of trained positions
+    that train/sparse_logits.py computes the loss on. `tokens` is read by the events callback."""
 
-    def __init__(self, pad_id: int, packed: bool, pad_to_multiple_of: int = 8, pad_to: int | None = None) -> None:
+    def __init__(
+        self,
+        pad_id: int,
+        packed: bool,
+        pad_to_multiple_of: int = 8,
+        pad_to: int | None = None,
+        padding_free: bool = False,
+        sparse_logits: bool = False,
+    ) -> None:
         self.pad_id = pad_id
-        self.packed = packed
+        self.packed = packed or padding_free
         self.multiple = pad_to_multiple_of
         self.pad_to = pad_to
+        self.padding_free = padding_free
+        self.sparse_logits = sparse_logits
         self.tokens = 0
 
     def __call__(self, batch: Sequence[Mapping[str, list[int]]]) -> dict[str, Any]:
         import torch
 
+        self.tokens += sum(len(b["input_ids"]) for b in batch if not b.get("_eval"))
+        if self.padding_free:
+            ids, labels, extra = self._flat(batch)
+        else:
+            ids, labels, extra = self._padded(batch)
+        out: dict[str, Any] = {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels)}
+        out["position_ids" if self.packed else "attention_mask"] = torch.tensor(extra)
+        if self.packed:
+            out["use_cache"] = False  # with a KV cache object present, transformers skips packed-sequence masking
+        if self.sparse_logits:
+            from ftbench.train.sparse_logits import MASK_KEY, trained_positions
+
+            out[MASK_KEY] = trained_positions(out["labels"])
+        return out
+
+    def _padded(self, batch: Sequence[Mapping[str, list[int]]]) -> tuple[list[Any], list[Any], list[Any]]:
         longest = self.pad_to or max(len(b["input_ids"]) for b in batch)
         if self.multiple and not self.pad_to:
             longest = -(-longest // self.multiple) * self.multiple
@@ -342,19 +347,24 @@ class SftCollator:
         for b in batch:
             n = len(b["input_ids"])
             gap = longest - n
-            if not b.get("_eval"):
-                self.tokens += n
             ids.append(list(b["input_ids"]) + [self.pad_id] * gap)
             labels.append(list(b["labels"]) + [IGNORE] * gap)
             if self.packed:
                 extra.append(list(b.get("position_ids", range(n))) + list(range(gap)))
             else:
                 extra.append([1] * n + [0] * gap)
-        out: dict[str, Any] = {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels)}
-        out["position_ids" if self.packed else "attention_mask"] = torch.tensor(extra)
-        if self.packed:
-            out["use_cache"] = False  # with a KV cache object present, transformers skips packed-sequence masking
-        return out
+        return ids, labels, extra
+
+    def _flat(self, batch: Sequence[Mapping[str, list[int]]]) -> tuple[list[Any], list[Any], list[Any]]:
+        ids: list[int] = []
+        labels: list[int] = []
+        positions: list[int] = []
+        for b in batch:
+            pos = list(b.get("position_ids", range(len(b["input_ids"]))))
+            ids.extend(b["input_ids"])
+            labels.extend(IGNORE if p == 0 else lab for p, lab in zip(pos, b["labels"], strict=True))
+            positions.extend(pos)
+        return [ids], [labels], [positions]
 
 
 class PreferenceCollator:

@@ -77,7 +77,14 @@ def train_in_process(recipe: Recipe, ctx: JobContext, distributed: bool = False)
 
     if not distributed:
         torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
-    return module.train(recipe, ctx, session)
+    result = module.train(recipe, ctx, session)
+    if rank0 and not distributed:
+        from ftbench.train.vram_record import record_vram
+
+        vram = record_vram(recipe, ctx.workspace.root)  # None on the CPU
+        if vram:
+            result["vram"] = vram
+    return result
 
 
 def preflight(recipe: Recipe, run_dir: Path) -> dict[str, Any]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ftbench.core.recipe import validate_recipe
-from ftbench.train.data import IGNORE, DataReport, SftCollator, chat_segments, pack, preference_texts, tokenize_sft
+from ftbench.train.data import IGNORE, DataReport, SftCollator, chat_segments, pack, preference_texts
+from ftbench.train.sft_tokens import tokenize_sft
 
 
 @pytest.fixture(scope="module")

@@ -119,6 +119,25 @@ async def test_details_estimate_and_fit(ws: Workspace) -> None:
         assert "base model     llama-1b-shape" in text_of(info_table(screen.current))
 
 
+async def test_the_estimate_learns_from_measured_runs(ws: Workspace) -> None:
+    """GPU runs recorded in the workspace set the CUDA context the estimate uses and say how far it was off."""
+    from ftbench.core.estimate import CUDA_CONTEXT
+    from ftbench.core.vram_calibration import record_run
+
+    for peak in (11 * GIB, 12 * GIB, 13 * GIB):
+        record_run(ws.root, {"estimate": 10 * GIB, "measured_peak": peak, "cuda_context": 300 * 2**20})
+    app = Host(ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, listed(app))
+        screen = app.screen
+        shown = text_of(screen.query_one("#md-estimate").content)
+        assert "runs peaked at 1.20x their estimate (+20%, median of 3)" in shown
+        assert "CUDA context measured 300 MiB" in shown
+        parts = screen.estimates[0]
+        subtotal = parts.weights + parts.gradients + parts.optimizer + parts.activations
+        assert parts.overhead == 300 * 2**20 + int(0.10 * subtotal) != CUDA_CONTEXT + int(0.10 * subtotal)
+
+
 def test_fit_marks_follow_free_memory(ws: Workspace) -> None:
     from ftbench.catalog.models import inspect_model
     from ftbench.core.estimate import estimate_all

@@ -56,14 +56,41 @@ def test_lora_count_by_hand_and_adapter_in_fp32() -> None:
     assert (e.gradients, e.optimizer) == (4 * e.trainable_params, 8 * e.trainable_params)
 
 
-def test_qlora_stores_linear_layers_in_nf4_and_embeddings_in_bf16() -> None:
+def test_qlora_stores_linear_layers_in_nf4_and_upcasts_the_rest_to_fp32() -> None:
+    """prepare_model_for_kbit_training casts every parameter that is not 4-bit to fp32: the (tied) embeddings
+    and LM head, and the 2 norms per layer plus the final norm."""
     lora = estimate_vram(SMOL, SMOL_PARAMS, "lora")
     qlora = estimate_vram(SMOL, SMOL_PARAMS, "qlora")
-    embeddings = 49152 * 576
-    assert qlora.weights == int((SMOL_PARAMS - embeddings) * NF4_BYTES) + 2 * embeddings + 4 * qlora.trainable_params
+    kept = 49152 * 576 + (2 * 30 + 1) * 576
+    assert qlora.weights == int((SMOL_PARAMS - kept) * NF4_BYTES) + 4 * kept + 4 * qlora.trainable_params
     assert lora.weights == estimate_vram(SMOL, SMOL_PARAMS, "full").weights + 4 * lora.trainable_params
-    assert qlora.weights < 0.5 * lora.weights  # embeddings (21% of SmolLM2) stay in bf16
+    assert 0.6 * lora.weights < qlora.weights < 0.7 * lora.weights  # fp32 embeddings: 113 MB of 188
     assert qlora.activations == lora.activations
+    untied = estimate_vram({**SMOL, "tied_embeddings": 0}, SMOL_PARAMS + 49152 * 576, "qlora")
+    assert untied.weights - qlora.weights == pytest.approx(4 * 49152 * 576, abs=2)  # the head is upcast too
+
+
+def test_a_measured_cuda_context_replaces_the_constant() -> None:
+    default = estimate_vram(SMOL, SMOL_PARAMS, "lora")
+    measured = estimate_vram(SMOL, SMOL_PARAMS, "lora", cuda_context=300 * 2**20)
+    assert default.overhead - measured.overhead == CUDA_CONTEXT - 300 * 2**20
+    assert measured.total == default.total - (CUDA_CONTEXT - 300 * 2**20)
+
+
+def test_calibration_summarises_measured_runs(tmp_path: Path) -> None:
+    from ftbench.core.vram_calibration import FILE, MAX_RUNS, load_calibration, record_run
+
+    assert load_calibration(tmp_path).runs == 0 and load_calibration(tmp_path).describe() == ""
+    for estimate, peak, context in [(10, 11, 400), (10, 9, 500), (10, 12, 600), (None, 5, None)]:
+        record_run(tmp_path, {"estimate": estimate, "measured_peak": peak, "cuda_context": context})
+    cal = load_calibration(tmp_path)
+    assert (cal.runs, cal.ratio, cal.cuda_context) == (3, pytest.approx(1.1), 500)
+    assert "1.10x their estimate (+10%, median of 3)" in cal.describe()
+    for _ in range(MAX_RUNS + 5):
+        record_run(tmp_path, {"estimate": 10, "measured_peak": 10})
+    assert load_calibration(tmp_path).runs == MAX_RUNS and load_calibration(tmp_path).ratio == 1.0
+    (tmp_path / FILE).write_text("{broken")
+    assert load_calibration(tmp_path).runs == 0  # a damaged file is no calibration, not a crash
 
 
 def test_activations_scale_with_tokens_and_checkpointing_saves_memory() -> None:

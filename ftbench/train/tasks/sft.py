@@ -11,14 +11,19 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ftbench.core.recipe import Recipe
-from ftbench.train.data import SftCollator, ensure_chat_template, load_rows, mark_eval, pack, tokenize_sft
+from ftbench.train.data import SftCollator, ensure_chat_template, load_rows, mark_eval, pack
+from ftbench.train.levers import check_liger, trainer_overrides, use_sparse_logits
 from ftbench.train.session import Session
+from ftbench.train.sft_tokens import tokenize_sft
+from ftbench.train.sparse_logits import causal_loss
+from ftbench.train.token_cache import cached_tokenize, fingerprint
 
 if TYPE_CHECKING:
     from ftbench.core.job_context import JobContext
 
 
 def preflight(recipe: Recipe, session: Session) -> None:
+    check_liger(recipe)
     session.state["rows"] = load_rows(recipe.data, "sft")
 
 
@@ -37,8 +42,15 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
     def progress(phase: str, done: int, total: int) -> None:
         ctx.progress(phase, done, total)
 
-    train_ex = tokenize_sft(rows.train, report.format, tokenizer, recipe.data, report, progress)
-    eval_ex = tokenize_sft(rows.eval, report.format, tokenizer, recipe.data, report) if rows.eval else []
+    def build() -> tuple[list[Any], list[Any]]:
+        train = tokenize_sft(rows.train, report.format, tokenizer, recipe.data, report, progress)
+        return train, tokenize_sft(rows.eval, report.format, tokenizer, recipe.data, report) if rows.eval else []
+
+    key = fingerprint(recipe.data, report.format, tokenizer)
+    tokenized = cached_tokenize(ctx.workspace.root, key, report, build)
+    train_ex, eval_ex = tokenized.train, tokenized.eval
+    if tokenized.from_cache:
+        ctx.log(f"Tokenized examples read from the workspace cache ({key[:12]}).")
     ctx.log(
         f"Data: {report.format}, {len(train_ex)} train / {len(eval_ex)} eval examples; "
         f"{report.truncated} truncated to {recipe.data.max_length} tokens; {report.dropped_empty} dropped (nothing to learn after truncation); "
@@ -59,8 +71,12 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
         eval_ex = pack(eval_ex, recipe.data.max_length) if eval_ex else []
         ctx.log(f"Packed {n_before} examples into {len(train_ex)} rows of at most {recipe.data.max_length} tokens.")
     eval_ex = mark_eval(eval_ex)
-    collator = SftCollator(tokenizer.pad_token_id, packed=packing)
-    args = session.training_args(has_eval=bool(eval_ex))
+    sparse = use_sparse_logits(recipe, model)
+    collator = SftCollator(
+        tokenizer.pad_token_id, packed=packing, padding_free=recipe.data.padding_free, sparse_logits=sparse
+    )
+    # prediction_loss_only: evaluation needs the loss alone, not every eval batch's logits kept in memory
+    args = session.training_args(has_eval=bool(eval_ex), prediction_loss_only=True, **trainer_overrides(recipe))
     from ftbench.evaluate.in_training import generation_callbacks
 
     generation = generation_callbacks(recipe, ctx, tokenizer, rows.eval, session.rank0)
@@ -71,6 +87,7 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
         eval_dataset=eval_ex or None,
         data_collator=collator,
         callbacks=session.callbacks(collator) + generation,
+        compute_loss_func=causal_loss if sparse else None,
     )
     result = session.run_trainer(trainer)
     metrics: dict[str, Any] = {

@@ -28,6 +28,7 @@ from ftbench.catalog.models import ModelInfo
 from ftbench.core.errors import FtbenchError
 from ftbench.core.estimate import METHODS, VramEstimate, estimate_all, gpu_fits
 from ftbench.core.humanize import human_count, human_size
+from ftbench.core.vram_calibration import load_calibration
 from ftbench.core.workspace import Workspace
 from ftbench.tui.catalog_feed import CatalogDetails, CatalogDone, CatalogFeed, CatalogRows, found_subtitle, visible_keys
 from ftbench.tui.services import services
@@ -64,8 +65,9 @@ def info_table(m: ModelInfo, complete: bool = True) -> Table:
     return grid
 
 
-def estimate_table(estimates: list[VramEstimate], gpu_report: Any) -> Group:
-    """Parts by method in GiB, the total, and for each GPU whether it fits in the free memory."""
+def estimate_table(estimates: list[VramEstimate], gpu_report: Any, calibration: str = "") -> Group:
+    """Parts by method in GiB, the total, for each GPU whether it fits in the free memory, and how far
+    estimates were off on this box (core/vram_calibration.py) once a GPU run has measured it."""
     table = Table(box=None, padding=(0, 1), header_style="bold")
     table.add_column("part")
     for e in estimates:
@@ -87,6 +89,8 @@ def estimate_table(estimates: list[VramEstimate], gpu_report: Any) -> Group:
                 "✔ " if ok else "✘ " if ok is False else "? ", style="green" if ok else "red" if ok is False else "dim"
             )
         lines.append(line)
+    if calibration:
+        lines.append(Text(calibration, style="dim"))
     return Group(*lines)
 
 
@@ -125,6 +129,7 @@ class ModelsScreen(Screen[None]):
         self.feed: CatalogFeed | None = None
         self.listing_done = False  # every row listed and detailed (set on the event loop, for tests and the title)
         self._gpu_fallback: Any = None
+        self.calibration = load_calibration(ws.root)  # what GPU runs here measured against their estimates
 
     def compose(self) -> ComposeResult:
         yield Header(icon="≡")
@@ -276,7 +281,7 @@ class ModelsScreen(Screen[None]):
             return
         seq_len, batch = self._int("#md-seq", 1024), self._int("#md-batch", 4)
         try:
-            self.estimates = estimate_all(model, seq_len, batch)
+            self.estimates = estimate_all(model, seq_len, batch, cuda_context=self.calibration.cuda_context)
         except FtbenchError as exc:
             self.estimates = []
             out.update(Text(exc.message, style="yellow"))
@@ -286,7 +291,7 @@ class ModelsScreen(Screen[None]):
             if self._gpu_fallback is None:
                 self._gpu_fallback = _sample_once()
             report = self._gpu_fallback
-        out.update(estimate_table(self.estimates, report))
+        out.update(estimate_table(self.estimates, report, self.calibration.describe()))
 
     @on(Input.Changed, "#md-seq")
     @on(Input.Changed, "#md-batch")
