@@ -66,8 +66,9 @@ class Session:
         newest = self.layout.last_checkpoint()
         return newest.path if newest else None
 
-    def training_args(self, has_eval: bool, **overrides: Any) -> Any:
-        """TrainingArguments from recipe.training; tasks pass task-specific extras in `overrides`."""
+    def training_args(self, has_eval: bool, args_class: Any = None, **overrides: Any) -> Any:
+        """TrainingArguments from recipe.training; tasks pass task-specific extras in `overrides`, and a TRL
+        config class (a TrainingArguments subclass, e.g. ORPOConfig) in `args_class` with its own fields."""
         import torch
         from transformers import TrainingArguments
 
@@ -123,7 +124,7 @@ class Session:
                 f"training.optimizer {t.optimizer} needs a GPU.", "Use optimizer: adamw_torch on the CPU."
             )
         kwargs.update(overrides)
-        return TrainingArguments(**kwargs)
+        return (args_class or TrainingArguments)(**kwargs)
 
     def callbacks(self, token_counter: Any = None) -> list[Any]:
         from transformers import EarlyStoppingCallback
