@@ -44,6 +44,7 @@ def register(sub: Any) -> None:
         help="GPUs on this box: auto, a count N, or indices I,J (one GPU: I,); overrides training.gpus; "
         "waits in the queue until they are free",
     )
+    add_reward_code_option(p)
     add_slurm_options(p)
     p.set_defaults(func=cmd_train)
 
@@ -61,6 +62,7 @@ def register(sub: Any) -> None:
         action="store_true",
         help="resume a checkpoint ftbench did not save in this workspace (it is unpickled)",
     )
+    add_reward_code_option(p)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--follow", "-f", action="store_true")
     mode.add_argument("--wait", action="store_true")
@@ -69,6 +71,26 @@ def register(sub: Any) -> None:
     p = subparser(sub, "checkpoint", "ask a running training run to save a checkpoint now")
     p.add_argument("id")
     p.set_defaults(func=cmd_checkpoint)
+
+
+def add_reward_code_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-reward-code",
+        action="store_true",
+        help="let a grpo run import the Python file its recipe names in grpo.reward_file (user code; this attempt only)",
+    )
+
+
+def reward_code_env(recipe: Recipe, allowed: bool) -> dict[str, str]:
+    """The job's permission to import grpo.reward_file: live from the flag, for this attempt only, never stored."""
+    from ftbench.core.objectives import REWARD_CODE_ENV
+
+    if recipe.task == "grpo" and recipe.grpo.reward_file and not allowed:
+        raise FtbenchError(
+            f"grpo.reward_file {recipe.grpo.reward_file} is Python code the run would execute.",
+            "Read it; if you trust it, add --allow-reward-code.",
+        )
+    return {REWARD_CODE_ENV: "1" if allowed else "0"}
 
 
 SLURM_FLAGS = ("partition", "nodes", "gpus_per_node", "time", "account")
@@ -160,6 +182,7 @@ def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:
         "format": getattr(report, "format", None),
     }
     params: dict[str, Any] = {"recipe": recipe.to_dict()}
+    env = reward_code_env(recipe, args.allow_reward_code)
     slurm = slurm_options(args, ws)
     if slurm:
         if args.gpus is not None:
@@ -171,7 +194,7 @@ def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:
         gpu_request = request_for_recipe(recipe, args.gpus)
         if gpu_request:
             params["gpu_request"] = gpu_request
-    job = start_job(ws, "train", name, params=params, meta=meta, slurm=slurm, on_launch=Registry(ws).sync_job)
+    job = start_job(ws, "train", name, params=params, meta=meta, env=env, slurm=slurm, on_launch=Registry(ws).sync_job)
     atomic_write_text(job.layout.recipe, recipe.to_yaml())
     if args.json:
         print_json({"id": job.id, "dir": str(job.dir), **meta})
@@ -192,8 +215,10 @@ def cmd_resume(args: argparse.Namespace, ws: Workspace) -> int:
     if job.state == "succeeded":
         raise FtbenchError(f"Run {job.id} already finished successfully.", "Start a new run with `ftbench train`.")
     from ftbench.core.checkpoint_trust import TRUST_ENV
+    from ftbench.core.objectives import REWARD_CODE_ENV
 
     env = {TRUST_ENV: "1"} if args.trust_checkpoint else {TRUST_ENV: "0"}  # this attempt only, never stored
+    env[REWARD_CODE_ENV] = "1" if args.allow_reward_code else "0"
     job = restart_job(job, env=env, on_launch=Registry(ws).sync_job)
     print(f"{job.id} (attempt {job.status.get('attempt')})")
     return watch(job, args.follow, args.wait)

@@ -22,12 +22,9 @@ if TYPE_CHECKING:
 REPORTED = ("loss", "rewards/", "logps/", "kl", "reward", "nll_loss", "log_odds")
 
 
-def import_trl(module: str) -> Any:
-    """A TRL module; ORPO and CPO live in `trl.experimental`, whose import warning says nothing to our users."""
-    import importlib
-
+def silence_trl_experimental() -> None:
+    """ORPO and CPO live in `trl.experimental`, whose import warning says nothing our users can act on."""
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    return importlib.import_module(module)
 
 
 def prompt_text(prompt: Any, tokenizer: Any) -> str:

@@ -18,7 +18,7 @@ from ftbench.core.recipe import Recipe
 from ftbench.train.data import ensure_chat_template, load_rows
 from ftbench.train.rewards import reward_functions
 from ftbench.train.session import Session
-from ftbench.train.trl_objectives import callbacks, finish, import_trl, prompt_text
+from ftbench.train.trl_objectives import callbacks, finish, prompt_text
 
 if TYPE_CHECKING:
     from ftbench.core.job_context import JobContext
@@ -36,8 +36,8 @@ def trl_rows(rows: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]]
 
 def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
     from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
 
-    trl = import_trl("trl")
     rows, lm = session.rows_and_model("grpo")
     model, tokenizer = lm.model, lm.tokenizer
     ensure_chat_template(tokenizer, recipe.data)
@@ -50,7 +50,7 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
     )
     args = session.training_args(
         has_eval=bool(eval_rows),
-        args_class=trl.GRPOConfig,
+        args_class=GRPOConfig,
         num_generations=cfg.num_generations,
         max_completion_length=cfg.max_completion_length,
         temperature=cfg.temperature,
@@ -58,7 +58,7 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
         reward_weights=weights,
         log_completions=False,
     )
-    trainer = trl.GRPOTrainer(
+    trainer = GRPOTrainer(
         model=model,
         reward_funcs=funcs,
         args=args,

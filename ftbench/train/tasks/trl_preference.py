@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Any
 from ftbench.core.recipe import Recipe
 from ftbench.train.data import ensure_chat_template, load_rows
 from ftbench.train.session import Session
-from ftbench.train.trl_objectives import TokenCounter, answer_text, callbacks, finish, import_trl, prompt_text
+from ftbench.train.trl_objectives import (
+    TokenCounter,
+    answer_text,
+    callbacks,
+    finish,
+    prompt_text,
+    silence_trl_experimental,
+)
 
 if TYPE_CHECKING:
     from ftbench.core.job_context import JobContext
@@ -55,12 +62,15 @@ def trl_rows(rows: list[dict[str, Any]], task: str, tokenizer: Any) -> list[dict
 def trainer_and_config(recipe: Recipe) -> tuple[Any, Any, dict[str, Any]]:
     """(TRL trainer class, its config class, the objective's config fields) for the recipe's task."""
     length = {"max_length": recipe.data.max_length}
+    silence_trl_experimental()
     if recipe.task == "orpo":
-        orpo = import_trl("trl.experimental.orpo")
+        from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
         fields = {**length, "beta": recipe.orpo.beta, "max_completion_length": recipe.orpo.max_completion_length}
-        return orpo.ORPOTrainer, orpo.ORPOConfig, fields
+        return ORPOTrainer, ORPOConfig, fields
     if recipe.task == "simpo":
-        cpo = import_trl("trl.experimental.cpo")
+        from trl.experimental.cpo import CPOConfig, CPOTrainer
+
         s = recipe.simpo
         fields = {
             **length,
@@ -70,8 +80,9 @@ def trainer_and_config(recipe: Recipe) -> tuple[Any, Any, dict[str, Any]]:
             "simpo_gamma": s.gamma,
             "max_completion_length": s.max_completion_length,
         }
-        return cpo.CPOTrainer, cpo.CPOConfig, fields
-    trl = import_trl("trl")
+        return CPOTrainer, CPOConfig, fields
+    from trl import KTOConfig, KTOTrainer
+
     k = recipe.kto
     fields = {
         **length,
@@ -79,7 +90,7 @@ def trainer_and_config(recipe: Recipe) -> tuple[Any, Any, dict[str, Any]]:
         "desirable_weight": k.desirable_weight,
         "undesirable_weight": k.undesirable_weight,
     }
-    return trl.KTOTrainer, trl.KTOConfig, fields
+    return KTOTrainer, KTOConfig, fields
 
 
 def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
