@@ -85,10 +85,15 @@ def reward_code_env(recipe: Recipe, allowed: bool) -> dict[str, str]:
     """The job's permission to import grpo.reward_file: live from the flag, for this attempt only, never stored."""
     from ftbench.core.objectives import REWARD_CODE_ENV
 
-    if recipe.task == "grpo" and recipe.grpo.reward_file and not allowed:
+    reward_file = recipe.grpo.reward_file if recipe.task == "grpo" else None
+    if reward_file and not allowed:
         raise FtbenchError(
-            f"grpo.reward_file {recipe.grpo.reward_file} is Python code the run would execute.",
+            f"grpo.reward_file {reward_file} is Python code the run would execute.",
             "Read it; if you trust it, add --allow-reward-code.",
+        )
+    if reward_file and not Path(reward_file).is_file():
+        raise FtbenchError(
+            f"grpo.reward_file {reward_file} does not exist.", "Give the path relative to the recipe's folder."
         )
     return {REWARD_CODE_ENV: "1" if allowed else "0"}
 

@@ -15,22 +15,26 @@ import pytest
 from test_train_tasks import base_recipe, losses, run_inline, tiny_lm, toy_preferences, write_jsonl  # noqa: F401
 
 from ftbench.core.events import read_events
+from ftbench.core.objectives import REWARD_CODE_ENV
 
-STEPS = 8
+STEPS = 6  # logged at steps 1, 2, 4, 6
 
 
-def short(recipe: dict[str, Any], **training: Any) -> dict[str, Any]:
+def short(recipe: dict[str, Any], steps: int = STEPS, **training: Any) -> dict[str, Any]:
     recipe["data"]["eval_split"] = 0.0
     recipe["training"].update(
-        {"max_steps": STEPS, "logging_steps": 2, "eval_steps": None, "save_steps": STEPS, **training}
+        {"max_steps": steps, "logging_steps": 2, "eval_steps": None, "save_steps": steps, **training}
     )
     return recipe
 
 
-def monitor_data(job_dir: Path, objective: str, metric: str) -> list[dict[str, Any]]:
+def monitor_data(
+    job_dir: Path, objective: str, metric: str, steps: int = STEPS, every: int = 2
+) -> list[dict[str, Any]]:
     """The events the monitor folds: every train event has step/max_steps, every objective event its metric."""
     train = read_events(job_dir / "events.jsonl", ["train"])
-    assert [e["step"] for e in train] == [1, 2, 4, 6, 8] and {e["max_steps"] for e in train} == {STEPS}
+    logged = sorted({1, *range(every, steps + 1, every), steps})
+    assert [e["step"] for e in train] == logged and {e["max_steps"] for e in train} == {steps}
     found = read_events(job_dir / "events.jsonl", ["objective"])
     assert [e["step"] for e in found] == [e["step"] for e in train]
     assert {e["objective"] for e in found} == {objective} and {e["metric"] for e in found} == {metric}
@@ -87,19 +91,27 @@ def test_kto_starts_at_half_and_separates_good_from_bad(workspace, tiny_lm, data
     assert result["steps"] == STEPS and "kto:" in (job_dir / "recipe.yaml").read_text()
 
 
-def test_grpo_samples_scores_and_moves_the_reward(workspace, tiny_lm, data):  # noqa: F811
+def test_grpo_samples_scores_and_moves_the_reward(workspace, tiny_lm, data, tmp_path, monkeypatch):  # noqa: F811
+    code = tmp_path / "my_rewards.py"
+    code.write_text(
+        "def few_spaces(prompts, completions, **kw):\n    return [-c.count(' ') / 10 for c in completions]\n"
+    )
+    monkeypatch.setenv(REWARD_CODE_ENV, "1")  # what `ftbench train --allow-reward-code` sets for the job
     grpo = {
+        "reward_file": str(code),
+        "reward_functions": ["few_spaces"],
         "rewards": [{"kind": "length", "target": 24}, {"kind": "answer", "weight": 0.5}],
         "num_generations": 4,
         "max_completion_length": 8,
     }
-    recipe = short(base_recipe(tiny_lm, data["prompts"], task="grpo", grpo=grpo), batch_size=8, lr=2e-2)
+    recipe = short(base_recipe(tiny_lm, data["prompts"], task="grpo", grpo=grpo), 4, batch_size=8, lr=2e-2)
+    recipe["training"]["logging_steps"] = 1
     job_dir, result = run_inline(workspace, recipe)
-    found = monitor_data(job_dir, "grpo", "reward")
+    found = monitor_data(job_dir, "grpo", "reward", steps=4, every=1)
     rewards = [e["reward"] for e in found]
-    assert all(0.0 <= r <= 1.5 for r in rewards), rewards
+    assert all(-10.0 <= r <= 1.5 for r in rewards), rewards
     assert len({round(r, 6) for r in rewards}) > 1, f"the reward never moved: {rewards}"
     assert any(e["reward_std"] > 0 for e in found) and all(0 < e["completion_length"] <= 8 for e in found)
     train = read_events(job_dir / "events.jsonl", ["train"])
-    assert any("rewards/length/mean" in e for e in train)
-    assert result["steps"] == STEPS and (job_dir / "adapter" / "adapter_config.json").is_file()
+    assert all("rewards/length/mean" in e and "rewards/few_spaces/mean" in e for e in train)
+    assert result["steps"] == 4 and (job_dir / "adapter" / "adapter_config.json").is_file()

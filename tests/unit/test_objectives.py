@@ -110,13 +110,19 @@ def test_user_reward_code_needs_the_live_permission(tmp_path: Path, monkeypatch:
 
 def test_train_refuses_a_reward_file_without_the_flag(tmp_path: Path):
     from ftbench.commands.train import reward_code_env
+    from ftbench.core.recipe import resolve_recipe_paths
 
-    recipe = validate_recipe(
-        {"task": "grpo", "model": "m", "data": "d", "grpo": {"reward_file": "r.py", "reward_functions": ["f"]}}
-    )
-    with pytest.raises(FtbenchError, match="grpo.reward_file r.py is Python code") as info:
+    raw = {"task": "grpo", "model": "m", "data": "d", "grpo": {"reward_file": "r.py", "reward_functions": ["f"]}}
+    recipe = resolve_recipe_paths(validate_recipe(raw), tmp_path, tmp_path / "recipes")
+    code = tmp_path / "recipes" / "r.py"  # relative to the recipe's folder, not the workspace or cwd
+    assert recipe.grpo.reward_file == str(code)
+    with pytest.raises(FtbenchError, match=r"grpo.reward_file .*r.py is Python code") as info:
         reward_code_env(recipe, allowed=False)
     assert "--allow-reward-code" in info.value.hint
+    with pytest.raises(FtbenchError, match="does not exist"):
+        reward_code_env(recipe, allowed=True)
+    code.parent.mkdir()
+    code.write_text("def f(prompts, completions, **kw):\n    return [0.0] * len(completions)\n")
     assert reward_code_env(recipe, allowed=True) == {REWARD_CODE_ENV: "1"}
     sft = validate_recipe({"task": "sft", "model": "m", "data": "d"})
     assert reward_code_env(sft, allowed=False) == {REWARD_CODE_ENV: "0"}
