@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from ftbench.core.job_context import JobContext
     from ftbench.train.session import Session
 
-REPORTED = ("loss", "rewards/", "logps/", "kl", "reward", "nll_loss", "log_odds")
+# TRL's log keys kept in the run's metrics (the last logging step's, and the final eval's with eval_ in front)
+OBJECTIVE_METRICS = ("rewards/", "logps/", "kl", "reward", "nll_loss", "log_odds")
 
 
 def silence_trl_experimental() -> None:
@@ -110,15 +111,22 @@ def finish(session: Session, ctx: JobContext, trainer: Any, tokenizer: Any, has_
     metrics: dict[str, Any] = {
         "train_loss": result.training_loss,
         "steps": trainer.state.global_step,
-        "tokens": counter.tokens if counter else 0,
+        # GRPO feeds its own generations to the model, past any collator; TRL counts them as num_tokens
+        "tokens": counter.tokens if counter else int(history[-1].get("num_tokens", 0) if history else 0),
     }
     if history:  # the last logging step's objective metrics (reward, margins, kl, ...)
-        metrics.update({k: v for k, v in history[-1].items() if k.startswith(REPORTED[1:]) and _number(v)})
+        metrics.update({k: v for k, v in history[-1].items() if k.startswith(OBJECTIVE_METRICS) and _number(v)})
     if ctx.stop_requested:
         return metrics
     if has_eval:
         ev = trainer.evaluate()
-        metrics.update({k: v for k, v in ev.items() if k.removeprefix("eval_").startswith(REPORTED) and _number(v)})
+        metrics.update(
+            {
+                k: v
+                for k, v in ev.items()
+                if k.removeprefix("eval_").startswith(("loss", *OBJECTIVE_METRICS)) and _number(v)
+            }
+        )
     metrics.update(session.save_outputs(trainer.model, tokenizer, metrics))
     return metrics
 

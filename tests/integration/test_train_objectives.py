@@ -114,4 +114,49 @@ def test_grpo_samples_scores_and_moves_the_reward(workspace, tiny_lm, data, tmp_
     assert any(e["reward_std"] > 0 for e in found) and all(0 < e["completion_length"] <= 8 for e in found)
     train = read_events(job_dir / "events.jsonl", ["train"])
     assert all("rewards/length/mean" in e and "rewards/few_spaces/mean" in e for e in train)
-    assert result["steps"] == 4 and (job_dir / "adapter" / "adapter_config.json").is_file()
+    assert result["steps"] == 4 and result["tokens"] > 0 and (job_dir / "adapter" / "adapter_config.json").is_file()
+
+
+def test_checkpoint_now_and_stop_work_inside_a_trl_trainer(workspace, tiny_lm, data, monkeypatch):  # noqa: F811
+    """ftbench's control callback drives TRL's loop: a checkpoint request saves at the next step, a stop saves a
+    checkpoint and ends the run early, as for sft and dpo."""
+    import threading
+    import time
+
+    from ftbench.core.job_entry import JobStopped, ProcessJobContext
+    from ftbench.core.jobs import new_job_id
+
+    contexts: list[ProcessJobContext] = []
+    original = ProcessJobContext.__init__
+
+    def keep(self: ProcessJobContext, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        contexts.append(self)
+
+    monkeypatch.setattr(ProcessJobContext, "__init__", keep)
+    job_dir = workspace.root / "runs" / new_job_id("train", "t")
+    (job_dir / "control").mkdir(parents=True)
+    (job_dir / "control" / "checkpoint").write_text("")  # `ftbench checkpoint RUN` before the first step
+
+    def stop_after_step_two() -> None:
+        while not any(e["step"] >= 2 for e in _train_events(job_dir)):
+            time.sleep(0.05)
+        try:
+            contexts[0].request_stop()  # what the job's SIGTERM handler calls
+        except JobStopped:  # raised only outside a cooperative phase
+            pass
+
+    watcher = threading.Thread(target=stop_after_step_two, daemon=True)
+    watcher.start()
+    recipe = short(base_recipe(tiny_lm, data["pref"], task="orpo"), 40, logging_steps=1)
+    job_dir, result = run_inline(workspace, recipe, job_dir=job_dir)
+    watcher.join(timeout=5)
+    saved = [e["step"] for e in read_events(job_dir / "events.jsonl", ["checkpoint"])]
+    assert saved[0] == 1 and (job_dir / "checkpoints" / "checkpoint-1" / "trainer_state.json").is_file()
+    assert 2 <= result["steps"] < 40 and saved[-1] == result["steps"]  # stopped early, with a checkpoint
+    assert contexts[0].stop_requested
+
+
+def _train_events(job_dir: Path) -> list[dict[str, Any]]:
+    path = job_dir / "events.jsonl"
+    return read_events(path, ["train"]) if path.exists() else []
