@@ -358,8 +358,8 @@ def topics(seed: int, count: int) -> list[dict]:
 def answer_prompts(seed: int, count: int) -> list[dict]:
     """GRPO prompts/answer rows: a review to classify, answered in a required format, `Answer: <label>`.
 
-    The instruct model answers in its own words at first; GRPO's format and answer rewards teach it the form
-    (a CPU can see the format reward rise within a few dozen steps)."""
+    The instruct model often answers in its own words; GRPO's format and answer rewards (recipes/
+    grpo-lora-answer-format.yaml) reward the exact form and the right label."""
     rng = random.Random(seed)
     rows = unique_reviews(rng, ["positive", "negative"], -(-count // 2))
     return [
