@@ -12,6 +12,8 @@ columns to these names):
 | sharegpt       | conversations: [{from, value}, ...]      |
 | text           | text                                     |
 | preference     | prompt, chosen, rejected                 |
+| unpaired       | prompt, completion, label (true: good)   |
+| prompts        | prompt, answer (optional reference)      |
 | classification | text, label (int, str or list: multi-label) |
 | ner            | tokens, ner_tags                          |
 | squad          | question, context, answers               |
@@ -109,6 +111,17 @@ def row_problem(fmt: str, row: Any, columns: Mapping[str, str] | None = None) ->
             if not isinstance(r[key], (str, list)):
                 return f"'{key}' must be a string or a list of messages"
         return None
+    if fmt == "unpaired":
+        if not isinstance(r["prompt"], (str, list)) or not isinstance(r["completion"], (str, list)):
+            return "'prompt' and 'completion' must be strings or lists of messages"
+        if not isinstance(r["label"], bool):
+            return f"'label' must be true (a good completion) or false (a bad one), not {r['label']!r}"
+        return None
+    if fmt == "prompts":
+        if not isinstance(r["prompt"], (str, list)):
+            return "'prompt' must be a string or a list of messages"
+        answer = r.get("answer")
+        return None if answer is None or isinstance(answer, str) else "'answer' must be a string"
     if fmt == "ner":
         tokens, tags = r["tokens"], r["ner_tags"]
         if not isinstance(tokens, list) or not isinstance(tags, list):

@@ -45,6 +45,7 @@ def register(sub: Any) -> None:
         "waits in the queue until they are free",
     )
     add_trust_remote_code(p)
+    add_reward_code_option(p)
     add_slurm_options(p)
     p.set_defaults(func=cmd_train)
 
@@ -63,6 +64,7 @@ def register(sub: Any) -> None:
         help="resume a checkpoint ftbench did not save in this workspace (it is unpickled)",
     )
     add_trust_remote_code(p)
+    add_reward_code_option(p)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--follow", "-f", action="store_true")
     mode.add_argument("--wait", action="store_true")
@@ -79,6 +81,31 @@ def add_trust_remote_code(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="let the model folder's own Python run (auto_map); a recipe alone never turns this on",
     )
+
+
+def add_reward_code_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-reward-code",
+        action="store_true",
+        help="let a grpo run import the Python file its recipe names in grpo.reward_file (user code; this attempt only)",
+    )
+
+
+def reward_code_env(recipe: Recipe, allowed: bool) -> dict[str, str]:
+    """The job's permission to import grpo.reward_file: live from the flag, for this attempt only, never stored."""
+    from ftbench.core.objectives import REWARD_CODE_ENV
+
+    reward_file = recipe.grpo.reward_file if recipe.task == "grpo" else None
+    if reward_file and not allowed:
+        raise FtbenchError(
+            f"grpo.reward_file {reward_file} is Python code the run would execute.",
+            "Read it; if you trust it, add --allow-reward-code.",
+        )
+    if reward_file and not Path(reward_file).is_file():
+        raise FtbenchError(
+            f"grpo.reward_file {reward_file} does not exist.", "Give the path relative to the recipe's folder."
+        )
+    return {REWARD_CODE_ENV: "1" if allowed else "0"}
 
 
 SLURM_FLAGS = ("partition", "nodes", "gpus_per_node", "time", "account")
@@ -173,6 +200,7 @@ def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:
         "format": getattr(report, "format", None),
     }
     params: dict[str, Any] = {"recipe": recipe.to_dict()}
+    env.update(reward_code_env(recipe, args.allow_reward_code))
     slurm = slurm_options(args, ws)
     if slurm:
         if args.gpus is not None:
@@ -209,6 +237,7 @@ def cmd_resume(args: argparse.Namespace, ws: Workspace) -> int:
     if job.state == "succeeded":
         raise FtbenchError(f"Run {job.id} already finished successfully.", "Start a new run with `ftbench train`.")
     from ftbench.core.checkpoint_trust import TRUST_ENV
+    from ftbench.core.objectives import REWARD_CODE_ENV
     from ftbench.core.recipe import load_recipe
     from ftbench.core.remote_code import TRUST_REMOTE_CODE_ENV, launch_env
 
@@ -218,6 +247,7 @@ def cmd_resume(args: argparse.Namespace, ws: Workspace) -> int:
         env.update(launch_env(load_recipe(frozen), args.trust_remote_code, str(frozen)))
     else:
         env[TRUST_REMOTE_CODE_ENV] = "1" if args.trust_remote_code else "0"
+    env[REWARD_CODE_ENV] = "1" if args.allow_reward_code else "0"
     job = restart_job(job, env=env, on_launch=Registry(ws).sync_job)
     print(f"{job.id} (attempt {job.status.get('attempt')})")
     return watch(job, args.follow, args.wait)

@@ -163,6 +163,24 @@ KINDS: dict[str, Kind] = {
                 ("total_tok_s", NUMBER, "generated tokens per busy second so far"),
             ),
         ),
+        Kind(
+            "objective",
+            "the key metric of an objective trained through TRL (orpo, simpo, kto, grpo) at a logging step",
+            fields(
+                ("step", int, "optimizer step"),
+                ("objective", str, "the task: orpo, simpo, kto or grpo"),
+                ("metric", str, "which companion field `value` repeats: reward (grpo) or margin (preference)"),
+                ("value", NUMBER, "the key metric, for the monitor's objective line"),
+                ("reward", NUMBER, "grpo: mean total reward of the sampled completions"),
+                ("reward_std", NUMBER, "grpo: standard deviation of that reward"),
+                ("completion_length", NUMBER, "grpo: mean length of the sampled completions, in tokens"),
+                ("kl", NUMBER, "KL to the reference model (kto; grpo with grpo.beta > 0)"),
+                ("margin", NUMBER, "mean reward of chosen minus rejected answers"),
+                ("accuracy", NUMBER, "fraction of pairs whose chosen answer has the higher reward"),
+                ("chosen", NUMBER, "mean reward of the chosen (good) answers"),
+                ("rejected", NUMBER, "mean reward of the rejected (bad) answers"),
+            ),
+        ),
         Kind("queue", "reserved for the job queue's events", reserved=True),
     )
 }

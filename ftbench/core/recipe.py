@@ -25,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ftbench.core.errors import FtbenchError
+from ftbench.core.objectives import GrpoSection, KtoSection, OrpoSection, SimpoSection
 from ftbench.core.recipe_errors import explain
 from ftbench.core.specs import FORMAT_SPECS, METHOD_SPECS, METHODS, TASKS, combination_problem
 from ftbench.core.specs import FORMATS as DATA_FORMATS
@@ -228,6 +229,10 @@ class Recipe(_Section):
     method: MethodSection = Field(default_factory=MethodSection)
     training: TrainingSection = Field(default_factory=TrainingSection)
     dpo: DpoSection = Field(default_factory=DpoSection)
+    orpo: OrpoSection = Field(default_factory=OrpoSection)
+    simpo: SimpoSection = Field(default_factory=SimpoSection)
+    kto: KtoSection = Field(default_factory=KtoSection)
+    grpo: GrpoSection = Field(default_factory=GrpoSection)
     export: ExportSection | None = None
     eval: EvalSection = Field(default_factory=EvalSection)
 
@@ -246,6 +251,9 @@ class Recipe(_Section):
     def _combinations(self) -> Recipe:
         problem = combination_problem(self.task, self.method.name, self.data.format)
         if problem:
+            raise ValueError(problem)
+        per_step = self.training.batch_size * self.training.gradient_accumulation
+        if self.task == "grpo" and (problem := self.grpo.problem(per_step)):
             raise ValueError(problem)
         return self
 
@@ -459,6 +467,8 @@ def resolve_recipe_paths(recipe: Recipe, workspace: Workspace | Path | None, rec
     out.data.train = resolve_path(recipe.data.train, workspace, recipe_dir, want=("dataset",))
     if recipe.data.eval:
         out.data.eval = resolve_path(recipe.data.eval, workspace, recipe_dir, want=("dataset",))
+    if recipe.grpo.reward_file:  # user code: relative to the recipe that names it, never searched for elsewhere
+        out.grpo.reward_file = str(((recipe_dir or Path.cwd()) / Path(recipe.grpo.reward_file).expanduser()).resolve())
     return out
 
 

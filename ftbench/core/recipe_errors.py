@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ftbench.core.errors import FtbenchError
+from ftbench.core.specs import TASKS
 
 
 def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -67,7 +68,7 @@ def explain(exc: ValidationError, source: str, root: type[BaseModel]) -> Ftbench
 
 def _missing_hint(path: str) -> str:
     return {
-        "task": "Add `task: sft` (or dpo, classification, ner, qa).",
+        "task": f"Add `task: sft` (or {', '.join(TASKS[1:])}).",
         "model": "Add `model: models/<folder>` (a Hugging Face model folder).",
         "model.path": "Add `model: models/<folder>` (a Hugging Face model folder).",
         "data": "Add `data: datasets/<file>.jsonl`.",

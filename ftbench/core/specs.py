@@ -130,6 +130,13 @@ FORMAT_SPECS: dict[str, FormatSpec] = {
             view_keys=("prompt", "chosen", "rejected"),
         ),
         FormatSpec(
+            "unpaired",
+            "prompt with one completion labelled good (true) or bad (false), for KTO",
+            ("prompt", "completion", "label"),
+            view="sections",
+            view_keys=("prompt", "completion", "label"),
+        ),
+        FormatSpec(
             "squad",
             "extractive QA: question, context, answers {text, answer_start}",
             ("question", "context", "answers"),
@@ -163,11 +170,20 @@ FORMAT_SPECS: dict[str, FormatSpec] = {
         ),
         FormatSpec("classification", "text with a label (a list for multi-label)", ("text", "label"), ("text_pair",)),
         FormatSpec("text", "plain text for language modelling", ("text",)),
+        FormatSpec(
+            "prompts",
+            "prompts (with an optional reference answer) for GRPO to answer and reward",
+            ("prompt",),
+            ("answer",),
+            view="sections",
+            view_keys=("prompt", "answer"),
+        ),
     )
 }
 
 _LM_FORMATS = ("alpaca", "messages", "sharegpt", "text")
 _ENCODER_METHODS = ("full", "lora")
+_PREFERENCE_METRICS = ("train_loss", "eval_loss", "rewards/accuracies", "rewards/margins")
 
 TASK_SPECS: dict[str, TaskSpec] = {
     spec.name: spec
@@ -193,6 +209,50 @@ TASK_SPECS: dict[str, TaskSpec] = {
             ("AutoModelForCausalLM",),
             "CAUSAL_LM",
             "ftbench.train.tasks.dpo",
+        ),
+        TaskSpec(
+            "orpo",
+            "odds-ratio preference optimisation (TRL): SFT and preference in one loss, no reference model",
+            True,
+            ("full", "lora", "qlora"),
+            ("preference",),
+            _PREFERENCE_METRICS,
+            ("AutoModelForCausalLM",),
+            "CAUSAL_LM",
+            "ftbench.train.tasks.trl_preference",
+        ),
+        TaskSpec(
+            "simpo",
+            "SimPO (TRL's CPO with the SimPO loss): length-normalised reward margin, no reference model",
+            True,
+            ("full", "lora", "qlora"),
+            ("preference",),
+            _PREFERENCE_METRICS,
+            ("AutoModelForCausalLM",),
+            "CAUSAL_LM",
+            "ftbench.train.tasks.trl_preference",
+        ),
+        TaskSpec(
+            "kto",
+            "Kahneman-Tversky optimisation (TRL) on unpaired good/bad completions",
+            True,
+            ("full", "lora", "qlora"),
+            ("unpaired",),
+            ("train_loss", "eval_loss", "rewards/chosen", "rewards/rejected", "kl"),
+            ("AutoModelForCausalLM",),
+            "CAUSAL_LM",
+            "ftbench.train.tasks.trl_preference",
+        ),
+        TaskSpec(
+            "grpo",
+            "group relative policy optimisation (TRL): sampled answers scored by rule or Python rewards",
+            True,
+            ("full", "lora", "qlora"),
+            ("prompts",),
+            ("train_loss", "reward", "reward_std"),
+            ("AutoModelForCausalLM",),
+            "CAUSAL_LM",
+            "ftbench.train.tasks.grpo",
         ),
         TaskSpec(
             "classification",

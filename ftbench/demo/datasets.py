@@ -46,6 +46,8 @@ def generate_all() -> dict[str, Rows]:
         "squad.jsonl": squad,
         "squad-eval.jsonl": squad_eval,
         "notes.jsonl": gen_docs.notes(SEED + 10, 300),
+        "feedback.jsonl": gen_shop.feedback(SEED + 11, 400),
+        "answer-format.jsonl": gen_reviews.answer_prompts(SEED + 12, 200),
     }
 
 
@@ -124,7 +126,15 @@ DESCRIPTIONS = {
     ),
     "preferences.jsonl": (
         "preference: prompt/chosen/rejected",
-        "DPO: chosen is the polite answer that follows shop policy, rejected is curt or wrong",
+        "DPO, ORPO, SimPO: chosen is the polite answer that follows shop policy, rejected is curt or wrong",
+    ),
+    "feedback.jsonl": (
+        "unpaired: prompt/completion/label (true or false)",
+        "KTO: the answers of preferences.jsonl judged one by one, good (true) or bad (false)",
+    ),
+    "answer-format.jsonl": (
+        "prompts: prompt/answer",
+        "GRPO: classify a review and reply exactly `Answer: positive` or `Answer: negative` (format and answer rewards)",
     ),
     "reviews.jsonl": (
         "classification: text/label (positive, negative)",

@@ -353,3 +353,19 @@ def topics(seed: int, count: int) -> list[dict]:
         seen.add(text)
         rows.append({"text": text, "labels": sorted(chosen)})
     return rows
+
+
+def answer_prompts(seed: int, count: int) -> list[dict]:
+    """GRPO prompts/answer rows: a review to classify, answered in a required format, `Answer: <label>`.
+
+    The instruct model often answers in its own words; GRPO's format and answer rewards (recipes/
+    grpo-lora-answer-format.yaml) reward the exact form and the right label."""
+    rng = random.Random(seed)
+    rows = unique_reviews(rng, ["positive", "negative"], -(-count // 2))
+    return [
+        {
+            "prompt": f"Is this review positive or negative? Reply with exactly `Answer: <word>`.\n\n{text}",
+            "answer": label,
+        }
+        for text, label in rows[:count]
+    ]

@@ -339,3 +339,16 @@ def preferences(seed: int, count: int) -> list[dict]:
         rejected = WRONG[intent] if rng.random() < 0.5 else rng.choice(REJECTED)
         rows.append({"prompt": prompt, "chosen": _fmt(answer, slots, False), "rejected": rejected})
     return rows
+
+
+def feedback(seed: int, count: int) -> list[dict]:
+    """Unpaired prompt/completion/label rows for KTO: each answer of a preference pair judged on its own
+    (label true: the polite policy answer, false: the curt or wrong one), taken from shuffled pairs so a
+    prompt's good and bad answers are not always neighbours."""
+    rng = random.Random(seed)
+    rows = []
+    for pair in preferences(seed, -(-count // 2)):
+        rows.append({"prompt": pair["prompt"], "completion": pair["chosen"], "label": True})
+        rows.append({"prompt": pair["prompt"], "completion": pair["rejected"], "label": False})
+    rng.shuffle(rows)
+    return rows[:count]

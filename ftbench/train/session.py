@@ -80,8 +80,9 @@ class Session:
                 self.ctx.log(f"Skipping {cp.name}: written but not signed (the save was cut short).")
         return chosen.path if chosen else None
 
-    def training_args(self, has_eval: bool, **overrides: Any) -> Any:
-        """TrainingArguments from recipe.training; tasks pass task-specific extras in `overrides`."""
+    def training_args(self, has_eval: bool, args_class: Any = None, **overrides: Any) -> Any:
+        """TrainingArguments from recipe.training; tasks pass task-specific extras in `overrides`, and a TRL
+        config class (a TrainingArguments subclass, e.g. ORPOConfig) in `args_class` with its own fields."""
         import torch
         from transformers import TrainingArguments
 
@@ -137,7 +138,7 @@ class Session:
                 f"training.optimizer {t.optimizer} needs a GPU.", "Use optimizer: adamw_torch on the CPU."
             )
         kwargs.update(overrides)
-        return TrainingArguments(**kwargs)
+        return (args_class or TrainingArguments)(**kwargs)
 
     def callbacks(self, token_counter: Any = None) -> list[Any]:
         from transformers import EarlyStoppingCallback

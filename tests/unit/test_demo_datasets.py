@@ -52,6 +52,8 @@ def test_every_file_is_written_with_the_promised_size(written: Path) -> None:
         "squad.jsonl": 500,
         "squad-eval.jsonl": 100,
         "notes.jsonl": 300,
+        "feedback.jsonl": 400,
+        "answer-format.jsonl": 200,
     }
     for name, count in expected.items():
         rows = json.loads((written / name).read_text()) if name.endswith(".json") else read_jsonl(written / name)
@@ -212,3 +214,15 @@ def test_notes_are_plain_text(written: Path) -> None:
     assert all(set(r) == {"text"} and len(r["text"]) > 20 for r in rows)
     assert len({r["text"] for r in rows}) == len(rows)
     assert any(HANGUL.search(r["text"]) for r in rows)
+
+
+def test_objective_datasets_are_in_their_formats_and_balanced(written: Path) -> None:
+    from ftbench.catalog.formats import detect_format, row_problem
+
+    feedback = read_jsonl(written / "feedback.jsonl")
+    assert detect_format(feedback) == "unpaired" and not any(row_problem("unpaired", r) for r in feedback)
+    assert Counter(r["label"] for r in feedback) == {True: 200, False: 200}
+    prompts = read_jsonl(written / "answer-format.jsonl")
+    assert detect_format(prompts) == "prompts" and not any(row_problem("prompts", r) for r in prompts)
+    assert Counter(r["answer"] for r in prompts) == {"positive": 100, "negative": 100}
+    assert all("`Answer: <word>`" in r["prompt"] for r in prompts) and len({r["prompt"] for r in prompts}) == 200

@@ -1,7 +1,8 @@
 """Task `dpo`: direct preference optimisation on prompt/chosen/rejected rows.
 
 The loss is computed in a small transformers Trainer subclass (sigmoid, IPO or hinge, as in the DPO and IPO
-papers). Why not TRL's DPOTrainer: its dataset and config handling changes between releases, while this is
+papers). IPO's log-ratios are averaged per answer token, as TRL does and as the IPO authors confirmed their
+reported results use (docs/objectives.md "IPO"); sigmoid and hinge use the summed log-probabilities. Why not TRL's DPOTrainer: its dataset and config handling changes between releases, while this is
 ~40 lines that share the SFT path's tokenization, chat templates, callbacks, stop/resume and outputs. The
 reference model costs no memory with an adapter: it is the same weights with the adapter disabled. With
 method full, a frozen copy of the starting model is the reference.
@@ -25,6 +26,11 @@ def preflight(recipe: Recipe, session: Session) -> None:
     session.state["rows"] = load_rows(recipe.data, "dpo")
 
 
+def answer_lengths(batch: dict[str, Any]) -> Any:
+    """The number of label (answer) tokens of each row: what IPO divides the summed log-probabilities by."""
+    return (batch["labels"][:, 1:] != -100).sum(-1).clamp(min=1)
+
+
 def sequence_logps(model: Any, batch: dict[str, Any]) -> Any:
     """Sum of log-probabilities of the label tokens of each row."""
     import torch
@@ -36,13 +42,18 @@ def sequence_logps(model: Any, batch: dict[str, Any]) -> Any:
     return (picked * mask).sum(-1)
 
 
-def dpo_loss(pc: Any, pr: Any, rc: Any, rr: Any, beta: float, loss_type: str) -> tuple[Any, Any]:
-    """(mean loss, per-pair logits) from policy/reference log-probs of chosen and rejected answers."""
+def dpo_loss(
+    pc: Any, pr: Any, rc: Any, rr: Any, beta: float, loss_type: str, lengths: tuple[Any, Any] | None = None
+) -> tuple[Any, Any]:
+    """(mean loss, per-pair logits) from policy/reference summed log-probs of chosen and rejected answers.
+    IPO with `lengths` (chosen, rejected answer tokens) uses per-token log-ratios (TRL's form, see above)."""
     import torch.nn.functional as F
 
     margin = (pc - rc) - (pr - rr)
     logits = beta * margin
     if loss_type == "ipo":
+        if lengths is not None:
+            margin = (pc - rc) / lengths[0] - (pr - rr) / lengths[1]
         loss = (margin - 1 / (2 * beta)) ** 2
     elif loss_type == "hinge":
         loss = F.relu(1 - logits)
@@ -75,7 +86,10 @@ def _trainer_class() -> type:
                 else:
                     with self.accelerator.unwrap_model(model).disable_adapter():
                         ref = sequence_logps(model, inputs)
-            loss, logits = dpo_loss(policy[:n], policy[n:], ref[:n], ref[n:], self.beta, self.loss_type)
+            lengths = answer_lengths(inputs)
+            loss, logits = dpo_loss(
+                policy[:n], policy[n:], ref[:n], ref[n:], self.beta, self.loss_type, (lengths[:n], lengths[n:])
+            )
             stats = self._stats["train" if model.training else "eval"]
             stats["rewards/chosen"].append(float(self.beta * (policy[:n] - ref[:n]).detach().mean()))
             stats["rewards/rejected"].append(float(self.beta * (policy[n:] - ref[n:]).detach().mean()))

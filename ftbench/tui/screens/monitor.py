@@ -195,6 +195,9 @@ class MonitorScreen(Screen[None]):
             text.append(f"{label:>9} ", style="dim")
             text.append(sparkline(values, width=40) or "-")
             text.append(f" {values[-1]:{fmt}}\n" if values else "\n")
+        if v.objective:  # orpo, simpo, kto, grpo: the objective's key metric (reward or margin)
+            text.append(f"{v.objective_metric[:9]:>9} ", style="dim")
+            text.append(f"{sparkline(v.objective, width=40)} {v.objective[-1]:.4g}\n")
         if v.torch_peak_allocated:
             text.append(f"{'peak':>9} {v.torch_peak_allocated / 1024**3:.2f} GiB allocated by torch")
         return text

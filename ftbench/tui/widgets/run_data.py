@@ -32,6 +32,8 @@ class RunView:
     lr: list[float] = field(default_factory=list)
     grad_norm: list[float] = field(default_factory=list)
     tokens_per_s: list[float] = field(default_factory=list)
+    objective: list[float] = field(default_factory=list)  # the key metric of an orpo/simpo/kto/grpo run
+    objective_metric: str = ""  # its name: reward or margin
     last_train: dict[str, Any] = field(default_factory=dict)
     last_eval: dict[str, Any] = field(default_factory=dict)
     last_progress: dict[str, Any] = field(default_factory=dict)
@@ -70,6 +72,13 @@ class RunView:
                 if _num(event.get(key)) and _num(step):
                     series.append(float(event[key]))
                     self._scalar_steps.setdefault(key, []).append(float(step))
+        elif kind == "objective":
+            step, value = event.get("step"), event.get("value")
+            if _num(step) and _num(value):
+                self.objective_metric = str(event.get("metric") or "objective")
+                self._trim_series("objective", self.objective, float(step))
+                self.objective.append(float(value))
+                self._scalar_steps.setdefault("objective", []).append(float(step))
         elif kind == "eval":
             step = event.get("step")
             self.last_eval = event
@@ -98,13 +107,17 @@ class RunView:
         if keep < len(self.loss):
             del self.loss[keep:], self.loss_ema[keep:], self._ema_state[keep:]
         for key, series in (("lr", self.lr), ("grad_norm", self.grad_norm), ("tokens_per_s", self.tokens_per_s)):
-            steps = self._scalar_steps.get(key, [])
-            n = len(steps)
-            while n and steps[n - 1] >= step:
-                n -= 1
-            del steps[n:], series[n:]
+            self._trim_series(key, series, step)
         keep = _count_below(self.eval_loss, step)
         del self.eval_loss[keep:]
+
+    def _trim_series(self, key: str, series: list[float], step: float) -> None:
+        """Drop the points of a step-keyed scalar series at or after `step`."""
+        steps = self._scalar_steps.get(key, [])
+        n = len(steps)
+        while n and steps[n - 1] >= step:
+            n -= 1
+        del steps[n:], series[n:]
 
     def gpu_report(self) -> GpuReport | None:
         if not self.gpu_latest:
