@@ -29,6 +29,7 @@ from ftbench.chat.transcripts import Transcript
 from ftbench.core.errors import FtbenchError
 from ftbench.core.workspace import Workspace
 from ftbench.tui.services import services
+from ftbench.tui.widgets.app_header import AppHeader
 from ftbench.tui.widgets.chat_column import ChatColumn
 
 HELP = (
@@ -95,6 +96,8 @@ class ChatScreen(Screen):
     # -- layout --------------------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        if not services(self.app).standalone_chat:
+            yield AppHeader()
         yield Static(self._bar_text(), id="chat-bar")
         with Horizontal(id="chat-columns"):
             for spec in self.transcript.variants:

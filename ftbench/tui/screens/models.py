@@ -22,7 +22,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Label, Static
+from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from ftbench.catalog.models import ModelInfo
 from ftbench.core.errors import FtbenchError
@@ -31,6 +31,7 @@ from ftbench.core.humanize import human_count, human_size
 from ftbench.core.workspace import Workspace
 from ftbench.tui.catalog_feed import CatalogDetails, CatalogDone, CatalogFeed, CatalogRows, found_subtitle, visible_keys
 from ftbench.tui.services import services
+from ftbench.tui.widgets.app_header import AppHeader
 
 GIB = 1024**3
 READING = "…"  # a detail not read yet
@@ -126,7 +127,7 @@ class ModelsScreen(Screen[None]):
         self._gpu_fallback: Any = None
 
     def compose(self) -> ComposeResult:
-        yield Header(icon="≡")
+        yield AppHeader()
         with Horizontal():
             table: DataTable[str | Text] = DataTable(id="md-list", cursor_type="row", zebra_stripes=True)
             table.border_title = "models"
