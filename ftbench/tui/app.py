@@ -140,6 +140,10 @@ class FtbenchApp(App[int]):
     def on_mount(self) -> None:
         if self._start_mode != self.current_mode:
             self.switch_mode(self._start_mode)
+        from ftbench.tui.screens.guide import guide_due
+
+        if guide_due(self.ws):
+            self.call_after_refresh(self.action_tour)
         # after the first frame: loading NVML must not delay it
         self.call_after_refresh(
             self.run_worker, self._sample_gpus, thread=True, exclusive=True, group="gpu", name="gpu-sampler"
@@ -219,6 +223,26 @@ class FtbenchApp(App[int]):
         rows.append((self.get_key_display(Binding("ctrl+p", "command_palette", "")), "Command palette", ""))
         self.push_screen(HelpScreen(getattr(self.screen, "TITLE", None) or self.screen.__class__.__name__, rows))
 
+    def action_tour(self) -> None:
+        """The first-run guide; choosing a step or closing it is remembered, so it never opens by itself again."""
+        from ftbench.tui.screens.guide import GuideScreen, remember_dismissed
+        from ftbench.tui.screens.help import HelpScreen
+
+        if isinstance(self.screen, GuideScreen):
+            return
+        if isinstance(self.screen, HelpScreen):
+            self.pop_screen()
+
+        def closed(mode: str | None) -> None:
+            try:
+                remember_dismissed(self.ws)
+            except OSError as exc:
+                self.notify(f"Could not remember that the guide was closed: {exc.strerror}.", severity="warning")
+            if mode:
+                self.open_screen(mode)
+
+        self.push_screen(GuideScreen(), closed)
+
     def action_screenshot(self) -> None:
         path = self.save_screenshot(path=str(self.ws.root))
         self.notify(f"Saved {Path(path).name}")
@@ -228,6 +252,7 @@ class FtbenchApp(App[int]):
 
         screens = [(e.mode, e.title, e.key) for e in self.available_screens()]
         yield from palette_commands(self, screen, screens, self.open_screen)
+        yield SystemCommand("Tour", "The first-run guide: three steps from a dataset to a model", self.action_tour)
         yield from super().get_system_commands(screen)
 
     # ----------------------------------------------------------------- helpers for screens

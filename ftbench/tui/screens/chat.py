@@ -20,7 +20,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
@@ -28,6 +27,7 @@ from ftbench.chat.protocol import GenSettings, VariantSpec
 from ftbench.chat.transcripts import Transcript
 from ftbench.core.errors import FtbenchError
 from ftbench.core.workspace import Workspace
+from ftbench.tui.messages import ServerEvent, ServerStarted
 from ftbench.tui.services import services
 from ftbench.tui.widgets.app_header import AppHeader
 from ftbench.tui.widgets.chat_column import ChatColumn
@@ -37,20 +37,6 @@ HELP = (
     "/add MODEL_OR_ADAPTER [as NAME] · /remove NAME · /toggle NAME · /clear · /save. "
     "esc stops replies, ctrl+r restarts the server, ctrl+o closes chat and frees the models."
 )
-
-
-class ServerEvent(Message):
-    """An event line from the chat server (or the client's `exit` event when it died)."""
-
-    def __init__(self, event: dict[str, Any]) -> None:
-        super().__init__()
-        self.event = event
-
-
-class ServerStarted(Message):
-    def __init__(self, error: str | None = None) -> None:
-        super().__init__()
-        self.error = error
 
 
 ClientFactory = Callable[[Callable[[dict[str, Any]], None]], Any]
@@ -92,6 +78,7 @@ class ChatScreen(Screen):
         self.pending: dict[int, tuple[str, str]] = {}  # request id -> (op, column)
         self.server_state = "stopped"
         self.saved_path: Path | None = None
+        self.queued: list[str] = []  # prompts typed while the columns load, sent in order once they are ready
 
     # -- layout --------------------------------------------------------------------------------------------
 
@@ -128,7 +115,10 @@ class ChatScreen(Screen):
         s = self.transcript.settings
         mode = "greedy" if s.greedy else f"temp {s.temperature} top_p {s.top_p} top_k {s.top_k}"
         system = f" · system: {s.system[:30]!r}" if s.system else ""
-        return f"server {self.server_state} · {mode} · max {s.max_new_tokens} · rep {s.repetition_penalty} · seed {s.seed}{system}"
+        return (
+            f"server {self.server_state} · {mode} · max {s.max_new_tokens} · rep {s.repetition_penalty} · seed {s.seed}{system}"
+            + (f" · {len(self.queued)} queued" if self.queued else "")
+        )
 
     def _update_bar(self) -> None:
         self.query_one("#chat-bar", Static).update(self._bar_text())
@@ -186,6 +176,7 @@ class ChatScreen(Screen):
             self._update_bar()
             for col in self.columns():
                 col.fail(f"chat server failed to start: {message.error}")
+            self._flush_queue()
             return
         self.server_state = "running"
         self._update_bar()
@@ -242,6 +233,7 @@ class ChatScreen(Screen):
             if op == "generate" and self.transcript.history.get(name):
                 self.transcript.history[name].pop()  # the unanswered prompt: keep the history consistent
             col.fail(text)
+        self._flush_queue()
 
     def _server_exited(self, event: dict[str, Any]) -> None:
         if event.get("expected"):
@@ -274,9 +266,35 @@ class ChatScreen(Screen):
             if text.startswith("/"):
                 self.run_command(text)
             else:
-                self.send_prompt(text)
+                self.submit_prompt(text)
         except FtbenchError as exc:
             self.notify(exc.message + (f"\n{exc.hint}" if exc.hint else ""), severity="error", timeout=8)
+
+    def _loading(self) -> bool:
+        busy = any(op in ("load", "generate") for op, _ in self.pending.values())
+        return self.server_state == "starting" or busy or any(c.status == "loading" for c in self.columns())
+
+    def submit_prompt(self, text: str) -> None:
+        """Send now, or hold the prompt while columns load or answer: typed text is never silently dropped."""
+        if self._loading():
+            self.queued.append(text)
+            self._update_bar()
+            return
+        self.send_prompt(text)
+
+    def _flush_queue(self) -> None:
+        """Send the oldest held prompt once nothing loads; if nothing can answer it, say so and give it back."""
+        if not self.queued or self._loading():
+            return
+        text = self.queued.pop(0)
+        self._update_bar()
+        try:
+            self.send_prompt(text)
+        except FtbenchError as exc:
+            held, self.queued = [text, *self.queued], []
+            self.query_one("#chat-prompt", Input).value = "\n".join(held)[:2000]
+            self.notify(f"Not sent: {exc.message} {exc.hint or ''}".strip(), severity="error", timeout=10)
+            self._update_bar()
 
     def send_prompt(self, text: str) -> list[str]:
         """Send `text` to every enabled, ready column; returns the names it went to."""
