@@ -71,6 +71,20 @@ class AppHeader(Header):
     def on_resize(self, event: events.Resize) -> None:
         self.set_class(event.size.width < NARROW, "-narrow")
         self.query_one(ScreenTabs).show_tabs()
+        self.call_after_refresh(self._retitle)
+
+    def _retitle(self) -> None:
+        self.query_one(HeaderTitle).update(self.format_title())
+
+    def format_title(self) -> Content:
+        """A numbered screen's tab already names it, so the title is the workspace; a long path keeps its end."""
+        title, sub_title = self.screen_title, self.screen_sub_title
+        if not sub_title or title not in {t for _, t, _ in services(self.app).screens}:
+            return self.app.format_title(title, sub_title)
+        room = self.query_one(HeaderTitle).content_size.width
+        if 1 < room < len(sub_title):
+            sub_title = "…" + sub_title[-(room - 1) :]
+        return Content(sub_title)
 
     def _on_click(self) -> None:
         """Header toggles a 3-line layout on click; here a click belongs to the tab under it."""
