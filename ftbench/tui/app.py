@@ -166,10 +166,10 @@ class FtbenchApp(App[int]):
         from ftbench.tui.widgets.gpu_pane import GpuPane
 
         try:
-            screen = self.screen
-        except ScreenStackError:  # a sample that arrives while the app is shutting down
+            stack = self.screen_stack  # panes under a dialog (help, the guide) show through it, so they update too
+        except (ScreenStackError, KeyError):  # a sample that arrives while the app is shutting down
             return
-        for pane in screen.query(GpuPane):
+        for pane in (pane for screen in stack for pane in screen.query(GpuPane)):
             if pane.live:
                 pane.show_report(message.report)
 
