@@ -143,7 +143,7 @@ class FtbenchApp(App[int]):
         from ftbench.tui.screens.guide import guide_due
 
         if guide_due(self.ws):
-            self.call_after_refresh(self.action_tour)
+            self.call_after_refresh(self._first_run_guide)
         # after the first frame: loading NVML must not delay it
         self.call_after_refresh(
             self.run_worker, self._sample_gpus, thread=True, exclusive=True, group="gpu", name="gpu-sampler"
@@ -186,6 +186,10 @@ class FtbenchApp(App[int]):
         if mode not in self._present:
             self.notify(f"The {SCREENS_BY_MODE[mode].title} screen is not part of this build.", severity="warning")
             return
+        from ftbench.tui.screens.guide import GuideScreen
+
+        if isinstance(self.screen, GuideScreen):  # ctrl+PgDn or a tab click while the guide is up: close it first
+            self.screen.dismiss(None)
         # a screen pushed on top (monitor, help) belongs to the mode it was opened from; go back to its base
         self.switch_mode(mode)
 
@@ -222,6 +226,11 @@ class FtbenchApp(App[int]):
         rows = [(display, b.description, b.id or "") for display, b, _ in described_bindings(self, self.screen)]
         rows.append((self.get_key_display(Binding("ctrl+p", "command_palette", "")), "Command palette", ""))
         self.push_screen(HelpScreen(getattr(self.screen, "TITLE", None) or self.screen.__class__.__name__, rows))
+
+    def _first_run_guide(self) -> None:
+        """Over the first screen, unless a key pressed in the first frame already went somewhere."""
+        if self.current_mode == self._start_mode and len(self.screen_stack) == 1:
+            self.action_tour()
 
     def action_tour(self) -> None:
         """The first-run guide; choosing a step or closing it is remembered, so it never opens by itself again."""

@@ -19,7 +19,9 @@ async def test_guide_opens_on_a_new_workspace_and_a_step_key_goes_there(tmp_path
     assert guide_due(ws)
     app = make_app(ws)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, GuideScreen))
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, GuideScreen) and len(app.screen.query(".guide-step")) == 3
+        )
         text = " ".join(str(s.render()) for s in app.screen.query(".guide-step"))
         assert "Look at a dataset" in text and "Start a run from a recipe" in text and "Chat with its adapter" in text
         await pilot.press("5")

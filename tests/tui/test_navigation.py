@@ -67,9 +67,12 @@ async def test_footer_shows_the_screen_keys_first(fake_ws, make_app) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("5")
         await wait_until(pilot, lambda: named(app, "NewRunScreen") and app.screen.query(FooterKey))
-        await pilot.pause(0.2)
+        footer = app.screen.query_one(Footer)
+
+        def labels() -> list[str]:
+            return [str(w.render()) for w in footer.walk_children() if not isinstance(w, FooterKey)]
+
+        await wait_until(pilot, lambda: "Screens" in labels(), what="the footer's Screens entry")
         keys = [k for k in app.screen.query(FooterKey) if "-command-palette" not in k.classes]
         assert [k.key for k in keys[:2]] == ["ctrl+pageup", "ctrl+pagedown"]
         assert keys[0].region.x < 10 and keys[1].region.right < 80  # first in the footer: never cut off at 80
-        footer = app.screen.query_one(Footer)
-        assert any("Screens" in str(w.render()) for w in footer.walk_children() if not isinstance(w, FooterKey))

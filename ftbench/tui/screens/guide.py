@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -55,12 +56,17 @@ def remember_dismissed(ws: Workspace) -> None:
 
 
 class GuideScreen(ModalScreen[str | None]):
-    """Dismissed with the mode to open (a step's key) or None (Esc / enter: just close)."""
+    """Dismissed with the mode to open (a click on a step) or None (Esc / enter / any other key)."""
 
-    BINDINGS = [
-        *(Binding(key, f"go('{mode}')", f"Step {n}", id=f"guide_{mode}") for n, (mode, key, _) in enumerate(STEPS, 1)),
-        Binding("escape,enter", "go('')", "Close", id="guide_close"),
-    ]
+    BINDINGS = [Binding("escape,enter", "go('')", "Close", id="guide_close")]
+
+    def on_key(self, event: events.Key) -> None:
+        """Any other key closes the guide and then does what it does anywhere: `3`, `5`, `6` open the steps'
+        screens, `q` quits, a remapped key keeps its meaning. The guide never traps a key."""
+        event.stop()
+        event.prevent_default()
+        self.dismiss(None)
+        self.app.post_message(events.Key(event.key, event.character))
 
     def compose(self) -> ComposeResult:
         with Vertical(id="guide-box"):
