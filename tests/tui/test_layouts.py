@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from fakes import FAKE_GPUS, make_workspace
+from fakes import FAKE_GPUS, FIXTURES, RUNNING, make_workspace
 from helpers import wait_until
 from textual.pilot import Pilot
 from textual.widget import Widget
@@ -42,14 +42,18 @@ def named(pilot: Pilot, name: str) -> bool:
 async def jobs(pilot: Pilot) -> str:
     await wait_until(pilot, lambda: named(pilot, "JobsScreen") and len(pilot.app.screen.rows) == 5)
     await wait_until(pilot, lambda: pilot.app.screen.query_one("#job-log").line_count > 0)
+    await wait_until(pilot, lambda: pilot.app.screen.query_one("#job-events").line_count > 0)
     return "#jobs-table"
 
 
 async def monitor(pilot: Pilot) -> str:
     await jobs(pilot)
     await pilot.press("enter")
+    steps = (FIXTURES / RUNNING / "events.jsonl").read_text().count('"type": "train"')
+    log_lines = len((FIXTURES / RUNNING / "log.txt").read_text().splitlines())
     await wait_until(pilot, lambda: named(pilot, "MonitorScreen") and pilot.app.screen.status)
-    await wait_until(pilot, lambda: pilot.app.screen.query_one("#monitor-log").line_count > 0)
+    await wait_until(pilot, lambda: len(pilot.app.screen.view.loss) == steps)
+    await wait_until(pilot, lambda: pilot.app.screen.query_one("#monitor-log").line_count >= log_lines)
     return "#loss-chart"
 
 
@@ -69,6 +73,10 @@ async def datasets(pilot: Pilot) -> str:
     screen().query_one("#ds-list").move_cursor(row=names.index("demo/support-chat.jsonl"))
     await wait_until(pilot, lambda: screen().current.name == "demo/support-chat.jsonl", timeout=30)
     await wait_until(pilot, lambda: screen().current.rows_exact, timeout=30)
+    table = screen().query_one("#ds-list")
+    row = names.index("demo/support-chat.jsonl")
+    # the list scrolls the highlighted row into view after a refresh: shoot once it is there
+    await wait_until(pilot, lambda: table.scroll_y <= row < table.scroll_y + table.scrollable_content_region.height - 1)
     await pilot.press("t")
     return "#ds-list"
 
