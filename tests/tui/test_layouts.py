@@ -94,6 +94,7 @@ async def models(pilot: Pilot) -> str:
 async def new_run(pilot: Pilot) -> str:
     await pilot.press("5")
     await wait_until(pilot, lambda: named(pilot, "NewRunScreen"))
+    pilot.app.screen.query_one("#newrun-yaml").cursor_blink = False  # a blinking cursor makes two shots differ
     return "#newrun-yaml"
 
 
