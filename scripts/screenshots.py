@@ -4,7 +4,7 @@ The workspace is the demo workspace's models and datasets (linked, not copied) p
 the TUI tests (tests/tui/fixtures, recorded from real tiny runs by scripts/record_fixtures.py; fixed clock, fake
 GPUs in the header pane), so the pictures show real demo data and the same job states the snapshot tests check. The chat picture uses the scripted chat backend
 through the real chat server, so it needs no model and never changes.
-Usage: python scripts/screenshots.py [--demo DIR] [--out screenshots] [--size 120x36]
+Usage: python scripts/screenshots.py [--demo DIR] [--out screenshots] [--size 120x36]  (plus SMALL at 80x24)
 """
 
 from __future__ import annotations
@@ -134,6 +134,9 @@ SHOTS = {
 }
 
 
+SMALL = ("jobs", "datasets")
+
+
 def demo_root(arg: str | None) -> Path:
     """The demo workspace to show; built (idempotently) when missing."""
     from ftbench.demo.build import build_demo
@@ -151,7 +154,10 @@ async def main_async(out: Path, size: tuple[int, int], demo: Path) -> list[Path]
         for sub in ("models", "datasets"):
             (root / sub).symlink_to(demo / sub)
         ws = make_workspace(root)
-        return [await shoot(ws, out, name, size, setup) for name, setup in SHOTS.items()]
+        paths = [await shoot(ws, out, name, size, setup) for name, setup in SHOTS.items()]
+        # a laptop's tmux pane: the panes beside a list stack under it
+        paths += [await shoot(ws, out, f"{name}-80x24", (80, 24), SHOTS[name]) for name in SMALL]
+        return paths
 
 
 def main() -> int:

@@ -60,6 +60,16 @@ class GpuReport:
         return f"{len(self.gpus)} GPU" + ("s" if len(self.gpus) != 1 else "")
 
 
+NOT_SAMPLED = "GPU: sampling…"  # before the first sample lands (the app samples about a second after start)
+
+
+def headline(report: GpuReport | None) -> str:
+    """The one wording of "what GPU is there" that every pane and screen uses, so no two screens disagree."""
+    if report is None:
+        return NOT_SAMPLED
+    return f"GPU: {report.summary}"
+
+
 def _na(fn: Callable[[], T]) -> T | None:
     """Run one NVML query; any error (unsupported, lost GPU, ...) is n/a rather than an exception."""
     try:

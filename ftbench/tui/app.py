@@ -13,8 +13,9 @@ import importlib.util
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -63,6 +64,10 @@ def load_class(target: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
+# shown first in every footer, as one entry; priority: they work in editors and text boxes too
+SCREEN_KEYS: dict[str, Any] = {"priority": True, "group": Binding.Group("Screens")}
+
+
 class FtbenchApp(App[int]):
     """ftbench's TUI. `clock`, `gpu_sampler` and `poll_s` are injectable so tests freeze time and NVML."""
 
@@ -70,15 +75,22 @@ class FtbenchApp(App[int]):
     TITLE = "ftbench"
     DEFAULT_MODE = "jobs"
     ENABLE_COMMAND_PALETTE = True
+    # classes every screen gets from the terminal size; ftbench.tcss stacks and hides panes with them
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-normal"), (160, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     BINDINGS = [
         Binding("q", "quit", "Quit", id="quit"),
         Binding("question_mark", "help", "Help", key_display="?", id="help"),
         *(
-            Binding(
-                e.key, f"switch_screen_to('{e.mode}')", e.title, show=e.mode in ("jobs", "runs"), id=f"screen_{e.mode}"
-            )
+            Binding(e.key, f"switch_screen_to('{e.mode}')", e.title, show=False, id=f"screen_{e.mode}")
             for e in SCREEN_TABLE
         ),
+        # editors and inputs consume digits; these reach the app from any focus (tmux passes them, alt+digit not)
+        Binding("ctrl+pageup", "cycle_screen(-1)", "Prev screen", key_display="^PgUp", **SCREEN_KEYS, id="screen_prev"),
+        Binding(
+            "ctrl+pagedown", "cycle_screen(1)", "Next screen", key_display="^PgDn", **SCREEN_KEYS, id="screen_next"
+        ),
+        Binding("escape", "leave_input", "Leave the input", show=False, id="leave_input"),
         Binding("f8", "screenshot", "Screenshot", show=False, id="screenshot"),
     ]
 
@@ -108,6 +120,9 @@ class FtbenchApp(App[int]):
         )
         self.sub_title = str(ws.root)
         self._present = {e.mode for e in SCREEN_TABLE if e.exists()}
+        self.services = replace(
+            self.services, screens=tuple((e.mode, e.title, e.key) for e in SCREEN_TABLE if e.mode in self._present)
+        )
         for entry in SCREEN_TABLE:
             if entry.mode in self._present:
                 self.add_mode(entry.mode, self._factory(entry))
@@ -125,6 +140,10 @@ class FtbenchApp(App[int]):
     def on_mount(self) -> None:
         if self._start_mode != self.current_mode:
             self.switch_mode(self._start_mode)
+        from ftbench.tui.screens.guide import guide_due
+
+        if guide_due(self.ws):
+            self.call_after_refresh(self._first_run_guide)
         # after the first frame: loading NVML must not delay it
         self.call_after_refresh(
             self.run_worker, self._sample_gpus, thread=True, exclusive=True, group="gpu", name="gpu-sampler"
@@ -147,10 +166,10 @@ class FtbenchApp(App[int]):
         from ftbench.tui.widgets.gpu_pane import GpuPane
 
         try:
-            screen = self.screen
-        except ScreenStackError:  # a sample that arrives while the app is shutting down
+            stack = self.screen_stack  # panes under a dialog (help, the guide) show through it, so they update too
+        except (ScreenStackError, KeyError):  # a sample that arrives while the app is shutting down
             return
-        for pane in screen.query(GpuPane):
+        for pane in (pane for screen in stack for pane in screen.query(GpuPane)):
             if pane.live:
                 pane.show_report(message.report)
 
@@ -167,11 +186,35 @@ class FtbenchApp(App[int]):
         if mode not in self._present:
             self.notify(f"The {SCREENS_BY_MODE[mode].title} screen is not part of this build.", severity="warning")
             return
+        from ftbench.tui.screens.guide import GuideScreen
+
+        if isinstance(self.screen, GuideScreen):  # ctrl+PgDn or a tab click while the guide is up: close it first
+            self.screen.dismiss(None)
         # a screen pushed on top (monitor, help) belongs to the mode it was opened from; go back to its base
         self.switch_mode(mode)
 
     def action_switch_screen_to(self, mode: str) -> None:
         self.open_screen(mode)
+
+    def action_cycle_screen(self, step: int) -> None:
+        """The next (or previous) numbered screen, wrapping around; from the monitor, its mode's neighbour."""
+        modes = [e.mode for e in self.available_screens()]
+        here = modes.index(self.current_mode) if self.current_mode in modes else 0
+        self.open_screen(modes[(here + step) % len(modes)])
+
+    def action_leave_input(self) -> None:
+        """Escape out of a text box that its screen gives no other meaning: focus goes to the screen's list."""
+        from textual.widgets import DataTable, Input, OptionList, TextArea
+
+        if not isinstance(self.focused, (Input, TextArea)):
+            return
+        target = next(iter(self.screen.query(DataTable).results()), None) or next(
+            iter(self.screen.query(OptionList).results()), None
+        )
+        if target is not None:
+            target.focus()
+        else:
+            self.screen.set_focus(None)
 
     def action_help(self) -> None:
         from ftbench.tui.screens.help import HelpScreen
@@ -184,6 +227,31 @@ class FtbenchApp(App[int]):
         rows.append((self.get_key_display(Binding("ctrl+p", "command_palette", "")), "Command palette", ""))
         self.push_screen(HelpScreen(getattr(self.screen, "TITLE", None) or self.screen.__class__.__name__, rows))
 
+    def _first_run_guide(self) -> None:
+        """Over the first screen, unless a key pressed in the first frame already went somewhere."""
+        if self.current_mode == self._start_mode and len(self.screen_stack) == 1:
+            self.action_tour()
+
+    def action_tour(self) -> None:
+        """The first-run guide; choosing a step or closing it is remembered, so it never opens by itself again."""
+        from ftbench.tui.screens.guide import GuideScreen, remember_dismissed
+        from ftbench.tui.screens.help import HelpScreen
+
+        if isinstance(self.screen, GuideScreen):
+            return
+        if isinstance(self.screen, HelpScreen):
+            self.pop_screen()
+
+        def closed(mode: str | None) -> None:
+            try:
+                remember_dismissed(self.ws)
+            except OSError as exc:
+                self.notify(f"Could not remember that the guide was closed: {exc.strerror}.", severity="warning")
+            if mode:
+                self.open_screen(mode)
+
+        self.push_screen(GuideScreen(), closed)
+
     def action_screenshot(self) -> None:
         path = self.save_screenshot(path=str(self.ws.root))
         self.notify(f"Saved {Path(path).name}")
@@ -193,6 +261,7 @@ class FtbenchApp(App[int]):
 
         screens = [(e.mode, e.title, e.key) for e in self.available_screens()]
         yield from palette_commands(self, screen, screens, self.open_screen)
+        yield SystemCommand("Tour", "The first-run guide: three steps from a dataset to a model", self.action_tour)
         yield from super().get_system_commands(screen)
 
     # ----------------------------------------------------------------- helpers for screens

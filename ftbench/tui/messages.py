@@ -57,3 +57,19 @@ class RunsChanged(Message):
     def __init__(self, rows: list[dict[str, Any]]) -> None:
         super().__init__()
         self.rows = rows
+
+
+class ServerEvent(Message):
+    """An event line from the chat server (or the client's `exit` event when it died)."""
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        super().__init__()
+        self.event = event
+
+
+class ServerStarted(Message):
+    """The chat server process is up, or `error` says why it is not."""
+
+    def __init__(self, error: str | None = None) -> None:
+        super().__init__()
+        self.error = error

@@ -28,6 +28,7 @@ class Services:
     open_monitor: Callable[[Path], None] | None = None  # push a run's monitor (None: no monitor here)
     open_chat: Callable[[Path], bool] | None = None  # open Chat with an adapter added
     standalone_chat: bool = False  # `ftbench chat` runs the Chat screen as the whole app
+    screens: tuple[tuple[str, str, str], ...] = ()  # the numbered screens as (mode, title, key), for the tab bar
 
 
 DEFAULT_SERVICES = Services()

@@ -10,6 +10,7 @@ from fakes import FAKE_GPUS, FIXTURES, NO_GPU, RUNNING, write_multi_gpu_run
 from helpers import wait_until
 
 from ftbench.core.workspace import Workspace
+from ftbench.tui.screens.guide import remember_dismissed
 from ftbench.tui.screens.help import HelpScreen
 from ftbench.tui.screens.jobs import JobsScreen
 from ftbench.tui.screens.monitor import MonitorScreen
@@ -39,7 +40,9 @@ def test_no_gpu_pane_on_empty_workspace(snap_compare, tmp_path, make_app):
         await jobs_ready(pilot, count=0)
         assert "no NVIDIA GPU" in str(pilot.app.screen.query_one(GpuPane).render())
 
-    assert snap_compare(make_app(Workspace.open(tmp_path / "ws"), gpu=NO_GPU), terminal_size=SIZE, run_before=ready)
+    ws = Workspace.open(tmp_path / "ws")
+    remember_dismissed(ws)  # a new workspace opens the first-run guide over the Jobs screen (test_guide.py)
+    assert snap_compare(make_app(ws, gpu=NO_GPU), terminal_size=SIZE, run_before=ready)
 
 
 def test_help_screen(snap_compare, fake_ws, make_app):

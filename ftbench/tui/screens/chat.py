@@ -11,7 +11,6 @@ The prompt box takes text (sent to every enabled column; each column keeps its o
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,42 +19,23 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from ftbench.chat.protocol import GenSettings, VariantSpec
+from ftbench.chat.protocol import VariantSpec
 from ftbench.chat.transcripts import Transcript
 from ftbench.core.errors import FtbenchError
 from ftbench.core.workspace import Workspace
+from ftbench.tui.messages import ServerEvent, ServerStarted
+from ftbench.tui.screens.chat_commands import ChatCommands
 from ftbench.tui.services import services
+from ftbench.tui.widgets.app_header import AppHeader
 from ftbench.tui.widgets.chat_column import ChatColumn
-
-HELP = (
-    "Type a message for every enabled column. Commands: /set key=value [@column] · /system TEXT · "
-    "/add MODEL_OR_ADAPTER [as NAME] · /remove NAME · /toggle NAME · /clear · /save. "
-    "esc stops replies, ctrl+r restarts the server, ctrl+o closes chat and frees the models."
-)
-
-
-class ServerEvent(Message):
-    """An event line from the chat server (or the client's `exit` event when it died)."""
-
-    def __init__(self, event: dict[str, Any]) -> None:
-        super().__init__()
-        self.event = event
-
-
-class ServerStarted(Message):
-    def __init__(self, error: str | None = None) -> None:
-        super().__init__()
-        self.error = error
-
 
 ClientFactory = Callable[[Callable[[dict[str, Any]], None]], Any]
 
 
-class ChatScreen(Screen):
+class ChatScreen(ChatCommands, Screen):
     """Chat with several variants side by side; `client_factory(on_event)` returns a started-later ChatClient."""
 
     TITLE = "Chat"
@@ -92,10 +72,13 @@ class ChatScreen(Screen):
         self.server_state = "stopped"
         self.saved_path: Path | None = None
         self.close_warned = False  # a close that could not save the chat asks for a second close
+        self.queued: list[str] = []  # prompts typed while the columns load, sent in order once they are ready
 
     # -- layout --------------------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        if not services(self.app).standalone_chat:
+            yield AppHeader()
         yield Static(self._bar_text(), id="chat-bar")
         with Horizontal(id="chat-columns"):
             for spec in self.transcript.variants:
@@ -126,7 +109,10 @@ class ChatScreen(Screen):
         s = self.transcript.settings
         mode = "greedy" if s.greedy else f"temp {s.temperature} top_p {s.top_p} top_k {s.top_k}"
         system = f" · system: {s.system[:30]!r}" if s.system else ""
-        return f"server {self.server_state} · {mode} · max {s.max_new_tokens} · rep {s.repetition_penalty} · seed {s.seed}{system}"
+        return (
+            f"server {self.server_state} · {mode} · max {s.max_new_tokens} · rep {s.repetition_penalty} · seed {s.seed}{system}"
+            + (f" · {len(self.queued)} queued" if self.queued else "")
+        )
 
     def _update_bar(self) -> None:
         self.query_one("#chat-bar", Static).update(self._bar_text())
@@ -184,6 +170,7 @@ class ChatScreen(Screen):
             self._update_bar()
             for col in self.columns():
                 col.fail(f"chat server failed to start: {message.error}")
+            self._flush_queue()
             return
         self.server_state = "running"
         self._update_bar()
@@ -240,6 +227,7 @@ class ChatScreen(Screen):
             if op == "generate" and self.transcript.history.get(name):
                 self.transcript.history[name].pop()  # the unanswered prompt: keep the history consistent
             col.fail(text)
+        self._flush_queue()
 
     def _server_exited(self, event: dict[str, Any]) -> None:
         if event.get("expected"):
@@ -272,9 +260,35 @@ class ChatScreen(Screen):
             if text.startswith("/"):
                 self.run_command(text)
             else:
-                self.send_prompt(text)
+                self.submit_prompt(text)
         except FtbenchError as exc:
             self.notify(exc.message + (f"\n{exc.hint}" if exc.hint else ""), severity="error", timeout=8)
+
+    def _loading(self) -> bool:
+        busy = any(op in ("load", "generate") for op, _ in self.pending.values())
+        return self.server_state == "starting" or busy or any(c.status == "loading" for c in self.columns())
+
+    def submit_prompt(self, text: str) -> None:
+        """Send now, or hold the prompt while columns load or answer: typed text is never silently dropped."""
+        if self._loading():
+            self.queued.append(text)
+            self._update_bar()
+            return
+        self.send_prompt(text)
+
+    def _flush_queue(self) -> None:
+        """Send the oldest held prompt once nothing loads; if nothing can answer it, say so and give it back."""
+        if not self.queued or self._loading():
+            return
+        text = self.queued.pop(0)
+        self._update_bar()
+        try:
+            self.send_prompt(text)
+        except FtbenchError as exc:
+            held, self.queued = [text, *self.queued], []
+            self.query_one("#chat-prompt", Input).value = "\n".join(held)[:2000]
+            self.notify(f"Not sent: {exc.message} {exc.hint or ''}".strip(), severity="error", timeout=10)
+            self._update_bar()
 
     def send_prompt(self, text: str) -> list[str]:
         """Send `text` to every enabled, ready column; returns the names it went to."""
@@ -297,67 +311,6 @@ class ChatScreen(Screen):
             )
             self.pending[rid] = ("generate", col.variant)
         return [c.variant for c in targets]
-
-    def run_command(self, line: str) -> None:
-        parts = shlex.split(line[1:])
-        if not parts:
-            return
-        cmd, args = parts[0].lower(), parts[1:]
-        if cmd == "help":
-            self.notify(HELP, timeout=15)
-        elif cmd == "set":
-            self.cmd_set(args)
-        elif cmd == "system":
-            self.transcript.settings = self.transcript.settings.merged({"system": " ".join(args)})
-            self._update_bar()
-        elif cmd == "add":
-            name = args[2] if len(args) == 3 and args[1] == "as" else None
-            if not args or (len(args) > 1 and name is None):
-                raise FtbenchError(
-                    "Usage: /add MODEL_OR_ADAPTER [as NAME].", "Example: /add 20261122-141503-sft-demo-3f2a"
-                )
-            self.add_variant_ref(args[0], name)
-        elif cmd == "remove":
-            self.remove_variant(self._need_column(args))
-        elif cmd == "toggle":
-            col = self.column(self._need_column(args))
-            col.set_enabled(not col.enabled)
-        elif cmd == "clear":
-            self.transcript.history.clear()
-            for col in self.columns():
-                col.clear()
-        elif cmd == "save":
-            self.action_save()
-        else:
-            raise FtbenchError(
-                f"Unknown command /{cmd}.", "Commands: /set /system /add /remove /toggle /clear /save /help."
-            )
-
-    def _need_column(self, args: list[str]) -> str:
-        names = [c.variant for c in self.columns()]
-        if len(args) != 1 or args[0] not in names:
-            raise FtbenchError(f"Name one column: {', '.join(names) or 'none open'}.", "Example: /toggle base")
-        return args[0]
-
-    def cmd_set(self, args: list[str]) -> None:
-        """/set key=value ... [@column]: shared settings, or one column's overrides."""
-        target = next((a[1:] for a in args if a.startswith("@")), None)
-        pairs = [a for a in args if not a.startswith("@")]
-        if not pairs or any("=" not in p for p in pairs):
-            raise FtbenchError(
-                "Usage: /set key=value [key=value ...] [@column].", "Keys: " + ", ".join(GenSettings().to_dict()) + "."
-            )
-        changes = dict(p.split("=", 1) for p in pairs)
-        if target is None:
-            self.transcript.settings = self.transcript.settings.merged(changes)
-            self._update_bar()
-            return
-        self._need_column([target])
-        merged = {**self.transcript.overrides.get(target, {}), **changes}
-        self.transcript.settings.merged(merged)  # validates before storing
-        typed = {k: getattr(GenSettings.from_dict(merged), k) for k in merged}
-        self.transcript.overrides[target] = typed
-        self.column(target).set_overrides(typed)
 
     def add_variant(self, spec: VariantSpec) -> None:
         """A new column without touching the others; an adapter on a loaded base reuses its weights."""

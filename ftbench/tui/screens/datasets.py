@@ -20,13 +20,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Select, Static
+from textual.widgets import DataTable, Footer, Input, ProgressBar, Select, Static
 
 from ftbench.catalog.datasets import DatasetInfo, DatasetReader, DatasetStats, Row
 from ftbench.core.humanize import file_age, human_size, rows_text
 from ftbench.core.workspace import Workspace
 from ftbench.tui.catalog_feed import CatalogDetails, CatalogDone, CatalogFeed, CatalogRows, found_subtitle, visible_keys
 from ftbench.tui.services import services
+from ftbench.tui.widgets.app_header import AppHeader
 from ftbench.tui.widgets.dataset_view import DatasetTable
 from ftbench.tui.widgets.record_view import RecordView
 from ftbench.tui.widgets.stats_pane import StatsDone, StatsPane, StatsProgress
@@ -120,7 +121,7 @@ class DatasetsScreen(Screen[None]):
 
     # ----------------------------------------------------------------- layout
     def compose(self) -> ComposeResult:
-        yield Header(icon="≡")
+        yield AppHeader()
         with Horizontal():
             table: DataTable[str | Text] = DataTable(id="ds-list", cursor_type="row", zebra_stripes=True)
             table.border_title = "datasets"

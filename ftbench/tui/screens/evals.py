@@ -17,11 +17,12 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Static
 
 from ftbench.core.workspace import Workspace
 from ftbench.evaluate.report import metrics_table, read_predictions, read_summary
 from ftbench.tui.screens.polling import PollingScreen
+from ftbench.tui.widgets.app_header import AppHeader
 
 JOB_COLUMNS = (("state", "state", 10), ("name", "eval", 36), ("variants", "variants", 28), ("progress", "progress", 12))
 
@@ -77,7 +78,7 @@ class EvalsScreen(PollingScreen):
         self.predictions: list[dict[str, Any]] = []
 
     def compose(self) -> ComposeResult:
-        yield Header(icon="≡")
+        yield AppHeader()
         jobs: DataTable[Text | str] = DataTable(id="evals-jobs", cursor_type="row", zebra_stripes=True)
         for key, label, width in JOB_COLUMNS:
             jobs.add_column(label, key=key, width=width)

@@ -15,6 +15,7 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape", "dismiss", "Close", id="help_close"),
         Binding("q", "dismiss", "Close", show=False),
         Binding("question_mark", "dismiss", "Close", show=False),
+        Binding("t", "app.tour", "Tour", id="help_tour"),
     ]
 
     def __init__(self, title: str, rows: list[tuple[str, str, str]]) -> None:
@@ -30,4 +31,6 @@ class HelpScreen(ModalScreen[None]):
             for key, description, binding_id in self.rows:
                 table.add_row(key, description, binding_id)
             yield table
-            yield Static("ctrl+p opens the command palette with every action.  Esc closes.", id="help-foot")
+            yield Static(
+                "t: the first-run tour.  ctrl+p: the command palette with every action.  Esc closes.", id="help-foot"
+            )

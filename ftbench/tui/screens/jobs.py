@@ -15,13 +15,14 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, Header, Log, Static
+from textual.widgets import DataTable, Footer, Log, Static
 
 from ftbench.core.errors import FtbenchError
 from ftbench.core.workspace import Workspace
 from ftbench.tui.messages import JobsChanged, JobTail
 from ftbench.tui.screens.polling import PollingScreen
 from ftbench.tui.services import services
+from ftbench.tui.widgets.app_header import AppHeader
 from ftbench.tui.widgets.gpu_pane import GpuPane
 
 COLUMNS = (
@@ -49,7 +50,7 @@ class JobsScreen(PollingScreen):
         self.selected: str | None = None  # job dir of the highlighted row; read by the worker thread
 
     def compose(self) -> ComposeResult:
-        yield Header(icon="≡")
+        yield AppHeader()
         with Horizontal(id="jobs-main"):
             table: DataTable[Text | str] = DataTable(id="jobs-table", cursor_type="row", zebra_stripes=True)
             for key, label, width in COLUMNS:

@@ -22,7 +22,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Label, Static
+from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from ftbench.catalog.models import ModelInfo
 from ftbench.core.errors import FtbenchError
@@ -32,6 +32,7 @@ from ftbench.core.vram_calibration import load_calibration
 from ftbench.core.workspace import Workspace
 from ftbench.tui.catalog_feed import CatalogDetails, CatalogDone, CatalogFeed, CatalogRows, found_subtitle, visible_keys
 from ftbench.tui.services import services
+from ftbench.tui.widgets.app_header import AppHeader
 
 GIB = 1024**3
 READING = "…"  # a detail not read yet
@@ -132,7 +133,7 @@ class ModelsScreen(Screen[None]):
         self.calibration = load_calibration(ws.root)  # what GPU runs here measured against their estimates
 
     def compose(self) -> ComposeResult:
-        yield Header(icon="≡")
+        yield AppHeader()
         with Horizontal():
             table: DataTable[str | Text] = DataTable(id="md-list", cursor_type="row", zebra_stripes=True)
             table.border_title = "models"

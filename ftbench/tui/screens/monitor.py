@@ -21,7 +21,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Log, OptionList, Static
+from textual.widgets import Footer, Log, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ftbench.core.errors import FtbenchError
@@ -33,6 +33,7 @@ from ftbench.core.tail import LineTail
 from ftbench.core.workspace import Workspace
 from ftbench.tui.messages import RunData
 from ftbench.tui.services import services
+from ftbench.tui.widgets.app_header import AppHeader
 from ftbench.tui.widgets.gpu_pane import GpuPane
 from ftbench.tui.widgets.job_list import state_label
 from ftbench.tui.widgets.loss_chart import LossChart, Series
@@ -68,7 +69,7 @@ class MonitorScreen(Screen[None]):
         self._halt = threading.Event()
 
     def compose(self) -> ComposeResult:
-        yield Header(icon="≡")
+        yield AppHeader()
         with Horizontal(id="monitor-main"):
             with Vertical(id="monitor-left"):
                 yield Static("", id="monitor-stats")
@@ -77,7 +78,7 @@ class MonitorScreen(Screen[None]):
                 yield chart
                 yield Static("", id="monitor-sparks")
             with Vertical(id="monitor-right"):
-                yield GpuPane(live=False, id="monitor-gpu")
+                yield GpuPane(id="monitor-gpu")  # live until the run has GPU samples of its own
                 checkpoints = OptionList(Option("no checkpoints yet", disabled=True), id="monitor-checkpoints")
                 checkpoints.border_title = "checkpoints"
                 checkpoints.border_subtitle = "enter: chat · g: export"
@@ -148,8 +149,18 @@ class MonitorScreen(Screen[None]):
         chart.set_series(series)
         self.query_one("#monitor-stats", Static).update(self._stats_text())
         self.query_one("#monitor-sparks", Static).update(self._sparks_text())
-        self.query_one("#monitor-gpu", GpuPane).show_report(self.view.gpu_report(), self.view.gpu_history)
+        self._show_gpu()
         self._show_checkpoints()
+
+    def _show_gpu(self) -> None:
+        """The run's own GPU samples when it has any; else this machine's, worded as on every other screen."""
+        pane = self.query_one("#monitor-gpu", GpuPane)
+        run_report = self.view.gpu_report()
+        pane.live = run_report is None
+        if run_report is not None:
+            pane.show_report(run_report, self.view.gpu_history)
+        else:
+            pane.show_report(services(self.app).gpu_report())
 
     def _stats_text(self) -> Text:
         s, v = self.status, self.view

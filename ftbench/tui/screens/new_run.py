@@ -22,13 +22,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Header, OptionList, Static, TextArea
+from textual.widgets import Footer, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from ftbench.core.errors import FtbenchError
 from ftbench.core.layout import JobLayout
 from ftbench.core.workspace import Workspace
 from ftbench.tui.services import services
+from ftbench.tui.widgets.app_header import AppHeader
 
 if TYPE_CHECKING:
     from ftbench.core.jobs import Job
@@ -109,7 +110,7 @@ class NewRunScreen(Screen[None]):
         self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header(icon="≡")
+        yield AppHeader()
         with Horizontal(id="newrun-main"):
             with Vertical(id="newrun-editor"):
                 try:

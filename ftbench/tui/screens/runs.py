@@ -16,12 +16,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Footer, Input, Static
 
 from ftbench.core.workspace import Workspace
 from ftbench.tui.messages import RunsChanged
 from ftbench.tui.screens.polling import PollingScreen
 from ftbench.tui.services import services
+from ftbench.tui.widgets.app_header import AppHeader
 from ftbench.tui.widgets.loss_chart import LossChart, Series
 from ftbench.tui.widgets.run_summary import SORT_KEYS, matches, recipe_diff, sort_rows
 from ftbench.tui.widgets.sparkline import sparkline
@@ -62,7 +63,7 @@ class RunsScreen(PollingScreen):
         self.query_text = ""
 
     def compose(self) -> ComposeResult:
-        yield Header(icon="≡")
+        yield AppHeader()
         yield Input(placeholder="filter: words, or state:running task:sft model:smol …", id="runs-filter")
         table: DataTable[Text | str] = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         for key, label, width in COLUMNS:

@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.widgets import Static
 
-from ftbench.core.gpu import GpuInfo, GpuReport
+from ftbench.core.gpu import GpuInfo, GpuReport, headline
 from ftbench.core.humanize import human_gib
 from ftbench.tui.services import services
 from ftbench.tui.widgets.sparkline import bar, sparkline
 
 WARN, CRIT = 0.70, 0.90
+COMPACT = 94  # columns a GPU line needs with the device name
 
 
 def level_style(fraction: float | None) -> str:
@@ -35,11 +36,14 @@ def _num(value: float | None, fmt: str, unit: str) -> str:
     return "n/a" if value is None else f"{value:{fmt}}{unit}"
 
 
-def render_gpu_line(gpu: GpuInfo, bar_width: int = 16, history: Sequence[float] | None = None) -> Text:
+def render_gpu_line(
+    gpu: GpuInfo, bar_width: int = 16, history: Sequence[float] | None = None, name_width: int = 22
+) -> Text:
     frac = gpu.mem_fraction
     line = Text()
     line.append(f"GPU{gpu.index} ", style="bold")
-    line.append(f"{gpu.name[:22]:<22} ")
+    if name_width:
+        line.append(f"{gpu.name[:name_width]:<{name_width}} ")
     line.append(bar(frac, bar_width), style=level_style(frac))
     used = human_gib(gpu.mem_used).replace(" GiB", "")
     line.append(f" {used}/{human_gib(gpu.mem_total)}")
@@ -55,12 +59,16 @@ def render_gpu_line(gpu: GpuInfo, bar_width: int = 16, history: Sequence[float] 
     return line
 
 
-def render_report(report: GpuReport | None, bar_width: int = 16, history: dict[int, list[float]] | None = None) -> Text:
-    if report is None:
-        return Text("GPU: sampling…", style="dim")
-    if not report.available:
-        return Text.assemble(("GPU: ", "bold"), (report.summary, "dim"))
-    lines = [render_gpu_line(g, bar_width, (history or {}).get(g.index)) for g in report.gpus]
+def render_report(
+    report: GpuReport | None,
+    bar_width: int = 16,
+    history: dict[int, list[float]] | None = None,
+    name_width: int = 22,
+) -> Text:
+    if report is None or not report.available:
+        label, _, rest = headline(report).partition(" ")
+        return Text.assemble((label + " ", "bold"), (rest, "dim"))
+    lines = [render_gpu_line(g, bar_width, (history or {}).get(g.index), name_width) for g in report.gpus]
     return Text("\n").join(lines)
 
 
@@ -86,4 +94,13 @@ class GpuPane(Static):
             return
         self.report = report
         self.history = history or {}
-        self.update(render_report(report, history=self.history))
+        self._render_now()
+
+    def on_resize(self) -> None:
+        self._render_now()
+
+    def _render_now(self) -> None:
+        """Under COMPACT columns the device name goes, so each GPU stays on one line at 80 columns."""
+        width = self.size.width
+        name_width = 0 if 0 < width < COMPACT else 22
+        self.update(render_report(self.report, history=self.history, name_width=name_width))
