@@ -72,6 +72,21 @@ async def test_monitor_shows_whole_history_and_follows(fake_ws, make_app):
         await wait_until(pilot, lambda: isinstance(app.screen, JobsScreen))
 
 
+async def test_monitor_shows_the_newest_generation_eval(fake_ws, make_app):
+    app = make_app(fake_ws)
+    async with app.run_test(size=SIZE) as pilot:
+        mon = await open_monitor(app, pilot)
+        assert "generation eval" not in str(mon.query_one("#monitor-stats", Static).render())
+        with open(fake_ws.runs_dir / RUNNING / "events.jsonl", "a", encoding="utf-8") as f:
+            for step, accuracy in ((10, 50.0), (20, 87.5)):
+                event = {"v": 1, "t": NOW, "type": "eval", "attempt": 1, "step": step, "gen_label_accuracy": accuracy}
+                f.write(json.dumps({**event, "gen_chrf": 61.04, "gen_perplexity": 2.5}) + "\n")
+        await wait_until(pilot, lambda: mon.view.gen_step == 20, what="the generation eval")
+        await wait_until(pilot, lambda: "generation eval" in str(mon.query_one("#monitor-stats", Static).render()))
+        stats = str(mon.query_one("#monitor-stats", Static).render())
+        assert "generation eval @ 20: label_accuracy 87.5 · chrf 61.0 · perplexity 2.50" in stats
+
+
 async def test_monitor_on_two_gpus_shows_both_and_torch_peak(fake_ws, make_app):
     """The synthetic run (a recorded run re-emitted with two GPUs sampled): GPU pane history and the peak line."""
     job_dir = write_multi_gpu_run(fake_ws)

@@ -36,7 +36,7 @@ from ftbench.tui.services import services
 from ftbench.tui.widgets.gpu_pane import GpuPane
 from ftbench.tui.widgets.job_list import state_label
 from ftbench.tui.widgets.loss_chart import LossChart, Series
-from ftbench.tui.widgets.run_data import RunView
+from ftbench.tui.widgets.run_data import RunView, gen_metrics_line
 from ftbench.tui.widgets.sparkline import sparkline
 
 REDRAW_S = 0.5  # at most 2 Hz
@@ -177,6 +177,8 @@ class MonitorScreen(Screen[None]):
             parts.append(f"best eval_loss {best[1]:.4f} @ {best[0]:g}")
         if parts:
             text.append("\n" + " · ".join(parts))
+        if v.gen_metrics:
+            text.append("\n" + gen_metrics_line(v.gen_metrics, v.gen_step), style="magenta")
         error = s.get("error") or {}
         if error.get("message"):
             text.append(f"\n{error['message']}", style="red")
