@@ -78,7 +78,7 @@ def prefix_cache(model: Any, prefix: list[int], rows: int) -> tuple[str, Any] | 
     cannot be copied per row (recurrent layers); computing the prefix once instead of once per row is what the
     batch saves on prefill, which dominates short answers on a CPU."""
     with torch.inference_mode():
-        out = model(input_ids=torch.tensor([prefix], device=model.device), use_cache=True, logits_to_keep=1)
+        out = model(input_ids=torch.tensor([prefix], device=model.device), use_cache=True)
     keyword = "cache" if hasattr(out, "cache") else "past_key_values"  # transformers renamed it during 5.x
     cache = getattr(out, keyword)
     if cache is None or any(getattr(cache, "is_linear", ())) or not hasattr(cache, "batch_repeat_interleave"):
