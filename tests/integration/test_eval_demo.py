@@ -34,6 +34,7 @@ def test_demo_adapter_label_accuracy_is_clearly_above_the_base(demo_workspace, w
         ],
     )
     run_dir, _ = run_inline(workspace, resolve_recipe_paths(recipe, demo_workspace.root).to_dict())
+    capsys.readouterr()  # the inline training logs to stdout as its job process would; only eval's JSON is parsed
     data = demo_workspace.root / "datasets/demo/sentiment-alpaca-eval.jsonl"
     model = demo_workspace.root / "models/smollm2-135m-instruct"
     code = main(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fakes import FAILED, FAKE_GPUS, FIXTURES, MULTI_GPU, NOW, RUNNING, write_multi_gpu_run
 from helpers import wait_until
-from textual.widgets import Log, OptionList, Static
+from textual.widgets import Input, Log, OptionList, Static
 
 from ftbench.core.events import EventWriter, ema, read_events
 from ftbench.core.humanize import human_duration
@@ -72,6 +72,21 @@ async def test_monitor_shows_whole_history_and_follows(fake_ws, make_app):
         await wait_until(pilot, lambda: isinstance(app.screen, JobsScreen))
 
 
+async def test_monitor_shows_the_newest_generation_eval(fake_ws, make_app):
+    app = make_app(fake_ws)
+    async with app.run_test(size=SIZE) as pilot:
+        mon = await open_monitor(app, pilot)
+        assert "generation eval" not in str(mon.query_one("#monitor-stats", Static).render())
+        with open(fake_ws.runs_dir / RUNNING / "events.jsonl", "a", encoding="utf-8") as f:
+            for step, accuracy in ((10, 50.0), (20, 87.5)):
+                event = {"v": 1, "t": NOW, "type": "eval", "attempt": 1, "step": step, "gen_label_accuracy": accuracy}
+                f.write(json.dumps({**event, "gen_chrf": 61.04, "gen_perplexity": 2.5}) + "\n")
+        await wait_until(pilot, lambda: mon.view.gen_step == 20, what="the generation eval")
+        await wait_until(pilot, lambda: "generation eval" in str(mon.query_one("#monitor-stats", Static).render()))
+        stats = str(mon.query_one("#monitor-stats", Static).render())
+        assert "generation eval @ 20: label_accuracy 87.5 · chrf 61.0 · perplexity 2.50" in stats
+
+
 async def test_monitor_on_two_gpus_shows_both_and_torch_peak(fake_ws, make_app):
     """The synthetic run (a recorded run re-emitted with two GPUs sampled): GPU pane history and the peak line."""
     job_dir = write_multi_gpu_run(fake_ws)
@@ -117,6 +132,54 @@ async def test_export_starts_an_export_job(fake_ws, make_app, monkeypatch):
     assert spec["params"] == {
         "source": str(fake_ws.runs_dir / "20251122-070000-sft-alpaca-lora-r8-c3d4"),
         "quants": ["q4_k_m", "q8_0"],
+    }
+    from ftbench.core.job_stop import stop_job
+    from ftbench.core.jobs import Job
+
+    stop_job(Job(exports[0], read_status(exports[0])), grace_s=10)
+
+
+async def test_export_with_eval_checks_the_file_and_passes_it_to_the_export_job(
+    fake_ws, make_app, monkeypatch, tmp_path
+):
+    from ftbench.tui.screens.export_dialog import ExportEvalScreen
+
+    monkeypatch.setitem(__import__("ftbench.core.jobs").core.jobs.JOB_TARGETS, "export", "fakejob:run")
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    no_refs = tmp_path / "prompts.jsonl"
+    no_refs.write_text('{"prompt": "Say hi"}\n', encoding="utf-8")
+    good = fake_ws.root / "datasets" / "sentiment-eval.jsonl"
+    good.parent.mkdir(exist_ok=True)
+    good.write_text('{"prompt": "Great toaster!", "reference": "Sentiment: positive"}\n', encoding="utf-8")
+    app = make_app(fake_ws)
+    notes: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        app.notify = lambda message, **kw: notes.append(message)  # type: ignore[method-assign]
+        await wait_until(pilot, lambda: isinstance(app.screen, JobsScreen) and app.screen.rows)
+        await pilot.press("down", "down", "enter")
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.status.get("state") == "succeeded"
+        )
+        await pilot.press("G")
+        await wait_until(pilot, lambda: isinstance(app.screen, ExportEvalScreen))
+        dialog = app.screen
+        dialog.query_one("#export-eval", Input).value = str(no_refs)
+        await pilot.press("enter")
+        error = dialog.query_one("#export-error", Static)
+        await wait_until(pilot, lambda: "no reference" in str(error.render()), what="the refusal")
+        assert isinstance(app.screen, ExportEvalScreen)  # stays open to fix it
+        dialog.query_one("#export-eval", Input).value = "datasets/sentiment-eval.jsonl"  # workspace-relative
+        dialog.query_one("#export-label", Input).value = r"Sentiment: (\w+)"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: notes, what="the export")
+        assert isinstance(app.screen, MonitorScreen) and "with an eval of each quant" in notes[-1]
+    exports = [d for d in fake_ws.exports_dir.iterdir() if not d.name.startswith("2025")]
+    spec = json.loads((exports[0] / "job.json").read_text())
+    assert spec["params"] == {
+        "source": str(fake_ws.runs_dir / "20251122-070000-sft-alpaca-lora-r8-c3d4"),
+        "quants": ["q4_k_m", "q8_0"],
+        "eval": str(good.resolve()),
+        "eval_label_pattern": r"Sentiment: (\w+)",
     }
     from ftbench.core.job_stop import stop_job
     from ftbench.core.jobs import Job

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from fakes import FIXTURES, SUCCEEDED
+from fakes import FIXTURES, RUNNING, SUCCEEDED
 from helpers import wait_until
 from textual.widgets import DataTable, Input
 
@@ -83,6 +83,26 @@ async def test_pick_two_overlays_and_diffs(fake_ws, make_app):
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen))
         assert app.screen.job_dir.name == "20251122-070000-sft-alpaca-lora-r8-c3d4"
+
+
+async def test_compare_shows_generation_eval_scores(fake_ws, make_app):
+    """A recipe `eval:` section's gen_* scores (the newest per run) get rows of their own under the recipe diff."""
+    for run, accuracy, step in ((RUNNING, 40.0, 20), (RUNNING, 62.5, 40), (SUCCEEDED, 87.5, 48)):
+        with open(fake_ws.runs_dir / run / "events.jsonl", "a", encoding="utf-8") as f:
+            event = {"v": 1, "t": 1.0, "type": "eval", "attempt": 1, "step": step, "gen_label_accuracy": accuracy}
+            f.write(json.dumps({**event, "gen_rougeL": accuracy / 2, "gen_perplexity": 3.14159}) + "\n")
+    app = make_app(fake_ws)
+    async with app.run_test(size=SIZE) as pilot:
+        runs = await open_runs(app, pilot)
+        await pilot.press("space")
+        assert runs.gen_rows == []  # one run: nothing to compare
+        await pilot.press("down", "space")
+        await wait_until(pilot, lambda: len(runs.picked) == 2)
+        assert runs.gen_rows == [
+            ("label_accuracy", ["62.5", "87.5"]),
+            ("rougeL", ["31.2", "43.8"]),
+            ("perplexity", ["3.14", "3.14"]),
+        ]
 
 
 def test_pure_helpers():

@@ -35,7 +35,13 @@ ALLOWED: dict[str, set[str]] = {
 TUI_IMPORTERS = {"tui", "cli", "commands"}
 # The light entry points of job-side packages that the TUI may call: they start a job and describe its result
 # without importing the package's heavy parts (test_import_hygiene.py holds that after every screen mounts).
-TUI_ENTRY_POINTS = {"ftbench.serve.launch", "ftbench.serve.connect", "ftbench.evaluate.report", "ftbench.hub.launch"}
+TUI_ENTRY_POINTS = {
+    "ftbench.serve.launch",
+    "ftbench.serve.connect",
+    "ftbench.evaluate.report",
+    "ftbench.hub.launch",
+    "ftbench.evaluate.retention",  # check_eval_file, before the TUI starts an export with --eval
+}
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from ftbench.tui.widgets.app_header import AppHeader
 from ftbench.tui.widgets.gpu_pane import GpuPane
 from ftbench.tui.widgets.job_list import state_label
 from ftbench.tui.widgets.loss_chart import LossChart, Series
-from ftbench.tui.widgets.run_data import RunView
+from ftbench.tui.widgets.run_data import RunView, gen_metrics_line
 from ftbench.tui.widgets.sparkline import sparkline
 
 REDRAW_S = 0.5  # at most 2 Hz
@@ -55,6 +55,7 @@ class MonitorScreen(Screen[None]):
         Binding("m", "toggle_smooth", "Smoothing", id="monitor_smoothing"),
         Binding("t", "chat", "Chat with adapter", id="monitor_chat"),
         Binding("g", "export", "Export GGUF", id="monitor_export"),
+        Binding("G", "export_eval", "Export GGUF + eval each quant", id="monitor_export_eval", show=False),
         Binding("v", "serve", "Serve (OpenAI API)", id="monitor_serve"),
     ]
 
@@ -188,6 +189,8 @@ class MonitorScreen(Screen[None]):
             parts.append(f"best eval_loss {best[1]:.4f} @ {best[0]:g}")
         if parts:
             text.append("\n" + " · ".join(parts))
+        if v.gen_metrics:
+            text.append("\n" + gen_metrics_line(v.gen_metrics, v.gen_step), style="magenta")
         error = s.get("error") or {}
         if error.get("message"):
             text.append(f"\n{error['message']}", style="red")
@@ -327,9 +330,21 @@ class MonitorScreen(Screen[None]):
         return layout.final_output() or (newest.path if newest else None)
 
     def action_export(self) -> None:
+        self._export({})
+
+    def action_export_eval(self) -> None:
+        """Export with a quantization check: the dialog asks for an eval file, then the same export starts."""
+        from ftbench.tui.screens.export_dialog import ExportEvalScreen
+
+        if self._export_source() is None:
+            return
+        quants = list(self.ws.config.defaults.export_quants)
+        name = self.status.get("name") or self.job_dir.name
+        self.app.push_screen(ExportEvalScreen(self.ws, name, quants), lambda extra: extra and self._export(extra))
+
+    def _export_source(self) -> tuple[str, str | None] | None:
+        """(what to export, the checkpoint it is) or None, said why, when there is nothing to export yet."""
         from ftbench.core.artifacts import resolve
-        from ftbench.core.jobs import start_job
-        from ftbench.core.registry import Registry
 
         checkpoint = self.selected_checkpoint()
         if checkpoint is None and self.status.get("state") in ACTIVE_STATES:
@@ -338,19 +353,32 @@ class MonitorScreen(Screen[None]):
                 "and press g to export that.",
                 severity="warning",
             )
-            return
+            return None
         source = str(self.job_dir)  # the export job resolves the run (its final weights) itself
         if checkpoint is not None:  # pinned now: the run may delete old checkpoints (save_total_limit)
             weights = self._guard(resolve, self.ws, f"{self.job_dir}@{checkpoint}", ("adapter", "model"))
             if weights is None:
-                return
+                return None
             source = str(weights.path)
+        return source, checkpoint
+
+    def _export(self, extra: dict[str, Any]) -> None:
+        from ftbench.core.jobs import start_job
+        from ftbench.core.registry import Registry
+
+        picked = self._export_source()
+        if picked is None:
+            return
+        source, checkpoint = picked
         name = f"{self.status.get('name') or self.job_dir.name}" + (f"-{checkpoint}" if checkpoint else "")
-        params = {"source": source, "quants": list(self.ws.config.defaults.export_quants)}
+        params = {"source": source, "quants": list(self.ws.config.defaults.export_quants), **extra}
         meta = {"source_run": self.job_dir.name, **({"checkpoint": checkpoint} if checkpoint else {})}
         job = self._guard(start_job, self.ws, "export", name, params, meta, on_launch=Registry(self.ws).sync_job)
         if job is not None:
-            self.notify(f"Export started: {job.id} ({', '.join(params['quants'])}). Follow it on the Jobs screen.")
+            scored = " with an eval of each quant" if extra.get("eval") else ""
+            self.notify(
+                f"Export started: {job.id} ({', '.join(params['quants'])}){scored}. Follow it on the Jobs screen."
+            )
 
     def action_serve(self) -> None:
         from ftbench.serve.launch import options_for_run

@@ -24,6 +24,7 @@ from ftbench.tui.screens.polling import PollingScreen
 from ftbench.tui.services import services
 from ftbench.tui.widgets.app_header import AppHeader
 from ftbench.tui.widgets.loss_chart import LossChart, Series
+from ftbench.tui.widgets.run_data import gen_keys, gen_value
 from ftbench.tui.widgets.run_summary import SORT_KEYS, matches, recipe_diff, sort_rows
 from ftbench.tui.widgets.sparkline import sparkline
 
@@ -59,6 +60,7 @@ class RunsScreen(PollingScreen):
         self.rows: list[dict[str, Any]] = []
         self.picked: list[str] = []
         self.diff_rows: list[tuple[str, list[Any]]] = []
+        self.gen_rows: list[tuple[str, list[str]]] = []
         self.sort_key = "created"
         self.query_text = ""
 
@@ -148,6 +150,10 @@ class RunsScreen(PollingScreen):
         self.query_one("#runs-overlay", LossChart).set_series(series)
         diff_widget = self.query_one("#runs-diff", Static)
         self.diff_rows = recipe_diff([r["recipe"] for r in picked]) if len(picked) >= 2 else []
+        gens = [r.get("gen") or {} for r in picked]  # the recipe `eval:` section's newest generation scores
+        self.gen_rows = (
+            [(key, [gen_value(g, key) for g in gens]) for key in gen_keys(*gens)] if len(picked) >= 2 else []
+        )
         if len(picked) < 2:
             diff_widget.update(Text("Pick two or more runs to see how their recipes differ.", style="dim"))
             return
@@ -160,6 +166,8 @@ class RunsScreen(PollingScreen):
             table.add_row(key, *("-" if v is None else str(v) for v in values))
         if not diffs:
             table.add_row("(same recipe)", *("" for _ in picked))
+        for key, values in self.gen_rows:
+            table.add_row(f"gen {key}", *values, style="magenta")
         diff_widget.update(table)
 
     # ------------------------------------------------------------------ actions

@@ -36,6 +36,8 @@ class RunView:
     objective_metric: str = ""  # its name: reward or margin
     last_train: dict[str, Any] = field(default_factory=dict)
     last_eval: dict[str, Any] = field(default_factory=dict)
+    gen_metrics: dict[str, float] = field(default_factory=dict)  # the newest recipe `eval:` scores, without gen_
+    gen_step: float | None = None
     last_progress: dict[str, Any] = field(default_factory=dict)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     gpu_history: dict[int, list[float]] = field(default_factory=dict)
@@ -86,6 +88,9 @@ class RunView:
                 del self.eval_loss[_count_below(self.eval_loss, step) :]
             if _num(event.get("eval_loss")) and _num(step):
                 self.eval_loss.append((float(step), float(event["eval_loss"])))
+            gen = {k[4:]: float(v) for k, v in event.items() if k.startswith("gen_") and _num(v)}
+            if gen:  # generation scores from the recipe's `eval:` section (evaluate/in_training.py)
+                self.gen_metrics, self.gen_step = gen, float(step) if _num(step) else None
         elif kind == "progress":
             self.last_progress = event
         elif kind == "checkpoint":
@@ -137,6 +142,26 @@ class RunView:
 
     def best_eval(self) -> tuple[float, float] | None:
         return min(self.eval_loss, key=lambda p: p[1]) if self.eval_loss else None
+
+
+# Generation metrics in the order a reader looks for them (label accuracy decides label-style runs).
+GEN_ORDER = ("label_accuracy", "exact_match", "token_f1", "rougeL", "rouge1", "rouge2", "bleu", "chrf", "perplexity")
+
+
+def gen_keys(*metrics: dict[str, float]) -> list[str]:
+    """The generation metrics any of `metrics` has, in GEN_ORDER."""
+    return [k for k in GEN_ORDER if any(k in m for m in metrics)]
+
+
+def gen_value(metrics: dict[str, float], key: str) -> str:
+    value = metrics.get(key)
+    return "-" if value is None else f"{value:.2f}" if key == "perplexity" else f"{value:.1f}"
+
+
+def gen_metrics_line(metrics: dict[str, float], step: float | None) -> str:
+    """The monitor's line for the newest generation eval: 'generation eval @ 40: label_accuracy 87.5 · ...'."""
+    where = f" @ {step:g}" if step is not None else ""
+    return f"generation eval{where}: " + " · ".join(f"{k} {gen_value(metrics, k)}" for k in gen_keys(metrics))
 
 
 def _num(value: Any) -> bool:

@@ -127,6 +127,7 @@ class RunScanner:
             "spark_points": [v for _, v in downsample(view.loss_ema, 60)],
             "loss_ema": downsample(view.loss_ema, 400),
             "eval_loss": downsample(view.eval_loss, 200),
+            "gen": dict(view.gen_metrics),
             "recipe": recipe,
         }
 
