@@ -31,13 +31,20 @@ def run(ctx: Any) -> None:
     api_key = os.environ.get(KEY_ENV) or None
     stop = threading.Event()
 
-    def watch_stop() -> None:
+    last: dict[str, Any] = {"written": 0.0, "record": None, "shown": None}
+
+    def watch() -> None:
+        """Notices `ftbench stop`, and writes the newest request's progress at most once a second, also after
+        the last request of a burst (a write from the request path alone would leave the count behind)."""
         while not stop.wait(0.2):
             if ctx.stop_requested:
                 stop.set()
+            record = last["record"]
+            if record is not last["shown"] and time.monotonic() - last["written"] >= PROGRESS_EVERY_S:
+                last["written"], last["shown"] = time.monotonic(), record
+                write_progress(record)
 
-    threading.Thread(target=watch_stop, name="job-stop", daemon=True).start()
-    last: dict[str, Any] = {"written": 0.0, "record": None}
+    threading.Thread(target=watch, name="job-stop-and-progress", daemon=True).start()
 
     def on_ready(card: dict[str, Any]) -> None:
         update_status(ctx.job_dir, serve={**card, "ready": True}, progress={"phase": "serving 0 req 0.0 tok/s"})
@@ -60,10 +67,6 @@ def run(ctx: Any) -> None:
             total_tok_s=record["total_tok_s"],
         )
         last["record"] = record
-        now = time.monotonic()
-        if now - last["written"] >= PROGRESS_EVERY_S:
-            last["written"] = now
-            write_progress(record)
 
     def write_progress(record: dict[str, Any]) -> None:
         snapshot = {"requests": record["total_requests"], "tok_s": record["total_tok_s"]}
