@@ -235,6 +235,8 @@ def qa_run(ws: Any, bert: Path, data_dir: Path) -> tuple[Path, dict[str, Any]]:
         recipe_for("qa", bert, data_dir / "squad.jsonl", qa={"doc_stride": 4}), data_dir / "squad-eval.jsonl"
     )
     recipe["data"]["max_length"] = 20  # forces several windows per context
+    # 8 steps at lr 5e-3 gave F1 87.5 alone but 0 once in a full run; 24 gentler steps reach 100 with margin
+    recipe["training"].update(max_steps=24, lr=2e-3)
     return run_inline(ws, recipe)
 
 

@@ -249,6 +249,7 @@ async def test_leaving_cancels_and_a_revisit_reads_only_what_is_not_cached(
         screen = app.screen
         first_feed = screen.feed
         await app.push_screen(Screen())  # the user switches to another screen
+        await wait_for(pilot, lambda: first_feed.cancelled)  # the screen hears it was left (a message, not at once)
         gate.open.set()
         await wait_for(pilot, first_feed.finished.is_set)
         assert gate.calls == ["e.gguf"] and first_feed.cancelled  # nothing more was read after leaving
