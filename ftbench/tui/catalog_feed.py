@@ -12,8 +12,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from textual import work
 from textual.message import Message
 from textual.message_pump import MessagePump
 
@@ -139,3 +140,41 @@ def visible_keys(table: Any, keys: list[str], first: list[str]) -> list[str]:
 def found_subtitle(count: int, notes: list[str]) -> str:
     skipped = f", {len(notes)} folder(s) skipped" if notes else ""
     return f"{count} found{skipped}"
+
+
+class FeedScreen:
+    """What the Models and Datasets screens do alike with their feed (mixed in before `Screen`).
+
+    List on the first visit, and again when leaving cut the last listing short; cancel when the screen is
+    left or unmounted; run the feed in a thread worker. Textual calls each class's own handler along the MRO,
+    so a screen's `on_unmount` adds its own clean-up beside this one.
+    """
+
+    feed: CatalogFeed | None = None
+
+    if TYPE_CHECKING:  # the screen's own: reset its rows, then `start_feed` with its catalog
+
+        def discover(self) -> None: ...
+
+    def on_screen_resume(self) -> None:
+        if self.feed is None or self.feed.cancelled:
+            self.discover()  # first visit, or the last listing was cut short by leaving
+
+    def on_screen_suspend(self) -> None:
+        if self.feed is not None and not self.feed.done:
+            self.feed.cancel()
+
+    def on_unmount(self) -> None:
+        if self.feed is not None:
+            self.feed.cancel()
+
+    def start_feed(self, catalog: Catalog[Any]) -> None:
+        """Cancel the running feed, if any, and list `catalog` in a new one."""
+        if self.feed is not None:
+            self.feed.cancel()
+        self.feed = CatalogFeed(catalog, self)  # type: ignore[arg-type]  # a Screen, by the mixin's contract
+        self._run_feed(self.feed)
+
+    @work(thread=True, exclusive=True, group="catalog-feed", exit_on_error=False)
+    def _run_feed(self, feed: CatalogFeed) -> None:
+        feed.run()

@@ -25,7 +25,15 @@ from textual.widgets import DataTable, Footer, Input, ProgressBar, Select, Stati
 from ftbench.catalog.datasets import DatasetInfo, DatasetReader, DatasetStats, Row
 from ftbench.core.humanize import file_age, human_size, rows_text
 from ftbench.core.workspace import Workspace
-from ftbench.tui.catalog_feed import CatalogDetails, CatalogDone, CatalogFeed, CatalogRows, found_subtitle, visible_keys
+from ftbench.tui.catalog_feed import (
+    CatalogDetails,
+    CatalogDone,
+    CatalogFeed,
+    CatalogRows,
+    FeedScreen,
+    found_subtitle,
+    visible_keys,
+)
 from ftbench.tui.services import services
 from ftbench.tui.widgets.app_header import AppHeader
 from ftbench.tui.widgets.dataset_view import DatasetTable
@@ -73,7 +81,7 @@ class SearchDone(Message):
         self.index = index
 
 
-class DatasetsScreen(Screen[None]):
+class DatasetsScreen(FeedScreen, Screen[None]):
     """Datasets list on the left; the chosen dataset's table, record view and stats on the right."""
 
     TITLE = "Datasets"
@@ -151,17 +159,7 @@ class DatasetsScreen(Screen[None]):
         self.query_one("#ds-list", DataTable).focus()
         self.query_one("#ds-progress", ProgressBar).display = False
 
-    def on_screen_resume(self) -> None:
-        if self.feed is None or self.feed.cancelled:
-            self.discover()  # first visit, or the last listing was cut short by leaving
-
-    def on_screen_suspend(self) -> None:
-        if self.feed is not None and not self.feed.done:
-            self.feed.cancel()
-
-    def on_unmount(self) -> None:
-        if self.feed is not None:
-            self.feed.cancel()
+    def on_unmount(self) -> None:  # FeedScreen.on_unmount cancels the feed
         self._index_stop.set()
         if self.reader is not None:
             self.reader.close()
@@ -174,19 +172,12 @@ class DatasetsScreen(Screen[None]):
     def discover(self) -> None:
         from ftbench.catalog.datasets import DatasetCatalog
 
-        if self.feed is not None:
-            self.feed.cancel()
         self.datasets, self.keys, self.complete = [], [], set()
         self.listing_done = False
         table = self.query_one("#ds-list", DataTable)
         table.clear()
         table.border_subtitle = "scanning…"
-        self.feed = CatalogFeed(DatasetCatalog(self.ws, hf_cache=self.hf_cache), self)
-        self._run_feed(self.feed)
-
-    @work(thread=True, exclusive=True, group="ds-discover", exit_on_error=False)
-    def _run_feed(self, feed: CatalogFeed) -> None:
-        feed.run()
+        self.start_feed(DatasetCatalog(self.ws, hf_cache=self.hf_cache))
 
     def _cells(self, d: DatasetInfo, complete: bool) -> tuple[Text, str, str, str, str]:
         name = Text(d.name, no_wrap=True, overflow="ellipsis", style="red" if d.error else "")

@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -30,7 +30,15 @@ from ftbench.core.estimate import METHODS, VramEstimate, estimate_all, gpu_fits
 from ftbench.core.humanize import human_count, human_size
 from ftbench.core.vram_calibration import load_calibration
 from ftbench.core.workspace import Workspace
-from ftbench.tui.catalog_feed import CatalogDetails, CatalogDone, CatalogFeed, CatalogRows, found_subtitle, visible_keys
+from ftbench.tui.catalog_feed import (
+    CatalogDetails,
+    CatalogDone,
+    CatalogFeed,
+    CatalogRows,
+    FeedScreen,
+    found_subtitle,
+    visible_keys,
+)
 from ftbench.tui.services import services
 from ftbench.tui.widgets.app_header import AppHeader
 
@@ -95,7 +103,7 @@ def estimate_table(estimates: list[VramEstimate], gpu_report: Any, calibration: 
     return Group(*lines)
 
 
-class ModelsScreen(Screen[None]):
+class ModelsScreen(FeedScreen, Screen[None]):
     """Models list on the left; details and the VRAM estimate of the highlighted one on the right."""
 
     TITLE = "Models"
@@ -163,35 +171,16 @@ class ModelsScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#md-list", DataTable).focus()
 
-    def on_screen_resume(self) -> None:
-        if self.feed is None or self.feed.cancelled:
-            self.discover()  # first visit, or the last listing was cut short by leaving
-
-    def on_screen_suspend(self) -> None:
-        if self.feed is not None and not self.feed.done:
-            self.feed.cancel()
-
-    def on_unmount(self) -> None:
-        if self.feed is not None:
-            self.feed.cancel()
-
     def discover(self) -> None:
         from ftbench.catalog.model_listing import ModelCatalog
 
-        if self.feed is not None:
-            self.feed.cancel()
         self.models, self.keys, self.complete = [], [], set()
         self.current = self.current_key = None
         self.listing_done = False
         table = self.query_one("#md-list", DataTable)
         table.clear()
         table.border_subtitle = "scanning…"
-        self.feed = CatalogFeed(ModelCatalog(self.ws, hf_cache=self.hf_cache), self)
-        self._run_feed(self.feed)
-
-    @work(thread=True, exclusive=True, group="md-discover", exit_on_error=False)
-    def _run_feed(self, feed: CatalogFeed) -> None:
-        feed.run()
+        self.start_feed(ModelCatalog(self.ws, hf_cache=self.hf_cache))
 
     def _cells(self, m: ModelInfo, complete: bool) -> tuple[Text, str, Text, str, str]:
         name = Text(m.name, no_wrap=True, overflow="ellipsis", style="red" if m.error else "")
