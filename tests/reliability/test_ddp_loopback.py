@@ -19,6 +19,7 @@ import yaml
 
 pytest.importorskip("torch")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+from proctree import descendants  # noqa: E402
 from test_train_tasks import toy_alpaca, write_jsonl  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,18 +28,7 @@ LISTEN = "0A"
 
 def tree_socket_inodes(root_pid: int) -> set[str]:
     """Socket inodes held by `root_pid` and all its descendants (the launcher starts its own session)."""
-    parents: dict[int, int] = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                parents[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    tree, grew = {root_pid}, True
-    while grew:
-        more = {pid for pid, parent in parents.items() if parent in tree} - tree
-        tree |= more
-        grew = bool(more)
+    tree = {root_pid} | descendants(root_pid)
     inodes: set[str] = set()
     for pid in tree:
         try:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from proctree import descendants
 
 from ftbench.cli import main
 from ftbench.core.events import read_events
@@ -40,22 +41,6 @@ def test_a_stop_that_came_after_the_work_was_done_ends_succeeded(workspace, comp
         time.sleep(0.05)
     ended = stop_job(refresh(job), grace_s=20)
     assert ended.state == ("succeeded" if complete else "stopped")
-
-
-def descendants(root: int) -> set[int]:
-    parents: dict[int, int] = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                parents[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    tree, grew = {root}, True
-    while grew:
-        more = {pid for pid, parent in parents.items() if parent in tree} - tree
-        tree |= more
-        grew = bool(more)
-    return tree - {root}
 
 
 def alive(pid: int) -> bool:
