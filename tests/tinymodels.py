@@ -107,20 +107,37 @@ def make_tiny_causal_lm(out_dir: str | Path, arch: str = "llama", seed: int = 0,
     return out
 
 
+def wordpiece_vocab(lines: list[str]) -> list[str]:
+    """A WordPiece vocabulary built in a fixed order: BERT's specials, every word, every character and its `##`
+    continuation, each sorted.
+
+    `tokenizers`' WordPiece trainer breaks count ties in hash order, so the vocabulary it returns differs from
+    one process to the next (in its ids and even in which pieces it keeps); a model trained on top of it then
+    learns differently in each test session. Whole words need no merges, so this small corpus is covered exactly.
+    """
+    from tokenizers import normalizers, pre_tokenizers
+
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    split = pre_tokenizers.BertPreTokenizer()
+    words = {w for line in lines for w, _ in split.pre_tokenize_str(normalizer.normalize_str(line))}
+    chars = {c for w in words for c in w}
+    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(words | chars), *sorted("##" + c for c in chars)]
+
+
 def make_tiny_bert(out_dir: str | Path, seed: int = 0, **config_overrides) -> Path:
-    """A random BertModel (no task head, like all-MiniLM-L6-v2) with a WordPiece tokenizer trained here."""
+    """A random BertModel (no task head, like all-MiniLM-L6-v2) with a WordPiece tokenizer made here."""
     import torch
-    from tokenizers import BertWordPieceTokenizer
     from transformers import BertConfig, BertModel, BertTokenizer
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    wp = BertWordPieceTokenizer(lowercase=True)
-    extra = "positive negative neutral alice bob seoul paris acme widget london berlin what who where when is".split()
-    wp.train_from_iterator(corpus() + extra * 5, vocab_size=600, show_progress=False)
-    wp.save_model(str(out))
-    # transformers 5 ignores `vocab_file=` here (only specials survive); `vocab=` keeps the trained vocabulary.
-    tokenizer = BertTokenizer(vocab=str(out / "vocab.txt"), do_lower_case=True)
+    # the words the encoder tests build their rows from, so each stays one token
+    extra = "positive negative neutral alice bob seoul paris acme widget london berlin what who where when is "
+    extra += "hello from says lives likes lot in and people places mood"
+    vocab = out / "vocab.txt"
+    vocab.write_text("".join(t + "\n" for t in wordpiece_vocab(corpus() + [extra])), encoding="utf-8")
+    # transformers 5 ignores `vocab_file=` here (only specials survive); `vocab=` keeps the vocabulary.
+    tokenizer = BertTokenizer(vocab=str(vocab), do_lower_case=True)
     tokenizer.save_pretrained(out)
     sizes = dict(
         vocab_size=len(tokenizer),

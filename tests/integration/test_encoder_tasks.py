@@ -33,19 +33,11 @@ BAD = ["bad", "terrible", "slow", "sad"]
 
 @pytest.fixture(scope="module")
 def bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tests/tinymodels.make_tiny_bert, with its vocabulary restored where the tokenizer lost it.
-
-    Under transformers 5, `BertTokenizerFast(vocab_file=...)` ignores the file and keeps only the 5 special
-    tokens, so every word becomes [UNK]; `BertTokenizer(vocab=...)` keeps it. Harmless once tinymodels is fixed.
-    """
+    """tests/tinymodels.make_tiny_bert: its fixed vocabulary keeps the test words whole, so they can be learned."""
     from tinymodels import make_tiny_bert
-    from transformers import AutoTokenizer, BertTokenizer
+    from transformers import AutoTokenizer
 
     path = make_tiny_bert(tmp_path_factory.mktemp("enc") / "bert")
-    if len(AutoTokenizer.from_pretrained(path)) < 50:
-        vocab = path / "vocab.txt"
-        make_tiny_bert(path, vocab_size=len(vocab.read_text(encoding="utf-8").splitlines()))
-        BertTokenizer(vocab=str(vocab)).save_pretrained(path)
     assert AutoTokenizer.from_pretrained(path).tokenize("good seoul") == ["good", "seoul"]
     return path
 
@@ -225,7 +217,7 @@ def multi_run(ws: Any, bert: Path, data_dir: Path) -> tuple[Path, dict[str, Any]
 @pytest.fixture(scope="module")
 def ner_run(ws: Any, bert: Path, data_dir: Path) -> tuple[Path, dict[str, Any]]:
     recipe = with_eval(recipe_for("ner", bert, data_dir / "ner.jsonl"), data_dir / "ner-eval.jsonl")
-    recipe["training"]["max_steps"] = 12
+    recipe["training"].update(max_steps=12, lr=2e-2)
     return run_inline(ws, recipe)
 
 
@@ -234,8 +226,7 @@ def qa_run(ws: Any, bert: Path, data_dir: Path) -> tuple[Path, dict[str, Any]]:
     recipe = with_eval(
         recipe_for("qa", bert, data_dir / "squad.jsonl", qa={"doc_stride": 4}), data_dir / "squad-eval.jsonl"
     )
-    recipe["data"]["max_length"] = 20  # forces several windows per context
-    # 8 steps at lr 5e-3 gave F1 87.5 alone but 0 once in a full run; 24 gentler steps reach 100 with margin
+    recipe["data"]["max_length"] = 16  # forces several windows per context
     recipe["training"].update(max_steps=24, lr=2e-3)
     return run_inline(ws, recipe)
 
