@@ -58,7 +58,7 @@ def encoder_weights(ws: Workspace, ref: str) -> Weights | None:
     if (found.path / TASK_FILE).is_file():
         return found
     if found.run is not None and recipe_task(found.run.path) in PREDICT_TASKS:
-        weights_folder(found.run.path)  # raises the sentence `ftbench predict` gives (a checkpoint, not finished)
+        weights_folder(found.path)  # raises the sentence `ftbench predict` gives (a checkpoint: not finished)
     return None
 
 
