@@ -62,11 +62,14 @@ def encoder_weights(ws: Workspace, ref: str) -> Weights | None:
     return None
 
 
-def encoder_variants(ws: Workspace, model: str, adapters: Sequence[str], also: Sequence[str]) -> list[EncoderVariant]:
+def encoder_variants(
+    ws: Workspace, model: str, adapters: Sequence[str], also: Sequence[str], include_model: bool = True
+) -> list[EncoderVariant]:
     """The encoder runs among MODEL, --adapter and --also, or [] when none is one (a generative eval).
 
     MODEL may be the plain base model the --adapter runs were trained on (as in `ftbench eval BASE --adapter
-    RUN`): it is not scored, since it has no trained task head. Anything else that is not an encoder run is refused.
+    RUN`): it is not scored, since it has no trained task head. Anything else that is not an encoder run is
+    refused. `include_model=False` (--no-base) leaves MODEL out, as in a generative eval.
     """
     refs = [model, *adapters, *also]
     found = {ref: encoder_weights(ws, ref) for ref in refs}
@@ -76,6 +79,10 @@ def encoder_variants(ws: Workspace, model: str, adapters: Sequence[str], also: S
     infos = {ref: json.loads((found[ref].path / TASK_FILE).read_text(encoding="utf-8")) for ref in encoders}
     if found[model] is None and adapters and _is_base_of(ws, model, [infos[r] for r in encoders]):
         refs = refs[1:]
+    elif not include_model:
+        refs = refs[1:]
+        if not refs:
+            raise FtbenchError("--no-base with no --adapter or --also leaves no run to score.", "Drop --no-base.")
     other = next((ref for ref in refs if found[ref] is None), None)
     if other is not None:
         first = encoders[0]
@@ -214,7 +221,7 @@ def check_rows(variant: EncoderVariant, rows: list[Numbered]) -> None:
 def encoder_params(args: Any, ws: Workspace, data: str | None) -> tuple[dict[str, Any], str] | None:
     """The eval job's params and name when the variants are encoder runs; None for a generative eval.
     `data` is --data as a full path (None: the first run's held-out rows)."""
-    variants = encoder_variants(ws, args.model, args.adapter, args.also)
+    variants = encoder_variants(ws, args.model, args.adapter, args.also, include_model=not args.no_base)
     if not variants:
         return None
     for key, flag in GENERATIVE_ONLY:

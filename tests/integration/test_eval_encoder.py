@@ -252,6 +252,7 @@ def test_bad_input_is_one_sentence_before_a_job(
     assert "row 2 has label 'neutral', which is not one of the 2 known labels" in cli_error(
         ws, capsys, run, "--data", str(unknown)
     )
+    assert "--no-base with no --adapter or --also leaves no run to score" in cli_error(ws, capsys, run, "--no-base")
     err = cli_error(ws, capsys, run, "--label-pattern", r"(\w+)")
     assert "--label-pattern scores generated text" in err
     # the plain base model the run was trained on is not a variant of its own (no trained head), not a mix
