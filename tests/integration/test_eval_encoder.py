@@ -253,6 +253,9 @@ def test_bad_input_is_one_sentence_before_a_job(
         ws, capsys, run, "--data", str(unknown)
     )
     assert "--no-base with no --adapter or --also leaves no run to score" in cli_error(ws, capsys, run, "--no-base")
+    checkpoint = sorted((cls_lora[0] / "checkpoints").glob("checkpoint-*"))[0].name  # saved once per epoch
+    err = cli_error(ws, capsys, f"{run}@{checkpoint}", "--data", str(data_dir / "reviews-eval.jsonl"))
+    assert f"{checkpoint} is a checkpoint; predict needs a finished run's weights" in err
     err = cli_error(ws, capsys, run, "--label-pattern", r"(\w+)")
     assert "--label-pattern scores generated text" in err
     # the plain base model the run was trained on is not a variant of its own (no trained head), not a mix
