@@ -1,6 +1,7 @@
 """`ftbench eval`: score base models, adapters, merged models and GGUFs on the same prompts, as a detached job.
 
     ftbench eval MODEL --adapter RUN [--also MERGED_OR_GGUF ...] [--data FILE] [--label-pattern REGEX] --wait
+    ftbench eval CLS_RUN [--also CLS_RUN ...] [--data FILE] --wait     (classification, NER or QA runs)
     ftbench eval --resume ID
 
 Variants are named exactly as in `ftbench chat` (chat/variants.py). Everything that can be wrong with the
@@ -26,7 +27,10 @@ def register(sub: Any) -> None:
         sub, "eval", "score models, adapters, merged models and GGUFs on prompts with references (a background job)"
     )
     p.add_argument(
-        "model", nargs="?", metavar="MODEL", help="base HF model folder, name, run id or .gguf (as in `ftbench chat`)"
+        "model",
+        nargs="?",
+        metavar="MODEL",
+        help="base HF model folder, name, run id or .gguf (as in `ftbench chat`), or a classification/NER/QA run",
     )
     p.add_argument(
         "--adapter", "-a", action="append", default=[], metavar="RUN_OR_DIR", help="an adapter on MODEL (repeatable)"
@@ -36,14 +40,14 @@ def register(sub: Any) -> None:
         action="append",
         default=[],
         metavar="MODEL",
-        help="another model: a merged folder or a .gguf (repeatable)",
+        help="another model: a merged folder or a .gguf, or another classification/NER/QA run (repeatable)",
     )
     p.add_argument("--no-base", action="store_true", help="do not score MODEL itself, only its adapters")
     p.add_argument(
         "--data",
         "-d",
         metavar="FILE",
-        help="prompts with references (JSONL) or an SFT dataset (default: the adapter run's eval rows)",
+        help="prompts with references (JSONL), an SFT dataset, or a classification/NER/QA file (default: the run's eval rows)",
     )
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N prompts")
     p.add_argument("--max-tokens", type=int, default=64, help="tokens to generate per answer (default 64)")
@@ -82,6 +86,7 @@ def build_params(args: argparse.Namespace, ws: Any) -> tuple[dict[str, Any], str
     """Resolve and check everything before a job exists; returns the job's params and a name for it."""
     from ftbench.chat.variants import build_variants
     from ftbench.evaluate.checks import check_gguf_templates, check_tokenizers
+    from ftbench.evaluate.encoder_inputs import encoder_params
     from ftbench.evaluate.evalset import check_references, resolve_items
     from ftbench.evaluate.metrics import GENERATION_METRICS
 
@@ -89,12 +94,15 @@ def build_params(args: argparse.Namespace, ws: Any) -> tuple[dict[str, Any], str
         raise FtbenchError(
             "ftbench eval needs MODEL (or --resume ID).", "e.g. ftbench eval models/smollm2-135m-instruct --adapter RUN"
         )
-    specs = build_variants(ws, args.model, args.adapter, include_base=not args.no_base, extra_models=args.also)
-    run_dir = next((d for d in (_run_dir_of(s.path) for s in specs if s.kind == "adapter") if d), None)
     data = None
     if args.data:  # as given, else relative to the workspace (where `ftbench datasets` lists it)
         given = Path(args.data).expanduser()
         data = str((given if given.exists() or given.is_absolute() else ws.root / given).resolve())
+    encoder = encoder_params(args, ws, data)
+    if encoder is not None:  # classification / NER / QA runs: scored by their task heads (evaluate/encoder_job.py)
+        return encoder
+    specs = build_variants(ws, args.model, args.adapter, include_base=not args.no_base, extra_models=args.also)
+    run_dir = next((d for d in (_run_dir_of(s.path) for s in specs if s.kind == "adapter") if d), None)
     items = resolve_items(data, run_dir, args.limit)
     label = data or f"{Path(run_dir).name} eval rows"  # resolve_items refused the case with neither
     check_references(items, label, allow_missing=args.no_reference)
@@ -151,6 +159,8 @@ def cmd_eval(args: argparse.Namespace, ws: Any) -> int:
             )
         job = restart_job(ws, job)
     else:
+        from ftbench.evaluate.encoder_inputs import TARGET as ENCODER_TARGET
+
         params, name = build_params(args, ws)
         job = start_job(
             ws,
@@ -158,6 +168,7 @@ def cmd_eval(args: argparse.Namespace, ws: Any) -> int:
             name=name,
             params=params,
             meta={"variants": [v["name"] for v in params["variants"]], "data": params["data_label"]},
+            target=ENCODER_TARGET if "task" in params else None,
         )
     if not args.wait:
         if args.json:
@@ -185,5 +196,6 @@ def cmd_eval(args: argparse.Namespace, ws: Any) -> int:
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     for row, mark in zip(rows, marks, strict=True):
         print("  ".join((c + ("*" if m else "")).ljust(w) for c, m, w in zip(row, mark, widths, strict=True)))
-    print(f"* best of its column. {summary['examples']} prompts; report: {job.dir / REPORT_FILE}")
+    unit = "rows" if summary.get("task") else "prompts"
+    print(f"* best of its column. {summary['examples']} {unit}; report: {job.dir / REPORT_FILE}")
     return 0

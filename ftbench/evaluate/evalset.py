@@ -36,8 +36,9 @@ class EvalItem:
         return asdict(self)
 
 
-def _item_id(index: int, messages: Sequence[Mapping[str, str]]) -> str:
-    """Stable across runs of the same file: the cache of a killed eval is matched by these ids."""
+def item_id(index: int, messages: Sequence[Mapping[str, Any]]) -> str:
+    """Stable across runs of the same file: the cache of a killed eval is matched by these ids (an encoder eval
+    passes its row as a one-item list)."""
     digest = hashlib.sha1(json.dumps(list(messages), sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:10]
     return f"{index:05d}-{digest}"
 
@@ -103,7 +104,7 @@ def items_from_rows(rows: Sequence[Mapping[str, Any]], source: str) -> list[Eval
                     f"{where} has neither `prompt` nor `messages`.", 'Write {"prompt": "...", "reference": "..."}.'
                 )
             messages, refs = _prompt_row(row, where)
-        items.append(EvalItem(_item_id(i, messages), messages, refs))
+        items.append(EvalItem(item_id(i, messages), messages, refs))
     return items
 
 

@@ -14,8 +14,25 @@ from pathlib import Path
 from typing import Any
 
 METRICS_FILE, PREDICTIONS_FILE, REPORT_FILE = "metrics.json", "predictions.jsonl", "report.md"
-# Column order of the table; only metrics some variant has are shown.
-COLUMNS = ("label_accuracy", "exact_match", "token_f1", "rouge1", "rouge2", "rougeL", "bleu", "chrf", "perplexity")
+# Column order of the table; only metrics some variant has are shown. The last six are the task metrics of
+# encoder runs (classification, NER, QA), whose metrics.json names its own order in `columns`.
+COLUMNS = (
+    "label_accuracy",
+    "exact_match",
+    "token_f1",
+    "rouge1",
+    "rouge2",
+    "rougeL",
+    "bleu",
+    "chrf",
+    "perplexity",
+    "accuracy",
+    "f1_macro",
+    "f1_micro",
+    "precision",
+    "recall",
+    "f1",
+)
 TITLES = {
     "label_accuracy": "label acc %",
     "exact_match": "EM %",
@@ -26,10 +43,16 @@ TITLES = {
     "bleu": "BLEU",
     "chrf": "chrF",
     "perplexity": "ppl",
+    "accuracy": "accuracy",
+    "f1_macro": "F1 macro",
+    "f1_micro": "F1 micro",
+    "precision": "precision",
+    "recall": "recall",
+    "f1": "F1",
 }
 LOWER_IS_BETTER = frozenset({"perplexity"})
 # The per-example score that disagreement is measured on, most telling first.
-PRIMARY_ORDER = ("label_accuracy", "rougeL", "chrf", "token_f1")
+PRIMARY_ORDER = ("label_accuracy", "rougeL", "chrf", "token_f1", "accuracy", "f1")
 
 
 def best_per_metric(variants: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
@@ -46,18 +69,26 @@ def best_per_metric(variants: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
 
 
 def metrics_table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]], list[list[bool]]]:
-    """(headers, rows of formatted cells, which cells are the best of their column) from metrics.json."""
+    """(headers, rows of formatted cells, which cells are the best of their column) from metrics.json.
+
+    An encoder eval's metrics.json names its columns (its task's metrics, in training's order) and the
+    decimals of each (4 for the 0..1 fractions training reports); it has no answer lengths."""
     variants = summary.get("variants", [])
-    keys = [k for k in COLUMNS if any(k in v["metrics"] for v in variants)]
+    keys = [k for k in summary.get("columns") or COLUMNS if any(k in v["metrics"] for v in variants)]
+    decimals = summary.get("decimals") or {}
+    lengths = any(v["metrics"].get("length") for v in variants)
     best = summary.get("best") or best_per_metric(variants)
-    headers = ["variant", *(TITLES[k] for k in keys), "answer len"]
+    headers = ["variant", *(TITLES.get(k, k) for k in keys), *(["answer len"] if lengths else [])]
     rows, marks = [], []
     for v in variants:
         m = v["metrics"]
-        cells = [v["name"]] + [f"{m[k]:.2f}" if isinstance(m.get(k), (int, float)) else "-" for k in keys]
-        cells.append(f"{m['length']['mean']:.1f}" if m.get("length") else "-")
+        cells = [v["name"]] + [
+            f"{m[k]:.{decimals.get(k, 2)}f}" if isinstance(m.get(k), (int, float)) else "-" for k in keys
+        ]
+        if lengths:
+            cells.append(f"{m['length']['mean']:.1f}" if m.get("length") else "-")
         rows.append(cells)
-        marks.append([False] + [v["name"] in best.get(k, []) for k in keys] + [False])
+        marks.append([False] + [v["name"] in best.get(k, []) for k in keys] + ([False] if lengths else []))
     return headers, rows, marks
 
 
@@ -82,7 +113,7 @@ def render_markdown(summary: dict[str, Any], rows: Sequence[dict[str, Any]], top
     headers, cells, marks = metrics_table(summary)
     lines = [f"# Eval {summary.get('id', '')}".rstrip(), ""]
     lines.append(
-        f"{summary.get('examples', 0)} prompts from {summary.get('data', '?')}; settings: "
+        f"{summary.get('examples', 0)} {'rows' if summary.get('task') else 'prompts'} from {summary.get('data', '?')}; settings: "
         + ", ".join(f"{k}={v}" for k, v in (summary.get("settings") or {}).items())
         + "."
     )

@@ -100,35 +100,11 @@ def load_task_rows(
     Eval rows: data.eval if given, else a seeded data.eval_split hold-out, else 10% when there are >= 10 rows.
     Why hold out by default: these tasks are judged by their metrics, and a run without eval reports none.
     """
-    from ftbench.catalog.formats import row_problem
-    from ftbench.train.io import read_rows
-
     data = recipe.data  # validated: data.format is auto or the task's format (core/specs.py)
     columns = dict(data.columns)
 
     def checked(path: str) -> list[Numbered]:
-        loaded = read_rows(path, data.skip_bad_rows, data.max_rows, data.columns)
-        if not loaded.rows:
-            raise FtbenchError(f"Dataset {path} has no rows.", "Point the recipe at a file with at least one example.")
-        for field, names in (aliases or {}).items():
-            first = loaded.rows[0]
-            if field not in columns and field not in first:
-                found = next((n for n in names if n in first), None)
-                if found:
-                    columns[field] = found
-        out = []
-        for i, row in zip(loaded.numbers, loaded.rows, strict=True):  # row numbers as the Datasets screen shows them
-            problem = row_problem(fmt, row, columns)
-            if problem is None:
-                out.append(Numbered(str(path), i, mapped(row, columns)))
-            elif not data.skip_bad_rows:
-                raise FtbenchError(
-                    f"{path}: row {i}: {problem}.",
-                    "Fix the row, map columns with data.columns, or set data.skip_bad_rows: true.",
-                )
-        if not out:
-            raise FtbenchError(f"{path}: no row fits the {fmt} format.", "Check data.format and data.columns.")
-        return out
+        return read_task_file(path, fmt, columns, aliases, data.skip_bad_rows, data.max_rows)
 
     rows = checked(data.train)
     if data.eval:
@@ -146,6 +122,44 @@ def load_task_rows(
         )
     held = set(order[:n_eval])
     return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
+
+
+def read_task_file(
+    path: str,
+    fmt: str,
+    columns: dict[str, str],
+    aliases: dict[str, tuple[str, ...]] | None = None,
+    skip_bad_rows: bool = False,
+    max_rows: int | None = None,
+    hint: str = "Fix the row, map columns with data.columns, or set data.skip_bad_rows: true.",
+) -> list[Numbered]:
+    """The rows of one file in format `fmt`, each checked with its row number (the line number for JSON Lines).
+
+    `columns` gains the alias found for a field the first row lacks, so a run's eval file maps like its train
+    file. Shared by training and by `ftbench eval` of encoder runs, which refuses the same rows the same way.
+    """
+    from ftbench.catalog.formats import row_problem
+    from ftbench.train.io import read_rows
+
+    loaded = read_rows(path, skip_bad_rows, max_rows, columns)
+    if not loaded.rows:
+        raise FtbenchError(f"Dataset {path} has no rows.", "Point the recipe at a file with at least one example.")
+    for field, names in (aliases or {}).items():
+        first = loaded.rows[0]
+        if field not in columns and field not in first:
+            found = next((n for n in names if n in first), None)
+            if found:
+                columns[field] = found
+    out = []
+    for i, row in zip(loaded.numbers, loaded.rows, strict=True):  # row numbers as the Datasets screen shows them
+        problem = row_problem(fmt, row, columns)
+        if problem is None:
+            out.append(Numbered(str(path), i, mapped(row, columns)))
+        elif not skip_bad_rows:
+            raise FtbenchError(f"{path}: row {i}: {problem}.", hint)
+    if not out:
+        raise FtbenchError(f"{path}: no row fits the {fmt} format.", "Check data.format and data.columns.")
+    return out
 
 
 def mapped(row: dict[str, Any], columns: dict[str, str]) -> dict[str, Any]:

@@ -55,7 +55,7 @@ def weights_folder(run_dir: Path) -> Path:
             f"{run_dir} is a checkpoint; predict needs a finished run's weights ({TASK_FILE} is written at the end).",
             f"Predict with the run once it has finished; `ftbench export {ref}` works now.",
         )
-    task = _recipe_task(run_dir)
+    task = recipe_task(run_dir)
     if task in TASK_SPECS and task not in PREDICT_TASKS:
         raise FtbenchError(
             f"Run {run_dir.name} is a {task} run; `ftbench predict` serves {', '.join(PREDICT_TASKS)} runs.",
@@ -67,7 +67,8 @@ def weights_folder(run_dir: Path) -> Path:
     )
 
 
-def _recipe_task(run_dir: Path) -> str | None:
+def recipe_task(run_dir: Path) -> str | None:
+    """The task a run's frozen recipe.yaml names (None when it has none): what a run is before its weights exist."""
     recipe = JobLayout(run_dir).recipe
     if not recipe.is_file():
         return None

@@ -13,6 +13,7 @@ from textual.widgets import DataTable
 from ftbench.chat.protocol import VariantSpec
 from ftbench.evaluate.evalset import EvalItem
 from ftbench.evaluate.job import CacheWriter, cache_path, write_items, write_outputs
+from ftbench.tui.screens.guide import remember_dismissed
 
 LABELS = ["positive", "negative", "neutral", "positive"]
 BASE_ANSWERS = ["I think it is great", "Sentiment: negative", "It is fine", "Good product"]
@@ -66,6 +67,7 @@ async def test_evals_screen_shows_the_report_numbers_and_sorts_by_disagreement(t
     base = next(v for v in summary["variants"] if v["name"] == "base")["metrics"]
     assert (tuned["label_accuracy"], base["label_accuracy"]) == (75.0, 25.0)
 
+    remember_dismissed(ws)  # no first-run guide over the Jobs screen: this test is about Evals
     app = make_app(ws)
     async with app.run_test(size=(140, 40)) as pilot:
         await pilot.press("7")
@@ -93,3 +95,75 @@ async def test_evals_screen_shows_the_report_numbers_and_sorts_by_disagreement(t
         assert last[0] == "00001"  # both answered "Sentiment: negative": no disagreement
         await pilot.press("d")
         assert [str(examples.get_row_at(i)[0]) for i in range(4)] == ["00000", "00001", "00002", "00003"]
+
+
+def make_encoder_eval_job(ws_root: Path) -> dict:
+    """Two classification runs' cached predictions, scored by the encoder eval's own `write_outputs`."""
+    from ftbench.evaluate.encoder_inputs import EncoderVariant
+    from ftbench.evaluate.encoder_job import write_outputs as write_encoder_outputs
+
+    job_dir = ws_root / "jobs" / "20261130-130000-eval-reviews-cd34"
+    job_dir.mkdir(parents=True)
+    gold = ["positive", "negative", "positive", "negative"]
+    items = [
+        {"id": f"{i:05d}-y", "source": "reviews.jsonl", "number": i + 1, "row": {"text": f"review {i}", "label": g}}
+        for i, g in enumerate(gold)
+    ]
+    info = {"task": "classification", "labels": ["negative", "positive"], "multi_label": False}
+    variants = [
+        EncoderVariant("lora", "/r/a/adapter", "/r/a", info),
+        EncoderVariant("full", "/r/b/model", "/r/b", info),
+    ]
+    answers = [["positive", "negative", "positive", "positive"], ["negative", "negative", "negative", "negative"]]
+    for index, (variant, labels) in enumerate(zip(variants, answers, strict=True)):
+        writer = CacheWriter(cache_path(job_dir, index, variant.name))
+        writer.write([{"id": item["id"], "result": {"label": a}} for item, a in zip(items, labels, strict=True)])
+        writer.close()
+    params = {"task": "classification", "data_label": "reviews.jsonl", "batch_size": 16}
+    summary = write_encoder_outputs(job_dir, items, variants, params, job_dir.name)
+    status = {
+        "id": job_dir.name,
+        "kind": "eval",
+        "state": "succeeded",
+        "name": "reviews-2-variants",
+        "created_at": 2.0,
+        "meta": {"variants": ["lora", "full"]},
+        "progress": {"done": 8, "total": 8},
+    }
+    (job_dir / "status.json").write_text(json.dumps(status))
+    return summary
+
+
+async def test_evals_screen_shows_an_encoder_eval_with_labels_per_variant(tmp_path, make_app):
+    from ftbench.core.workspace import Workspace
+
+    ws = Workspace.open(tmp_path / "ws")
+    summary = make_encoder_eval_job(ws.root)
+    lora, full = (v["metrics"] for v in summary["variants"])
+    assert (lora["accuracy"], full["accuracy"]) == (0.75, 0.5)
+    assert full["f1_macro"] == (2 / 3 + 0) / 2  # negative: P 0.5 R 1; positive never predicted
+
+    remember_dismissed(ws)  # no first-run guide over the Jobs screen: this test is about Evals
+    app = make_app(ws)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("7")
+        await wait_until(
+            pilot,
+            lambda: (
+                app.screen.query("#evals-examples")
+                and app.screen.query_one("#evals-examples", DataTable).row_count == 4
+            ),
+            what="the encoder eval's examples",
+        )
+        screen = app.screen
+        assert screen.summary == summary
+        console = Console(width=160, record=True)
+        console.print(screen.metrics_renderable(screen.summary))
+        lines = console.export_text().splitlines()
+        assert lines[0].split() == ["variant", "accuracy", "F1", "macro", "F1", "micro"]
+        assert "0.7500*" in next(line for line in lines if line.startswith("lora"))
+        examples = screen.query_one("#evals-examples", DataTable)
+        # row 0 and 2: lora right, full wrong -> disagreement first; each cell is "score label"
+        first = [str(c) for c in examples.get_row_at(0)]
+        assert first[0] in ("00000", "00002") and first[3] == "positive"
+        assert first[4:] == ["1.00 positive", "0.00 negative"]
