@@ -159,10 +159,11 @@ class TrainingSection(_Section):
     )
     distributed: Literal["ddp", "fsdp", "deepspeed"] = "ddp"
     deepspeed_stage: Literal[1, 2, 3] = 2
-    report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(
+    report_to: list[Literal["tensorboard", "mlflow", "wandb", "trackio"]] = Field(
         default_factory=list,
         description="experiment trackers besides events.jsonl, writing into the run folder: tensorboard "
-        "(RUN/tensorboard), mlflow (a file store in RUN/mlflow), wandb (offline, RUN/wandb)",
+        "(RUN/tensorboard), mlflow (a file store in RUN/mlflow), wandb (offline, RUN/wandb), trackio (a local "
+        "store in RUN/trackio)",
     )
 
     @field_validator("max_steps")

@@ -5,13 +5,25 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import yaml
+from hubstandin import HubStandIn
 from test_train_tasks import base_recipe, run_inline, tiny_lm, toy_data  # noqa: F401 (fixtures)
 
 from ftbench.core.errors import FtbenchError
 from ftbench.core.events import read_events
 from ftbench.core.layout import JobLayout
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the backport pyproject declares for it
+    import tomli as tomllib
 
 
 def test_tensorboard_event_files_hold_the_losses_of_events_jsonl(workspace, tiny_lm, toy_data, capsys):  # noqa: F811
@@ -47,12 +59,13 @@ def test_tensorboard_event_files_hold_the_losses_of_events_jsonl(workspace, tiny
     assert printed[3:] == ["--host", "127.0.0.1"]
 
 
-def test_report_to_tensorboard_without_the_package_names_the_extra(workspace, tiny_lm, toy_data, monkeypatch):  # noqa: F811
+@pytest.mark.parametrize("tracker", ["tensorboard", "trackio"])
+def test_report_to_without_the_package_names_the_extra(workspace, tiny_lm, toy_data, monkeypatch, tracker):  # noqa: F811
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real_find_spec(name, *a)
+        importlib.util, "find_spec", lambda name, *a: None if name == tracker else real_find_spec(name, *a)
     )
-    recipe = base_recipe(tiny_lm, toy_data["alpaca"], training={"max_steps": 2, "report_to": ["tensorboard"]})
+    recipe = base_recipe(tiny_lm, toy_data["alpaca"], training={"max_steps": 2, "report_to": [tracker]})
     with pytest.raises(FtbenchError) as info:
         run_inline(workspace, recipe)
     assert "`tracking` extra" in info.value.message and info.value.message.count(". ") == 0
@@ -67,6 +80,41 @@ def test_report_to_rejects_an_unknown_tracker():
             {"task": "sft", "model": "m", "data": {"train": "d.jsonl"}, "training": {"report_to": ["tensorbord"]}}
         )
     assert "report_to" in info.value.message
+
+
+def test_every_tracker_a_recipe_accepts_has_a_builder_and_a_package_in_the_tracking_extra():
+    """The recipe's list, the builders and the packages checked at start agree, and the `tracking` extra
+    (which the test extra, and so CI, installs) provides every tracker's package."""
+    from importlib.metadata import packages_distributions
+    from typing import get_args
+
+    from ftbench.core.recipe import TrainingSection
+    from ftbench.train.tracking import BUILDERS, TRACKER_PACKAGES
+
+    (accepted,) = get_args(TrainingSection.model_fields["report_to"].annotation)
+    assert set(get_args(accepted)) == set(BUILDERS) == set(TRACKER_PACKAGES)
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    extra = {
+        re.match(r"[\w.-]+", req).group(0).lower() for req in pyproject["project"]["optional-dependencies"]["tracking"]
+    }
+    installed = packages_distributions()
+    for package in TRACKER_PACKAGES.values():
+        assert {d.lower() for d in installed.get(package, [])} & extra, package
+
+
+def test_trackio_refuses_a_store_it_cannot_reach_any_more(tmp_path, monkeypatch):
+    """trackio already imported in this process (its store folder fixed then) for another run: refused, not
+    logged into that other run's folder."""
+    from types import SimpleNamespace
+
+    from ftbench.train.tracking import _trackio
+
+    monkeypatch.setitem(sys.modules, "trackio.utils", SimpleNamespace(TRACKIO_DIR=tmp_path / "other-run" / "trackio"))
+    monkeypatch.delenv("TRACKIO_DIR", raising=False)
+    with pytest.raises(FtbenchError) as info:
+        _trackio(tmp_path / "this-run", "this-run")
+    assert str(tmp_path / "other-run" / "trackio") in info.value.message
+    assert "TRACKIO_DIR" not in os.environ
 
 
 def test_mlflow_store_in_the_run_folder_holds_the_losses(workspace, tiny_lm, toy_data, monkeypatch):  # noqa: F811
@@ -139,3 +187,62 @@ def wandb_records(path):
             record = wandb_internal_pb2.Record()
             record.ParseFromString(chunks)
             yield record
+
+
+def test_trackio_store_in_the_run_folder_holds_the_losses_without_the_network(workspace, tiny_lm, toy_data, tmp_path):  # noqa: F811
+    """A detached `ftbench train` job (trackio fixes its store folder when first imported, so a job process of its
+    own is the real case) with a Hub token, a Hub endpoint and trackio's Space / server / bucket / dataset variables
+    in its environment: the run stays local - in RUN/trackio, no request to the Hub - and trackio's own CLI reads
+    back events.jsonl's losses, the final evaluation's included."""
+    if importlib.util.find_spec("trackio") is None:
+        pytest.skip("trackio is not installed (the `tracking` extra)")
+    recipe = base_recipe(
+        tiny_lm, toy_data["alpaca"], training={"max_steps": 6, "logging_steps": 2, "report_to": ["trackio"]}
+    )
+    recipe_file = tmp_path / "trackio.yaml"
+    recipe_file.write_text(yaml.safe_dump(recipe))
+    repo = Path(__file__).resolve().parents[2]
+    with HubStandIn() as hub:
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")])),
+            "HF_ENDPOINT": hub.url,
+            "HF_HUB_OFFLINE": "0",  # the tests' default is offline; a user's shell is not
+            "HF_TOKEN": "hf_test_token",  # with a token stored, trackio asks the Hub who the user is
+            "TRACKIO_SPACE_ID": "tester/dashboard",
+            "TRACKIO_SERVER_URL": hub.url,
+            "TRACKIO_BUCKET_ID": "tester/bucket",
+            "TRACKIO_DATASET_ID": "tester/metrics",  # with SPACE_REPO_NAME: commits the store to a dataset
+            "SPACE_REPO_NAME": "dashboard",
+        }
+        train = [sys.executable, "-m", "ftbench.cli", "-w", str(workspace.root), "train", str(recipe_file), "--wait"]
+        done = subprocess.run(train, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert hub.requests == []
+    (job_dir,) = (workspace.root / "runs").iterdir()
+    assert (job_dir / "trackio" / "ftbench.db").is_file()
+
+    def trackio_cli(*args: str) -> str:
+        read = [str(Path(sys.executable).with_name("trackio")), *args]
+        out = subprocess.run(
+            read, env={**os.environ, "TRACKIO_DIR": str(job_dir / "trackio")}, capture_output=True, text=True
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+        return out.stdout
+
+    def assert_logged(metric: str, events: list[dict], key: str) -> None:
+        printed = trackio_cli(
+            "get", "metric", "--project", "ftbench", "--run", job_dir.name, "--metric", metric, "--json"
+        )
+        values = json.loads(printed)["values"]
+        assert [v["step"] for v in values] == [e["step"] for e in events], metric
+        assert [v["value"] for v in values] == pytest.approx([e[key] for e in events], rel=1e-6), metric
+
+    listed = trackio_cli("list", "runs", "--project", "ftbench").splitlines()
+    assert [line.split("- ", 1)[1] for line in listed if line.startswith("  - ")] == [job_dir.name]
+    train = read_events(job_dir / "events.jsonl", ["train"])
+    assert len(train) >= 3
+    assert_logged("train/loss", train, "loss")
+    evals = read_events(job_dir / "events.jsonl", ["eval"])
+    assert len(evals) == 2  # at the last step: the trainer's evaluation, and the final one after training
+    assert_logged("eval/loss", evals, "eval_loss")
