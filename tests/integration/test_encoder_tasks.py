@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from inlinejob import run_job_inline
 
-from ftbench.core.atomic import atomic_write_json
 from ftbench.core.events import read_events
-from ftbench.core.jobs import SPEC, new_job_id, update_status
+from ftbench.core.jobs import new_job_id
 
 NAMES = ["alice", "bob"]
 PLACES = ["seoul", "paris", "london", "berlin"]
@@ -113,27 +113,10 @@ def squad_rows(n: int = 40, seed: int = 0) -> list[dict[str, Any]]:
 
 def run_inline(ws: Any, recipe: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
     """Run the training job target in this process with a real JobContext; returns (run dir, status)."""
-    from ftbench.core.job_entry import ProcessJobContext
     from ftbench.core.recipe import validate_recipe
-    from ftbench.train.worker import run
 
-    resolved = validate_recipe(recipe).to_dict()
     job_dir = ws.root / "runs" / new_job_id("train", recipe["task"])
-    job_dir.mkdir(parents=True)
-    spec = {
-        "id": job_dir.name,
-        "kind": "train",
-        "target": "ftbench.train.worker:run",
-        "workspace": str(ws.root),
-        "params": {"recipe": resolved},
-    }
-    atomic_write_json(job_dir / SPEC, spec)
-    update_status(job_dir, id=job_dir.name, kind="train", state="running", attempt=1)
-    ctx = ProcessJobContext(job_dir, spec)
-    try:
-        run(ctx)
-    finally:
-        ctx.events.close()
+    run_job_inline(ws.root, job_dir, "train", "ftbench.train.worker:run", {"recipe": validate_recipe(recipe).to_dict()})
     return job_dir, json.loads((job_dir / "status.json").read_text())
 
 

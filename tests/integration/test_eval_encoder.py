@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import test_encoder_tasks as enc
+from inlinejob import run_job_inline
 from test_encoder_tasks import (
     ner_rows,
     predict_cli,
@@ -27,14 +28,13 @@ from test_encoder_tasks import (
 )
 
 from ftbench.cli import main
-from ftbench.core.atomic import atomic_write_json
 from ftbench.core.events import read_events
-from ftbench.core.jobs import SPEC, new_job_id, update_status
+from ftbench.core.jobs import SPEC, new_job_id
 from ftbench.train.metrics import classification_metrics, entity_metrics
 
 N_EVAL = 10  # rows of reviews-eval.jsonl
-# test_encoder_tasks' fixtures: the tiny BERT, its workspace and data files
-bert, ws, data_dir = enc.bert, enc.ws, enc.data_dir
+# test_encoder_tasks' fixtures: the tiny BERT, its workspace and data files, its NER and QA runs
+bert, ws, data_dir, ner_run, qa_run = enc.bert, enc.ws, enc.data_dir, enc.ner_run, enc.qa_run
 
 
 @pytest.fixture(scope="module")
@@ -52,54 +52,19 @@ def cls_full(ws: Any, bert: Path, data_dir: Path) -> tuple[Path, dict[str, Any]]
     return run_inline(ws, recipe)
 
 
-@pytest.fixture(scope="module")
-def ner_run(ws: Any, bert: Path, data_dir: Path) -> tuple[Path, dict[str, Any]]:
-    recipe = with_eval(recipe_for("ner", bert, data_dir / "ner.jsonl"), data_dir / "ner-eval.jsonl")
-    recipe["training"].update(max_steps=6, eval_steps=6)
-    return run_inline(ws, recipe)
-
-
-@pytest.fixture(scope="module")
-def qa_run(ws: Any, bert: Path, data_dir: Path) -> tuple[Path, dict[str, Any]]:
-    recipe = with_eval(
-        recipe_for("qa", bert, data_dir / "squad.jsonl", qa={"doc_stride": 4}), data_dir / "squad-eval.jsonl"
-    )
-    recipe["data"]["max_length"] = 20
-    recipe["training"].update(max_steps=6, lr=2e-3, eval_steps=6)
-    return run_inline(ws, recipe)
-
-
 def eval_inline(ws: Any, *argv: str, job_dir: Path | None = None) -> Path:
     """`ftbench eval ARGV` checked by the CLI, then its job target run in this process (attempt 2 on `job_dir`)."""
     from ftbench.cli import build_parser
     from ftbench.commands.eval import build_params
-    from ftbench.core.job_entry import ProcessJobContext
     from ftbench.evaluate.encoder_inputs import TARGET
-    from ftbench.evaluate.encoder_job import run
 
-    attempt = 1
     if job_dir is None:
         params, _ = build_params(build_parser().parse_args(["eval", *argv]), ws)
         job_dir = ws.root / "jobs" / new_job_id("eval", "enc")
-        job_dir.mkdir(parents=True)
+        run_job_inline(ws.root, job_dir, "eval", TARGET, params)
     else:
         params = json.loads((job_dir / SPEC).read_text())["params"]
-        attempt = 2
-    spec = {
-        "id": job_dir.name,
-        "kind": "eval",
-        "target": TARGET,
-        "workspace": str(ws.root),
-        "params": params,
-        "attempt": attempt,
-    }
-    atomic_write_json(job_dir / SPEC, spec)
-    update_status(job_dir, id=job_dir.name, kind="eval", state="running", attempt=attempt)
-    ctx = ProcessJobContext(job_dir, spec)
-    try:
-        run(ctx)
-    finally:
-        ctx.events.close()
+        run_job_inline(ws.root, job_dir, "eval", TARGET, params, attempt=2)
     return job_dir
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from inlinejob import run_job_inline
 
-from ftbench.core.atomic import atomic_write_json
 from ftbench.core.events import read_events
-from ftbench.core.jobs import SPEC, new_job_id, update_status
+from ftbench.core.jobs import new_job_id
 
 WORDS = {"positive": ["great", "good", "happy", "love"], "negative": ["bad", "terrible", "sad", "hate"]}
 
@@ -57,29 +57,11 @@ def run_inline(
     ws: Any, recipe: dict[str, Any], attempt: int = 1, job_dir: Path | None = None
 ) -> tuple[Path, dict[str, Any]]:
     """Run the training job target in this process with a real JobContext; returns (run dir, result)."""
-    from ftbench.core.job_entry import ProcessJobContext
     from ftbench.core.recipe import validate_recipe
-    from ftbench.train.worker import run
 
-    resolved = validate_recipe(recipe).to_dict()
-    if job_dir is None:
-        job_dir = ws.root / "runs" / new_job_id("train", "t")
-        job_dir.mkdir(parents=True)
-    spec = {
-        "id": job_dir.name,
-        "kind": "train",
-        "target": "ftbench.train.worker:run",
-        "workspace": str(ws.root),
-        "params": {"recipe": resolved},
-        "attempt": attempt,
-    }
-    atomic_write_json(job_dir / SPEC, spec)
-    update_status(job_dir, id=job_dir.name, kind="train", state="running", attempt=attempt)
-    ctx = ProcessJobContext(job_dir, spec)
-    try:
-        run(ctx)
-    finally:
-        ctx.events.close()
+    job_dir = job_dir or ws.root / "runs" / new_job_id("train", "t")
+    params = {"recipe": validate_recipe(recipe).to_dict()}
+    run_job_inline(ws.root, job_dir, "train", "ftbench.train.worker:run", params, attempt)
     return job_dir, json.loads((job_dir / "status.json").read_text())["result"]
 
 

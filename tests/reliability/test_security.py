@@ -243,24 +243,15 @@ def test_file_names_from_names_hold_no_shell_syntax() -> None:
 
 def run_training_job(ws: Workspace, recipe: dict) -> dict:
     """The training job target in this process, as `job_entry` runs it (a real JobContext)."""
-    from ftbench.core.atomic import atomic_write_json
-    from ftbench.core.job_entry import ProcessJobContext
-    from ftbench.core.jobs import SPEC, new_job_id, update_status
-    from ftbench.train.worker import run
+    from inlinejob import run_job_inline
+
+    from ftbench.core.jobs import new_job_id
 
     job_dir = ws.runs_dir / new_job_id("train", "sft")
-    job_dir.mkdir(parents=True)
-    spec = {"id": job_dir.name, "kind": "train", "target": "ftbench.train.worker:run", "workspace": str(ws.root)}
-    spec["params"] = {"recipe": recipe}
-    atomic_write_json(job_dir / SPEC, spec)
-    update_status(job_dir, id=job_dir.name, kind="train", state="running", attempt=1)
-    ctx = ProcessJobContext(job_dir, spec)
     try:
-        run(ctx)
+        run_job_inline(ws.root, job_dir, "train", "ftbench.train.worker:run", {"recipe": recipe})
     except Exception:  # noqa: BLE001 - failing is fine; running the folder's code is not
         pass
-    finally:
-        ctx.events.close()
     return json.loads((job_dir / "status.json").read_text())
 
 

@@ -58,6 +58,19 @@ def make_eval_job(ws_root: Path) -> tuple[Path, dict]:
     return job_dir, summary
 
 
+async def open_evals(pilot, rows: int) -> None:
+    """Screen 7, once the eval's `rows` examples are listed."""
+    await pilot.press("7")
+    await wait_until(
+        pilot,
+        lambda: (
+            pilot.app.screen.query("#evals-examples")
+            and pilot.app.screen.query_one("#evals-examples", DataTable).row_count == rows
+        ),
+        what="the eval's examples",
+    )
+
+
 async def test_evals_screen_shows_the_report_numbers_and_sorts_by_disagreement(tmp_path, make_app):
     from ftbench.core.workspace import Workspace
 
@@ -70,15 +83,7 @@ async def test_evals_screen_shows_the_report_numbers_and_sorts_by_disagreement(t
     remember_dismissed(ws)  # no first-run guide over the Jobs screen: this test is about Evals
     app = make_app(ws)
     async with app.run_test(size=(140, 40)) as pilot:
-        await pilot.press("7")
-        await wait_until(
-            pilot,
-            lambda: (
-                app.screen.query("#evals-examples")
-                and app.screen.query_one("#evals-examples", DataTable).row_count == 4
-            ),
-            what="the eval's examples",
-        )
+        await open_evals(pilot, rows=4)
         screen = app.screen
         assert screen.summary == summary  # the screen shows metrics.json, the file the CLI prints
         console = Console(width=160, record=True)
@@ -146,15 +151,7 @@ async def test_evals_screen_shows_an_encoder_eval_with_labels_per_variant(tmp_pa
     remember_dismissed(ws)  # no first-run guide over the Jobs screen: this test is about Evals
     app = make_app(ws)
     async with app.run_test(size=(140, 40)) as pilot:
-        await pilot.press("7")
-        await wait_until(
-            pilot,
-            lambda: (
-                app.screen.query("#evals-examples")
-                and app.screen.query_one("#evals-examples", DataTable).row_count == 4
-            ),
-            what="the encoder eval's examples",
-        )
+        await open_evals(pilot, rows=4)
         screen = app.screen
         assert screen.summary == summary
         console = Console(width=160, record=True)
