@@ -1,5 +1,6 @@
-"""The eval's batched generation (left padding, a shared prompt prefix computed once, adapters switched per batch)
-must give every prompt exactly the answer chat's backend gives it alone, in-process on a tiny random llama."""
+"""The eval's batched generation (a shared prompt prefix computed once, rows prefilled in length-sorted chunks and
+stitched into one cache, adapters switched per batch) must give every prompt exactly the answer chat's backend
+gives it alone, in-process on a tiny random llama."""
 
 from __future__ import annotations
 
@@ -14,25 +15,59 @@ from test_eval_job import MAX_TOKENS, alone  # noqa: E402
 from tinymodels import corpus  # noqa: E402
 
 from ftbench.chat.protocol import VariantSpec  # noqa: E402
+from ftbench.evaluate import prefill  # noqa: E402
 from ftbench.evaluate.hf_runner import MIN_SHARED_PREFIX, GenConfig, HFRunner, left_padded, shared_prefix  # noqa: E402
 
 INSTRUCTION = "Read the following note carefully and answer with one short sentence about what it says:"
 
 
-def test_shared_prefix_rows_keep_the_prefix_in_front_and_pad_before_their_own_tokens():
+def test_shared_prefix_leaves_every_row_a_token_and_left_padding_aligns_rows_right():
     rows = [[5, 6, 7, 1], [5, 6, 7, 2, 3, 4], [5, 6, 7, 8, 9]]
     assert shared_prefix(rows) == 3
     assert shared_prefix([[5, 6], [5, 6, 7]]) == 1  # every row keeps a token of its own
     model = torch.nn.Linear(1, 1)  # only .device is read
     model.device = torch.device("cpu")
-    enc = left_padded(model, 0, rows, shared=3)
-    assert enc["input_ids"].tolist() == [[5, 6, 7, 0, 0, 1], [5, 6, 7, 2, 3, 4], [5, 6, 7, 0, 8, 9]]
-    assert enc["attention_mask"].tolist() == [[1, 1, 1, 0, 0, 1], [1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 1, 1]]
-    plain = left_padded(model, 0, rows)
-    assert plain["input_ids"].tolist()[0] == [0, 0, 5, 6, 7, 1]
+    enc = left_padded(model, 0, rows)
+    assert enc["input_ids"].tolist() == [[0, 0, 5, 6, 7, 1], [5, 6, 7, 2, 3, 4], [0, 5, 6, 7, 8, 9]]
+    assert enc["attention_mask"].tolist() == [[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1], [0, 1, 1, 1, 1, 1]]
 
 
-def test_batched_answers_with_a_shared_prefix_equal_each_prompt_alone(tiny_llama: Path, tmp_path: Path):
+def _last_logits_alone(model, prompt: list[int]) -> torch.Tensor:
+    with torch.inference_mode():
+        return model(input_ids=torch.tensor([prompt])).logits[0, -1]
+
+
+@pytest.mark.parametrize("shared", [0, 4])
+def test_stitched_cache_gives_each_row_the_logits_it_has_alone(tiny_llama: Path, monkeypatch, shared: int):
+    """Rows of 1..9 own tokens in chunks of 2 (so chunk widths differ and one chunk has only the last token when
+    there is a prefix): running each row's last token on the stitched cache equals running its prompt alone."""
+    from transformers import AutoModelForCausalLM
+
+    monkeypatch.setattr(prefill, "PREFILL_ROWS", 2)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32).eval()
+    start = [11, 12, 13, 14][:shared]
+    prompts = [start + [20 + (7 * i + j) % 50 for j in range(n)] for i, n in enumerate([3, 1, 9, 2, 5, 1, 7])]
+    if not shared:
+        prompts[1], prompts[5] = [30, 31], [32, 33]  # no prefix: every row needs a head token of its own
+    staged = prefill.staged_batch(model, 0, prompts, shared)
+    assert staged is not None
+    assert staged.cache.get_seq_length() == staged.input_ids.shape[1] - 1
+    positions = (staged.attention_mask.cumsum(-1) - 1)[:, -1:]
+    with torch.inference_mode():
+        out = model(
+            input_ids=staged.input_ids[:, -1:],
+            attention_mask=staged.attention_mask,
+            position_ids=positions,
+            **{staged.keyword: staged.cache},
+        )
+    for i, prompt in enumerate(prompts):
+        assert staged.input_ids[i, -len(prompt) + shared :].tolist() == prompt[shared:]
+        assert staged.attention_mask[i].sum() == len(prompt)
+        torch.testing.assert_close(out.logits[i, -1], _last_logits_alone(model, prompt), atol=1e-4, rtol=1e-4)
+
+
+def test_batched_answers_with_a_shared_prefix_equal_each_prompt_alone(tiny_llama: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(prefill, "PREFILL_ROWS", 2)  # several chunks of different widths
     adapters = {"A": make_adapter(tiny_llama, tmp_path / "A", 1), "B": make_adapter(tiny_llama, tmp_path / "B", 2)}
     prompts = [f"{INSTRUCTION} {line[:50]}" for line in corpus(n=6, seed=5)]
     specs = [VariantSpec("base", "hf", str(tiny_llama))] + [
