@@ -18,7 +18,7 @@ import torch
 from ftbench.chat.base import cut_at_stop
 from ftbench.chat.hf import FALLBACK_TEMPLATE, PLAIN_STOPS, HFBackend, LoadedBase
 from ftbench.chat.protocol import VariantSpec
-from ftbench.evaluate.prefill import staged_batch
+from ftbench.evaluate.prefill import staged_batch, tail_logits, usable_prefix
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,6 @@ class GenConfig:
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0
     chat_template: bool = True
-
-
-MIN_SHARED_PREFIX = 8  # tokens; a shorter common prefix is not worth a forward pass of its own
 
 
 def plain_prompt(messages: Sequence[dict[str, str]]) -> str:
@@ -54,27 +51,13 @@ def left_padded(model: Any, pad: int, sequences: Sequence[list[int]]) -> dict[st
     return {"input_ids": ids.to(model.device), "attention_mask": mask.to(model.device)}
 
 
-def shared_prefix(sequences: Sequence[list[int]]) -> int:
-    """Tokens every sequence starts with (the chat template's system turn, a common instruction), leaving each
-    sequence at least one token of its own for generate's first step."""
-    limit = min(len(t) for t in sequences) - 1
-    first = sequences[0]
-    n = 0
-    while n < limit and all(t[n] == first[n] for t in sequences):
-        n += 1
-    return n
-
-
 def generate_batch(
     model: Any, tokenizer: Any, stop_ids: Sequence[int], prompts: Sequence[list[int]], config: GenConfig
 ) -> list[dict[str, Any]]:
     """One `generate` call for a batch of tokenized prompts (the eval job's and the in-training eval's), continuing
     from a cache prefilled in length-sorted chunks on a shared prefix (prefill.py) where the model's cache allows."""
     pad = pad_id(tokenizer, stop_ids)
-    shared = shared_prefix(prompts) if len(prompts) > 1 else 0
-    staged = (
-        staged_batch(model, pad, prompts, shared if shared >= MIN_SHARED_PREFIX else 0) if len(prompts) > 1 else None
-    )
+    staged = staged_batch(model, pad, prompts, usable_prefix(prompts)) if len(prompts) > 1 else None
     kwargs: dict[str, Any] = {
         "max_new_tokens": config.max_new_tokens,
         "eos_token_id": list(stop_ids) or None,
@@ -152,15 +135,10 @@ class HFRunner:
         base = self._base(name)
         prompts = [self._prompt_ids(base, m) for m, _ in batch]
         refs = [base.tokenizer(r, add_special_tokens=False)["input_ids"] for _, r in batch]
-        enc = left_padded(
-            base.model, pad_id(base.tokenizer, base.stop_ids), [p + r for p, r in zip(prompts, refs, strict=True)]
-        )
-        positions = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)  # a plain forward does not skip left padding
-        with self.backend.switch(name), torch.inference_mode():
-            logits = base.model(**enc, position_ids=positions).logits.float()
-        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-        targets = enc["input_ids"][:, 1:]
-        token_lp = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        with self.backend.switch(name):
+            logits, ids = tail_logits(base.model, pad_id(base.tokenizer, base.stop_ids), prompts, refs)
+        logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+        token_lp = logprobs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
         out = []
         for i, ref in enumerate(refs):
             n = len(ref)

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+MIN_SHARED_PREFIX = 8  # tokens; a shorter common prefix is not worth a forward pass of its own
 PREFILL_ROWS = 8  # rows per prefill chunk: small enough that similar lengths pad little, large enough for a good GEMM
 
 
@@ -34,6 +35,23 @@ class Staged:
     attention_mask: torch.Tensor
     keyword: str
     cache: Any
+
+
+def shared_prefix(sequences: Sequence[list[int]]) -> int:
+    """Tokens every sequence starts with (the chat template's system turn, a common instruction), leaving each
+    sequence at least one token of its own for generate's first step."""
+    limit = min(len(t) for t in sequences) - 1
+    first = sequences[0]
+    n = 0
+    while n < limit and all(t[n] == first[n] for t in sequences):
+        n += 1
+    return n
+
+
+def usable_prefix(prompts: Sequence[list[int]]) -> int:
+    """The shared prefix worth running once for these prompts (0 when it is too short to pay for its own pass)."""
+    n = shared_prefix(prompts) if len(prompts) > 1 else 0
+    return n if n >= MIN_SHARED_PREFIX else 0
 
 
 def _stitchable(cache: Any) -> bool:
@@ -142,3 +160,47 @@ def staged_batch(model: Any, pad: int, prompts: Sequence[list[int]], shared: int
         mask[i, ids.shape[1] - own :] = 1
     cache = _stitch(chunks, shared, width, len(prompts))
     return Staged(ids.to(model.device), mask.to(model.device), keyword, cache)
+
+
+def tail_logits(
+    model: Any, pad: int, prompts: Sequence[list[int]], refs: Sequence[list[int]]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher forcing of `refs` after `prompts`: (logits, tokens) of the last max(len(ref)) + 1 columns of the rows
+    `prompt + ref` aligned right, so row i's last len(ref_i) + 1 columns are its last prompt token and its reference.
+
+    The prompts are prefilled as for generation (shared prefix once, chunks without padding waste) and only this
+    tail goes through the vocabulary projection, which on a small model costs as much as the rest of a token.
+    """
+    width = max(len(r) for r in refs) + 1
+    staged = staged_batch(model, pad, prompts, usable_prefix(prompts))
+    block = torch.full((len(prompts), width), pad, dtype=torch.long)
+    tail_mask = torch.zeros_like(block)
+    for i, (p, r) in enumerate(zip(prompts, refs, strict=True)):
+        block[i, width - len(r) - 1 :] = torch.tensor(p[-1:] + r, dtype=torch.long)
+        tail_mask[i, width - len(r) - 1 :] = 1
+    kwargs: dict[str, Any] = {}
+    if staged is not None:
+        mask = torch.cat([staged.attention_mask[:, :-1].cpu(), tail_mask], dim=1)
+        kwargs[staged.keyword] = staged.cache
+        ids = block
+    else:  # the whole rows in one left-padded forward
+        rows = [p[:-1] for p in prompts]
+        head = max(len(t) for t in rows)
+        ids = torch.full((len(prompts), head), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, t in enumerate(rows):
+            if t:
+                ids[i, head - len(t) :] = torch.tensor(t, dtype=torch.long)
+                mask[i, head - len(t) :] = 1
+        ids, mask = torch.cat([ids, block], dim=1), torch.cat([mask, tail_mask], dim=1)
+        if _keeps_logits(model):
+            kwargs["logits_to_keep"] = width
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1] :]  # a plain forward does not skip padding
+    with torch.inference_mode():
+        out = model(
+            input_ids=ids.to(model.device),
+            attention_mask=mask.to(model.device),
+            position_ids=positions.to(model.device),
+            **kwargs,
+        )
+    return out.logits[:, -width:], block.to(model.device)

@@ -16,7 +16,8 @@ from tinymodels import corpus  # noqa: E402
 
 from ftbench.chat.protocol import VariantSpec  # noqa: E402
 from ftbench.evaluate import prefill  # noqa: E402
-from ftbench.evaluate.hf_runner import MIN_SHARED_PREFIX, GenConfig, HFRunner, left_padded, shared_prefix  # noqa: E402
+from ftbench.evaluate.hf_runner import GenConfig, HFRunner, left_padded  # noqa: E402
+from ftbench.evaluate.prefill import MIN_SHARED_PREFIX, shared_prefix  # noqa: E402
 
 INSTRUCTION = "Read the following note carefully and answer with one short sentence about what it says:"
 
@@ -80,3 +81,37 @@ def test_batched_answers_with_a_shared_prefix_equal_each_prompt_alone(tiny_llama
     batched = {s.name: [a["prediction"] for a in runner.generate(s.name, batch)] for s in specs}
     assert batched == alone(tiny_llama, adapters, prompts)
     assert batched["A"] != batched["base"] and batched["B"] != batched["A"]  # switching is exercised
+
+
+def _nll_alone(model, prompt: list[int], ref: list[int]) -> float:
+    with torch.inference_mode():
+        logits = model(input_ids=torch.tensor([prompt + ref])).logits[0].float()
+    logprobs = torch.log_softmax(logits[len(prompt) - 1 : -1], dim=-1)
+    return -float(logprobs[torch.arange(len(ref)), torch.tensor(ref)].sum()) if ref else 0.0
+
+
+@pytest.mark.parametrize("stitched", [True, False])
+def test_reference_nll_on_the_shared_prefix_equals_each_row_teacher_forced_alone(
+    tiny_llama: Path, monkeypatch, stitched: bool
+):
+    """Prefix once + chunked prompts + only the reference columns projected (or, for caches that cannot be
+    stitched, one left-padded forward) give each row the NLL a plain forward of prompt + reference gives it."""
+    monkeypatch.setattr(prefill, "PREFILL_ROWS", 2)
+    if not stitched:
+        monkeypatch.setattr(prefill, "_stitchable", lambda cache: False)
+    runner = HFRunner([VariantSpec("base", "hf", str(tiny_llama))], GenConfig(), device="cpu")
+    base = runner.backend.bases[str(tiny_llama.resolve())]
+    lines = corpus(n=5, seed=9)
+    batch = [
+        ([{"role": "user", "content": f"{INSTRUCTION} {line[: 10 + 9 * i]}"}], line[-12 - 5 * i :])
+        for i, line in enumerate(lines)
+    ]
+    batch.append(([{"role": "user", "content": f"{INSTRUCTION} nothing"}], ""))  # no reference tokens: 0 over 0
+    prompts = [runner._prompt_ids(base, m) for m, _ in batch]
+    assert shared_prefix(prompts) >= MIN_SHARED_PREFIX
+    got = runner.reference_nll("base", batch)
+    for (messages, ref), prompt, (nll, n) in zip(batch, prompts, got, strict=True):
+        ref_ids = base.tokenizer(ref, add_special_tokens=False)["input_ids"]
+        assert n == len(ref_ids)
+        assert nll == pytest.approx(_nll_alone(base.model, prompt, ref_ids), abs=1e-4)
+    assert sum(n for _, n in got) > 20 and len({len(p) for p in prompts}) > 3  # varied rows were really compared
