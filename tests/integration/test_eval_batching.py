@@ -110,7 +110,7 @@ def test_reference_nll_on_the_shared_prefix_equals_each_row_teacher_forced_alone
     prompts = [runner._prompt_ids(base, m) for m, _ in batch]
     assert shared_prefix(prompts) >= MIN_SHARED_PREFIX
     got = runner.reference_nll("base", batch)
-    for (messages, ref), prompt, (nll, n) in zip(batch, prompts, got, strict=True):
+    for (_, ref), prompt, (nll, n) in zip(batch, prompts, got, strict=True):
         ref_ids = base.tokenizer(ref, add_special_tokens=False)["input_ids"]
         assert n == len(ref_ids)
         assert nll == pytest.approx(_nll_alone(base.model, prompt, ref_ids), abs=1e-4)
