@@ -149,7 +149,7 @@ def cmd_eval(args: argparse.Namespace, ws: Any) -> int:
             raise FtbenchError(
                 f"Job {job.id} is a {job.status.get('kind')} job, not an eval.", "Pass the id of an eval job."
             )
-        job = restart_job(ws, job)
+        job = restart_job(job)
     else:
         params, name = build_params(args, ws)
         job = start_job(
