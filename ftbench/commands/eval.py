@@ -157,7 +157,7 @@ def cmd_eval(args: argparse.Namespace, ws: Any) -> int:
             raise FtbenchError(
                 f"Job {job.id} is a {job.status.get('kind')} job, not an eval.", "Pass the id of an eval job."
             )
-        job = restart_job(ws, job)
+        job = restart_job(job)
     else:
         from ftbench.evaluate.encoder_inputs import TARGET as ENCODER_TARGET
 

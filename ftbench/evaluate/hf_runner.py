@@ -18,6 +18,7 @@ import torch
 from ftbench.chat.base import cut_at_stop
 from ftbench.chat.hf import FALLBACK_TEMPLATE, PLAIN_STOPS, HFBackend, LoadedBase
 from ftbench.chat.protocol import VariantSpec
+from ftbench.evaluate.prefill import staged_batch, tail_logits, usable_prefix
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,6 @@ class GenConfig:
     chat_template: bool = True
 
 
-MIN_SHARED_PREFIX = 8  # tokens; a shorter common prefix is not worth a forward pass of its own
-
-
 def plain_prompt(messages: Sequence[dict[str, str]]) -> str:
     """With the chat template off the model continues the raw text of the prompt's turns."""
     return "\n\n".join(m["content"] for m in messages)
@@ -42,67 +40,35 @@ def pad_id(tokenizer: Any, stop_ids: Sequence[int]) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (list(stop_ids) or [0])[0]
 
 
-def left_padded(model: Any, pad: int, sequences: Sequence[list[int]], shared: int = 0) -> dict[str, Any]:
-    """input_ids and attention_mask with every sequence aligned to the right, as batched decoding needs.
-
-    With `shared` > 0 the rows are `[shared prefix][padding][own suffix]`: the prefix every row starts with stays in
-    front (its keys and values are computed once, see `prefix_cache`) and the padding goes between it and each row's
-    own tokens; the mask hides the padding and generate's position ids (the mask's running count) skip it, so each
-    row still sees its tokens at the positions it has alone.
-    """
-    width = shared + max(len(t) - shared for t in sequences)
+def left_padded(model: Any, pad: int, sequences: Sequence[list[int]]) -> dict[str, Any]:
+    """input_ids and attention_mask with every sequence aligned to the right, as batched decoding needs."""
+    width = max(len(t) for t in sequences)
     ids = torch.full((len(sequences), width), pad, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for i, t in enumerate(sequences):
-        own = len(t) - shared
-        ids[i, :shared] = torch.tensor(t[:shared], dtype=torch.long)
-        ids[i, width - own :] = torch.tensor(t[shared:], dtype=torch.long)
-        mask[i, :shared] = 1
-        mask[i, width - own :] = 1
+        ids[i, width - len(t) :] = torch.tensor(t, dtype=torch.long)
+        mask[i, width - len(t) :] = 1
     return {"input_ids": ids.to(model.device), "attention_mask": mask.to(model.device)}
-
-
-def shared_prefix(sequences: Sequence[list[int]]) -> int:
-    """Tokens every sequence starts with (the chat template's system turn, a common instruction), leaving each
-    sequence at least one token of its own for generate's first step."""
-    limit = min(len(t) for t in sequences) - 1
-    first = sequences[0]
-    n = 0
-    while n < limit and all(t[n] == first[n] for t in sequences):
-        n += 1
-    return n
-
-
-def prefix_cache(model: Any, prefix: list[int], rows: int) -> tuple[str, Any] | None:
-    """(generate's keyword, cache) holding the prefix's keys and values once per row, or None for caches that
-    cannot be copied per row (recurrent layers); computing the prefix once instead of once per row is what the
-    batch saves on prefill, which dominates short answers on a CPU."""
-    with torch.inference_mode():
-        out = model(input_ids=torch.tensor([prefix], device=model.device), use_cache=True)
-    keyword = "cache" if hasattr(out, "cache") else "past_key_values"  # transformers renamed it during 5.x
-    cache = getattr(out, keyword)
-    if cache is None or any(getattr(cache, "is_linear", ())) or not hasattr(cache, "batch_repeat_interleave"):
-        return None
-    cache.batch_repeat_interleave(rows)
-    return keyword, cache
 
 
 def generate_batch(
     model: Any, tokenizer: Any, stop_ids: Sequence[int], prompts: Sequence[list[int]], config: GenConfig
 ) -> list[dict[str, Any]]:
-    """One `generate` call for a batch of tokenized prompts (the eval job's and the in-training eval's)."""
+    """One `generate` call for a batch of tokenized prompts (the eval job's and the in-training eval's), continuing
+    from a cache prefilled in length-sorted chunks on a shared prefix (prefill.py) where the model's cache allows."""
     pad = pad_id(tokenizer, stop_ids)
-    shared = shared_prefix(prompts) if len(prompts) > 1 else 0
-    cached = prefix_cache(model, prompts[0][:shared], len(prompts)) if shared >= MIN_SHARED_PREFIX else None
-    enc = left_padded(model, pad, prompts, shared if cached else 0)
+    staged = staged_batch(model, pad, prompts, usable_prefix(prompts)) if len(prompts) > 1 else None
     kwargs: dict[str, Any] = {
         "max_new_tokens": config.max_new_tokens,
         "eos_token_id": list(stop_ids) or None,
         "pad_token_id": pad,
         "use_cache": True,
     }
-    if cached:
-        kwargs[cached[0]] = cached[1]
+    if staged is not None:
+        enc = {"input_ids": staged.input_ids, "attention_mask": staged.attention_mask}
+        kwargs[staged.keyword] = staged.cache
+    else:
+        enc = left_padded(model, pad, prompts)
     if config.temperature > 0:
         kwargs.update(do_sample=True, temperature=config.temperature, top_p=config.top_p, top_k=0)
     else:
@@ -169,15 +135,10 @@ class HFRunner:
         base = self._base(name)
         prompts = [self._prompt_ids(base, m) for m, _ in batch]
         refs = [base.tokenizer(r, add_special_tokens=False)["input_ids"] for _, r in batch]
-        enc = left_padded(
-            base.model, pad_id(base.tokenizer, base.stop_ids), [p + r for p, r in zip(prompts, refs, strict=True)]
-        )
-        positions = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)  # a plain forward does not skip left padding
-        with self.backend.switch(name), torch.inference_mode():
-            logits = base.model(**enc, position_ids=positions).logits.float()
-        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-        targets = enc["input_ids"][:, 1:]
-        token_lp = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        with self.backend.switch(name):
+            logits, ids = tail_logits(base.model, pad_id(base.tokenizer, base.stop_ids), prompts, refs)
+        logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+        token_lp = logprobs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
         out = []
         for i, ref in enumerate(refs):
             n = len(ref)
