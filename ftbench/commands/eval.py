@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ftbench.cli import print_json, subparser
+from ftbench.commands.train import add_trust_remote_code
 from ftbench.core.errors import FtbenchError
 
 
@@ -70,6 +71,7 @@ def register(sub: Any) -> None:
     p.add_argument("--allow-tokenizer-mismatch", action="store_true", help="score variants whose tokenizers differ")
     p.add_argument("--batch-size", type=int, default=8, help="prompts per generate call for HF variants (default 8)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
+    add_trust_remote_code(p)
     p.add_argument("--resume", metavar="ID", help="continue a stopped or failed eval; cached answers are kept")
     p.add_argument("--wait", action="store_true", help="wait for the job and print the table")
     p.add_argument("--json", action="store_true", help="print JSON (with --wait: metrics.json)")
@@ -150,6 +152,7 @@ def build_params(args: argparse.Namespace, ws: Any) -> tuple[dict[str, Any], str
 
 def cmd_eval(args: argparse.Namespace, ws: Any) -> int:
     from ftbench.core.jobs import find_job, restart_job, start_job, wait_job
+    from ftbench.core.remote_code import remote_code_env
 
     if args.resume:
         job = find_job(ws, args.resume)
@@ -157,7 +160,7 @@ def cmd_eval(args: argparse.Namespace, ws: Any) -> int:
             raise FtbenchError(
                 f"Job {job.id} is a {job.status.get('kind')} job, not an eval.", "Pass the id of an eval job."
             )
-        job = restart_job(job)
+        job = restart_job(job, env=remote_code_env(args.trust_remote_code))
     else:
         from ftbench.evaluate.encoder_inputs import TARGET as ENCODER_TARGET
 
@@ -169,6 +172,7 @@ def cmd_eval(args: argparse.Namespace, ws: Any) -> int:
             params=params,
             meta={"variants": [v["name"] for v in params["variants"]], "data": params["data_label"]},
             target=ENCODER_TARGET if "task" in params else None,
+            env=remote_code_env(args.trust_remote_code),
         )
     if not args.wait:
         if args.json:

@@ -239,14 +239,14 @@ def cmd_resume(args: argparse.Namespace, ws: Workspace) -> int:
     from ftbench.core.checkpoint_trust import TRUST_ENV
     from ftbench.core.objectives import REWARD_CODE_ENV
     from ftbench.core.recipe import load_recipe
-    from ftbench.core.remote_code import TRUST_REMOTE_CODE_ENV, launch_env
+    from ftbench.core.remote_code import launch_env, remote_code_env
 
     env = {TRUST_ENV: "1"} if args.trust_checkpoint else {TRUST_ENV: "0"}  # this attempt only, never stored
     frozen = job.layout.recipe
     if frozen.is_file():  # whatever it says, the job itself trusts only this attempt's flag (remote_code.job_trust)
         env.update(launch_env(load_recipe(frozen), args.trust_remote_code, str(frozen)))
     else:
-        env[TRUST_REMOTE_CODE_ENV] = "1" if args.trust_remote_code else "0"
+        env.update(remote_code_env(args.trust_remote_code))
     env[REWARD_CODE_ENV] = "1" if args.allow_reward_code else "0"
     job = restart_job(job, env=env, on_launch=Registry(ws).sync_job)
     print(f"{job.id} (attempt {job.status.get('attempt')})")

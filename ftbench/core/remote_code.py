@@ -20,6 +20,16 @@ TRUST_REMOTE_CODE_ENV = "FTBENCH_TRUST_REMOTE_CODE"  # "1" for one attempt start
 FLAG_HINT = "Read the model folder's Python files first; if you trust them, pass --trust-remote-code."
 
 
+def remote_code_env(live_flag: bool) -> dict[str, str]:
+    """The environment that carries this attempt's --trust-remote-code into its job (never the job folder)."""
+    return {TRUST_REMOTE_CODE_ENV: "1" if live_flag else "0"}
+
+
+def job_trusts_remote_code() -> bool:
+    """Inside a job: whether this attempt was started with --trust-remote-code."""
+    return os.environ.get(TRUST_REMOTE_CODE_ENV) == "1"
+
+
 def launch_env(recipe: Recipe, live_flag: bool, source: str) -> dict[str, str]:
     """The job environment for this attempt's trust; refuses a recipe that asks for trust without the flag."""
     if recipe.model.trust_remote_code and not live_flag:
@@ -28,10 +38,10 @@ def launch_env(recipe: Recipe, live_flag: bool, source: str) -> dict[str, str]:
             "--trust-remote-code flag.",
             FLAG_HINT,
         )
-    return {TRUST_REMOTE_CODE_ENV: "1" if live_flag else "0"}
+    return remote_code_env(live_flag)
 
 
 def job_trust(recipe: Recipe) -> Recipe:
     """Inside the job: the recipe with trust_remote_code set from this attempt's live flag, whatever it said."""
-    recipe.model.trust_remote_code = os.environ.get(TRUST_REMOTE_CODE_ENV) == "1"
+    recipe.model.trust_remote_code = job_trusts_remote_code()
     return recipe

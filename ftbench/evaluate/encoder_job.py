@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ftbench.core.atomic import atomic_write_json, atomic_write_text
+from ftbench.core.remote_code import job_trusts_remote_code
 from ftbench.core.specs import TASK_SPECS
 from ftbench.evaluate import report
 from ftbench.evaluate.encoder_inputs import EncoderVariant, eval_rows
@@ -75,7 +76,7 @@ def predict_all(
         if not todo:
             continue
         ctx.log(f"Loading {variant.name} ({variant.task}).")
-        predictor = load_predictor(variant.path, device=device)
+        predictor = load_predictor(variant.path, device=device, trust_remote_code=job_trusts_remote_code())
         writer = CacheWriter(cache_path(ctx.job_dir, index, variant.name))
         try:
             for batch in batches(todo, batch_size):

@@ -96,8 +96,14 @@ def generate_batch(
 class HFRunner:
     """The HF variants of one eval, with their bases loaded once."""
 
-    def __init__(self, specs: Sequence[VariantSpec], config: GenConfig, device: str | None = None) -> None:
-        self.backend = HFBackend(device=device)
+    def __init__(
+        self,
+        specs: Sequence[VariantSpec],
+        config: GenConfig,
+        device: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> None:
+        self.backend = HFBackend(device=device, trust_remote_code=trust_remote_code)
         self.config = config
         for spec in specs:
             self.backend.load(spec)

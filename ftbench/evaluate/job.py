@@ -19,6 +19,7 @@ from typing import Any
 
 from ftbench.chat.protocol import VariantSpec
 from ftbench.core.atomic import atomic_write_json, atomic_write_text
+from ftbench.core.remote_code import job_trusts_remote_code
 from ftbench.evaluate import report
 from ftbench.evaluate.evalset import EvalItem, resolve_items
 from ftbench.evaluate.metrics import GENERATION_METRICS, ScoreOptions, aggregate, score_example, tokenization_for
@@ -145,7 +146,8 @@ def evaluate(
         ctx.log(
             f"Loading {len(hf)} HF variant(s) ({len({specs[i].base or specs[i].path for i in hf})} base model(s) in memory)."
         )
-        runner = HFRunner([specs[i] for i in hf], config, device=p.get("device"))
+        trust = job_trusts_remote_code()
+        runner = HFRunner([specs[i] for i in hf], config, device=p.get("device"), trust_remote_code=trust)
         for i in hf:
             _run_variant(ctx, out_dir, items, specs[i], i, caches[i], progress, batch_size, want_ppl, hf_runner=runner)
         del runner

@@ -281,6 +281,40 @@ def test_a_training_job_trusts_only_the_live_flag(tiny_llama: Path, tmp_path: Pa
     assert marker.exists()
 
 
+def test_an_eval_job_trusts_only_the_live_flag(tiny_llama: Path, tmp_path: Path, monkeypatch) -> None:
+    """`ftbench eval --trust-remote-code` reaches the job through its environment; nothing else turns it on."""
+    pytest.importorskip("torch")
+    from inlinejob import run_job_inline
+
+    from ftbench.cli import build_parser
+    from ftbench.commands.eval import build_params
+    from ftbench.core.jobs import JOB_TARGETS, new_job_id
+    from ftbench.core.remote_code import remote_code_env
+
+    marker = tmp_path / "remote-code-ran"
+    model = evil_model(tiny_llama, tmp_path / "evil-model", marker)
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"hi {i}", "reference": "ok"}) + "\n" for i in range(2)))
+    ws = Workspace.open(tmp_path / "ws")
+
+    def eval_job(*flags: str) -> Path:
+        args = build_parser().parse_args(["eval", str(model), "--data", str(prompts), "--max-tokens", "2", *flags])
+        params, _ = build_params(args, ws)
+        sys.modules.pop("evil", None)
+        monkeypatch.setenv(*next(iter(remote_code_env(args.trust_remote_code).items())))
+        job_dir = ws.root / "jobs" / new_job_id("eval", "trust")
+        run_job_inline(ws.root, job_dir, "eval", JOB_TARGETS["eval"], params)
+        return job_dir
+
+    summary = json.loads((eval_job() / "metrics.json").read_text())
+    assert not marker.exists()
+    assert summary["examples"] == 2 and len(summary["variants"]) == 1  # answered, with transformers' llama classes
+    # Positive control: with the flag the folder's code runs (and, being a stub, fails the load).
+    with pytest.raises(FtbenchError, match="Cannot load the model"):
+        eval_job("--trust-remote-code")
+    assert marker.exists()
+
+
 @pytest.mark.parametrize("command", ["train", "resume"])
 def test_train_and_resume_refuse_a_recipe_that_asks_for_trust(command: str, tmp_path: Path, capsys) -> None:
     from ftbench.cli import main
