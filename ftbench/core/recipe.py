@@ -266,6 +266,13 @@ class Recipe(_Section):
             return self.training.lr
         return METHOD_SPECS[self.method.name].default_lr
 
+    def sparse_logits_planned(self) -> bool:
+        """Whether the run computes logits only at trained positions (train/levers.py adds the model's check):
+        SFT with training.sparse_logits on, not replaced by Liger's fused loss, not prompt tuning (its virtual
+        tokens lengthen the sequence the mask was built for). The VRAM estimate reads it too."""
+        t = self.training
+        return self.task == "sft" and t.sparse_logits and not t.liger and self.method.name != "prompt_tuning"
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 

@@ -34,7 +34,6 @@ def trainer_overrides(recipe: Recipe) -> dict[str, Any]:
 
 
 def use_sparse_logits(recipe: Recipe, model: Any) -> bool:
-    """Sparse logits when asked for, not replaced by Liger's fused loss, and the model can slice by a mask
-    (prompt tuning cannot: its virtual tokens lengthen the sequence the mask was built for)."""
-    t = recipe.training
-    return t.sparse_logits and not t.liger and recipe.method.name != "prompt_tuning" and supports_sparse_logits(model)
+    """Sparse logits when the recipe plans them (`Recipe.sparse_logits_planned`) and the model can slice by a
+    mask."""
+    return recipe.sparse_logits_planned() and supports_sparse_logits(model)

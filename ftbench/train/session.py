@@ -43,11 +43,14 @@ class Session:
 
     def rows_and_model(self, task: str) -> tuple[Any, Any]:
         """The checked rows (kept by preflight when it ran) and the loaded model, both noted in the run's info."""
+        from transformers import set_seed
+
         from ftbench.train.data import load_rows
         from ftbench.train.model import load_model
 
         rows = self.state.get("rows") or load_rows(self.recipe.data, task)
         self.ctx.progress("loading model", 0, 1)
+        set_seed(self.recipe.training.seed)  # new weights (a LoRA's A, a new head) are drawn as the model loads
         lm = load_model(self.recipe, self.precision)
         self.ctx.progress("loading model", 1, 1)
         report = rows.report

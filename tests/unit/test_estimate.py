@@ -155,3 +155,36 @@ def test_step_time_from_flops() -> None:
     full = estimate_step_seconds(SMOL_PARAMS, 4096, "full", tflops=100.0, mfu=0.5)
     assert full == pytest.approx(6 * SMOL_PARAMS * 4096 / 50e12)
     assert estimate_step_seconds(SMOL_PARAMS, 4096, "lora", 100.0, 0.5) == pytest.approx(full * 4 / 6)
+
+
+def test_sparse_logits_count_only_the_trained_positions() -> None:
+    from ftbench.core.estimate import LOGIT_BYTES, TRAINED_FRACTION
+
+    full = estimate_vram(SMOL, SMOL_PARAMS, "lora", seq_len=512, batch=2)
+    off = estimate_vram(SMOL, SMOL_PARAMS, "lora", seq_len=512, batch=2, sparse_logits=False)
+    on = estimate_vram(SMOL, SMOL_PARAMS, "lora", seq_len=512, batch=2, sparse_logits=True)
+    assert off.to_dict() == full.to_dict()  # off is the (batch x seq x vocab) logits estimate, unchanged
+    per_token = LOGIT_BYTES * 49152
+    assert full.activations - on.activations == 1024 * (per_token - int(per_token * TRAINED_FRACTION))
+    assert on.total < off.total and (on.weights, on.optimizer) == (off.weights, off.optimizer)
+    every = estimate_vram(SMOL, SMOL_PARAMS, "lora", seq_len=512, batch=2, sparse_logits=True, trained_fraction=1.0)
+    assert every.activations == off.activations
+    encoder = estimate_vram(SMOL, SMOL_PARAMS, "lora", causal_lm=False, sparse_logits=True)
+    assert encoder.activations == estimate_vram(SMOL, SMOL_PARAMS, "lora", causal_lm=False).activations
+
+
+def test_recipe_estimate_follows_its_sparse_logits_setting(tiny_llama: Path) -> None:
+    from ftbench.core.estimate import estimate_for_recipe
+    from ftbench.core.recipe import validate_recipe
+
+    def activations(task: str = "sft", data: dict | None = None, **training: object) -> int:
+        raw = {"task": task, "model": str(tiny_llama), "data": {"train": "d.jsonl", **(data or {})}}
+        estimate = estimate_for_recipe(validate_recipe({**raw, "training": training}))
+        assert estimate is not None
+        return estimate.activations
+
+    default, off = activations(), activations(sparse_logits=False)
+    assert default < off  # sparse_logits is on by default for SFT
+    assert activations(liger=True) == off  # Liger's fused loss replaces sparse logits
+    assert activations(data={"train_on_prompt": True}) == off  # every position trained
+    assert activations("dpo") == activations("dpo", sparse_logits=False) == off  # only SFT slices the logits
