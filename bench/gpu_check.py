@@ -13,8 +13,9 @@ Writes OUT_DIR/gpu_check.json and OUT_DIR/gpu_check.md with one section per chec
 - sft_tokens_per_s: real tokens/s of one LoRA SFT step loop with padded SDPA batches against padding-free
   packed rows (SDPA, and flash-attention varlen when flash_attn is installed);
 - sft_vs_trl: bench/bench_sft_vs_trl.py on the GPU (bf16): TRL's SFTTrainer default and packed against ftbench's
-  defaults and each GPU lever (padding-free rows with flash-attention varlen where installed, Liger kernels,
-  torch.compile): tokens/s, time to first step, peak VRAM, eval loss (skipped when trl is not installed);
+  defaults (padding-free rows, with flash-attention varlen where installed), its padded batches and each GPU
+  lever (Liger kernels, torch.compile): tokens/s, time to first step, peak VRAM, eval loss (skipped when trl is
+  not installed);
 - gpu_queue: two `ftbench train --gpus 0,` runs on one GPU: the second waits `queued`, then runs;
 - ddp: a 2-process run on 2 GPUs (only with 2+ GPUs);
 - llama_cpp_offload: GGUF generation with every layer on the GPU against none (only with a CUDA build).
@@ -403,7 +404,7 @@ class Check:
         if importlib.util.find_spec("trl") is None:
             raise Skip("trl is not installed (pip install trl)")
         self.ensure_demo()
-        sides = ["trl-default", "trl-packing", "ftbench", "ftbench-padding-free", "ftbench-compile"]
+        sides = ["trl-default", "trl-packing", "ftbench", "ftbench-padded", "ftbench-compile"]
         if importlib.util.find_spec("liger_kernel") is not None:
             sides.append("ftbench-liger")
         out = self.tmp / "sft_vs_trl.json"

@@ -61,9 +61,11 @@ class DataSection(_Section):
     format: Literal[FORMATS] = "auto"  # type: ignore[valid-type]
     columns: dict[str, str] = Field(default_factory=dict, description="format field -> column in the file")
     max_length: int = Field(1024, ge=8)
-    packing: bool = True
+    packing: bool = Field(
+        False, description="pack the whole set into max_length rows before batching (batch_size then counts rows)"
+    )
     padding_free: bool = Field(
-        False, description="lay each batch end to end in one row (no padding); fastest with flash_attention_2"
+        True, description="lay each batch's examples end to end in rows of at most max_length tokens (no padding)"
     )
     train_on_prompt: bool = False
     chat_template: str | None = None
@@ -144,6 +146,10 @@ class TrainingSection(_Section):
     gradient_checkpointing: bool = False
     sparse_logits: bool = Field(
         True, description="causal LMs: compute logits and loss only at trained positions (same loss, less work)"
+    )
+    fast_dropout: bool = Field(
+        True,
+        description="LoRA dropout masks from 16-bit uniforms on the CPU (same distribution, a fraction of the cost)",
     )
     liger: bool = Field(False, description="Liger kernels (the `liger` extra; GPU): fused RMSNorm, RoPE, SwiGLU, loss")
     torch_compile: bool = Field(False, description="torch.compile the model (pays a compile at start)")

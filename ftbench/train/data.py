@@ -7,19 +7,26 @@ template adds for each assistant turn (content plus its end-of-turn marker) is t
 front end tokenizes a prompt before generating, and labels of prompt tokens are -100 unless
 `data.train_on_prompt` is set.
 
-Packing (`data.packing`, default on): examples are placed best-fit-decreasing into rows of at most
-`max_length` tokens. Each packed row carries `position_ids` that restart at 0 for every example and no
-attention mask; transformers derives a block-diagonal causal mask from restarting position ids (and flash
-attention uses them as sequence boundaries), so tokens never attend across examples, and the first token
-of every example is never predicted from its neighbour. That detection only runs without a KV cache, so
-packed batches pass `use_cache=False` (tests/integration/test_train_data.py checks the logits of a packed
-example equal its logits alone). Without packing, batches are padded to their longest
-row (never to max_length) with an attention mask.
+Batches keep `training.batch_size` examples per step, so the optimizer takes the same steps as padded
+batches and reaches the same loss. Padding-free batches (`data.padding_free`, default on) lay a batch's
+examples end to end in rows of at most `max_length` tokens (one row under flash_attention_2, whose varlen
+kernel costs nothing extra for a long row) instead of padding each to the longest. Packing (`data.packing`,
+default off) places the whole set best-fit-decreasing into rows of at most `max_length` tokens before
+batching: fuller rows, but `batch_size` then counts rows, so an epoch takes fewer, larger steps.
+
+Rows holding several examples carry `position_ids` that restart at 0 for every example and no attention
+mask; transformers derives a block-diagonal causal mask from restarting position ids (and flash attention
+uses them as sequence boundaries), so tokens never attend across examples, and the first token of every
+example is never predicted from its neighbour. That detection only runs without a KV cache, so such batches
+pass `use_cache=False` (tests/integration/test_train_data.py checks the logits of a packed example equal its
+logits alone). With both switches off, batches are padded to their longest row (never to max_length) with an
+attention mask.
 """
 
 from __future__ import annotations
 
 import bisect
+import heapq
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -254,7 +261,14 @@ def tokenize_preference(
 
 
 def pack(examples: Sequence[Mapping[str, list[int]]], max_length: int) -> list[dict[str, list[int]]]:
-    """Best-fit-decreasing packing into rows of <= max_length tokens, with per-example position ids.
+    """The whole set best-fit-decreasing into rows of <= max_length tokens (shuffled with a fixed seed)."""
+    packed = [join_examples([examples[i] for i in members]) for members in best_fit(examples, max_length)]
+    random.Random(0).shuffle(packed)
+    return packed
+
+
+def best_fit(examples: Sequence[Mapping[str, list[int]]], max_length: int) -> list[list[int]]:
+    """Best-fit-decreasing: indices of the examples in each row of at most max_length tokens.
 
     The free space of the open rows is kept sorted, so each example finds the fullest row it still fits in
     by bisection: O(n log n), which keeps 50k examples to well under a second."""
@@ -274,19 +288,41 @@ def pack(examples: Sequence[Mapping[str, list[int]]], max_length: int) -> list[d
         at = bisect.bisect_left(free, rest)
         free.insert(at, rest)
         owner.insert(at, row)
-    packed = []
-    for members in bins:
-        ids: list[int] = []
-        labels: list[int] = []
-        pos: list[int] = []
-        for i in members:
-            ex = examples[i]
-            ids.extend(ex["input_ids"])
-            labels.extend([IGNORE, *ex["labels"][1:]])
-            pos.extend(range(len(ex["input_ids"])))
-        packed.append({"input_ids": ids, "labels": labels, "position_ids": pos})
-    random.Random(0).shuffle(packed)
-    return packed
+    return bins
+
+
+def balanced_rows(examples: Sequence[Mapping[str, list[int]]], limit: int) -> list[list[int]]:
+    """A batch's examples spread over as few rows of at most `limit` tokens as the total needs (one more while
+    they do not fit), longest first onto the shortest row, so the rows come out near one length and padding
+    them to the longest costs little (filling rows in turn, as `best_fit` does, would leave a short last row
+    padded out to `limit`)."""
+    lengths = [len(ex["input_ids"]) for ex in examples]
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    count = max(1, -(-sum(lengths) // limit))
+    while True:
+        rows: list[list[int]] = [[] for _ in range(count)]
+        heap = [(0, r) for r in range(count)]
+        for i in order:
+            load, r = heapq.heappop(heap)
+            rows[r].append(i)
+            heapq.heappush(heap, (load + lengths[i], r))
+        if max(load for load, _ in heap) <= limit or count >= len(lengths):
+            return rows
+        count += 1
+
+
+def join_examples(members: Sequence[Mapping[str, list[int]]]) -> dict[str, list[int]]:
+    """One row of examples end to end, position ids restarting per example (a member that is itself a packed
+    row keeps its own); no token is trained on the token before its example's first."""
+    ids: list[int] = []
+    labels: list[int] = []
+    positions: list[int] = []
+    for ex in members:
+        pos = list(ex.get("position_ids", range(len(ex["input_ids"]))))
+        ids.extend(ex["input_ids"])
+        labels.extend(IGNORE if p == 0 else lab for p, lab in zip(pos, ex["labels"], strict=True))
+        positions.extend(pos)
+    return {"input_ids": ids, "labels": labels, "position_ids": positions}
 
 
 def mark_eval(examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -298,11 +334,11 @@ class SftCollator:
     """Pads a batch to its longest row (rounded up to a multiple of 8) and counts the real tokens it hands out
     for training (rows marked `_eval` by `mark_eval` are not counted).
 
-    Packed rows get position_ids and no attention mask (see the module docstring); the padding tail is given
-    positions of its own block so it never joins a real example. `padding_free` lays the whole batch end to end
-    in one row instead (no padding at all; position ids restart per example, which flash-attention varlen and
-    transformers' packed-sequence masks read as boundaries). `sparse_logits` adds the mask of trained positions
-    that train/sparse_logits.py computes the loss on. `tokens` is read by the events callback."""
+    Rows that hold several examples get position_ids and no attention mask (see the module docstring); the
+    padding tail is given positions of its own block so it never joins a real example. `padding_free` first
+    lays the batch's examples end to end in rows of at most `row_limit` tokens (`balanced_rows`; one row when
+    it is None). `sparse_logits` adds the mask of trained positions that train/sparse_logits.py computes the
+    loss on. `tokens` is read by the events callback."""
 
     def __init__(
         self,
@@ -311,6 +347,7 @@ class SftCollator:
         pad_to_multiple_of: int = 8,
         pad_to: int | None = None,
         padding_free: bool = False,
+        row_limit: int | None = None,
         sparse_logits: bool = False,
     ) -> None:
         self.pad_id = pad_id
@@ -318,6 +355,7 @@ class SftCollator:
         self.multiple = pad_to_multiple_of
         self.pad_to = pad_to
         self.padding_free = padding_free
+        self.row_limit = row_limit
         self.sparse_logits = sparse_logits
         self.tokens = 0
 
@@ -326,9 +364,9 @@ class SftCollator:
 
         self.tokens += sum(len(b["input_ids"]) for b in batch if not b.get("_eval"))
         if self.padding_free:
-            ids, labels, extra = self._flat(batch)
-        else:
-            ids, labels, extra = self._padded(batch)
+            limit = self.row_limit or sum(len(b["input_ids"]) for b in batch)
+            batch = [join_examples([batch[i] for i in members]) for members in balanced_rows(batch, limit)]
+        ids, labels, extra = self._padded(batch)
         out: dict[str, Any] = {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels)}
         out["position_ids" if self.packed else "attention_mask"] = torch.tensor(extra)
         if self.packed:
@@ -354,17 +392,6 @@ class SftCollator:
             else:
                 extra.append([1] * n + [0] * gap)
         return ids, labels, extra
-
-    def _flat(self, batch: Sequence[Mapping[str, list[int]]]) -> tuple[list[Any], list[Any], list[Any]]:
-        ids: list[int] = []
-        labels: list[int] = []
-        positions: list[int] = []
-        for b in batch:
-            pos = list(b.get("position_ids", range(len(b["input_ids"]))))
-            ids.extend(b["input_ids"])
-            labels.extend(IGNORE if p == 0 else lab for p, lab in zip(pos, b["labels"], strict=True))
-            positions.extend(pos)
-        return [ids], [labels], [positions]
 
 
 class PreferenceCollator:

@@ -1,11 +1,12 @@
 """Speed switches for the training loop, each off unless it is exact and pays off everywhere.
 
 `training.sparse_logits` (on): logits only at trained positions (train/sparse_logits.py), exact, for causal LMs
-whose forward takes a `logits_to_keep` mask. `training.liger` (off): Liger kernels (fused RMSNorm, RoPE, SwiGLU
-and linear cross-entropy), Triton on a GPU; when on, its fused loss replaces sparse logits. `training.torch_compile`
-(off): compiles the model, which costs a compile per new shape at the start. `data.padding_free` (off): batches
-laid end to end in one row (train/data.py `SftCollator`). Gradient checkpointing is always the non-reentrant
-variant (train/model.py).
+whose forward takes a `logits_to_keep` mask. `training.fast_dropout` (on): LoRA dropout masks drawn four to a
+random word on the CPU (train/lora_dropout.py), the same distribution. `training.liger` (off): Liger kernels
+(fused RMSNorm, RoPE, SwiGLU and linear cross-entropy), Triton on a GPU; when on, its fused loss replaces sparse
+logits. `training.torch_compile` (off): compiles the model, which costs a compile per new shape at the start.
+`data.padding_free` (on): each batch's examples laid end to end, no padding (train/data.py `SftCollator`).
+Gradient checkpointing is always the non-reentrant variant (train/model.py).
 """
 
 from __future__ import annotations

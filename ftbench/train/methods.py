@@ -77,12 +77,17 @@ def apply_lora(model: Any, recipe: Recipe, info: dict[str, Any]) -> Any:
         modules_to_save=heads,
     )
     try:
-        return get_peft_model(model, config)
+        model = get_peft_model(model, config)
     except ValueError as exc:
         raise FtbenchError(
             f"method.target_modules {targets} do not fit {recipe.model.path}: {exc}.",
             "Use target_modules: auto or names from the model.",
         ) from exc
+    if recipe.training.fast_dropout:
+        from ftbench.train.lora_dropout import use_fast_dropout
+
+        use_fast_dropout(model)
+    return model
 
 
 def apply_prompt_tuning(model: Any, recipe: Recipe, info: dict[str, Any]) -> Any:

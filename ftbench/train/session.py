@@ -250,6 +250,7 @@ def model_card(recipe: Recipe, metrics: dict[str, Any], info: dict[str, Any], we
         "optimizer": t.optimizer,
         "max_length": recipe.data.max_length,
         "packing": recipe.data.packing,
+        "padding_free": recipe.data.padding_free,
         "seed": t.seed,
     }
     for key in method_spec(m.name).fields:  # the method's own settings; target_modules as resolved

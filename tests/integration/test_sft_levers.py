@@ -76,15 +76,17 @@ def test_padding_free_batches_give_the_padded_per_example_loss(model_and_example
     model, tok, examples = model_and_examples
     padded = SftCollator(tok.pad_token_id, packed=False)(examples)
     flat = SftCollator(tok.pad_token_id, packed=False, padding_free=True)(examples)
-    assert flat["input_ids"].shape == (1, sum(len(e["input_ids"]) for e in examples))
-    assert "attention_mask" not in flat and flat["position_ids"][0].tolist().count(0) == len(examples)
-    lengths = [len(e["input_ids"]) for e in examples]
+    lengths = [len(e["input_ids"]) for e in flat_order(examples)]
+    assert flat["input_ids"].shape == (1, -(-sum(lengths) // 8) * 8)  # one row, only the tail rounded up
+    tail = flat["input_ids"].shape[1] - sum(lengths)
+    assert "attention_mask" not in flat and flat["position_ids"][0].tolist().count(0) == len(examples) + (tail > 0)
     starts = [sum(lengths[:i]) for i in range(len(lengths))]
+    order = [examples.index(e) for e in flat_order(examples)]
     with torch.no_grad():
         want = per_example_losses(
             model(**{k: v for k, v in padded.items() if k != "labels"}).logits,
             padded["labels"],
-            [(i, 0, n) for i, n in enumerate(lengths)],
+            [(i, 0, len(examples[i]["input_ids"])) for i in order],
         )
         got = per_example_losses(
             model(**{k: v for k, v in flat.items() if k != "labels"}).logits,
@@ -93,6 +95,36 @@ def test_padding_free_batches_give_the_padded_per_example_loss(model_and_example
         )
     assert got == pytest.approx(want, abs=1e-4)
     assert all(flat["labels"][0, s] == IGNORE for s in starts)  # no example is predicted from its neighbour
+
+
+def flat_order(examples):
+    """The order a padding-free row lays examples in: longest first."""
+    return sorted(examples, key=lambda e: -len(e["input_ids"]))
+
+
+def test_padding_free_rows_within_a_limit_give_the_padded_batchs_loss_and_gradients(model_and_examples):
+    """The default layout: a batch's examples end to end in rows of at most max_length tokens. The optimizer
+    sees the same batch, so the step's loss and gradients equal the padded batch's."""
+    import torch
+
+    model, tok, examples = model_and_examples
+    batch = examples * 3  # 9 examples, more than one row's worth
+    limit = 24
+    padded = SftCollator(tok.pad_token_id, packed=False)(batch)
+    rows = SftCollator(tok.pad_token_id, packed=False, padding_free=True, row_limit=limit)(batch)
+    assert 1 < rows["input_ids"].shape[0] < len(batch) and rows["input_ids"].shape[1] <= limit
+    assert int((rows["position_ids"] == 0).sum()) >= len(batch)  # every example starts its own block
+    assert int((rows["labels"] != IGNORE).sum()) == int((padded["labels"][:, 1:] != IGNORE).sum())
+    model.zero_grad()
+    want = model(**padded).loss
+    want.backward()
+    want_grads = grads(model)
+    model.zero_grad()
+    got = model(**rows).loss
+    got.backward()
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    for name, grad in grads(model).items():
+        torch.testing.assert_close(grad, want_grads[name], atol=1e-5, rtol=1e-4)
 
 
 def recipe(**training):

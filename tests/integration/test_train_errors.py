@@ -135,7 +135,7 @@ def test_validate_prints_resolved_recipe(workspace, tmp_path, fake_model, capsys
     resolved = yaml.safe_load(capsys.readouterr().out)
     assert (
         resolved["training"]["seed"] == 7
-        and resolved["data"]["packing"] is True
+        and resolved["data"]["padding_free"] is True
         and resolved["method"]["target_modules"] == "auto"
     )
 

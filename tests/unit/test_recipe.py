@@ -17,7 +17,8 @@ def test_three_line_recipe_gets_every_default():
     r = validate_recipe(THREE_LINES)
     assert r.model.path == "models/m" and r.data.train == "datasets/d.jsonl"
     assert r.method.name == "lora" and r.method.target_modules == "auto" and r.method.r == 16
-    assert r.data.format == "auto" and r.data.packing is True and r.data.train_on_prompt is False
+    assert r.data.format == "auto" and r.data.packing is False and r.data.padding_free is True
+    assert r.data.train_on_prompt is False and r.training.fast_dropout is True
     assert r.training.precision == "auto" and r.training.devices == "auto" and r.model.trust_remote_code is False
     assert r.learning_rate() == 2e-4
     assert validate_recipe({**THREE_LINES, "method": "full"}).learning_rate() == 2e-5
@@ -33,12 +34,12 @@ def test_set_overrides_are_typed_by_the_schema(tmp_path: Path):
         [
             "training.lr=1e-4",
             "training.batch_size=8",
-            "data.packing=false",
+            "data.packing=true",
             "method.name=qlora",
             "method.target_modules=[q_proj, v_proj]",
         ],
     )
-    assert r.training.lr == 1e-4 and r.training.batch_size == 8 and r.data.packing is False
+    assert r.training.lr == 1e-4 and r.training.batch_size == 8 and r.data.packing is True
     assert r.method.name == "qlora" and r.method.target_modules == ["q_proj", "v_proj"]
     assert r.name == "r"
     # --set into a shorthand section expands it

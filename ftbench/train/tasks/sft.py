@@ -62,18 +62,8 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
         raise FtbenchError(
             "No training example is left after tokenization.", "Raise data.max_length or check the data's responses."
         )
-    packing = recipe.data.packing and recipe.method.name != "prompt_tuning"
-    if recipe.data.packing and not packing:
-        ctx.log("Packing is off for prompt tuning (the soft prompt is prepended to every row).")
-    if packing:
-        n_before = len(train_ex)
-        train_ex = pack(train_ex, recipe.data.max_length)
-        eval_ex = pack(eval_ex, recipe.data.max_length) if eval_ex else []
-        ctx.log(f"Packed {n_before} examples into {len(train_ex)} rows of at most {recipe.data.max_length} tokens.")
-    eval_ex = mark_eval(eval_ex)
-    sparse = use_sparse_logits(recipe, model)
-    collator = SftCollator(
-        tokenizer.pad_token_id, packed=packing, padding_free=recipe.data.padding_free, sparse_logits=sparse
+    train_ex, eval_ex, collator = batch_layout(
+        recipe, ctx, train_ex, eval_ex, tokenizer.pad_token_id, use_sparse_logits(recipe, model)
     )
     # prediction_loss_only: evaluation needs the loss alone, not every eval batch's logits kept in memory
     args = session.training_args(has_eval=bool(eval_ex), prediction_loss_only=True, **trainer_overrides(recipe))
@@ -87,7 +77,7 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
         eval_dataset=eval_ex or None,
         data_collator=collator,
         callbacks=session.callbacks(collator) + generation,
-        compute_loss_func=causal_loss if sparse else None,
+        compute_loss_func=causal_loss if collator.sparse_logits else None,
     )
     result = session.run_trainer(trainer)
     metrics: dict[str, Any] = {
@@ -107,3 +97,30 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
     metrics.update(truncated_rows=report.truncated, skipped_rows=report.bad_rows + report.bad_lines)
     metrics.update(session.save_outputs(trainer.model, tokenizer, metrics))
     return metrics
+
+
+def batch_layout(
+    recipe: Recipe, ctx: JobContext, train_ex: list[Any], eval_ex: list[Any], pad_id: int, sparse: bool
+) -> tuple[list[Any], list[Any], SftCollator]:
+    """Packing and padding-free rows as the recipe asks (train/data.py), both off for prompt tuning, whose soft
+    prompt is prepended to every row; and the collator that lays out each batch."""
+    tuning = recipe.method.name == "prompt_tuning"
+    packing, padding_free = recipe.data.packing and not tuning, recipe.data.padding_free and not tuning
+    if tuning and (recipe.data.packing or recipe.data.padding_free):
+        ctx.log("Packing and padding-free rows are off for prompt tuning (the soft prompt is prepended to every row).")
+    if packing:
+        n_before = len(train_ex)
+        train_ex = pack(train_ex, recipe.data.max_length)
+        eval_ex = pack(eval_ex, recipe.data.max_length) if eval_ex else []
+        ctx.log(f"Packed {n_before} examples into {len(train_ex)} rows of at most {recipe.data.max_length} tokens.")
+    # flash-attention's varlen kernel treats each example as its own sequence, so one long row costs nothing;
+    # other kernels attend over the whole row (masked), so rows stay within max_length
+    varlen = recipe.model.attn_implementation == "flash_attention_2"
+    collator = SftCollator(
+        pad_id,
+        packed=packing,
+        padding_free=padding_free,
+        row_limit=None if varlen else recipe.data.max_length,
+        sparse_logits=sparse,
+    )
+    return train_ex, mark_eval(eval_ex), collator
