@@ -18,28 +18,23 @@ import torch
 WORD = 1 << 16
 
 
-class FastDropout(torch.nn.Module):
-    """Inverted dropout with masks read from 16-bit slices of 64-bit random words on the CPU."""
+class FastDropout(torch.nn.Dropout):
+    """Inverted dropout with masks read from 16-bit slices of 64-bit random words on the CPU.
 
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.p = p
-        self.cut = round(p * WORD)  # drop where the uniform in [0, 2**16) is below this
-        self.scale = WORD / (WORD - self.cut)
+    A subclass of nn.Dropout with `p` read at each call, so code that finds dropouts by type and sets `p = 0`
+    (TRL's `disable_dropout` for DPO, KTO and ORPO) switches this one off too."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.cut == 0:
+        cut = round(self.p * WORD)  # drop where the uniform in [0, 2**16) is below this
+        if not self.training or cut == 0:
             return x
         if x.device.type != "cpu":
             return torch.nn.functional.dropout(x, self.p, training=True)
         n = x.numel()
         words = torch.randint(-(2**63), 2**63 - 1, (-(-n // 4),), dtype=torch.int64)
         # int16 view: the uniform u in [0, 2**16) is the slice + 2**15, so u >= cut <=> slice >= cut - 2**15
-        keep = words.view(torch.int16)[:n].view(x.shape) >= self.cut - WORD // 2
-        return torch.where(keep, x, 0) * self.scale
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
+        keep = words.view(torch.int16)[:n].view(x.shape) >= cut - WORD // 2
+        return torch.where(keep, x, 0) * (WORD / (WORD - cut))
 
 
 def use_fast_dropout(model: Any) -> int:
@@ -51,7 +46,7 @@ def use_fast_dropout(model: Any) -> int:
         if not isinstance(dropouts, torch.nn.ModuleDict):
             continue
         for name, dropout in dropouts.items():
-            if isinstance(dropout, torch.nn.Dropout) and dropout.p > 0:
+            if type(dropout) is torch.nn.Dropout and dropout.p > 0:
                 dropouts[name] = FastDropout(dropout.p)
                 swapped += 1
     return swapped
