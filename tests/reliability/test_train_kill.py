@@ -55,7 +55,13 @@ def test_kill_9_then_resume(workspace, tiny_llama, tmp_path, capsys, when: str) 
         "task": "sft",
         "model": str(tiny_llama),
         "data": {"train": str(data), "max_length": 48},
-        "training": {"max_steps": 100000, "batch_size": 2, "logging_steps": 1, "save_steps": 3},
+        # before the first checkpoint: one far enough away that the kill cannot race it
+        "training": {
+            "max_steps": 100000,
+            "batch_size": 2,
+            "logging_steps": 1,
+            "save_steps": 3 if when == "mid_checkpoint" else 100000,
+        },
     }
     path = tmp_path / "long.yaml"
     path.write_text(yaml.safe_dump(recipe))
