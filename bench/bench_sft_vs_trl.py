@@ -214,14 +214,6 @@ def attention(padding_free: bool) -> dict:
     return {"attn_implementation": "flash_attention_2"} if padding_free and gpu_varlen() else {}
 
 
-class _Log:
-    """The job context's log, for train/tasks/sft.py `batch_layout`."""
-
-    @staticmethod
-    def log(message: str) -> None:
-        print(message, file=sys.stderr)
-
-
 def run_ftbench(a, recipe, rows, timing, side: str):
     from transformers import Trainer, TrainingArguments
 
@@ -236,7 +228,9 @@ def run_ftbench(a, recipe, rows, timing, side: str):
     examples = tokenize_sft(rows.train, rows.report.format, tokenizer, recipe.data, rows.report)
     tokens = sum(len(ex["input_ids"]) for ex in examples)
     sparse = use_sparse_logits(recipe, model)
-    examples, _, collator = batch_layout(recipe, _Log(), examples, [], tokenizer.pad_token_id, sparse)
+    examples, _, collator = batch_layout(
+        recipe, lambda line: print(line, file=sys.stderr), examples, [], tokenizer.pad_token_id, sparse
+    )
     args = {**shared_args(a), **trainer_overrides(recipe), "gradient_checkpointing": False}  # load_model applied it
     trainer = Trainer(
         model=model,

@@ -1,4 +1,5 @@
-"""Speed switches for the training loop, each off unless it is exact and pays off everywhere.
+"""Speed switches for the training loop; those on by default keep the training maths (exactly, or in
+distribution).
 
 `training.sparse_logits` (on): logits only at trained positions (train/sparse_logits.py), exact, for causal LMs
 whose forward takes a `logits_to_keep` mask. `training.fast_dropout` (on): LoRA dropout masks drawn four to a

@@ -20,6 +20,20 @@ BASE_ANSWERS = ["I think it is great", "Sentiment: negative", "It is fine", "Goo
 TUNED_ANSWERS = ["Sentiment: positive", "Sentiment: negative", "Sentiment: neutral", "Sentiment: negative"]
 
 
+def write_succeeded_status(job_dir: Path, created_at: float, variants: list[str]) -> None:
+    """The status.json of a finished 8-row eval job over `variants`."""
+    status = {
+        "id": job_dir.name,
+        "kind": "eval",
+        "state": "succeeded",
+        "name": "reviews-2-variants",
+        "created_at": created_at,
+        "meta": {"variants": variants},
+        "progress": {"done": 8, "total": 8},
+    }
+    (job_dir / "status.json").write_text(json.dumps(status))
+
+
 def make_eval_job(ws_root: Path) -> tuple[Path, dict]:
     job_dir = ws_root / "jobs" / "20261130-120000-eval-sentiment-ab12"
     job_dir.mkdir(parents=True)
@@ -45,16 +59,7 @@ def make_eval_job(ws_root: Path) -> tuple[Path, dict]:
         "data_label": "reviews.jsonl",
     }
     summary = write_outputs(job_dir, items, specs, params, job_dir.name)
-    status = {
-        "id": job_dir.name,
-        "kind": "eval",
-        "state": "succeeded",
-        "name": "reviews-2-variants",
-        "created_at": 1.0,
-        "meta": {"variants": ["base", "tuned"]},
-        "progress": {"done": 8, "total": 8},
-    }
-    (job_dir / "status.json").write_text(json.dumps(status))
+    write_succeeded_status(job_dir, created_at=1.0, variants=["base", "tuned"])
     return job_dir, summary
 
 
@@ -126,16 +131,7 @@ def make_encoder_eval_job(ws_root: Path) -> dict:
         writer.close()
     params = {"task": "classification", "data_label": "reviews.jsonl", "batch_size": 16}
     summary = write_encoder_outputs(job_dir, items, variants, params, job_dir.name)
-    status = {
-        "id": job_dir.name,
-        "kind": "eval",
-        "state": "succeeded",
-        "name": "reviews-2-variants",
-        "created_at": 2.0,
-        "meta": {"variants": ["lora", "full"]},
-        "progress": {"done": 8, "total": 8},
-    }
-    (job_dir / "status.json").write_text(json.dumps(status))
+    write_succeeded_status(job_dir, created_at=2.0, variants=["lora", "full"])
     return summary
 
 

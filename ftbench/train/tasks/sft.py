@@ -8,6 +8,7 @@ the collator counts real tokens for the live tokens/s, and both stay stable acro
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ftbench.core.recipe import Recipe
@@ -63,7 +64,7 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
             "No training example is left after tokenization.", "Raise data.max_length or check the data's responses."
         )
     train_ex, eval_ex, collator = batch_layout(
-        recipe, ctx, train_ex, eval_ex, tokenizer.pad_token_id, use_sparse_logits(recipe, model)
+        recipe, ctx.log, train_ex, eval_ex, tokenizer.pad_token_id, use_sparse_logits(recipe, model)
     )
     # prediction_loss_only: evaluation needs the loss alone, not every eval batch's logits kept in memory
     args = session.training_args(has_eval=bool(eval_ex), prediction_loss_only=True, **trainer_overrides(recipe))
@@ -100,19 +101,19 @@ def train(recipe: Recipe, ctx: JobContext, session: Session) -> dict[str, Any]:
 
 
 def batch_layout(
-    recipe: Recipe, ctx: JobContext, train_ex: list[Any], eval_ex: list[Any], pad_id: int, sparse: bool
+    recipe: Recipe, log: Callable[[str], None], train_ex: list[Any], eval_ex: list[Any], pad_id: int, sparse: bool
 ) -> tuple[list[Any], list[Any], SftCollator]:
     """Packing and padding-free rows as the recipe asks (train/data.py), both off for prompt tuning, whose soft
     prompt is prepended to every row; and the collator that lays out each batch."""
     tuning = recipe.method.name == "prompt_tuning"
     packing, padding_free = recipe.data.packing and not tuning, recipe.data.padding_free and not tuning
     if tuning and (recipe.data.packing or recipe.data.padding_free):
-        ctx.log("Packing and padding-free rows are off for prompt tuning (the soft prompt is prepended to every row).")
+        log("Packing and padding-free rows are off for prompt tuning (the soft prompt is prepended to every row).")
     if packing:
         n_before = len(train_ex)
         train_ex = pack(train_ex, recipe.data.max_length)
         eval_ex = pack(eval_ex, recipe.data.max_length) if eval_ex else []
-        ctx.log(f"Packed {n_before} examples into {len(train_ex)} rows of at most {recipe.data.max_length} tokens.")
+        log(f"Packed {n_before} examples into {len(train_ex)} rows of at most {recipe.data.max_length} tokens.")
     # flash-attention's varlen kernel treats each example as its own sequence, so one long row costs nothing;
     # other kernels attend over the whole row (masked), so rows stay within max_length
     varlen = recipe.model.attn_implementation == "flash_attention_2"
